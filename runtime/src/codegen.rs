@@ -1,0 +1,1 @@
+//! The items generated code uses; see docs/codegen-surface.md.
