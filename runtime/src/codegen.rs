@@ -1,1 +1,16 @@
-//! The items generated code uses; see docs/codegen-surface.md.
+//! The items generated code uses; see docs/codegen-surface.md. Generated code names them as
+//! `::floe::codegen::Item` and uses nothing else of the runtime.
+
+pub use futures_util::future::BoxFuture;
+pub use inventory;
+
+pub use crate::dispatch::{
+    Current, Dispatcher, IncomingRequest, OutgoingResponse, dispatch_builtin,
+};
+pub use crate::encoding::{
+    Encodable, EncodingVersion, FormatType, InputStream, OptionalFormat, OutputStream, SliceType,
+};
+pub use crate::error::Error;
+pub use crate::pending_enc::Identity;
+pub use crate::protocol::{Context, OperationMode};
+pub use crate::proxy::{ObjectPrx, Proxy};
