@@ -66,6 +66,31 @@ pub async fn run_python_client(proxy: &str, scenario: &str, extra: &[&str]) {
     );
 }
 
+/// Runs `client.py` and returns (success, combined output) without asserting.
+pub async fn try_python_client(proxy: &str, scenario: &str, extra: &[&str]) -> (bool, String) {
+    let proxy = proxy.to_string();
+    let scenario = scenario.to_string();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(PYTHON)
+            .arg(python_dir().join("client.py"))
+            .arg(&proxy)
+            .arg(&scenario)
+            .args(&extra)
+            .current_dir(python_dir())
+            .output()
+            .expect("run python client")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("OK "), text)
+}
+
 /// A running `server.py`; killed on drop.
 pub struct PythonServer {
     pub child: Child,
