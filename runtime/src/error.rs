@@ -30,11 +30,148 @@ pub enum Error {
     /// The operation needs a reply but the proxy is oneway or batch oneway.
     #[error("operation `{0}` can only be called twoway")]
     TwowayOnly(String),
+    /// Bad configuration or start-up failure (Ice's `InitializationException`).
+    #[error("initialization failed: {0}")]
+    Initialization(String),
+    /// The communicator was destroyed (Ice's `CommunicatorDestroyedException`).
+    #[error("communicator destroyed")]
+    CommunicatorDestroyed,
+    /// The object adapter is deactivated (Ice's `ObjectAdapterDeactivatedException`).
+    #[error("object adapter `{0}` deactivated")]
+    ObjectAdapterDeactivated(String),
+    /// The peer refused the connection (Ice's `ConnectionRefusedException`).
+    #[error("connection refused: {0}")]
+    ConnectionRefused(String),
+    /// Connecting failed for another reason (Ice's `ConnectFailedException`).
+    #[error("connect failed: {0}")]
+    ConnectFailed(String),
+    /// Connecting took longer than the endpoint timeout (Ice's `ConnectTimeoutException`).
+    #[error("connect timed out: {0}")]
+    ConnectTimeout(String),
+    /// The connection was lost (Ice's `ConnectionLostException` / `SocketException`).
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The peer closed the connection gracefully with CloseConnection before replying (Ice's
+    /// `CloseConnectionException`); the request was not dispatched and is safe to retry.
+    #[error("connection closed by peer")]
+    CloseConnection,
+    /// The connection was closed locally (Ice's `ConnectionManuallyClosedException`).
+    #[error("connection closed: {0}")]
+    ConnectionClosed(String),
+    /// The connection was idle or silent for longer than allowed (Ice's
+    /// `ConnectionTimeoutException`, raised by ACM).
+    #[error("connection timed out (Ice.ACM timeout)")]
+    ConnectionTimeout,
+    /// No reply arrived within the invocation timeout (Ice's `InvocationTimeoutException`).
+    #[error("invocation timed out after {0} ms (ice_invocation_timeout)")]
+    InvocationTimeout(u64),
+    /// The target object does not exist (reply status 2).
+    #[error("object does not exist: {0}")]
+    ObjectNotExist(Box<RequestFailed>),
+    /// The target object exists but not with this facet (reply status 3).
+    #[error("facet does not exist: {0}")]
+    FacetNotExist(Box<RequestFailed>),
+    /// The target object does not implement the operation (reply status 4).
+    #[error("operation does not exist: {0}")]
+    OperationNotExist(Box<RequestFailed>),
+    /// The server failed with a local exception (reply status 5); the text is the server's.
+    #[error("unknown local exception: {0}")]
+    UnknownLocalException(String),
+    /// The server failed with an exception that is neither local nor user (reply status 7).
+    #[error("unknown exception: {0}")]
+    UnknownException(String),
+    /// A proxy string could not be parsed (Ice's `ProxyParseException`).
+    #[error("cannot parse proxy: {0}")]
+    ProxyParse(String),
+    /// An endpoint string could not be parsed (Ice's `EndpointParseException`).
+    #[error("cannot parse endpoint: {0}")]
+    EndpointParse(String),
+    /// A servant or object is already registered (Ice's `AlreadyRegisteredException`).
+    #[error("{kind} `{id}` is already registered")]
+    AlreadyRegistered {
+        /// What was registered ("servant", "object adapter", ...).
+        kind: String,
+        /// Its name or identity.
+        id: String,
+    },
+    /// A servant or object is not registered (Ice's `NotRegisteredException`).
+    #[error("{kind} `{id}` is not registered")]
+    NotRegistered {
+        /// What was looked up.
+        kind: String,
+        /// Its name or identity.
+        id: String,
+    },
+    /// A proxy has no usable endpoint (Ice's `NoEndpointException`).
+    #[error("no suitable endpoint for proxy `{0}`")]
+    NoEndpoint(String),
+    /// A feature this runtime does not implement (Ice's `FeatureNotSupportedException`).
+    #[error("feature not supported: {0}")]
+    FeatureNotSupported(String),
+    /// A fixed proxy or other illegal use of the API (Ice's `IllegalArgumentException` family).
+    #[error("illegal argument: {0}")]
+    IllegalArgument(String),
+}
+
+/// The fields of an ObjectNotExist, FacetNotExist or OperationNotExist failure, as carried by the
+/// reply: the target's identity, facet and operation. Empty fields are filled in from the request
+/// by the server before replying.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestFailed {
+    /// The identity's name.
+    pub name: String,
+    /// The identity's category.
+    pub category: String,
+    /// The facet ("" for the default facet).
+    pub facet: String,
+    /// The operation.
+    pub operation: String,
+}
+
+impl fmt::Display for RequestFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.category.is_empty() {
+            write!(f, "identity `{}`", self.name)?;
+        } else {
+            write!(f, "identity `{}/{}`", self.category, self.name)?;
+        }
+        if !self.facet.is_empty() {
+            write!(f, " facet `{}`", self.facet)?;
+        }
+        write!(f, " operation `{}`", self.operation)
+    }
 }
 
 impl Error {
     /// A [`Error::Marshal`] with the given message.
     pub fn marshal(message: impl fmt::Display) -> Self {
         Error::Marshal(message.to_string())
+    }
+
+    /// Whether a request that failed with this error was certainly not delivered to the servant,
+    /// so that it may be sent again whatever its mode (Ice retries these for every call).
+    pub fn is_retryable_unsent(&self) -> bool {
+        matches!(
+            self,
+            Error::ConnectionRefused(_)
+                | Error::ConnectFailed(_)
+                | Error::ConnectTimeout(_)
+                | Error::CloseConnection
+        )
+    }
+
+    /// Whether a request that failed with this error may be retried when its operation is
+    /// idempotent (or nonmutating): the request may have been delivered, but running it twice is
+    /// harmless. ObjectNotExist/FacetNotExist/OperationNotExist, marshaling errors, timeouts of the
+    /// invocation itself and user-level failures are never retried.
+    pub fn is_retryable_idempotent(&self) -> bool {
+        self.is_retryable_unsent()
+            || matches!(
+                self,
+                Error::ConnectionLost(_)
+                    | Error::ConnectionTimeout
+                    | Error::UnknownLocalException(_)
+                    | Error::UnknownException(_)
+            )
     }
 }

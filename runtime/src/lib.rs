@@ -7,5 +7,9 @@
 pub mod codegen;
 pub mod encoding;
 pub mod error;
+pub mod properties;
+pub mod protocol;
 
-pub use error::{Error, Result};
+pub use error::{Error, RequestFailed, Result};
+pub use properties::Properties;
+pub use protocol::{Context, OperationMode};

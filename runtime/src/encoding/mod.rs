@@ -1,1 +1,146 @@
 //! Encodings 1.0 and 1.1: input and output streams.
+//!
+//! Everything generated code needs from the encoding layer is re-exported here, so that
+//! `floe::codegen` can `pub use crate::encoding::*` items (see docs/codegen-surface.md).
+//!
+//! ```
+//! use floe::encoding::{EncodingVersion, FormatType, InputStream, OutputStream};
+//!
+//! let mut os = OutputStream::new(EncodingVersion::V1_1);
+//! os.start_encapsulation(EncodingVersion::V1_1, FormatType::Compact);
+//! os.write("héllo");
+//! os.write(&vec![1i32, -1]);
+//! os.end_encapsulation();
+//! let bytes = os.finish().unwrap();
+//!
+//! let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+//! is.start_encapsulation().unwrap();
+//! assert_eq!(is.read::<String>().unwrap(), "héllo");
+//! assert_eq!(is.read::<Vec<i32>>().unwrap(), vec![1, -1]);
+//! is.end_encapsulation().unwrap();
+//! ```
+
+mod input;
+mod output;
+mod types;
+
+pub use input::InputStream;
+pub use output::OutputStream;
+pub use types::{Encodable, SliceType};
+
+use std::fmt;
+
+/// The version of the encoding of an encapsulation (Ice's `EncodingVersion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EncodingVersion {
+    /// Major version; always 1 for the encodings this runtime speaks.
+    pub major: u8,
+    /// Minor version: 0 or 1.
+    pub minor: u8,
+}
+
+impl EncodingVersion {
+    /// Encoding 1.0 (Ice 3.4 and earlier, and peers that ask for it with `-e 1.0`).
+    pub const V1_0: EncodingVersion = EncodingVersion { major: 1, minor: 0 };
+    /// Encoding 1.1, the default of Ice 3.5 and later.
+    pub const V1_1: EncodingVersion = EncodingVersion { major: 1, minor: 1 };
+
+    /// Whether this runtime can read and write data in this encoding (major 1, minor 0 or 1).
+    pub fn is_supported(self) -> bool {
+        self.major == 1 && self.minor <= 1
+    }
+
+    /// Whether this is encoding 1.0.
+    pub fn is_1_0(self) -> bool {
+        self == Self::V1_0
+    }
+}
+
+impl Default for EncodingVersion {
+    fn default() -> Self {
+        Self::V1_1
+    }
+}
+
+impl fmt::Display for EncodingVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The version of the Ice protocol (always 1.0 in practice), as carried in proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProtocolVersion {
+    /// Major version.
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+}
+
+impl ProtocolVersion {
+    /// Protocol 1.0, the only one Ice 3.7 speaks.
+    pub const V1_0: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+}
+
+impl Default for ProtocolVersion {
+    fn default() -> Self {
+        Self::V1_0
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// How classes and exceptions are laid out in encoding 1.1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FormatType {
+    /// No slice sizes: a receiver must know the most-derived type (Ice's default).
+    #[default]
+    Compact,
+    /// Slice sizes and indirection tables, so a receiver can skip slices it does not know.
+    Sliced,
+}
+
+/// The format code of an optional (tagged) value in encoding 1.1 (ice-wire.md §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum OptionalFormat {
+    /// One byte (bool, byte).
+    F1 = 0,
+    /// Two bytes (short).
+    F2 = 1,
+    /// Four bytes (int, float).
+    F4 = 2,
+    /// Eight bytes (long, double).
+    F8 = 3,
+    /// A size (enums).
+    Size = 4,
+    /// A size n then n bytes (strings, fixed-size structs and containers of fixed-size elements).
+    VSize = 5,
+    /// An int32 n then n bytes (variable-size structs and containers, proxies).
+    FSize = 6,
+    /// A class reference.
+    Class = 7,
+}
+
+impl OptionalFormat {
+    /// The format for a 3-bit format code.
+    pub fn from_code(code: u8) -> OptionalFormat {
+        match code & 7 {
+            0 => OptionalFormat::F1,
+            1 => OptionalFormat::F2,
+            2 => OptionalFormat::F4,
+            3 => OptionalFormat::F8,
+            4 => OptionalFormat::Size,
+            5 => OptionalFormat::VSize,
+            6 => OptionalFormat::FSize,
+            _ => OptionalFormat::Class,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

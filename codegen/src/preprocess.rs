@@ -1,0 +1,1043 @@
+//! The Slice preprocessor: the C preprocessor subset that ZeroC's compilers accept.
+//!
+//! It handles `#include` (with `-I` directories), `#pragma once`, `#define` (object-like and
+//! function-like, with `#` and `##`), `#undef`, `#if`/`#ifdef`/`#ifndef`/`#elif`/`#else`/`#endif`
+//! with full integer expressions and `defined`, `#error` and `#warning`. Comments are kept so doc
+//! comments reach the parser. The output is a list of segments, each a run of lines of one file
+//! that starts at a known line, so every token keeps the position it has in the user's file.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Severity, codes};
+
+/// A run of consecutive preprocessed lines from one file.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Index into [`Preprocessed::files`].
+    pub file: usize,
+    /// Line number, in that file, of the first line of `text`.
+    pub first_line: usize,
+    /// The text, one output line per input line.
+    pub text: String,
+}
+
+/// The result of preprocessing one top-level file.
+#[derive(Debug, Clone, Default)]
+pub struct Preprocessed {
+    /// Every file read, the top-level file first.
+    pub files: Vec<PathBuf>,
+    /// The text to lex, in order.
+    pub segments: Vec<Segment>,
+    /// Errors and warnings of the preprocessor.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone)]
+struct Macro {
+    params: Option<Vec<String>>,
+    variadic: bool,
+    body: Vec<PToken>,
+}
+
+/// A preprocessor token.
+#[derive(Debug, Clone, PartialEq)]
+enum PToken {
+    Ident(String),
+    Number(String),
+    Str(String),
+    Punct(String),
+    Space,
+    /// A comment, kept as written.
+    Comment(String),
+}
+
+impl PToken {
+    fn text(&self) -> &str {
+        match self {
+            PToken::Ident(s)
+            | PToken::Number(s)
+            | PToken::Str(s)
+            | PToken::Punct(s)
+            | PToken::Comment(s) => s,
+            PToken::Space => " ",
+        }
+    }
+}
+
+struct Cond {
+    /// Whether the enclosing region is active.
+    parent_active: bool,
+    /// Whether a branch of this conditional was taken already.
+    taken: bool,
+    /// Whether the current branch is active.
+    active: bool,
+    seen_else: bool,
+    line: usize,
+}
+
+/// Preprocesses `path` with the given include directories and macro definitions.
+pub fn preprocess(
+    path: &Path,
+    include_dirs: &[PathBuf],
+    defines: &[(String, Option<String>)],
+    undefines: &[String],
+) -> Preprocessed {
+    let mut pp = Preprocessor {
+        include_dirs: include_dirs.to_vec(),
+        macros: HashMap::new(),
+        once: HashSet::new(),
+        out: Preprocessed::default(),
+        depth: 0,
+    };
+    pp.define_builtin("__SLICE2RS__", "1");
+    pp.define_builtin("ICE_VERSION", "30708");
+    pp.define_builtin("__ICE_VERSION__", "30708");
+    for (name, value) in defines {
+        pp.define_builtin(name, value.as_deref().unwrap_or("1"));
+    }
+    for name in undefines {
+        pp.macros.remove(name);
+    }
+    pp.process_file(path, None);
+    pp.out
+}
+
+struct Preprocessor {
+    include_dirs: Vec<PathBuf>,
+    macros: HashMap<String, Macro>,
+    once: HashSet<PathBuf>,
+    out: Preprocessed,
+    depth: usize,
+}
+
+impl Preprocessor {
+    fn define_builtin(&mut self, name: &str, value: &str) {
+        self.macros.insert(
+            name.to_string(),
+            Macro {
+                params: None,
+                variadic: false,
+                body: tokenize(value).0,
+            },
+        );
+    }
+
+    fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+        self.out.diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            code: codes::PREPROCESSOR.to_string(),
+            message: message.into(),
+            file: file.to_path_buf(),
+            line,
+            column: 1,
+            notes: vec![],
+        });
+    }
+
+    fn warning(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+        self.out.diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            code: codes::WARNING.to_string(),
+            message: message.into(),
+            file: file.to_path_buf(),
+            line,
+            column: 1,
+            notes: vec![],
+        });
+    }
+
+    fn process_file(&mut self, path: &Path, from: Option<(&Path, usize)>) {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                let (file, line) = from.map(|(f, l)| (f.to_path_buf(), l)).unwrap_or_default();
+                self.out.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: codes::IO.to_string(),
+                    message: format!("cannot read `{}`: {e}", path.display()),
+                    file: if from.is_some() {
+                        file
+                    } else {
+                        path.to_path_buf()
+                    },
+                    line,
+                    column: 0,
+                    notes: vec![],
+                });
+                return;
+            }
+        };
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.once.contains(&canonical) {
+            return;
+        }
+        self.depth += 1;
+        if self.depth > 64 {
+            self.depth -= 1;
+            let (file, line) = from.map(|(f, l)| (f.to_path_buf(), l)).unwrap_or_default();
+            self.error(&file, line, "#include nested too deeply");
+            return;
+        }
+        let file_index = self.out.files.len();
+        self.out.files.push(path.to_path_buf());
+        let mut text = String::from_utf8(bytes.clone())
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        if let Some(stripped) = text.strip_prefix('\u{feff}') {
+            text = stripped.to_string();
+        }
+        self.process_text(path, file_index, &canonical, &text);
+        self.depth -= 1;
+    }
+
+    fn process_text(&mut self, path: &Path, file_index: usize, canonical: &Path, text: &str) {
+        let physical: Vec<&str> = text.split('\n').collect();
+        let mut conds: Vec<Cond> = Vec::new();
+        let mut segment = Segment {
+            file: file_index,
+            first_line: 1,
+            text: String::new(),
+        };
+        let mut in_comment = false;
+        let mut i = 0;
+        while i < physical.len() {
+            let line_no = i + 1;
+            // Join backslash-continued lines; the extra lines become blank output lines.
+            let mut logical = physical[i].trim_end_matches('\r').to_string();
+            let mut extra = 0;
+            while logical.ends_with('\\') && i + 1 + extra < physical.len() {
+                logical.pop();
+                extra += 1;
+                logical.push_str(physical[i + extra].trim_end_matches('\r'));
+            }
+            i += 1 + extra;
+            let active = conds.last().is_none_or(|c| c.active);
+            let starts_directive = !in_comment && logical.trim_start().starts_with('#');
+            let mut output_line = String::new();
+            if starts_directive {
+                let directive = strip_comments(logical.trim_start()[1..].trim_start(), &mut false);
+                let (name, rest) = split_word(&directive);
+                match name {
+                    "if" | "ifdef" | "ifndef" => {
+                        let value = if !active {
+                            false
+                        } else {
+                            match name {
+                                "ifdef" => self.macros.contains_key(split_word(rest).0),
+                                "ifndef" => !self.macros.contains_key(split_word(rest).0),
+                                _ => self.eval_condition(path, line_no, rest),
+                            }
+                        };
+                        conds.push(Cond {
+                            parent_active: active,
+                            taken: value,
+                            active: active && value,
+                            seen_else: false,
+                            line: line_no,
+                        });
+                    }
+                    "elif" => match conds.last_mut() {
+                        None => self.error(path, line_no, "#elif without #if"),
+                        Some(c) => {
+                            if c.seen_else {
+                                self.error(path, line_no, "#elif after #else");
+                            } else if c.taken || !c.parent_active {
+                                c.active = false;
+                            } else {
+                                let parent = c.parent_active;
+                                let value = self.eval_condition(path, line_no, rest);
+                                let c = conds.last_mut().expect("checked above");
+                                c.active = parent && value;
+                                c.taken = value;
+                            }
+                        }
+                    },
+                    "else" => match conds.last_mut() {
+                        None => self.error(path, line_no, "#else without #if"),
+                        Some(c) => {
+                            if c.seen_else {
+                                self.error(path, line_no, "#else after #else");
+                            }
+                            c.seen_else = true;
+                            c.active = c.parent_active && !c.taken;
+                            c.taken = true;
+                        }
+                    },
+                    "endif" => {
+                        if conds.pop().is_none() {
+                            self.error(path, line_no, "#endif without #if");
+                        }
+                    }
+                    _ if !active => {}
+                    "define" => self.define(path, line_no, rest),
+                    "undef" => {
+                        self.macros.remove(split_word(rest).0);
+                    }
+                    "include" => {
+                        self.flush(&mut segment, line_no);
+                        self.include(path, line_no, rest);
+                        segment.first_line = line_no + 1 + extra;
+                        segment.text.clear();
+                        // The directive's own lines are not part of any segment.
+                        continue;
+                    }
+                    "pragma" => {
+                        if split_word(rest).0 == "once" {
+                            self.once.insert(canonical.to_path_buf());
+                        }
+                    }
+                    "error" => self.error(path, line_no, format!("#error {}", rest.trim())),
+                    "warning" => self.warning(path, line_no, format!("#warning {}", rest.trim())),
+                    "line" | "" => {}
+                    other if other.chars().all(|c| c.is_ascii_digit()) => {}
+                    other => self.error(
+                        path,
+                        line_no,
+                        format!("invalid preprocessing directive `#{other}`"),
+                    ),
+                }
+            } else if active {
+                output_line = self.expand_line(&logical, &mut in_comment);
+            } else {
+                // Keep track of comments in skipped regions, output nothing.
+                strip_comments(&logical, &mut in_comment);
+            }
+            segment.text.push_str(&output_line);
+            segment.text.push('\n');
+            for _ in 0..extra {
+                segment.text.push('\n');
+            }
+        }
+        if let Some(c) = conds.last() {
+            let line = c.line;
+            self.error(path, line, "unterminated conditional directive");
+        }
+        if !segment.text.is_empty() {
+            self.out.segments.push(segment);
+        }
+    }
+
+    fn flush(&mut self, segment: &mut Segment, _line: usize) {
+        if !segment.text.is_empty() {
+            self.out.segments.push(segment.clone());
+        }
+    }
+
+    fn include(&mut self, path: &Path, line: usize, rest: &str) {
+        let rest = rest.trim();
+        let expanded;
+        let spec = if rest.starts_with('"') || rest.starts_with('<') {
+            rest
+        } else {
+            expanded = self.expand_text(rest);
+            expanded.trim()
+        };
+        let (name, quoted) = if let Some(r) = spec.strip_prefix('"') {
+            match r.find('"') {
+                Some(end) => (&r[..end], true),
+                None => {
+                    self.error(path, line, "#include expects \"FILENAME\" or <FILENAME>");
+                    return;
+                }
+            }
+        } else if let Some(r) = spec.strip_prefix('<') {
+            match r.find('>') {
+                Some(end) => (&r[..end], false),
+                None => {
+                    self.error(path, line, "#include expects \"FILENAME\" or <FILENAME>");
+                    return;
+                }
+            }
+        } else {
+            self.error(path, line, "#include expects \"FILENAME\" or <FILENAME>");
+            return;
+        };
+        let mut candidates = Vec::new();
+        if quoted {
+            if let Some(dir) = path.parent() {
+                candidates.push(dir.join(name));
+            }
+        }
+        for dir in &self.include_dirs {
+            candidates.push(dir.join(name));
+        }
+        if Path::new(name).is_absolute() {
+            candidates.insert(0, PathBuf::from(name));
+        }
+        match candidates.into_iter().find(|c| c.is_file()) {
+            Some(found) => self.process_file(&found, Some((path, line))),
+            None => self.error(path, line, format!("cannot open include file \"{name}\"")),
+        }
+    }
+
+    fn define(&mut self, path: &Path, line: usize, rest: &str) {
+        let rest = rest.trim_start();
+        let name_len = rest
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len());
+        let name = &rest[..name_len];
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            self.error(path, line, "macro names must be identifiers");
+            return;
+        }
+        let after = &rest[name_len..];
+        let (params, variadic, body) = if let Some(p) = after.strip_prefix('(') {
+            let Some(close) = p.find(')') else {
+                self.error(path, line, "missing `)` in macro parameter list");
+                return;
+            };
+            let mut params = Vec::new();
+            let mut variadic = false;
+            for param in p[..close].split(',') {
+                let param = param.trim();
+                if param.is_empty() {
+                    continue;
+                }
+                if param == "..." {
+                    variadic = true;
+                    params.push("__VA_ARGS__".to_string());
+                } else {
+                    params.push(param.to_string());
+                }
+            }
+            (Some(params), variadic, &p[close + 1..])
+        } else {
+            (None, false, after)
+        };
+        let body: Vec<PToken> = tokenize(body.trim())
+            .0
+            .into_iter()
+            .filter(|t| !matches!(t, PToken::Comment(_)))
+            .collect();
+        self.macros.insert(
+            name.to_string(),
+            Macro {
+                params,
+                variadic,
+                body: trim_spaces(body),
+            },
+        );
+    }
+
+    fn eval_condition(&mut self, path: &Path, line: usize, expr: &str) -> bool {
+        // Replace `defined X` and `defined(X)` before expanding macros.
+        let (tokens, _) = tokenize(expr);
+        let mut replaced = Vec::new();
+        let mut iter = tokens.into_iter().filter(|t| *t != PToken::Space).peekable();
+        while let Some(tok) = iter.next() {
+            if tok == PToken::Ident("defined".into()) {
+                let mut paren = false;
+                if iter.peek() == Some(&PToken::Punct("(".into())) {
+                    paren = true;
+                    iter.next();
+                }
+                let value = match iter.next() {
+                    Some(PToken::Ident(name)) => self.macros.contains_key(&name),
+                    _ => {
+                        self.error(path, line, "operator `defined` requires an identifier");
+                        return false;
+                    }
+                };
+                if paren && iter.next() != Some(PToken::Punct(")".into())) {
+                    self.error(path, line, "missing `)` after `defined`");
+                    return false;
+                }
+                replaced.push(PToken::Number(if value { "1" } else { "0" }.into()));
+            } else {
+                replaced.push(tok);
+            }
+        }
+        let expanded = self.expand_tokens(replaced, &mut Vec::new());
+        let tokens: Vec<PToken> = expanded
+            .into_iter()
+            .filter(|t| !matches!(t, PToken::Space | PToken::Comment(_)))
+            .collect();
+        let mut parser = CondParser {
+            tokens: &tokens,
+            pos: 0,
+        };
+        match parser.ternary() {
+            Some(v) if parser.pos == tokens.len() => v != 0,
+            _ => {
+                self.error(path, line, format!("invalid #if expression `{}`", expr.trim()));
+                false
+            }
+        }
+    }
+
+    /// Macro-expands one line of Slice text, keeping comments and strings as written.
+    fn expand_line(&mut self, line: &str, in_comment: &mut bool) -> String {
+        if self.macros.is_empty() {
+            strip_comments(line, in_comment);
+            return line.to_string();
+        }
+        // Leading part still inside a block comment stays verbatim.
+        let mut out = String::new();
+        let mut rest = line;
+        if *in_comment {
+            match line.find("*/") {
+                Some(end) => {
+                    out.push_str(&line[..end + 2]);
+                    rest = &line[end + 2..];
+                    *in_comment = false;
+                }
+                None => return line.to_string(),
+            }
+        }
+        let (tokens, open_comment) = tokenize(rest);
+        *in_comment = open_comment;
+        if !tokens
+            .iter()
+            .any(|t| matches!(t, PToken::Ident(n) if self.macros.contains_key(n)))
+        {
+            out.push_str(rest);
+            return out;
+        }
+        for tok in self.expand_tokens(tokens, &mut Vec::new()) {
+            out.push_str(tok.text());
+        }
+        out
+    }
+
+    fn expand_text(&mut self, text: &str) -> String {
+        let (tokens, _) = tokenize(text);
+        self.expand_tokens(tokens, &mut Vec::new())
+            .iter()
+            .map(|t| t.text().to_string())
+            .collect()
+    }
+
+    fn expand_tokens(&self, tokens: Vec<PToken>, active: &mut Vec<String>) -> Vec<PToken> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            let tok = &tokens[i];
+            let PToken::Ident(name) = tok else {
+                out.push(tok.clone());
+                i += 1;
+                continue;
+            };
+            let Some(mac) = self.macros.get(name) else {
+                out.push(tok.clone());
+                i += 1;
+                continue;
+            };
+            if active.contains(name) {
+                out.push(tok.clone());
+                i += 1;
+                continue;
+            }
+            match &mac.params {
+                None => {
+                    active.push(name.clone());
+                    let expanded = self.expand_tokens(paste(mac.body.clone()), active);
+                    active.pop();
+                    out.extend(expanded);
+                    i += 1;
+                }
+                Some(params) => {
+                    // Find the argument list, skipping blanks.
+                    let mut j = i + 1;
+                    while j < tokens.len() && matches!(tokens[j], PToken::Space) {
+                        j += 1;
+                    }
+                    if tokens.get(j) != Some(&PToken::Punct("(".into())) {
+                        out.push(tok.clone());
+                        i += 1;
+                        continue;
+                    }
+                    let Some((args, end)) = collect_args(&tokens, j) else {
+                        out.push(tok.clone());
+                        i += 1;
+                        continue;
+                    };
+                    let args = fit_args(args, params.len(), mac.variadic);
+                    let body = substitute(&mac.body, params, &args, |a| {
+                        self.expand_tokens(a.to_vec(), &mut active.clone())
+                    });
+                    active.push(name.clone());
+                    let expanded = self.expand_tokens(body, active);
+                    active.pop();
+                    out.extend(expanded);
+                    i = end + 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fit_args(mut args: Vec<Vec<PToken>>, count: usize, variadic: bool) -> Vec<Vec<PToken>> {
+    if variadic && args.len() > count && count > 0 {
+        let tail = args.split_off(count - 1);
+        let mut joined = Vec::new();
+        for (k, a) in tail.into_iter().enumerate() {
+            if k > 0 {
+                joined.push(PToken::Punct(",".into()));
+            }
+            joined.extend(a);
+        }
+        args.push(joined);
+    }
+    if count == 0 && args.len() == 1 && args[0].iter().all(|t| matches!(t, PToken::Space)) {
+        args.clear();
+    }
+    while args.len() < count {
+        args.push(Vec::new());
+    }
+    args
+}
+
+/// Collects the comma-separated arguments of a macro call whose `(` is at `open`.
+fn collect_args(tokens: &[PToken], open: usize) -> Option<(Vec<Vec<PToken>>, usize)> {
+    let mut depth = 0;
+    let mut args = vec![Vec::new()];
+    for (k, tok) in tokens.iter().enumerate().skip(open) {
+        match tok {
+            PToken::Punct(p) if p == "(" => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            PToken::Punct(p) if p == ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    let args = args.into_iter().map(trim_spaces).collect();
+                    return Some((args, k));
+                }
+            }
+            PToken::Punct(p) if p == "," && depth == 1 => {
+                args.push(Vec::new());
+                continue;
+            }
+            _ => {}
+        }
+        args.last_mut()?.push(tok.clone());
+    }
+    None
+}
+
+fn substitute(
+    body: &[PToken],
+    params: &[String],
+    args: &[Vec<PToken>],
+    expand: impl Fn(&[PToken]) -> Vec<PToken>,
+) -> Vec<PToken> {
+    let index_of = |t: &PToken| match t {
+        PToken::Ident(n) => params.iter().position(|p| p == n),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < body.len() {
+        let tok = &body[k];
+        if *tok == PToken::Punct("#".into()) {
+            let mut j = k + 1;
+            while j < body.len() && body[j] == PToken::Space {
+                j += 1;
+            }
+            if let Some(idx) = body.get(j).and_then(index_of) {
+                let text: String = args[idx].iter().map(|t| t.text()).collect();
+                out.push(PToken::Str(format!(
+                    "\"{}\"",
+                    text.replace('\\', "\\\\").replace('"', "\\\"")
+                )));
+                k = j + 1;
+                continue;
+            }
+        }
+        if let Some(idx) = index_of(tok) {
+            let next_is_paste = body[k + 1..]
+                .iter()
+                .find(|t| **t != PToken::Space)
+                .is_some_and(|t| *t == PToken::Punct("##".into()));
+            let prev_is_paste = out
+                .iter()
+                .rev()
+                .find(|t| **t != PToken::Space)
+                .is_some_and(|t| *t == PToken::Punct("##".into()));
+            if next_is_paste || prev_is_paste {
+                out.extend(args[idx].iter().cloned());
+            } else {
+                out.extend(expand(&args[idx]));
+            }
+        } else {
+            out.push(tok.clone());
+        }
+        k += 1;
+    }
+    paste(out)
+}
+
+/// Applies `##` token pasting.
+fn paste(tokens: Vec<PToken>) -> Vec<PToken> {
+    if !tokens.iter().any(|t| *t == PToken::Punct("##".into())) {
+        return tokens;
+    }
+    let mut out: Vec<PToken> = Vec::new();
+    let mut pasting = false;
+    for tok in tokens {
+        if tok == PToken::Punct("##".into()) {
+            while out.last() == Some(&PToken::Space) {
+                out.pop();
+            }
+            pasting = true;
+            continue;
+        }
+        if pasting {
+            if tok == PToken::Space {
+                continue;
+            }
+            pasting = false;
+            if let Some(prev) = out.pop() {
+                let joined = format!("{}{}", prev.text(), tok.text());
+                out.extend(tokenize(&joined).0);
+                continue;
+            }
+        }
+        out.push(tok);
+    }
+    out
+}
+
+fn trim_spaces(mut tokens: Vec<PToken>) -> Vec<PToken> {
+    while tokens.first() == Some(&PToken::Space) {
+        tokens.remove(0);
+    }
+    while tokens.last() == Some(&PToken::Space) {
+        tokens.pop();
+    }
+    tokens
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
+/// Removes comments from a line, tracking block comments across lines.
+fn strip_comments(line: &str, in_comment: &mut bool) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let mut in_string: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if *in_comment {
+            if c == '*' && chars.get(i + 1) == Some(&'/') {
+                *in_comment = false;
+                out.push(' ');
+                i += 2;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        if let Some(q) = in_string {
+            out.push(c);
+            if c == '\\' {
+                if let Some(&n) = chars.get(i + 1) {
+                    out.push(n);
+                    i += 1;
+                }
+            } else if c == q {
+                in_string = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '/' && chars.get(i + 1) == Some(&'*') {
+            *in_comment = true;
+            i += 2;
+            continue;
+        }
+        if c == '/' && chars.get(i + 1) == Some(&'/') {
+            break;
+        }
+        if c == '"' || c == '\'' {
+            in_string = Some(c);
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Splits text into preprocessor tokens. Returns whether a block comment is left open.
+fn tokenize(text: &str) -> (Vec<PToken>, bool) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            out.push(PToken::Space);
+            continue;
+        }
+        if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            let mut closed = false;
+            while i < chars.len() {
+                if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    i += 2;
+                    closed = true;
+                    break;
+                }
+                i += 1;
+            }
+            out.push(PToken::Comment(chars[start..i].iter().collect()));
+            if !closed {
+                return (out, true);
+            }
+            continue;
+        }
+        if c == '/' && chars.get(i + 1) == Some(&'/') {
+            out.push(PToken::Comment(chars[start..].iter().collect()));
+            break;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(PToken::Ident(chars[start..i].iter().collect()));
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric()
+                    || chars[i] == '.'
+                    || ((chars[i] == '+' || chars[i] == '-')
+                        && matches!(chars[i - 1], 'e' | 'E')
+                        && !chars[start..i].iter().any(|c| matches!(c, 'x' | 'X'))))
+            {
+                i += 1;
+            }
+            out.push(PToken::Number(chars[start..i].iter().collect()));
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+            out.push(PToken::Str(chars[start..i].iter().collect()));
+            continue;
+        }
+        const TWO: [&str; 11] = [
+            "##", "&&", "||", "==", "!=", "<=", ">=", "<<", ">>", "::", "->",
+        ];
+        if let Some(&n) = chars.get(i + 1) {
+            let pair: String = [c, n].iter().collect();
+            if TWO.contains(&pair.as_str()) {
+                out.push(PToken::Punct(pair));
+                i += 2;
+                continue;
+            }
+        }
+        out.push(PToken::Punct(c.to_string()));
+        i += 1;
+    }
+    (out, false)
+}
+
+/// Evaluates `#if` expressions with C's precedence, in 64-bit integers.
+struct CondParser<'a> {
+    tokens: &'a [PToken],
+    pos: usize,
+}
+
+impl CondParser<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.pos).map(|t| t.text())
+    }
+
+    fn eat(&mut self, p: &str) -> bool {
+        if self.peek() == Some(p) && matches!(self.tokens[self.pos], PToken::Punct(_)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ternary(&mut self) -> Option<i64> {
+        let cond = self.binary(0)?;
+        if self.eat("?") {
+            let a = self.ternary()?;
+            if !self.eat(":") {
+                return None;
+            }
+            let b = self.ternary()?;
+            Some(if cond != 0 { a } else { b })
+        } else {
+            Some(cond)
+        }
+    }
+
+    fn binary(&mut self, min_prec: u8) -> Option<i64> {
+        const OPS: [(&str, u8); 18] = [
+            ("||", 1),
+            ("&&", 2),
+            ("|", 3),
+            ("^", 4),
+            ("&", 5),
+            ("==", 6),
+            ("!=", 6),
+            ("<", 7),
+            (">", 7),
+            ("<=", 7),
+            (">=", 7),
+            ("<<", 8),
+            (">>", 8),
+            ("+", 9),
+            ("-", 9),
+            ("*", 10),
+            ("/", 10),
+            ("%", 10),
+        ];
+        let mut lhs = self.unary()?;
+        loop {
+            let Some(op) = self.peek() else { break };
+            let Some(&(op, prec)) = OPS.iter().find(|(o, _)| *o == op) else {
+                break;
+            };
+            if prec < min_prec || !matches!(self.tokens[self.pos], PToken::Punct(_)) {
+                break;
+            }
+            self.pos += 1;
+            let rhs = self.binary(prec + 1)?;
+            lhs = match op {
+                "||" => ((lhs != 0) || (rhs != 0)) as i64,
+                "&&" => ((lhs != 0) && (rhs != 0)) as i64,
+                "|" => lhs | rhs,
+                "^" => lhs ^ rhs,
+                "&" => lhs & rhs,
+                "==" => (lhs == rhs) as i64,
+                "!=" => (lhs != rhs) as i64,
+                "<" => (lhs < rhs) as i64,
+                ">" => (lhs > rhs) as i64,
+                "<=" => (lhs <= rhs) as i64,
+                ">=" => (lhs >= rhs) as i64,
+                "<<" => lhs.wrapping_shl(rhs as u32),
+                ">>" => lhs.wrapping_shr(rhs as u32),
+                "+" => lhs.wrapping_add(rhs),
+                "-" => lhs.wrapping_sub(rhs),
+                "*" => lhs.wrapping_mul(rhs),
+                "/" => lhs.checked_div(rhs)?,
+                _ => lhs.checked_rem(rhs)?,
+            };
+        }
+        Some(lhs)
+    }
+
+    fn unary(&mut self) -> Option<i64> {
+        if self.eat("!") {
+            return Some((self.unary()? == 0) as i64);
+        }
+        if self.eat("-") {
+            return Some(self.unary()?.wrapping_neg());
+        }
+        if self.eat("+") {
+            return self.unary();
+        }
+        if self.eat("~") {
+            return Some(!self.unary()?);
+        }
+        if self.eat("(") {
+            let v = self.ternary()?;
+            return if self.eat(")") { Some(v) } else { None };
+        }
+        let tok = self.tokens.get(self.pos)?.clone();
+        self.pos += 1;
+        match tok {
+            PToken::Number(n) => parse_c_integer(&n),
+            // Identifiers left after expansion are 0, as in C.
+            PToken::Ident(_) => Some(0),
+            PToken::Str(s) if s.starts_with('\'') => s.chars().nth(1).map(|c| c as i64),
+            _ => None,
+        }
+    }
+}
+
+fn parse_c_integer(text: &str) -> Option<i64> {
+    let t = text.trim_end_matches(['u', 'U', 'l', 'L']);
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        i64::from_str_radix(hex, 16).ok()
+    } else if t.len() > 1 && t.starts_with('0') {
+        i64::from_str_radix(&t[1..], 8).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (String, Vec<Diagnostic>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.ice");
+        std::fs::write(&path, text).expect("write");
+        let out = preprocess(&path, &[], &[("__SLICE2PY__".into(), None)], &[]);
+        let text = out.segments.iter().map(|s| s.text.as_str()).collect();
+        (text, out.diagnostics)
+    }
+
+    #[test]
+    fn function_like_macros_expand() {
+        let (text, diags) = run(
+            "#ifdef __SLICE2PY__\n#define DEFAULT(X) = X\n#else\n#define DEFAULT(X)\n#endif\nint x DEFAULT(10);\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(text.lines().nth(5), Some("int x = 10;"));
+        assert_eq!(text.lines().count(), 6, "line numbers are kept");
+    }
+
+    #[test]
+    fn if_expressions_evaluate() {
+        let (text, _) = run(
+            "#if defined(__SLICE2PY__) && ICE_VERSION >= 30700\nyes\n#elif 1\nno\n#endif\n#if 0\nhidden\n#else\nshown\n#endif\n",
+        );
+        assert!(text.contains("yes") && !text.contains("no") && text.contains("shown"));
+        assert!(!text.contains("hidden"));
+    }
+
+    #[test]
+    fn directives_in_comments_are_ignored() {
+        let (text, diags) = run("/*\n#endif\n*/\nmodule M {}\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(text.contains("module M"));
+    }
+
+    #[test]
+    fn missing_include_is_an_error_on_its_line() {
+        let (_, diags) = run("\n#include <Nope.ice>\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].line, 2);
+    }
+
+    #[test]
+    fn unbalanced_conditionals_are_reported() {
+        let (_, diags) = run("#ifdef X\n");
+        assert_eq!(diags.len(), 1);
+        let (_, diags) = run("#endif\n");
+        assert_eq!(diags.len(), 1);
+    }
+}
