@@ -33,7 +33,10 @@ fn write(path: &Path, contents: &str) -> PathBuf {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn generated_files(dir: &Path) -> Vec<PathBuf> {
@@ -73,8 +76,19 @@ fn help_lists_the_flags_of_slice2py() {
     let out = slice2rs(&["--help"]);
     assert!(out.status.success(), "{}", describe(&out));
     let help = text(&out.stdout);
-    for flag in ["-I", "-D", "-U", "-E", "--output-dir", "--depend", "--diagnostic-format"] {
-        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
+    for flag in [
+        "-I",
+        "-D",
+        "-U",
+        "-E",
+        "--output-dir",
+        "--depend",
+        "--diagnostic-format",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
     }
 }
 
@@ -97,9 +111,21 @@ fn compiles_users_manager_into_the_output_directory() {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
-    assert!(!rust.is_empty(), "no .rs file written; found {files:?}\n{}", describe(&out));
-    let all: String = rust.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
-    for name in ["SessionExpired", "InvalidUser", "Unauthorized", "ManagerQueryResponse"] {
+    assert!(
+        !rust.is_empty(),
+        "no .rs file written; found {files:?}\n{}",
+        describe(&out)
+    );
+    let all: String = rust
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for name in [
+        "SessionExpired",
+        "InvalidUser",
+        "Unauthorized",
+        "ManagerQueryResponse",
+    ] {
         assert!(all.contains(name), "generated code never mentions {name}");
     }
     assert!(
@@ -115,8 +141,18 @@ fn include_directories_are_searched() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let out_s = out_dir.to_str().unwrap();
 
-    let separate = slice2rs(&["-I", inc.to_str().unwrap(), "--output-dir", out_s, main.to_str().unwrap()]);
-    assert!(separate.status.success(), "-I DIR:\n{}", describe(&separate));
+    let separate = slice2rs(&[
+        "-I",
+        inc.to_str().unwrap(),
+        "--output-dir",
+        out_s,
+        main.to_str().unwrap(),
+    ]);
+    assert!(
+        separate.status.success(),
+        "-I DIR:\n{}",
+        describe(&separate)
+    );
 
     let joined = format!("-I{}", inc.display());
     let attached = slice2rs(&[&joined, "--output-dir", out_s, main.to_str().unwrap()]);
@@ -138,16 +174,29 @@ fn an_error_exits_1_and_names_file_line_and_column() {
         &tmp.path().join("Bad.ice"),
         "module M\n{\n    struct S\n    {\n        Missing m;\n    }\n}\n",
     );
-    let out = slice2rs(&["--output-dir", tmp.path().to_str().unwrap(), bad.to_str().unwrap()]);
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(all.contains("error[E"), "no `error[E…]` in the output:\n{all}");
-    assert!(all.contains("Bad.ice:5:9"), "the error does not point at Bad.ice:5:9:\n{all}");
+    assert!(
+        all.contains("error[E"),
+        "no `error[E…]` in the output:\n{all}"
+    );
+    assert!(
+        all.contains("Bad.ice:5:9"),
+        "the error does not point at Bad.ice:5:9:\n{all}"
+    );
     let written: Vec<PathBuf> = generated_files(tmp.path())
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
-    assert!(written.is_empty(), "code was generated despite the error: {written:?}");
+    assert!(
+        written.is_empty(),
+        "code was generated despite the error: {written:?}"
+    );
 }
 
 #[test]
@@ -157,7 +206,11 @@ fn warnings_alone_exit_0() {
         &tmp.path().join("Warn.ice"),
         "module M\n{\n    sequence<int> Ints;\n    dictionary<Ints, string> BySequence;\n}\n",
     );
-    let out = slice2rs(&["--output-dir", tmp.path().to_str().unwrap(), file.to_str().unwrap()]);
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", describe(&out));
 }
 
@@ -165,7 +218,11 @@ fn warnings_alone_exit_0() {
 fn a_missing_input_file_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("DoesNotExist.ice");
-    let out = slice2rs(&["--output-dir", tmp.path().to_str().unwrap(), missing.to_str().unwrap()]);
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
 
@@ -190,7 +247,11 @@ fn json_diagnostics_are_one_object_per_line() {
         .filter(|l| l.trim_start().starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert!(objects.len() >= 2, "expected both errors as JSON lines:\n{}", describe(&out));
+    assert!(
+        objects.len() >= 2,
+        "expected both errors as JSON lines:\n{}",
+        describe(&out)
+    );
     for o in &objects {
         for key in ["severity", "code", "message", "file", "line", "column"] {
             assert!(o.get(key).is_some(), "JSON diagnostic without {key:?}: {o}");
@@ -204,7 +265,9 @@ fn json_diagnostics_are_one_object_per_line() {
     assert!(errors.contains(&(6, 9)), "no error at 6:9 in {errors:?}");
     assert!(errors.contains(&(7, 9)), "no error at 7:9 in {errors:?}");
     assert!(
-        objects.iter().all(|o| o["file"].as_str().is_some_and(|f| f.ends_with("Twice.ice"))),
+        objects
+            .iter()
+            .all(|o| o["file"].as_str().is_some_and(|f| f.ends_with("Twice.ice"))),
         "diagnostics should name Twice.ice: {objects:?}"
     );
 }
@@ -221,31 +284,58 @@ fn preprocess_only_honours_defines() {
     let defined = slice2rs(&["-DFLOE_FLAG", "-E", f]);
     assert!(defined.status.success(), "{}", describe(&defined));
     let stdout = text(&defined.stdout);
-    assert!(stdout.contains("WhenDefined") && !stdout.contains("WhenUndefined"), "{stdout}");
+    assert!(
+        stdout.contains("WhenDefined") && !stdout.contains("WhenUndefined"),
+        "{stdout}"
+    );
 
     let plain = slice2rs(&["-E", f]);
     assert!(plain.status.success(), "{}", describe(&plain));
     let stdout = text(&plain.stdout);
-    assert!(stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"), "{stdout}");
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "{stdout}"
+    );
 
     let undefined = slice2rs(&["-DFLOE_FLAG", "-UFLOE_FLAG", "-E", f]);
     assert!(undefined.status.success(), "{}", describe(&undefined));
     let stdout = text(&undefined.stdout);
-    assert!(stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"), "-D then -U:\n{stdout}");
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "-D then -U:\n{stdout}"
+    );
 
     // Like slice2py (mcpp), -U wins over -D whatever their order.
     let undefined_first = slice2rs(&["-UFLOE_FLAG", "-DFLOE_FLAG", "-E", f]);
-    assert!(undefined_first.status.success(), "{}", describe(&undefined_first));
+    assert!(
+        undefined_first.status.success(),
+        "{}",
+        describe(&undefined_first)
+    );
     let stdout = text(&undefined_first.stdout);
-    assert!(stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"), "-U then -D:\n{stdout}");
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "-U then -D:\n{stdout}"
+    );
 }
 
 #[test]
 fn depend_lists_the_included_files() {
     let (_tmp, inc, main) = project();
-    let out = slice2rs(&["-I", inc.to_str().unwrap(), "--depend", main.to_str().unwrap()]);
+    let out = slice2rs(&[
+        "-I",
+        inc.to_str().unwrap(),
+        "--depend",
+        main.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("main.ice"), "--depend omits the input:\n{stdout}");
-    assert!(stdout.contains("Base.ice"), "--depend omits the included file:\n{stdout}");
+    assert!(
+        stdout.contains("main.ice"),
+        "--depend omits the input:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Base.ice"),
+        "--depend omits the included file:\n{stdout}"
+    );
 }

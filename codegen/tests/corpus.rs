@@ -60,7 +60,10 @@ fn installed_ice_slice_files_have_no_errors() {
     .flatten()
     .collect();
     finish(
-        &format!("/usr/share/ice/slice: compiles without error (-I {})", slice_dir.display()),
+        &format!(
+            "/usr/share/ice/slice: compiles without error (-I {})",
+            slice_dir.display()
+        ),
         files.len(),
         &failures,
     );
@@ -101,7 +104,11 @@ fn ice_source_corpus_verdicts_equal_slice2py() {
                 failures.push(format!(
                     "  {}\n    slice2py: {}\n{}\n    slice2rs: {}\n{}",
                     shown.display(),
-                    if theirs.accepted { "accepts" } else { "rejects" },
+                    if theirs.accepted {
+                        "accepts"
+                    } else {
+                        "rejects"
+                    },
                     indent(&theirs.report),
                     if ours.accepted { "accepts" } else { "rejects" },
                     indent(&ours.report),
@@ -109,8 +116,14 @@ fn ice_source_corpus_verdicts_equal_slice2py() {
             }
         }
     }
-    let mismatch_accept = results.iter().filter(|(t, o)| t.accepted && !o.accepted).count();
-    let mismatch_reject = results.iter().filter(|(t, o)| !t.accepted && o.accepted).count();
+    let mismatch_accept = results
+        .iter()
+        .filter(|(t, o)| t.accepted && !o.accepted)
+        .count();
+    let mismatch_reject = results
+        .iter()
+        .filter(|(t, o)| !t.accepted && o.accepted)
+        .count();
     finish(
         &format!(
             "ZeroC source corpus vs slice2py ({}): {both_accept} accepted by both, {both_reject} \
@@ -153,15 +166,27 @@ fn parse_err_line(text: &str) -> Option<ErrEntry> {
 fn err_file_lines_are_parsed() {
     assert_eq!(
         parse_err_line("Foo.ice:11: `x' has changed meaning"),
-        Some(ErrEntry { file: "Foo.ice".into(), line: Some(11), warning: false })
+        Some(ErrEntry {
+            file: "Foo.ice".into(),
+            line: Some(11),
+            warning: false
+        })
     );
     assert_eq!(
         parse_err_line("Foo.ice:7: warning: classes with operations are deprecated"),
-        Some(ErrEntry { file: "Foo.ice".into(), line: Some(7), warning: true })
+        Some(ErrEntry {
+            file: "Foo.ice".into(),
+            line: Some(7),
+            warning: true
+        })
     );
     assert_eq!(
         parse_err_line("Foo.ice: warning: ignoring invalid file metadata `cpp:x'"),
-        Some(ErrEntry { file: "Foo.ice".into(), line: None, warning: true })
+        Some(ErrEntry {
+            file: "Foo.ice".into(),
+            line: None,
+            warning: true
+        })
     );
     assert_eq!(parse_err_line("1 error in preprocessor."), None);
 }
@@ -232,7 +257,10 @@ fn error_detection_lines_equal_err_files() {
     .flatten()
     .collect();
     finish(
-        &format!("errorDetection: error lines equal the .err files ({})", dir.display()),
+        &format!(
+            "errorDetection: error lines equal the .err files ({})",
+            dir.display()
+        ),
         cases.len(),
         &failures,
     );

@@ -97,11 +97,21 @@ fn parse_expect(text: &str) -> Result<Expect, String> {
 fn expect_files_are_parsed() {
     assert_eq!(
         parse_expect("# why\ncode: E004\nline: 3\ncolumn: 7\n"),
-        Ok(Expect { file: None, code: Some("E004".into()), line: 3, column: 7 })
+        Ok(Expect {
+            file: None,
+            code: Some("E004".into()),
+            line: 3,
+            column: 7
+        })
     );
     assert_eq!(
         parse_expect("file: include/X.ice\nline: 1\ncolumn: 2\n"),
-        Ok(Expect { file: Some("include/X.ice".into()), code: None, line: 1, column: 2 })
+        Ok(Expect {
+            file: Some("include/X.ice".into()),
+            code: None,
+            line: 1,
+            column: 2
+        })
     );
     assert!(parse_expect("line: 3\n").is_err());
     assert!(parse_expect("line: x\ncolumn: 1\n").is_err());
@@ -132,7 +142,9 @@ fn report(title: &str, total: usize, failures: &[String]) {
 fn verdicts_equal_slice2py() {
     let files = inputs();
     let includes = includes();
-    let results = par_map(&files, |file| (slice2py(file, &includes), our_verdict(file, &includes)));
+    let results = par_map(&files, |file| {
+        (slice2py(file, &includes), our_verdict(file, &includes))
+    });
 
     let mut failures = Vec::new();
     let mut rejected = 0;
@@ -144,7 +156,11 @@ fn verdicts_equal_slice2py() {
         if theirs.accepted != ours.accepted {
             failures.push(format!(
                 "  {name}: slice2py {}, slice2rs {}\n    slice2py:\n{}\n    slice2rs:\n{}",
-                if theirs.accepted { "accepts" } else { "rejects" },
+                if theirs.accepted {
+                    "accepts"
+                } else {
+                    "rejects"
+                },
                 if ours.accepted { "accepts" } else { "rejects" },
                 indent(&theirs.report),
                 indent(&ours.report),
@@ -190,12 +206,15 @@ fn first_errors_point_at_the_problem() {
         .map(|f| {
             let path = expect_path(&f);
             let text = std::fs::read_to_string(&path).expect("read .expect");
-            let expect = parse_expect(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let expect = parse_expect(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (f, expect)
         })
         .collect();
-    assert!(!cases.is_empty(), "no .expect files in {}", diff_dir().display());
+    assert!(
+        !cases.is_empty(),
+        "no .expect files in {}",
+        diff_dir().display()
+    );
 
     let failures: Vec<String> = par_map(&cases, |(file, expect)| {
         let name = name_of(file);
@@ -208,7 +227,11 @@ fn first_errors_point_at_the_problem() {
             expect.file.as_deref().unwrap_or(&name),
             expect.line,
             expect.column,
-            expect.code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default()
+            expect
+                .code
+                .as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default()
         );
         let diags = match ours(file, &includes) {
             Ok(d) => d,
@@ -216,7 +239,10 @@ fn first_errors_point_at_the_problem() {
         };
         let shown = || indent(&diags.iter().map(show).collect::<Vec<_>>().join("\n"));
         let Some(first) = diags.iter().find(|d| is_error(d)) else {
-            return Some(format!("  {name}: expected an error at {wanted}, got none\n{}", shown()));
+            return Some(format!(
+                "  {name}: expected an error at {wanted}, got none\n{}",
+                shown()
+            ));
         };
         let place_ok = same_file(&first.file, &wanted_file)
             && first.line == expect.line

@@ -189,7 +189,9 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == ext) {
