@@ -7,5 +7,7 @@
 pub mod codegen;
 pub mod encoding;
 pub mod error;
+pub mod identity;
 
 pub use error::{Error, Result};
+pub use identity::Identity;
