@@ -78,6 +78,6 @@ say "cargo build --workspace --all-targets (-j $jobs)"
 cargo build --workspace --all-targets -j "$jobs"
 
 say "cargo test --workspace (-j $jobs, $jobs test threads)"
-cargo test --workspace -j "$jobs" -- --test-threads="$jobs"
+cargo test --workspace --no-fail-fast -j "$jobs" -- --test-threads="$jobs"
 
 say "all tests passed in $(( $(date +%s) - started ))s"

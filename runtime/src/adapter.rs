@@ -18,7 +18,7 @@ use crate::dispatch::{Current, Dispatcher, IncomingRequest, check_encoding, repl
 use crate::encoding::EncodingVersion;
 use crate::endpoint::{Endpoint, IpEndpoint, Transport};
 use crate::error::{Error, RequestFailed, Result};
-use crate::pending_enc::{Identity, identity_to_string};
+use crate::identity::Identity;
 use crate::protocol::{ReplyBody, RequestData};
 use crate::proxy::ObjectPrx;
 
@@ -261,7 +261,7 @@ impl ObjectAdapter {
         let mut map = self.inner.servants.write();
         let facets = map.servants.entry(id.clone()).or_default();
         if facets.contains_key(facet) {
-            let mut what = identity_to_string(&id);
+            let mut what = id.to_string();
             if !facet.is_empty() {
                 what.push_str(&format!(" -f {facet}"));
             }
@@ -322,7 +322,7 @@ impl ObjectAdapter {
         }
         removed.ok_or_else(|| Error::NotRegistered {
             kind: "servant".into(),
-            id: identity_to_string(id),
+            id: id.to_string(),
         })
     }
 
@@ -335,7 +335,7 @@ impl ObjectAdapter {
             .remove(id)
             .ok_or_else(|| Error::NotRegistered {
                 kind: "servant".into(),
-                id: identity_to_string(id),
+                id: id.to_string(),
             })
     }
 
@@ -449,7 +449,7 @@ impl RequestHandler for AdapterHandler {
                 target: "floe::protocol",
                 "dispatch",
                 operation = %current.operation,
-                identity = %identity_to_string(&current.id),
+                identity = %current.id.to_string(),
                 request_id = current.request_id
             );
             let servant = match adapter.lookup(&current.id, &current.facet) {

@@ -11,6 +11,6 @@ pub use crate::encoding::{
     Encodable, EncodingVersion, FormatType, InputStream, OptionalFormat, OutputStream, SliceType,
 };
 pub use crate::error::Error;
-pub use crate::pending_enc::Identity;
+pub use crate::identity::Identity;
 pub use crate::protocol::{Context, OperationMode};
 pub use crate::proxy::{ObjectPrx, Proxy};

@@ -15,7 +15,7 @@ use crate::connection::{self, AcmConfig, Connection, ConnectionConfig};
 use crate::encoding::EncodingVersion;
 use crate::endpoint::{DEFAULT_TIMEOUT_MS, IpEndpoint, parse_version};
 use crate::error::{Error, Result};
-use crate::pending_enc::{Identity, identity_to_string, string_to_identity};
+use crate::identity::Identity;
 use crate::properties::Properties;
 use crate::protocol::{DEFAULT_MESSAGE_SIZE_MAX_KIB, message_size_max_bytes};
 use crate::proxy::ObjectPrx;
@@ -232,12 +232,12 @@ impl Communicator {
 
     /// Ice's `identityToString` (Unicode mode).
     pub fn identity_to_string(&self, id: &Identity) -> String {
-        identity_to_string(id)
+        id.to_string()
     }
 
     /// Ice's `stringToIdentity`.
     pub fn string_to_identity(&self, s: &str) -> Result<Identity> {
-        string_to_identity(s)
+        s.parse()
     }
 
     /// Creates an object adapter listening on `<name>.Endpoints`.

@@ -11,7 +11,7 @@ use crate::adapter::ObjectAdapter;
 use crate::connection::Connection;
 use crate::encoding::{EncodingVersion, FormatType, InputStream, OutputStream};
 use crate::error::{Error, RequestFailed, Result};
-use crate::pending_enc::Identity;
+use crate::identity::Identity;
 use crate::protocol::{Context, OperationMode, ReplyBody, encapsulate, put_size, put_string};
 
 /// Information about the request being dispatched.

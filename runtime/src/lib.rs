@@ -1,8 +1,24 @@
 //! Floe: an RPC runtime that speaks ZeroC Ice 3.7's protocol 1.0 and encodings 1.0 and 1.1.
 //!
 //! Layers, each using only the ones before it: [`properties`], [`encoding`], [`protocol`],
-//! transport and connection, proxies and object adapters, and the [`Communicator`].
-//! Generated code (from `slice2rs`) reaches the runtime only through [`codegen`].
+//! transport and [`connection`], proxies ([`proxy`]) and object adapters ([`adapter`]), and the
+//! [`Communicator`]. Generated code (from `slice2rs`) reaches the runtime only through
+//! [`codegen`].
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! # async fn demo() -> floe::Result<()> {
+//! let mut args: Vec<String> = std::env::args().collect();
+//! let communicator = floe::initialize(&mut args)?;
+//! let hello = communicator
+//!     .string_to_proxy("hello:tcp -h 127.0.0.1 -p 10000")?
+//!     .expect("not a null proxy");
+//! hello.ice_ping().await?;
+//! communicator.destroy().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod adapter;
 pub mod codegen;
@@ -12,7 +28,7 @@ pub mod dispatch;
 pub mod encoding;
 pub mod endpoint;
 pub mod error;
-mod pending_enc;
+pub mod identity;
 pub mod properties;
 pub mod protocol;
 pub mod proxy;
@@ -27,7 +43,7 @@ pub use dispatch::{
 pub use encoding::EncodingVersion;
 pub use endpoint::Endpoint;
 pub use error::{Error, RequestFailed, Result};
-pub use pending_enc::Identity;
+pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};
-pub use proxy::{InvocationMode, ObjectPrx};
+pub use proxy::{InvocationMode, ObjectPrx, Proxy};

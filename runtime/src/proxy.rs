@@ -14,7 +14,7 @@ use crate::connection::{Connection, InvokeFailure};
 use crate::encoding::{EncodingVersion, ProtocolVersion};
 use crate::endpoint::{Endpoint, parse_version, split_args};
 use crate::error::{Error, Result};
-use crate::pending_enc::{Identity, identity_to_string, string_to_identity, unescape};
+use crate::identity::{Identity, ToStringMode, escape_string, unescape_string};
 use crate::protocol::{
     Context, MessageType, OperationMode, ReplyBody, RequestData, batch_body, build_message,
 };
@@ -155,7 +155,7 @@ fn quote_if_needed(s: String) -> String {
 
 fn escape_plain(s: &str) -> String {
     // Facets and adapter ids use the identity escapes, except that '/' is left alone.
-    identity_to_string(&Identity::new(s, "")).replace("\\/", "/")
+    escape_string(s, "", ToStringMode::Unicode)
 }
 
 impl fmt::Display for ObjectPrx {
@@ -163,7 +163,7 @@ impl fmt::Display for ObjectPrx {
     /// then `:endpoint...` or ` @ adapter`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &*self.r;
-        f.write_str(&quote_if_needed(identity_to_string(&r.identity)))?;
+        f.write_str(&quote_if_needed(r.identity.to_string()))?;
         if !r.facet.is_empty() {
             write!(f, " -f {}", quote_if_needed(escape_plain(&r.facet)))?;
         }
@@ -252,17 +252,14 @@ impl ObjectPrx {
             }
             ident_str = chars[..i].iter().collect();
         }
-        let identity = string_to_identity(&ident_str).map_err(|e| match e {
-            Error::ProxyParse(m) => Error::ProxyParse(m.replace("in `", "in identity `")),
-            other => other,
-        })?;
+        let identity: Identity = ident_str.parse()?;
         if identity.name.is_empty() {
             if identity.category.is_empty() {
                 return Ok(None);
             }
             return Err(Error::IllegalArgument(format!(
                 "illegal identity `{}` (empty name) in `{s}`",
-                identity_to_string(&identity)
+                identity.to_string()
             )));
         }
         let mut r = Reference {
@@ -342,7 +339,8 @@ impl ObjectPrx {
             match opt.as_str() {
                 "-f" => {
                     let a = need_arg(&arg)?;
-                    r.facet = unescape(&a).map_err(|_| perr(format!("invalid facet in `{s}`")))?;
+                    r.facet = unescape_string(&a, "")
+                        .map_err(|m| perr(format!("invalid facet in `{s}`: {m}")))?;
                 }
                 "-t" => {
                     no_arg(&arg)?;
@@ -415,7 +413,8 @@ impl ObjectPrx {
                     "invalid characters after adapter id in `{s}`"
                 )));
             }
-            r.adapter_id = unescape(&words[0])?;
+            r.adapter_id = unescape_string(&words[0], "")
+                .map_err(|m| perr(format!("invalid adapter id in `{s}`: {m}")))?;
             if r.adapter_id.is_empty() {
                 return Err(perr(format!("empty adapter id in `{s}`")));
             }

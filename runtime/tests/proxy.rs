@@ -105,7 +105,7 @@ fn bad_proxies_are_refused_like_zeroc() {
 }
 
 fn is_identity_parse(err: &Error) -> bool {
-    matches!(err, Error::ProxyParse(m) if m.contains("identity"))
+    matches!(err, Error::IdentityParse(_))
 }
 
 #[test]

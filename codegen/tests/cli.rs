@@ -1,0 +1,341 @@
+//! `slice2rs` run as a real process: usage, compiling to an output directory with include
+//! directories, preprocessor flags, dependencies, JSON diagnostics and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn slice2rs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slice2rs"))
+        .args(args)
+        .output()
+        .expect("run slice2rs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+fn write(path: &Path, contents: &str) -> PathBuf {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, contents).unwrap();
+    path.to_path_buf()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn generated_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A project with an include directory: `inc/Base.ice` and `main.ice`, which includes it
+/// with angle brackets (so it is found only through `-I`).
+fn project() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let inc = tmp.path().join("inc");
+    write(
+        &inc.join("Base.ice"),
+        "#pragma once\nmodule Base\n{\n    struct Point\n    {\n        int x;\n        int y;\n    }\n}\n",
+    );
+    let main = write(
+        &tmp.path().join("main.ice"),
+        "#include <Base.ice>\n\nmodule App\n{\n    interface Canvas\n    {\n        void draw(Base::Point p);\n    }\n}\n",
+    );
+    (tmp, inc, main)
+}
+
+#[test]
+fn help_lists_the_flags_of_slice2py() {
+    let out = slice2rs(&["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let help = text(&out.stdout);
+    for flag in [
+        "-I",
+        "-D",
+        "-U",
+        "-E",
+        "--output-dir",
+        "--depend",
+        "--diagnostic-format",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn compiles_users_manager_into_the_output_directory() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let slice_dir = root.join("slice");
+    let file = slice_dir.join("UsersManager.ice");
+    let out = slice2rs(&[
+        "-I",
+        slice_dir.to_str().unwrap(),
+        "--output-dir",
+        out_dir.path().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let files = generated_files(out_dir.path());
+    let rust: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    assert!(
+        !rust.is_empty(),
+        "no .rs file written; found {files:?}\n{}",
+        describe(&out)
+    );
+    let all: String = rust
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for name in [
+        "SessionExpired",
+        "InvalidUser",
+        "Unauthorized",
+        "ManagerQueryResponse",
+    ] {
+        assert!(all.contains(name), "generated code never mentions {name}");
+    }
+    assert!(
+        all.contains("createUser"),
+        "generated code lacks the wire name of operation createUser"
+    );
+}
+
+#[test]
+fn include_directories_are_searched() {
+    let (tmp, inc, main) = project();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_s = out_dir.to_str().unwrap();
+
+    let separate = slice2rs(&[
+        "-I",
+        inc.to_str().unwrap(),
+        "--output-dir",
+        out_s,
+        main.to_str().unwrap(),
+    ]);
+    assert!(
+        separate.status.success(),
+        "-I DIR:\n{}",
+        describe(&separate)
+    );
+
+    let joined = format!("-I{}", inc.display());
+    let attached = slice2rs(&[&joined, "--output-dir", out_s, main.to_str().unwrap()]);
+    assert!(attached.status.success(), "-IDIR:\n{}", describe(&attached));
+
+    let without = slice2rs(&["--output-dir", out_s, main.to_str().unwrap()]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "without -I the include cannot be found:\n{}",
+        describe(&without)
+    );
+}
+
+#[test]
+fn an_error_exits_1_and_names_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write(
+        &tmp.path().join("Bad.ice"),
+        "module M\n{\n    struct S\n    {\n        Missing m;\n    }\n}\n",
+    );
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("error[E"),
+        "no `error[E…]` in the output:\n{all}"
+    );
+    assert!(
+        all.contains("Bad.ice:5:9"),
+        "the error does not point at Bad.ice:5:9:\n{all}"
+    );
+    let written: Vec<PathBuf> = generated_files(tmp.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "code was generated despite the error: {written:?}"
+    );
+}
+
+#[test]
+fn warnings_alone_exit_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        &tmp.path().join("Warn.ice"),
+        "module M\n{\n    sequence<int> Ints;\n    dictionary<Ints, string> BySequence;\n}\n",
+    );
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn a_missing_input_file_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("DoesNotExist.ice");
+    let out = slice2rs(&[
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}
+
+#[test]
+fn json_diagnostics_are_one_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write(
+        &tmp.path().join("Twice.ice"),
+        "module M\n{\n    struct S\n    {\n        int a;\n        Nope b;\n        Nada c;\n    }\n}\n",
+    );
+    let out = slice2rs(&[
+        "--diagnostic-format",
+        "json",
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let both = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let objects: Vec<serde_json::Value> = both
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        objects.len() >= 2,
+        "expected both errors as JSON lines:\n{}",
+        describe(&out)
+    );
+    for o in &objects {
+        for key in ["severity", "code", "message", "file", "line", "column"] {
+            assert!(o.get(key).is_some(), "JSON diagnostic without {key:?}: {o}");
+        }
+    }
+    let errors: Vec<(u64, u64)> = objects
+        .iter()
+        .filter(|o| o["severity"] == "error")
+        .map(|o| (o["line"].as_u64().unwrap(), o["column"].as_u64().unwrap()))
+        .collect();
+    assert!(errors.contains(&(6, 9)), "no error at 6:9 in {errors:?}");
+    assert!(errors.contains(&(7, 9)), "no error at 7:9 in {errors:?}");
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["file"].as_str().is_some_and(|f| f.ends_with("Twice.ice"))),
+        "diagnostics should name Twice.ice: {objects:?}"
+    );
+}
+
+#[test]
+fn preprocess_only_honours_defines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        &tmp.path().join("Cond.ice"),
+        "#ifdef FLOE_FLAG\nmodule WhenDefined\n{\n}\n#else\nmodule WhenUndefined\n{\n}\n#endif\n",
+    );
+    let f = file.to_str().unwrap();
+
+    let defined = slice2rs(&["-DFLOE_FLAG", "-E", f]);
+    assert!(defined.status.success(), "{}", describe(&defined));
+    let stdout = text(&defined.stdout);
+    assert!(
+        stdout.contains("WhenDefined") && !stdout.contains("WhenUndefined"),
+        "{stdout}"
+    );
+
+    let plain = slice2rs(&["-E", f]);
+    assert!(plain.status.success(), "{}", describe(&plain));
+    let stdout = text(&plain.stdout);
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "{stdout}"
+    );
+
+    let undefined = slice2rs(&["-DFLOE_FLAG", "-UFLOE_FLAG", "-E", f]);
+    assert!(undefined.status.success(), "{}", describe(&undefined));
+    let stdout = text(&undefined.stdout);
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "-D then -U:\n{stdout}"
+    );
+
+    // Like slice2py (mcpp), -U wins over -D whatever their order.
+    let undefined_first = slice2rs(&["-UFLOE_FLAG", "-DFLOE_FLAG", "-E", f]);
+    assert!(
+        undefined_first.status.success(),
+        "{}",
+        describe(&undefined_first)
+    );
+    let stdout = text(&undefined_first.stdout);
+    assert!(
+        stdout.contains("WhenUndefined") && !stdout.contains("WhenDefined"),
+        "-U then -D:\n{stdout}"
+    );
+}
+
+#[test]
+fn depend_lists_the_included_files() {
+    let (_tmp, inc, main) = project();
+    let out = slice2rs(&[
+        "-I",
+        inc.to_str().unwrap(),
+        "--depend",
+        main.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("main.ice"),
+        "--depend omits the input:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Base.ice"),
+        "--depend omits the included file:\n{stdout}"
+    );
+}
