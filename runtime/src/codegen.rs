@@ -2,13 +2,14 @@
 //! `::floe::codegen::Item` and uses nothing else of the runtime.
 
 pub use futures_util::future::BoxFuture;
-pub use inventory;
 
 pub use crate::dispatch::{
     Current, Dispatcher, IncomingRequest, OutgoingResponse, dispatch_builtin,
 };
 pub use crate::encoding::{
-    Encodable, EncodingVersion, FormatType, InputStream, OptionalFormat, OutputStream, SliceType,
+    AnyUserException, DispatchError, Encodable, EncodingVersion, ExceptionFactory, FormatType,
+    InputStream, OperationError, OptionalFormat, OutputStream, SliceType, UserException, Value,
+    ValueFactory, ValueRef, inventory,
 };
 pub use crate::error::Error;
 pub use crate::identity::Identity;

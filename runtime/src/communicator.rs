@@ -193,6 +193,17 @@ impl Communicator {
         Communicator { inner }
     }
 
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.inner
+    }
+
+    /// Runs `f` so that proxies decoded inside it (with `InputStream::read`) belong to this
+    /// communicator. Typed invocations and dispatch do this by themselves; use it when decoding
+    /// raw encapsulations (for instance in a [`crate::Blobject`]).
+    pub fn decode_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        crate::proxy::with_decode_instance(&self.inner, f)
+    }
+
     /// The communicator's properties.
     pub fn properties(&self) -> &Properties {
         &self.inner.properties

@@ -9,7 +9,9 @@ use futures_util::future::BoxFuture;
 
 use crate::adapter::ObjectAdapter;
 use crate::connection::Connection;
-use crate::encoding::{EncodingVersion, FormatType, InputStream, OutputStream};
+use crate::encoding::{
+    DispatchError, EncodingVersion, FormatType, InputStream, OperationError, OutputStream,
+};
 use crate::error::{Error, RequestFailed, Result};
 use crate::identity::Identity;
 use crate::protocol::{Context, OperationMode, ReplyBody, encapsulate, put_size, put_string};
@@ -142,11 +144,31 @@ impl IncomingRequest {
         f: impl FnOnce(&mut InputStream<'_>) -> Result<T>,
     ) -> Result<T> {
         check_encoding(&self.params)?;
-        let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
-        is.start_encapsulation()?;
-        let v = f(&mut is)?;
-        is.end_encapsulation()?;
-        Ok(v)
+        let communicator = self.current.adapter.communicator();
+        communicator.decode_scope(|| {
+            let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
+            is.start_encapsulation()?;
+            let v = f(&mut is)?;
+            is.end_encapsulation()?;
+            Ok(v)
+        })
+    }
+
+    /// The reply for an operation's error: a user exception is marshaled (reply status 1, in the
+    /// compact format); a runtime error is returned as `Err` and becomes the reply Ice sends for
+    /// it.
+    pub fn reply_error<E: OperationError>(&self, e: E) -> Result<OutgoingResponse> {
+        match e.into_dispatch() {
+            DispatchError::Runtime(err) => Err(err),
+            DispatchError::User(ex) => {
+                let enc = self.current.encoding;
+                let mut os = OutputStream::new(EncodingVersion::V1_0);
+                os.start_encapsulation(enc, FormatType::Compact);
+                os.write_exception(&*ex);
+                os.end_encapsulation();
+                Ok(OutgoingResponse::user_exception(Bytes::from(os.finish()?)))
+            }
+        }
     }
 
     /// A successful reply whose out-parameters `f` writes, in the request's encoding and in

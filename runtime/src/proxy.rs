@@ -12,7 +12,12 @@ use parking_lot::Mutex;
 use crate::communicator::{Communicator, Instance};
 use crate::connection::{Connection, InvokeFailure};
 use crate::encoding::{EncodingVersion, ProtocolVersion};
-use crate::endpoint::{Endpoint, parse_version, split_args};
+use crate::encoding::{
+    EndpointData, FormatType, InputStream, OpaqueEndpointData, OperationError, OptionalFormat,
+    OutputStream, ProxyData, ProxyMode, SliceType, TcpEndpointData, UdpEndpointData,
+    WsEndpointData,
+};
+use crate::endpoint::{Endpoint, IpEndpoint, OpaqueEndpoint, Transport, parse_version, split_args};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, ToStringMode, escape_string, unescape_string};
 use crate::protocol::{
@@ -259,7 +264,7 @@ impl ObjectPrx {
             }
             return Err(Error::IllegalArgument(format!(
                 "illegal identity `{}` (empty name) in `{s}`",
-                identity.to_string()
+                identity
             )));
         }
         let mut r = Reference {
@@ -696,7 +701,7 @@ impl ObjectPrx {
         let mut last = None;
         for ep in &self.r.endpoints {
             if let Endpoint::Ip(ip) = ep {
-                if ip.transport == crate::endpoint::Transport::Tcp {
+                if ip.transport == Transport::Tcp {
                     match self.r.instance.get_connection(ip).await {
                         Ok(c) => return Ok(c),
                         Err(e) => last = Some(e),
@@ -871,4 +876,223 @@ fn find_closing_quote(chars: &[char], start: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+thread_local! {
+    static DECODE_INSTANCE: std::cell::RefCell<Option<Arc<Instance>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `instance` as the communicator of the proxies decoded inside it.
+pub(crate) fn with_decode_instance<T>(instance: &Arc<Instance>, f: impl FnOnce() -> T) -> T {
+    let previous = DECODE_INSTANCE.with(|c| c.replace(Some(instance.clone())));
+    struct Restore(Option<Arc<Instance>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            DECODE_INSTANCE.with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+impl From<&Endpoint> for EndpointData {
+    fn from(ep: &Endpoint) -> EndpointData {
+        match ep {
+            Endpoint::Opaque(o) => EndpointData::Opaque(OpaqueEndpointData {
+                endpoint_type: o.type_id,
+                encoding: o.encoding,
+                bytes: o.bytes.clone(),
+            }),
+            Endpoint::Ip(ip) => {
+                let tcp = || TcpEndpointData {
+                    host: ip.host.clone(),
+                    port: i32::from(ip.port),
+                    timeout: ip.timeout,
+                    compress: ip.compress,
+                };
+                let ws = || WsEndpointData {
+                    host: ip.host.clone(),
+                    port: i32::from(ip.port),
+                    timeout: ip.timeout,
+                    compress: ip.compress,
+                    resource: ip.resource.clone(),
+                };
+                match ip.transport {
+                    Transport::Tcp => EndpointData::Tcp(tcp()),
+                    Transport::Ssl => EndpointData::Ssl(tcp()),
+                    Transport::Udp => EndpointData::Udp(UdpEndpointData {
+                        host: ip.host.clone(),
+                        port: i32::from(ip.port),
+                        compress: ip.compress,
+                    }),
+                    Transport::Ws => EndpointData::Ws(ws()),
+                    Transport::Wss => EndpointData::Wss(ws()),
+                }
+            }
+        }
+    }
+}
+
+impl TryFrom<&EndpointData> for Endpoint {
+    type Error = Error;
+
+    fn try_from(data: &EndpointData) -> Result<Endpoint> {
+        let port = |p: i32| {
+            u16::try_from(p).map_err(|_| Error::marshal(format!("endpoint port {p} out of range")))
+        };
+        let ip = |transport: Transport,
+                  host: &str,
+                  p: i32,
+                  timeout: i32,
+                  compress: bool|
+         -> Result<IpEndpoint> {
+            let mut ep = IpEndpoint::tcp(host, port(p)?);
+            ep.transport = transport;
+            ep.timeout = timeout;
+            ep.compress = compress;
+            Ok(ep)
+        };
+        Ok(Endpoint::Ip(match data {
+            EndpointData::Tcp(t) => ip(Transport::Tcp, &t.host, t.port, t.timeout, t.compress)?,
+            EndpointData::Ssl(t) => ip(Transport::Ssl, &t.host, t.port, t.timeout, t.compress)?,
+            EndpointData::Udp(u) => ip(Transport::Udp, &u.host, u.port, -1, u.compress)?,
+            EndpointData::Ws(w) | EndpointData::Wss(w) => {
+                let t = if matches!(data, EndpointData::Ws(_)) {
+                    Transport::Ws
+                } else {
+                    Transport::Wss
+                };
+                let mut ep = ip(t, &w.host, w.port, w.timeout, w.compress)?;
+                ep.resource = w.resource.clone();
+                ep
+            }
+            EndpointData::Opaque(o) => {
+                return Ok(Endpoint::Opaque(OpaqueEndpoint {
+                    type_id: o.endpoint_type,
+                    encoding: o.encoding,
+                    bytes: o.bytes.clone(),
+                }));
+            }
+        }))
+    }
+}
+
+impl ObjectPrx {
+    /// The marshaled form of this proxy.
+    pub fn to_proxy_data(&self) -> ProxyData {
+        let r = &*self.r;
+        ProxyData {
+            identity: r.identity.clone(),
+            facet: r.facet.clone(),
+            mode: match r.mode {
+                InvocationMode::Twoway => ProxyMode::Twoway,
+                InvocationMode::Oneway => ProxyMode::Oneway,
+                InvocationMode::BatchOneway => ProxyMode::BatchOneway,
+                InvocationMode::Datagram => ProxyMode::Datagram,
+                InvocationMode::BatchDatagram => ProxyMode::BatchDatagram,
+            },
+            secure: r.secure,
+            protocol: r.protocol,
+            encoding: r.encoding,
+            endpoints: r.endpoints.iter().map(EndpointData::from).collect(),
+            adapter_id: r.adapter_id.clone(),
+        }
+    }
+
+    /// A proxy of `communicator` from its marshaled form.
+    pub fn from_proxy_data(communicator: &Communicator, data: &ProxyData) -> Result<ObjectPrx> {
+        Self::from_data(communicator.instance().clone(), data)
+    }
+
+    fn from_data(instance: Arc<Instance>, data: &ProxyData) -> Result<ObjectPrx> {
+        let endpoints = data
+            .endpoints
+            .iter()
+            .map(Endpoint::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let mut prx = ObjectPrx::new_direct(instance, data.identity.clone(), endpoints);
+        let r = Arc::make_mut(&mut prx.r);
+        r.facet = data.facet.clone();
+        r.mode = match data.mode {
+            ProxyMode::Twoway => InvocationMode::Twoway,
+            ProxyMode::Oneway => InvocationMode::Oneway,
+            ProxyMode::BatchOneway => InvocationMode::BatchOneway,
+            ProxyMode::Datagram => InvocationMode::Datagram,
+            ProxyMode::BatchDatagram => InvocationMode::BatchDatagram,
+        };
+        r.secure = data.secure;
+        r.protocol = data.protocol;
+        r.encoding = data.encoding;
+        r.adapter_id = data.adapter_id.clone();
+        Ok(prx)
+    }
+
+    /// Calls operation `op` the way generated code does (see docs/codegen-surface.md): `encode`
+    /// writes the in-parameters, `decode` reads the out-parameters and return value, and a user
+    /// exception is decoded into `E`. On a oneway or batch-oneway proxy a `twoway_only`
+    /// operation fails with [`Error::TwowayOnly`]; others resolve once the request is written
+    /// (or queued), with `decode` run on empty results.
+    pub async fn invoke<R, E: OperationError>(
+        &self,
+        op: &'static str,
+        mode: OperationMode,
+        format: Option<FormatType>,
+        twoway_only: bool,
+        encode: impl FnOnce(&mut OutputStream),
+        decode: impl FnOnce(&mut InputStream<'_>) -> Result<R> + Send,
+    ) -> std::result::Result<R, E> {
+        let twoway = self.r.mode.is_twoway();
+        if twoway_only && !twoway {
+            return Err(E::from(Error::TwowayOnly(op.to_string())));
+        }
+        let enc = self.r.encoding;
+        let mut os = OutputStream::new(EncodingVersion::V1_0);
+        os.start_encapsulation(enc, format.unwrap_or_default());
+        encode(&mut os);
+        os.end_encapsulation();
+        let params = Bytes::from(os.finish().map_err(E::from)?);
+        let (ok, out) = self
+            .ice_invoke(op, mode, params, None)
+            .await
+            .map_err(E::from)?;
+        let out = if twoway {
+            out
+        } else {
+            crate::protocol::empty_encapsulation(enc.major, enc.minor)
+        };
+        with_decode_instance(&self.r.instance, || {
+            let mut is = InputStream::new(&out, EncodingVersion::V1_0);
+            is.start_encapsulation().map_err(E::from)?;
+            if ok {
+                let r = decode(&mut is).map_err(E::from)?;
+                is.end_encapsulation().map_err(E::from)?;
+                Ok(r)
+            } else {
+                Err(is.read_exception::<E>())
+            }
+        })
+    }
+}
+
+impl<P: Proxy> SliceType for Option<P> {
+    const MIN_WIRE_SIZE: usize = 2;
+    const TAG_FORMAT: OptionalFormat = OptionalFormat::FSize;
+
+    fn encode(&self, os: &mut OutputStream) {
+        match self {
+            Some(p) => ProxyData::write(os, Some(&p.as_object().to_proxy_data())),
+            None => ProxyData::write(os, None),
+        }
+    }
+
+    fn decode(is: &mut InputStream<'_>) -> Result<Self> {
+        let Some(data) = ProxyData::read(is)? else {
+            return Ok(None);
+        };
+        let instance = DECODE_INSTANCE.with(|c| c.borrow().clone()).ok_or_else(|| {
+            Error::marshal("a proxy can only be decoded within a communicator (see Communicator::decode_scope)")
+        })?;
+        Ok(Some(P::from_object(ObjectPrx::from_data(instance, &data)?)))
+    }
 }

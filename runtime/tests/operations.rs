@@ -166,3 +166,77 @@ async fn floe_client_calls_zeroc_server() {
     assert!(ok);
     comm.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_proxy_against_zeroc_server() {
+    require_zeroc();
+    let py = start_python_server();
+    let comm = client_communicator(&[]);
+    let base = comm.string_to_proxy(&py.proxy).unwrap().unwrap();
+    let hello = HelloPrx::checked_cast(&base)
+        .await
+        .unwrap()
+        .expect("is a Hello");
+    assert_eq!(hello.say_hello("typed").await.unwrap(), "Hello, typed!");
+    assert_eq!(hello.add(-2, 5).await.unwrap(), 3);
+    match hello.fail("why").await {
+        Err(FailError::TestFailure(e)) => assert_eq!(e.reason, "why"),
+        other => panic!("expected TestFailure, got {other:?}"),
+    }
+    let old = HelloPrx(hello.ice_encoding_version(EncodingVersion::V1_0));
+    match old.fail("old why").await {
+        Err(FailError::TestFailure(e)) => assert_eq!(e.reason, "old why"),
+        other => panic!("expected TestFailure, got {other:?}"),
+    }
+    let p = comm
+        .string_to_proxy("cat/obj -f fac -o:tcp -h 127.0.0.1 -p 4061 -t 5000 -z")
+        .unwrap()
+        .unwrap();
+    let back = hello.echo_proxy(Some(&p)).await.unwrap().unwrap();
+    assert_eq!(back, p);
+    assert_eq!(
+        back.to_string(),
+        "cat/obj -f fac -o -e 1.1:tcp -h 127.0.0.1 -p 4061 -t 5000 -z"
+    );
+    // A 1.0 stream carries no proxy encoding version: the proxy comes back as 1.0, as in Ice.
+    assert_eq!(
+        old.echo_proxy(Some(&p)).await.unwrap().unwrap(),
+        p.ice_encoding_version(EncodingVersion::V1_0)
+    );
+    assert_eq!(hello.echo_proxy(None).await.unwrap(), None);
+    // A twoway-only operation on a oneway proxy fails before anything is sent.
+    let ow = HelloPrx(hello.ice_oneway());
+    assert!(matches!(
+        ow.say_hello("x").await,
+        Err(floe::Error::TwowayOnly(_))
+    ));
+    let before = hello.notify_count().await.unwrap();
+    ow.notify("one").await.unwrap();
+    let mut n = before;
+    for _ in 0..100 {
+        n = hello.notify_count().await.unwrap();
+        if n > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, before + 1);
+    hello.shutdown().await.unwrap();
+    comm.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeroc_client_oneway_batch_and_concurrency() {
+    require_zeroc();
+    let server = start_floe_server(&[]).await;
+    run_python_client(&server.proxy.to_string(), "oneway", &[]).await;
+    run_python_client(&server.proxy.to_string(), "concurrent", &[]).await;
+    assert_eq!(
+        server
+            .hello
+            .notifications
+            .load(std::sync::atomic::Ordering::SeqCst),
+        8
+    );
+    server.communicator.destroy().await;
+}

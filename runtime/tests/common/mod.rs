@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use floe::codegen::BoxFuture;
-use floe::encoding::{EncodingVersion, OutputStream};
+use floe::codegen::{
+    BoxFuture, DispatchError, InputStream, OperationError, OutputStream, Proxy, UserException,
+};
 use floe::{
     Communicator, Dispatcher, Error, Identity, IncomingRequest, ObjectAdapter, ObjectPrx,
     OperationMode, OutgoingResponse, Properties, Result, dispatch_builtin,
@@ -134,27 +135,209 @@ pub struct HelloImpl {
     pub suffix: String,
 }
 
-/// Encodes `::FloeTest::TestFailure{reason}` the way generated code does (compact format; the
-/// 1.0 layout when the request was 1.0).
-fn test_failure(request: &IncomingRequest, reason: &str) -> OutgoingResponse {
-    let enc = request.current().encoding;
-    let mut os = OutputStream::new(EncodingVersion::V1_0);
-    os.start_encapsulation(enc, Default::default());
-    if enc == EncodingVersion::V1_0 {
-        os.write_bool(false);
-        os.write_string("::FloeTest::TestFailure");
-        let mut slice = OutputStream::new(enc);
-        slice.write_string(reason);
-        let body = slice.finish().unwrap();
-        os.write_i32(body.len() as i32 + 4);
-        os.write_bytes(&body);
-    } else {
-        os.write_u8(0x20);
-        os.write_string("::FloeTest::TestFailure");
-        os.write_string(reason);
+/// `::FloeTest::TestFailure`, written the way slice2rs generates an exception.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestFailure {
+    pub reason: String,
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "::FloeTest::TestFailure {{ reason: {:?} }}", self.reason)
     }
-    os.end_encapsulation();
-    OutgoingResponse::user_exception(os.finish().unwrap().into())
+}
+
+impl std::error::Error for TestFailure {}
+
+impl UserException for TestFailure {
+    fn ice_id(&self) -> &'static str {
+        "::FloeTest::TestFailure"
+    }
+    fn encode_exception(&self, os: &mut OutputStream) {
+        os.start_slice("::FloeTest::TestFailure", None, true);
+        os.write(&self.reason);
+        os.end_slice();
+    }
+    fn uses_classes(&self) -> bool {
+        false
+    }
+}
+
+impl TestFailure {
+    pub fn decode_exception(is: &mut InputStream<'_>) -> Result<TestFailure> {
+        is.start_slice()?;
+        let reason = is.read::<String>()?;
+        is.end_slice()?;
+        Ok(TestFailure { reason })
+    }
+}
+
+/// The error type of `Hello::fail`, as generated (`hello::FailError`).
+#[derive(Debug)]
+pub enum FailError {
+    TestFailure(TestFailure),
+    Runtime(Error),
+}
+
+impl From<Error> for FailError {
+    fn from(e: Error) -> Self {
+        FailError::Runtime(e)
+    }
+}
+
+impl OperationError for FailError {
+    fn decode_user_exception(type_id: &str, is: &mut InputStream<'_>) -> Option<Result<Self>> {
+        match type_id {
+            "::FloeTest::TestFailure" => {
+                Some(TestFailure::decode_exception(is).map(FailError::TestFailure))
+            }
+            _ => None,
+        }
+    }
+    fn into_dispatch(self) -> DispatchError {
+        match self {
+            FailError::TestFailure(e) => DispatchError::User(Box::new(e)),
+            FailError::Runtime(e) => DispatchError::Runtime(e),
+        }
+    }
+}
+
+/// `::FloeTest::Hello*`, as generated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HelloPrx(pub ObjectPrx);
+
+impl Proxy for HelloPrx {
+    const TYPE_ID: &'static str = HELLO_TYPE_ID;
+    fn from_object(prx: ObjectPrx) -> Self {
+        HelloPrx(prx)
+    }
+    fn as_object(&self) -> &ObjectPrx {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for HelloPrx {
+    type Target = ObjectPrx;
+    fn deref(&self) -> &ObjectPrx {
+        &self.0
+    }
+}
+
+impl HelloPrx {
+    pub async fn checked_cast(prx: &ObjectPrx) -> Result<Option<HelloPrx>> {
+        Ok(if prx.ice_is_a(Self::TYPE_ID).await? {
+            Some(HelloPrx(prx.clone()))
+        } else {
+            None
+        })
+    }
+
+    pub async fn say_hello(&self, name: &str) -> Result<String> {
+        self.0
+            .invoke(
+                "sayHello",
+                OperationMode::Normal,
+                None,
+                true,
+                |os| os.write(name),
+                |is| is.read::<String>(),
+            )
+            .await
+    }
+
+    pub async fn add(&self, a: i32, b: i32) -> Result<i32> {
+        self.0
+            .invoke(
+                "add",
+                OperationMode::Idempotent,
+                None,
+                true,
+                |os| {
+                    os.write(&a);
+                    os.write(&b);
+                },
+                |is| is.read::<i32>(),
+            )
+            .await
+    }
+
+    pub async fn notify(&self, msg: &str) -> Result<()> {
+        self.0
+            .invoke(
+                "notify",
+                OperationMode::Normal,
+                None,
+                false,
+                |os| os.write(msg),
+                |_| Ok(()),
+            )
+            .await
+    }
+
+    pub async fn notify_count(&self) -> Result<i32> {
+        self.0
+            .invoke(
+                "notifyCount",
+                OperationMode::Idempotent,
+                None,
+                true,
+                |_| {},
+                |is| is.read::<i32>(),
+            )
+            .await
+    }
+
+    pub async fn slow(&self, ms: i32) -> Result<()> {
+        self.0
+            .invoke(
+                "slow",
+                OperationMode::Normal,
+                None,
+                false,
+                |os| os.write(&ms),
+                |_| Ok(()),
+            )
+            .await
+    }
+
+    pub async fn fail(&self, reason: &str) -> std::result::Result<(), FailError> {
+        self.0
+            .invoke(
+                "fail",
+                OperationMode::Normal,
+                None,
+                false,
+                |os| os.write(reason),
+                |_| Ok(()),
+            )
+            .await
+    }
+
+    pub async fn echo_proxy(&self, p: Option<&ObjectPrx>) -> Result<Option<ObjectPrx>> {
+        self.0
+            .invoke(
+                "echoProxy",
+                OperationMode::Normal,
+                None,
+                true,
+                |os| os.write(&p.cloned()),
+                |is| is.read::<Option<ObjectPrx>>(),
+            )
+            .await
+    }
+
+    pub async fn shutdown(&self) -> Result<()> {
+        self.0
+            .invoke(
+                "shutdown",
+                OperationMode::Normal,
+                None,
+                false,
+                |_| {},
+                |_| Ok(()),
+            )
+            .await
+    }
 }
 
 pub struct HelloDispatcher(pub Arc<HelloImpl>);
@@ -222,7 +405,17 @@ impl Dispatcher for HelloDispatcher {
                 "fail" => {
                     request.check_mode(OperationMode::Normal)?;
                     let reason = request.read_params(|is| is.read::<String>())?;
-                    Ok(test_failure(request, &reason))
+                    let result: std::result::Result<(), FailError> =
+                        Err(FailError::TestFailure(TestFailure { reason }));
+                    match result {
+                        Ok(()) => Ok(request.reply(None, |_| {})),
+                        Err(e) => request.reply_error(e),
+                    }
+                }
+                "echoProxy" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    let p = request.read_params(|is| is.read::<Option<ObjectPrx>>())?;
+                    Ok(request.reply(None, |os| os.write(&p)))
                 }
                 "shutdown" => {
                     request.check_mode(OperationMode::Normal)?;

@@ -29,6 +29,11 @@ def operations(comm, base):
     z = FloeTest.HelloPrx.uncheckedCast(hello.ice_compress(True))
     check(bytes(z.echoBytes(big)) == big, "echoBytes compressed")
     check(z.sayHello("z") == "Hello, z!", "small compressed-capable call")
+    p = comm.stringToProxy("cat/obj -f fac -o:tcp -h 127.0.0.1 -p 4061 -t 5000 -z")
+    back = hello.echoProxy(p)
+    check(back == p, "echoProxy %s" % back)
+    check(hello.echoProxy(None) is None, "echoProxy null")
+    check(e10.echoProxy(p) == p.ice_encodingVersion(Ice.EncodingVersion(1, 0)), "echoProxy 1.0 (a 1.0 stream carries no proxy encoding)")
 
 
 def oneway(comm, base):

@@ -35,6 +35,9 @@ class HelloI(FloeTest.Hello):
     def fail(self, reason, current):
         raise FloeTest.TestFailure(reason)
 
+    def echoProxy(self, p, current):
+        return p
+
     def shutdown(self, current):
         current.adapter.getCommunicator().shutdown()
 
