@@ -277,7 +277,7 @@ impl ObjectAdapter {
 
     /// Registers a servant under a fresh UUID identity and returns a proxy for it.
     pub fn add_with_uuid(&self, servant: Arc<dyn Dispatcher>) -> Result<ObjectPrx> {
-        self.add(servant, Identity::new(uuid::Uuid::new_v4().to_string(), ""))
+        self.add(servant, Identity::new(uuid_v4(), ""))
     }
 
     /// Registers a default servant for `category` ("" for every category without its own):
@@ -489,6 +489,15 @@ impl RequestHandler for AdapterHandler {
             }
         })
     }
+}
+
+/// A random (version 4) UUID in its usual text form, as Ice's `generateUUID`.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// Splits an endpoint list at `:` outside quotes.
