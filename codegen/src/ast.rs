@@ -423,10 +423,7 @@ impl Ast {
         let mut out = self.operations(def);
         for b in self.all_bases(def) {
             for op in self.operations(b) {
-                if !out
-                    .iter()
-                    .any(|o| self.node(*o).name == self.node(op).name)
-                {
+                if !out.iter().any(|o| self.node(*o).name == self.node(op).name) {
                     out.push(op);
                 }
             }

@@ -42,7 +42,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
     while let Some(arg) = it.next() {
         let mut value = |flag: &str, rest: &str| -> Result<String, String> {
             if rest.is_empty() {
-                it.next().ok_or_else(|| format!("argument for {flag} is missing"))
+                it.next()
+                    .ok_or_else(|| format!("argument for {flag} is missing"))
             } else {
                 Ok(rest.trim_start_matches('=').to_string())
             }
@@ -56,7 +57,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
             "-E" => out.preprocess_only = true,
             "--depend" => out.depend = true,
             a if a.starts_with("--output-dir") => {
-                out.output_dir = Some(PathBuf::from(value("--output-dir", &a["--output-dir".len()..])?))
+                out.output_dir = Some(PathBuf::from(value(
+                    "--output-dir",
+                    &a["--output-dir".len()..],
+                )?))
             }
             a if a.starts_with("--diagnostic-format") => {
                 match value("--diagnostic-format", &a["--diagnostic-format".len()..])?.as_str() {
@@ -65,11 +69,17 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
                     other => return Err(format!("unknown diagnostic format `{other}'")),
                 }
             }
-            a if a.starts_with("-I") => out.options.include_dirs.push(PathBuf::from(value("-I", &a[2..])?)),
+            a if a.starts_with("-I") => out
+                .options
+                .include_dirs
+                .push(PathBuf::from(value("-I", &a[2..])?)),
             a if a.starts_with("-D") => {
                 let def = value("-D", &a[2..])?;
                 match def.split_once('=') {
-                    Some((n, v)) => out.options.defines.push((n.to_string(), Some(v.to_string()))),
+                    Some((n, v)) => out
+                        .options
+                        .defines
+                        .push((n.to_string(), Some(v.to_string()))),
                     None => out.options.defines.push((def, None)),
                 }
             }
@@ -102,7 +112,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
     if let Some(dir) = &args.output_dir {
         if !dir.is_dir() {
-            eprintln!("slice2rs: error: argument for --output-dir does not exist or is not a directory");
+            eprintln!(
+                "slice2rs: error: argument for --output-dir does not exist or is not a directory"
+            );
             return ExitCode::FAILURE;
         }
     }
@@ -116,7 +128,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
                 &args.options.undefines,
             );
             for seg in &pre.segments {
-                println!("#line {} \"{}\"", seg.first_line, pre.files[seg.file].display());
+                println!(
+                    "#line {} \"{}\"",
+                    seg.first_line,
+                    pre.files[seg.file].display()
+                );
                 print!("{}", seg.text);
             }
             failed |= report(&pre.diagnostics, args.json);
@@ -129,7 +145,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
         if args.depend {
             let target = output_path(file, args.output_dir.as_deref());
-            let deps: Vec<String> = checked.files.iter().map(|f| f.display().to_string()).collect();
+            let deps: Vec<String> = checked
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
             println!("{}: {}", target.display(), deps.join(" \\\n "));
             continue;
         }
@@ -147,11 +167,18 @@ pub fn main(args: Vec<String>) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn output_path(file: &Path, dir: Option<&Path>) -> PathBuf {
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dir.unwrap_or(Path::new(".")).join(format!("{stem}.rs"))
 }
 

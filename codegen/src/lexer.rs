@@ -298,10 +298,7 @@ pub fn integer_value(text: &str) -> Option<i64> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let magnitude = if let Some(hex) = body
-        .strip_prefix("0x")
-        .or_else(|| body.strip_prefix("0X"))
-    {
+    let magnitude = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
         u64::from_str_radix(hex, 16).ok()?
     } else if body.len() > 1 && body.starts_with('0') {
         u64::from_str_radix(&body[1..], 8).ok()?
@@ -335,8 +332,12 @@ fn next_token(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
         return lex_string(input, span, errors);
     }
     // Numbers: the longest of a floating or integer literal (signs included, as in Slice).
-    let float = float_literal(input).ok().map(|(rest, t)| (input.len() - rest.len(), t));
-    let int = integer_literal(input).ok().map(|(rest, t)| (input.len() - rest.len(), t));
+    let float = float_literal(input)
+        .ok()
+        .map(|(rest, t)| (input.len() - rest.len(), t));
+    let int = integer_literal(input)
+        .ok()
+        .map(|(rest, t)| (input.len() - rest.len(), t));
     match (float, int) {
         (Some((fl, text)), Some((il, _))) if fl > il => {
             let body = text.trim_end_matches(['f', 'F']);
@@ -364,7 +365,11 @@ fn next_token(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                         warning: false,
                     });
                     // The value saturates, as strtoll's does.
-                    if text.starts_with('-') { i64::MIN } else { i64::MAX }
+                    if text.starts_with('-') {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }
                 }
             };
             return (Tok::Int(Some(value), text.to_string()), il, false);
@@ -476,7 +481,10 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                         }
                         let v = u32::from_str_radix(&digits, 8).unwrap_or(0);
                         if v > 255 {
-                            err(format!("octal escape sequence out of range: `\\{digits}'"), false);
+                            err(
+                                format!("octal escape sequence out of range: `\\{digits}'"),
+                                false,
+                            );
                         }
                         value.push(char::from_u32(v & 0xff).unwrap_or('\0'));
                     }
@@ -508,7 +516,8 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                                     chars.next();
                                 }
                                 other => {
-                                    let next = other.map(|(_, c)| c.to_string()).unwrap_or_default();
+                                    let next =
+                                        other.map(|(_, c)| c.to_string()).unwrap_or_default();
                                     err(
                                         format!(
                                             "unknown escape sequence in string literal: `\\{n}{digits}{next}'"

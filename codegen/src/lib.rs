@@ -21,12 +21,12 @@
 //! reported, not just the first.
 
 pub mod ast;
+pub mod cli;
 pub mod diag;
+pub mod generate;
 pub mod lexer;
 pub mod parser;
 pub mod preprocess;
-pub mod cli;
-pub mod generate;
 
 use std::path::{Path, PathBuf};
 
@@ -101,4 +101,115 @@ pub fn check(file: &Path, options: &Options) -> Checked {
 /// Preprocesses, parses and checks `file`; returns every diagnostic (errors and warnings).
 pub fn check_file(file: &Path, options: &Options) -> Vec<Diagnostic> {
     check(file, options).diagnostics
+}
+
+/// A failed compilation: every diagnostic, rendered by `Display`.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    /// Errors and warnings of the failed files.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Failures outside Slice itself (an unwritable output directory, …).
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for d in &self.diagnostics {
+            f.write_str(&d.render())?;
+        }
+        if let Some(m) = &self.message {
+            writeln!(f, "{m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Compiles Slice files from a `build.rs` into `OUT_DIR`, one `NAME.rs` per `NAME.ice`, for
+/// `floe::include_slice!("NAME")`. Prints `cargo:rerun-if-changed` for every file read.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    options: Options,
+    out_dir: Option<PathBuf>,
+}
+
+impl Builder {
+    /// A builder with no include directories, writing to `OUT_DIR`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an include directory (`-I`).
+    pub fn include(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.include_dirs.push(dir.into());
+        self
+    }
+
+    /// Defines a preprocessor macro (`-D`).
+    pub fn define(mut self, name: impl Into<String>, value: Option<&str>) -> Self {
+        self.options
+            .defines
+            .push((name.into(), value.map(str::to_string)));
+        self
+    }
+
+    /// Writes the generated files to `dir` instead of `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Compiles each file; on any error nothing more is written and every diagnostic is returned.
+    pub fn compile(self, files: &[impl AsRef<Path>]) -> Result<(), CompileError> {
+        let out_dir = match self
+            .out_dir
+            .clone()
+            .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
+        {
+            Some(d) => d,
+            None => {
+                return Err(CompileError {
+                    diagnostics: Vec::new(),
+                    message: Some(
+                        "OUT_DIR is not set: call compile from a build script or set out_dir"
+                            .into(),
+                    ),
+                });
+            }
+        };
+        let mut failed = Vec::new();
+        for file in files {
+            let file = file.as_ref();
+            let checked = check(file, &self.options);
+            for f in &checked.files {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+            if checked.has_errors() {
+                failed.extend(checked.diagnostics);
+                continue;
+            }
+            let code = generate::generate(&checked, file).map_err(|m| CompileError {
+                diagnostics: Vec::new(),
+                message: Some(m),
+            })?;
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = out_dir.join(format!("{stem}.rs"));
+            std::fs::write(&target, code).map_err(|e| CompileError {
+                diagnostics: Vec::new(),
+                message: Some(format!("cannot write `{}`: {e}", target.display())),
+            })?;
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(CompileError {
+                diagnostics: failed,
+                message: None,
+            })
+        }
+    }
 }

@@ -99,7 +99,10 @@ impl Parser {
     // ---------------------------------------------------------------- tokens
 
     fn current(&self) -> Option<NodeId> {
-        *self.stack.last().expect("the container stack always has the global scope")
+        *self
+            .stack
+            .last()
+            .expect("the container stack always has the global scope")
     }
 
     /// Looks at the next token, running the scanner's checks the first time it is seen.
@@ -146,7 +149,11 @@ impl Parser {
                 || matches!(self.toks[idx].tok, Tok::Eof)
             {
                 let e = self.lex_errors.pop().expect("checked");
-                let code = if e.warning { codes::WARNING } else { codes::LEXICAL };
+                let code = if e.warning {
+                    codes::WARNING
+                } else {
+                    codes::LEXICAL
+                };
                 self.push(
                     if e.warning {
                         Severity::Warning
@@ -346,7 +353,13 @@ impl Parser {
         }
     }
 
-    fn add_node(&mut self, container: Option<NodeId>, kind: NodeKind, name: &str, local: bool) -> NodeId {
+    fn add_node(
+        &mut self,
+        container: Option<NodeId>,
+        kind: NodeKind,
+        name: &str,
+        local: bool,
+    ) -> NodeId {
         let node = self.new_node(kind, name, local);
         self.ast.add(container, node)
     }
@@ -363,7 +376,12 @@ impl Parser {
         id.is_some_and(|i| matches!(self.ast.node(i).kind, NodeKind::Module))
     }
 
-    fn name_is_legal(&mut self, container: Option<NodeId>, new_name: &str, construct: &str) -> bool {
+    fn name_is_legal(
+        &mut self,
+        container: Option<NodeId>,
+        new_name: &str,
+        construct: &str,
+    ) -> bool {
         let mut module = container.filter(|c| self.is_module(Some(*c)));
         if let Some(m) = module {
             let mname = self.ast.node(m).name.clone();
@@ -381,7 +399,11 @@ impl Parser {
                 );
                 return false;
             }
-            module = self.ast.node(m).container.filter(|c| self.is_module(Some(*c)));
+            module = self
+                .ast
+                .node(m)
+                .container
+                .filter(|c| self.is_module(Some(*c)));
         }
         while let Some(m) = module {
             let mname = self.ast.node(m).name.clone();
@@ -399,14 +421,27 @@ impl Parser {
                 );
                 return false;
             }
-            module = self.ast.node(m).container.filter(|c| self.is_module(Some(*c)));
+            module = self
+                .ast
+                .node(m)
+                .container
+                .filter(|c| self.is_module(Some(*c)));
         }
         true
     }
 
-    fn check_for_global_def(&mut self, container: Option<NodeId>, name: &str, construct: &str) -> bool {
+    fn check_for_global_def(
+        &mut self,
+        container: Option<NodeId>,
+        name: &str,
+        construct: &str,
+    ) -> bool {
         if container.is_none() && construct != "module" {
-            let n = if "aeiou".contains(&construct[..1]) { "n" } else { "" };
+            let n = if "aeiou".contains(&construct[..1]) {
+                "n"
+            } else {
+                ""
+            };
             self.error(
                 codes::PLACEMENT,
                 format!("`{name}': a{n} {construct} can be defined only at module scope"),
@@ -427,9 +462,15 @@ impl Parser {
     ) -> bool {
         let how = if defined { "defined" } else { "declared" };
         let msg = if !intf && intf_other {
-            Some((codes::FORWARD, format!("class `{name}' was {how} as interface")))
+            Some((
+                codes::FORWARD,
+                format!("class `{name}' was {how} as interface"),
+            ))
         } else if intf && !intf_other {
-            Some((codes::FORWARD, format!("interface `{name}' was {how} as class")))
+            Some((
+                codes::FORWARD,
+                format!("interface `{name}' was {how} as class"),
+            ))
         } else if !local && local_other {
             Some((codes::LOCAL, format!("non-local `{name}' was {how} local")))
         } else if local && !local_other {
@@ -465,14 +506,19 @@ impl Parser {
             } else if !differs {
                 let kind = self.ast.kind_of(front);
                 let prev = self.ast.node(front).name.clone();
-                self.error(codes::REDEFINITION, format!("redefinition of {kind} `{prev}' as module"));
+                self.error(
+                    codes::REDEFINITION,
+                    format!("redefinition of {kind} `{prev}' as module"),
+                );
                 return None;
             } else {
                 let kind = self.ast.kind_of(front);
                 let prev = self.ast.node(front).name.clone();
                 self.error(
                     codes::CASE,
-                    format!("module `{name}' differs only in capitalization from {kind} name `{prev}'"),
+                    format!(
+                        "module `{name}' differs only in capitalization from {kind} name `{prev}'"
+                    ),
                 );
                 return None;
             }
@@ -496,7 +542,8 @@ impl Parser {
         for &m in &matches {
             if let NodeKind::ClassDecl { interface, .. } = self.ast.node(m).kind {
                 let other_local = self.ast.node(m).local;
-                if self.check_interface_and_local(name, false, intf, interface, local, other_local) {
+                if self.check_interface_and_local(name, false, intf, interface, local, other_local)
+                {
                     continue;
                 }
                 return None;
@@ -512,7 +559,10 @@ impl Parser {
                         format!("{what} definition `{name}' is capitalized inconsistently with its previous name: `{prev}'"),
                     );
                 } else {
-                    self.error(codes::REDEFINITION, format!("redefinition of {what} `{name}'"));
+                    self.error(
+                        codes::REDEFINITION,
+                        format!("redefinition of {what} `{name}'"),
+                    );
                 }
             } else if differs {
                 let kind = self.ast.kind_of(front);
@@ -524,7 +574,10 @@ impl Parser {
             } else {
                 let kind = self.ast.kind_of(front);
                 let prev = self.ast.node(front).name.clone();
-                self.error(codes::REDEFINITION, format!("redefinition of {kind} `{prev}' as {what}"));
+                self.error(
+                    codes::REDEFINITION,
+                    format!("redefinition of {kind} `{prev}' as {what}"),
+                );
             }
             return None;
         }
@@ -572,7 +625,14 @@ impl Parser {
             match self.ast.node(m).kind.clone() {
                 NodeKind::ClassDef { interface, .. } => {
                     let other_local = self.ast.node(m).local;
-                    if self.check_interface_and_local(name, true, intf, interface, local, other_local) {
+                    if self.check_interface_and_local(
+                        name,
+                        true,
+                        intf,
+                        interface,
+                        local,
+                        other_local,
+                    ) {
                         def = Some(m);
                         continue;
                     }
@@ -580,7 +640,14 @@ impl Parser {
                 }
                 NodeKind::ClassDecl { interface, .. } => {
                     let other_local = self.ast.node(m).local;
-                    if self.check_interface_and_local(name, false, intf, interface, local, other_local) {
+                    if self.check_interface_and_local(
+                        name,
+                        false,
+                        intf,
+                        interface,
+                        local,
+                        other_local,
+                    ) {
                         continue;
                     }
                     return None;
@@ -636,7 +703,11 @@ impl Parser {
             let blocal = self.ast.node(b).local;
             if local != blocal {
                 let bname = self.ast.node(b).name.clone();
-                let bkind = if self.ast.is_interface(b) { "interface" } else { "class" };
+                let bkind = if self.ast.is_interface(b) {
+                    "interface"
+                } else {
+                    "class"
+                };
                 self.error(
                     codes::LOCAL,
                     format!(
@@ -719,11 +790,16 @@ impl Parser {
             let prev = self.ast.node(front).name.clone();
             let kind = self.ast.kind_of(front);
             if prev == name {
-                self.error(codes::REDEFINITION, format!("redefinition of {kind} `{prev}' as {construct}"));
+                self.error(
+                    codes::REDEFINITION,
+                    format!("redefinition of {kind} `{prev}' as {construct}"),
+                );
             } else {
                 self.error(
                     codes::CASE,
-                    format!("{msg_kind} `{name}' differs only in capitalization from {kind} `{prev}'"),
+                    format!(
+                        "{msg_kind} `{name}' differs only in capitalization from {kind} `{prev}'"
+                    ),
                 );
             }
             return false;
@@ -731,7 +807,13 @@ impl Parser {
         true
     }
 
-    fn create_exception(&mut self, name: &str, base: Option<NodeId>, local: bool, real: bool) -> Option<NodeId> {
+    fn create_exception(
+        &mut self,
+        name: &str,
+        base: Option<NodeId>,
+        local: bool,
+        real: bool,
+    ) -> Option<NodeId> {
         if !self.check_simple_redefinition(name, "exception", "exception") {
             return None;
         }
@@ -745,7 +827,9 @@ impl Parser {
                 let bname = self.ast.node(b).name.clone();
                 self.error(
                     codes::LOCAL,
-                    format!("non-local exception `{name}' cannot have local base exception `{bname}'"),
+                    format!(
+                        "non-local exception `{name}' cannot have local base exception `{bname}'"
+                    ),
                 );
             }
         }
@@ -767,7 +851,10 @@ impl Parser {
     fn check_deprecated_type(&mut self, ty: Type) {
         match ty {
             Type::Named(id) => {
-                if let NodeKind::ClassDecl { interface: true, .. } = self.ast.node(id).kind {
+                if let NodeKind::ClassDecl {
+                    interface: true, ..
+                } = self.ast.node(id).kind
+                {
                     if !self.ast.node(id).local {
                         self.warning(codes::DEPRECATED, "interface by value is deprecated");
                     }
@@ -800,14 +887,17 @@ impl Parser {
                     *contains_sequence = true;
                     self.legal_key_type(*element, contains_sequence)
                 }
-                NodeKind::Struct => self
-                    .ast
-                    .data_members(id)
-                    .into_iter()
-                    .all(|m| match self.ast.node(m).kind {
-                        NodeKind::DataMember { ty, .. } => self.legal_key_type(ty, contains_sequence),
-                        _ => true,
-                    }),
+                NodeKind::Struct => {
+                    self.ast
+                        .data_members(id)
+                        .into_iter()
+                        .all(|m| match self.ast.node(m).kind {
+                            NodeKind::DataMember { ty, .. } => {
+                                self.legal_key_type(ty, contains_sequence)
+                            }
+                            _ => true,
+                        })
+                }
                 _ => false,
             },
         }
@@ -815,7 +905,12 @@ impl Parser {
 
     // ---------------------------------------------------------------- lookups
 
-    fn lookup_contained(&mut self, container: Option<NodeId>, scoped: &str, print: bool) -> Vec<NodeId> {
+    fn lookup_contained(
+        &mut self,
+        container: Option<NodeId>,
+        scoped: &str,
+        print: bool,
+    ) -> Vec<NodeId> {
         let sc: String = scoped.chars().filter(|c| !c.is_whitespace()).collect();
         if let Some(rest) = sc.strip_prefix("::") {
             return self.lookup_contained(None, rest, print);
@@ -909,7 +1004,12 @@ impl Parser {
             match container {
                 Some(c) => {
                     let parent = self.ast.node(c).container;
-                    results = self.lookup_type_no_builtin(parent, &sc, print, type_error || ignore_undefined);
+                    results = self.lookup_type_no_builtin(
+                        parent,
+                        &sc,
+                        print,
+                        type_error || ignore_undefined,
+                    );
                 }
                 None => {
                     if !type_error {
@@ -949,7 +1049,11 @@ impl Parser {
     }
 
     /// Enumerators reachable without their enumeration's scope (deprecated Slice usage).
-    fn unscoped_enumerators(&mut self, container: Option<NodeId>, scoped: &str) -> Vec<Option<NodeId>> {
+    fn unscoped_enumerators(
+        &mut self,
+        container: Option<NodeId>,
+        scoped: &str,
+    ) -> Vec<Option<NodeId>> {
         let mut result = Vec::new();
         match scoped.rfind(':') {
             None => {
@@ -965,9 +1069,9 @@ impl Parser {
                     for e in enums {
                         let cl = self.lookup_contained(Some(e), scoped, false);
                         if let Some(&f) = cl.first() {
-                            result.push(
-                                Some(f).filter(|f| matches!(self.ast.node(*f).kind, NodeKind::Enumerator { .. })),
-                            );
+                            result.push(Some(f).filter(|f| {
+                                matches!(self.ast.node(*f).kind, NodeKind::Enumerator { .. })
+                            }));
                         }
                     }
                     match cont {
@@ -992,9 +1096,9 @@ impl Parser {
                     for e in enums {
                         let cl2 = self.lookup_contained(Some(e), name, false);
                         if let Some(&f) = cl2.first() {
-                            result.push(
-                                Some(f).filter(|f| matches!(self.ast.node(*f).kind, NodeKind::Enumerator { .. })),
-                            );
+                            result.push(Some(f).filter(|f| {
+                                matches!(self.ast.node(*f).kind, NodeKind::Enumerator { .. })
+                            }));
                         }
                     }
                 }
@@ -1003,7 +1107,12 @@ impl Parser {
         result
     }
 
-    fn check_introduced(&mut self, container: Option<NodeId>, scoped: &str, named: Option<NodeId>) -> bool {
+    fn check_introduced(
+        &mut self,
+        container: Option<NodeId>,
+        scoped: &str,
+        named: Option<NodeId>,
+    ) -> bool {
         if scoped.starts_with(':') {
             return true;
         }
@@ -1038,16 +1147,21 @@ impl Parser {
             }
             Some(prev) if self.ast.node(prev).scoped == self.ast.node(named).scoped => true,
             Some(prev) => {
-                let is_param = |p: &Parser, id: NodeId| matches!(p.ast.node(id).kind, NodeKind::Param { .. });
-                let is_member =
-                    |p: &Parser, id: NodeId| matches!(p.ast.node(id).kind, NodeKind::DataMember { .. });
+                let is_param =
+                    |p: &Parser, id: NodeId| matches!(p.ast.node(id).kind, NodeKind::Param { .. });
+                let is_member = |p: &Parser, id: NodeId| {
+                    matches!(p.ast.node(id).kind, NodeKind::DataMember { .. })
+                };
                 if is_param(self, prev) != is_param(self, named) {
                     return true;
                 }
                 if is_member(self, prev) != is_member(self, named) {
                     return true;
                 }
-                self.error(codes::CHANGED_MEANING, format!("`{first}' has changed meaning"));
+                self.error(
+                    codes::CHANGED_MEANING,
+                    format!("`{first}' has changed meaning"),
+                );
                 false
             }
         }
@@ -1079,10 +1193,22 @@ impl Parser {
         if matches!(self.peek_tok(), Tok::GlobalMetaOpen) {
             let span = self.peek().span.clone();
             let md = self.global_metadata()?;
-            if self.seen_definition.get(&span.file).copied().unwrap_or(false) {
-                self.error(codes::METADATA, "file metadata must appear before any definitions");
+            if self
+                .seen_definition
+                .get(&span.file)
+                .copied()
+                .unwrap_or(false)
+            {
+                self.error(
+                    codes::METADATA,
+                    "file metadata must appear before any definitions",
+                );
             } else {
-                self.ast.file_metadata.entry(span.file).or_default().extend(md);
+                self.ast
+                    .file_metadata
+                    .entry(span.file)
+                    .or_default()
+                    .extend(md);
             }
             return Ok(());
         }
@@ -1238,7 +1364,10 @@ impl Parser {
             }
             Tok::Keyword(k) => {
                 self.bump();
-                self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as {what} name"));
+                self.error(
+                    codes::KEYWORD,
+                    format!("keyword `{k}' cannot be used as {what} name"),
+                );
                 Ok(k.to_string())
             }
             _ => self.syntax_error(),
@@ -1257,7 +1386,10 @@ impl Parser {
             Tok::Punct('{') | Tok::Keyword("extends") => {}
             _ => {
                 self.error(codes::FORWARD, "exceptions cannot be forward declared");
-                self.error(codes::SYNTAX, "`;' missing after exception forward declaration");
+                self.error(
+                    codes::SYNTAX,
+                    "`;' missing after exception forward declaration",
+                );
                 return Ok(None);
             }
         }
@@ -1296,7 +1428,10 @@ impl Parser {
             }
             _ => {
                 self.error(codes::FORWARD, "structs cannot be forward declared");
-                self.error(codes::SYNTAX, "`;' missing after struct forward declaration");
+                self.error(
+                    codes::SYNTAX,
+                    "`;' missing after struct forward declaration",
+                );
                 return Ok(None);
             }
         }
@@ -1308,7 +1443,9 @@ impl Parser {
             }
             None => {
                 let dummy = self.dummy_name();
-                let s = self.create_struct(&dummy, local, true).expect("dummy names are unique");
+                let s = self
+                    .create_struct(&dummy, local, true)
+                    .expect("dummy names are unique");
                 self.ast.node_mut(s).dummy = true;
                 s
             }
@@ -1320,7 +1457,10 @@ impl Parser {
         self.stack.pop();
         if self.ast.data_members(st).is_empty() {
             let n = self.ast.node(st).name.clone();
-            self.error(codes::STRUCT, format!("struct `{n}' must have at least one member"));
+            self.error(
+                codes::STRUCT,
+                format!("struct `{n}' must have at least one member"),
+            );
         }
         self.opt_semicolon();
         Ok(Some(st).filter(|s| !self.ast.node(*s).dummy))
@@ -1346,7 +1486,10 @@ impl Parser {
                         if self.is_punct(';') {
                             self.bump();
                         } else {
-                            self.error(codes::SYNTAX, "`;' missing after class forward declaration");
+                            self.error(
+                                codes::SYNTAX,
+                                "`;' missing after class forward declaration",
+                            );
                         }
                         return Ok(decl);
                     }
@@ -1363,7 +1506,17 @@ impl Parser {
             let types = self.lookup_type(cont, &scoped);
             if let Some(&t) = types.first() {
                 let decl = match t {
-                    Type::Named(d) if matches!(self.ast.node(d).kind, NodeKind::ClassDecl { interface: false, .. }) => Some(d),
+                    Type::Named(d)
+                        if matches!(
+                            self.ast.node(d).kind,
+                            NodeKind::ClassDecl {
+                                interface: false,
+                                ..
+                            }
+                        ) =>
+                    {
+                        Some(d)
+                    }
                     _ => None,
                 };
                 match decl {
@@ -1394,7 +1547,10 @@ impl Parser {
         let cl = self.create_class_def(&name, id, false, bases, local);
         if let Some(c) = cl {
             if implements_interfaces && !local {
-                self.warning(codes::DEPRECATED, "classes implementing interfaces are deprecated");
+                self.warning(
+                    codes::DEPRECATED,
+                    "classes implementing interfaces are deprecated",
+                );
             }
             self.check_introduced(cont, &name, Some(c));
             self.stack.push(Some(c));
@@ -1425,9 +1581,15 @@ impl Parser {
         let id = match scoped_name {
             None => {
                 if value < 0 {
-                    self.error(codes::PLACEMENT, "invalid compact id for class: id must be a positive integer");
+                    self.error(
+                        codes::PLACEMENT,
+                        "invalid compact id for class: id must be a positive integer",
+                    );
                 } else if value > INT32_MAX {
-                    self.error(codes::PLACEMENT, "invalid compact id for class: value is out of range");
+                    self.error(
+                        codes::PLACEMENT,
+                        "invalid compact id for class: value is out of range",
+                    );
                 } else if let Some(t) = self.ast.compact_ids.get(&(value as i32)).cloned() {
                     self.error(
                         codes::REDEFINITION,
@@ -1439,7 +1601,10 @@ impl Parser {
             Some(scoped) => {
                 let v = self.tag_from_name(&scoped, "compact id for class is out of range")?;
                 if v < 0 {
-                    self.error(codes::PLACEMENT, "invalid compact id for class: id must be a positive integer");
+                    self.error(
+                        codes::PLACEMENT,
+                        "invalid compact id for class: id must be a positive integer",
+                    );
                 } else if let Some(t) = self.ast.compact_ids.get(&v).cloned() {
                     self.error(
                         codes::REDEFINITION,
@@ -1475,7 +1640,10 @@ impl Parser {
                     .collect();
                 self.error(
                     codes::UNDEFINED,
-                    format!("enumerator `{scoped}' could designate {}", names.join(" or")),
+                    format!(
+                        "enumerator `{scoped}' could designate {}",
+                        names.join(" or")
+                    ),
                 );
             } else {
                 self.error(codes::UNDEFINED, format!("`{scoped}' is not defined"));
@@ -1519,7 +1687,10 @@ impl Parser {
                 if self.is_punct(';') {
                     self.bump();
                 } else {
-                    self.error(codes::SYNTAX, "`;' missing after interface forward declaration");
+                    self.error(
+                        codes::SYNTAX,
+                        "`;' missing after interface forward declaration",
+                    );
                 }
                 return Ok(decl);
             }
@@ -1579,11 +1750,23 @@ impl Parser {
             let types = self.lookup_type(cont, &scoped);
             if let Some(&t) = types.first() {
                 let decl = match t {
-                    Type::Named(d) if matches!(self.ast.node(d).kind, NodeKind::ClassDecl { interface: true, .. }) => Some(d),
+                    Type::Named(d)
+                        if matches!(
+                            self.ast.node(d).kind,
+                            NodeKind::ClassDecl {
+                                interface: true,
+                                ..
+                            }
+                        ) =>
+                    {
+                        Some(d)
+                    }
                     _ => None,
                 };
                 match decl {
-                    None => self.error(codes::WRONG_KIND, format!("`{scoped}' is not an interface")),
+                    None => {
+                        self.error(codes::WRONG_KIND, format!("`{scoped}' is not an interface"))
+                    }
                     Some(d) => match self.ast.class_def(d) {
                         None => self.error(
                             codes::FORWARD,
@@ -1783,7 +1966,10 @@ impl Parser {
             let decl = match t {
                 Type::Named(d) if matches!(self.ast.node(d).kind, NodeKind::ClassDecl { .. }) => d,
                 _ => {
-                    self.error(codes::WRONG_KIND, format!("`{scoped}' must be class or interface"));
+                    self.error(
+                        codes::WRONG_KIND,
+                        format!("`{scoped}' must be class or interface"),
+                    );
                     return self.yyerror();
                 }
             };
@@ -1791,7 +1977,10 @@ impl Parser {
             if self.ast.node(decl).local {
                 let kind = self.ast.kind_of(decl);
                 let n = self.ast.node(decl).name.clone();
-                self.error(codes::LOCAL, format!("cannot create proxy for {kind} `{n}'"));
+                self.error(
+                    codes::LOCAL,
+                    format!("cannot create proxy for {kind} `{n}'"),
+                );
             }
             if result.is_none() {
                 result = Some(Type::Proxy(decl));
@@ -1881,7 +2070,11 @@ impl Parser {
                     }
                     _ => {
                         let kind = self.ast.kind_of(found);
-                        let n = if "aeiou".contains(&kind[..1]) { "n" } else { "" };
+                        let n = if "aeiou".contains(&kind[..1]) {
+                            "n"
+                        } else {
+                            ""
+                        };
                         self.error(
                             codes::CONSTANT,
                             format!("illegal initializer: `{s}' is a{n} {kind}"),
@@ -1900,7 +2093,13 @@ impl Parser {
     }
 
     /// Slice's `validateConstant`. May resolve an enumerator given without its scope.
-    fn validate_constant(&mut self, name: &str, ty: Type, value: &mut ConstDef, is_const: bool) -> bool {
+    fn validate_constant(
+        &mut self,
+        name: &str,
+        ty: Type,
+        value: &mut ConstDef,
+        is_const: bool,
+    ) -> bool {
         let desc = if is_const { "constant" } else { "data member" };
         let enum_id = match ty {
             Type::Named(id) if matches!(self.ast.node(id).kind, NodeKind::Enum { .. }) => Some(id),
@@ -1916,27 +2115,42 @@ impl Parser {
                 Builtin::Object | Builtin::ObjectProxy | Builtin::LocalObject | Builtin::Value
             ) {
                 if is_const {
-                    self.error(codes::CONSTANT, format!("constant `{name}' has illegal type: `{}'", b.name()));
+                    self.error(
+                        codes::CONSTANT,
+                        format!("constant `{name}' has illegal type: `{}'", b.name()),
+                    );
                 } else {
                     self.error(
                         codes::CONSTANT,
-                        format!("default value not allowed for data member `{name}' of type `{}'", b.name()),
+                        format!(
+                            "default value not allowed for data member `{name}' of type `{}'",
+                            b.name()
+                        ),
                     );
                 }
                 return false;
             }
         } else if enum_id.is_none() {
             if is_const {
-                self.error(codes::CONSTANT, format!("constant `{name}' has illegal type"));
+                self.error(
+                    codes::CONSTANT,
+                    format!("constant `{name}' has illegal type"),
+                );
             } else {
-                self.error(codes::CONSTANT, format!("default value not allowed for data member `{name}'"));
+                self.error(
+                    codes::CONSTANT,
+                    format!("default value not allowed for data member `{name}'"),
+                );
             }
             return false;
         }
         if let Some(b) = builtin {
             let lt = match value.value {
                 Some(ValueKind::Const(c)) => match self.ast.node(c).kind {
-                    NodeKind::Const { ty: Type::Builtin(t), .. } => Some(t),
+                    NodeKind::Const {
+                        ty: Type::Builtin(t),
+                        ..
+                    } => Some(t),
                     _ => None,
                 },
                 Some(ValueKind::Builtin(t)) => Some(t),
@@ -1945,7 +2159,10 @@ impl Parser {
             let Some(lt) = lt else {
                 self.error(
                     codes::CONSTANT,
-                    format!("type of initializer is incompatible with the type `{}' of {desc} `{name}'", b.name()),
+                    format!(
+                        "type of initializer is incompatible with the type `{}' of {desc} `{name}'",
+                        b.name()
+                    ),
                 );
                 return false;
             };
@@ -1983,7 +2200,10 @@ impl Parser {
                 if l < lo || l > hi {
                     self.error(
                         codes::CONSTANT,
-                        format!("initializer `{}' for {desc} `{name}' out of range for type {tname}", value.text),
+                        format!(
+                            "initializer `{}' for {desc} `{name}' out of range for type {tname}",
+                            value.text
+                        ),
                     );
                     return false;
                 }
@@ -2015,7 +2235,10 @@ impl Parser {
                         let es = self.ast.node(e).scoped.clone();
                         self.error(
                             codes::CONSTANT,
-                            format!("enumerator `{}' is not defined in enumeration `{es}'", value.text),
+                            format!(
+                                "enumerator `{}' is not defined in enumeration `{es}'",
+                                value.text
+                            ),
                         );
                         return false;
                     }
@@ -2023,7 +2246,9 @@ impl Parser {
                 Some(ValueKind::Builtin(_)) => {
                     self.error(
                         codes::CONSTANT,
-                        format!("type of initializer is incompatible with the type of {desc} `{name}'"),
+                        format!(
+                            "type of initializer is incompatible with the type of {desc} `{name}'"
+                        ),
                     );
                     return false;
                 }
@@ -2091,11 +2316,15 @@ impl Parser {
             let kind = self.ast.kind_of(front);
             if prev != name {
                 let msg = if is_class {
-                    format!("data member `{name}' differs only in capitalization from {kind} `{prev}'")
+                    format!(
+                        "data member `{name}' differs only in capitalization from {kind} `{prev}'"
+                    )
                 } else if is_struct {
                     format!("member `{name}' differs only in capitalization from member `{prev}'")
                 } else {
-                    format!("exception member `{name}' differs only in capitalization from exception member `{prev}'")
+                    format!(
+                        "exception member `{name}' differs only in capitalization from exception member `{prev}'"
+                    )
                 };
                 self.error(codes::CASE, msg);
             } else {
@@ -2118,7 +2347,11 @@ impl Parser {
                     let qname = self.ast.node(q).name.clone();
                     let qkind = self.ast.kind_of(q);
                     if qname == name {
-                        let n = if "aeiou".contains(&qkind[..1]) { "n" } else { "" };
+                        let n = if "aeiou".contains(&qkind[..1]) {
+                            "n"
+                        } else {
+                            ""
+                        };
                         self.error(
                             codes::INHERITANCE,
                             format!("data member `{name}' is already defined as a{n} {qkind} in a base interface or class"),
@@ -2140,7 +2373,9 @@ impl Parser {
                     if qname == name {
                         self.error(
                             codes::INHERITANCE,
-                            format!("exception member `{name}' is already defined in a base exception"),
+                            format!(
+                                "exception member `{name}' is already defined in a base exception"
+                            ),
                         );
                         return None;
                     }
@@ -2233,7 +2468,10 @@ impl Parser {
             Tok::Keyword(k) => {
                 self.bump();
                 let dm = self.create_data_member(k, ty, false, 0, None);
-                self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as data member name"));
+                self.error(
+                    codes::KEYWORD,
+                    format!("keyword `{k}' cannot be used as data member name"),
+                );
                 Ok(dm)
             }
             _ => {
@@ -2267,7 +2505,10 @@ impl Parser {
                 };
                 if had_optional {
                     let dm = self.create_data_member(&name, ty, false, 0, None);
-                    self.error(codes::STRUCT, "optional data members not supported in struct");
+                    self.error(
+                        codes::STRUCT,
+                        "optional data members not supported in struct",
+                    );
                     return Ok(dm);
                 }
                 let dm = self.create_data_member(&name, ty, false, -1, default);
@@ -2277,7 +2518,10 @@ impl Parser {
             Tok::Keyword(k) if !had_optional => {
                 self.bump();
                 let dm = self.create_data_member(k, ty, false, 0, None);
-                self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as data member name"));
+                self.error(
+                    codes::KEYWORD,
+                    format!("keyword `{k}' cannot be used as data member name"),
+                );
                 Ok(dm)
             }
             _ if !had_optional => {
@@ -2312,7 +2556,9 @@ impl Parser {
             if prev != name {
                 self.error(
                     codes::CASE,
-                    format!("operation `{name}' differs only in capitalization from {kind} `{prev}'"),
+                    format!(
+                        "operation `{name}' differs only in capitalization from {kind} `{prev}'"
+                    ),
                 );
             }
             self.error(
@@ -2325,7 +2571,10 @@ impl Parser {
         let intf = self.ast.is_interface(cl);
         let what = if intf { "interface" } else { "class" };
         if name == cl_name {
-            self.error(codes::REDEFINITION, format!("{what} name `{name}' cannot be used as operation name"));
+            self.error(
+                codes::REDEFINITION,
+                format!("{what} name `{name}' cannot be used as operation name"),
+            );
             return None;
         }
         if name.to_lowercase() == cl_name.to_lowercase() {
@@ -2341,7 +2590,11 @@ impl Parser {
                 let qname = self.ast.node(q).name.clone();
                 let qkind = self.ast.kind_of(q);
                 if qname == name {
-                    let n = if "aeiou".contains(&qkind[..1]) { "n" } else { "" };
+                    let n = if "aeiou".contains(&qkind[..1]) {
+                        "n"
+                    } else {
+                        ""
+                    };
                     self.error(
                         codes::INHERITANCE,
                         format!("operation `{name}' is already defined as a{n} {qkind} in a base interface or class"),
@@ -2415,7 +2668,10 @@ impl Parser {
         let op = self.create_operation(&name, ret, ret_optional, ret_tag, mode);
         if let Some(o) = op {
             if keyword {
-                self.error(codes::KEYWORD, format!("keyword `{name}' cannot be used as operation name"));
+                self.error(
+                    codes::KEYWORD,
+                    format!("keyword `{name}' cannot be used as operation name"),
+                );
             } else {
                 self.check_introduced(cl, &name, Some(o));
             }
@@ -2486,7 +2742,8 @@ impl Parser {
                         Some(e) => e,
                         None => {
                             let d = self.dummy_name();
-                            let e = self.add_node(cont, NodeKind::Exception { base: None }, &d, false);
+                            let e =
+                                self.add_node(cont, NodeKind::Exception { base: None }, &d, false);
                             self.ast.node_mut(e).dummy = true;
                             e
                         }
@@ -2495,7 +2752,10 @@ impl Parser {
                     list.insert(0, ex);
                 }
                 Err(k) => {
-                    self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as exception name"));
+                    self.error(
+                        codes::KEYWORD,
+                        format!("keyword `{k}' cannot be used as exception name"),
+                    );
                     let d = self.dummy_name();
                     let e = self.add_node(cont, NodeKind::Exception { base: None }, &d, false);
                     self.ast.node_mut(e).dummy = true;
@@ -2526,13 +2786,24 @@ impl Parser {
                 .iter()
                 .map(|d| format!("`{}'", self.ast.node(*d).name))
                 .collect();
-            let (a, s) = if duplicates.len() == 1 { ("a ", "") } else { ("", "s") };
+            let (a, s) = if duplicates.len() == 1 {
+                ("a ", "")
+            } else {
+                ("", "s")
+            };
             self.error(
                 codes::OPERATION,
-                format!("operation `{name}' has a throws clause with {a}duplicate exception{s}: {}", names.join(", ")),
+                format!(
+                    "operation `{name}' has a throws clause with {a}duplicate exception{s}: {}",
+                    names.join(", ")
+                ),
             );
         }
-        let cl = self.ast.node(op).container.expect("operations are in classes");
+        let cl = self
+            .ast
+            .node(op)
+            .container
+            .expect("operations are in classes");
         if !self.ast.node(cl).local {
             for &e in &throws {
                 if self.ast.node(e).local {
@@ -2571,7 +2842,8 @@ impl Parser {
             };
             let ty = self.parse_type()?;
             let cont = self.current();
-            let is_op = cont.is_some_and(|c| matches!(self.ast.node(c).kind, NodeKind::Operation { .. }));
+            let is_op =
+                cont.is_some_and(|c| matches!(self.ast.node(c).kind, NodeKind::Operation { .. }));
             match self.peek_tok() {
                 Tok::Ident(name) => {
                     self.bump();
@@ -2589,7 +2861,10 @@ impl Parser {
                     self.bump();
                     if is_op {
                         self.create_param(k, ty, out, false, 0);
-                        self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as parameter name"));
+                        self.error(
+                            codes::KEYWORD,
+                            format!("keyword `{k}' cannot be used as parameter name"),
+                        );
                     }
                 }
                 Tok::Punct(',') | Tok::Punct(')') if !optional => {
@@ -2611,7 +2886,14 @@ impl Parser {
         }
     }
 
-    fn create_param(&mut self, name: &str, ty: Type, out: bool, optional: bool, tag: i32) -> Option<NodeId> {
+    fn create_param(
+        &mut self,
+        name: &str,
+        ty: Type,
+        out: bool,
+        optional: bool,
+        tag: i32,
+    ) -> Option<NodeId> {
         let op = self.current()?;
         let matches = self.matches(Some(op), name);
         if let Some(&front) = matches.first() {
@@ -2619,10 +2901,15 @@ impl Parser {
             if prev != name {
                 self.error(
                     codes::CASE,
-                    format!("parameter `{name}' differs only in capitalization from parameter `{prev}'"),
+                    format!(
+                        "parameter `{name}' differs only in capitalization from parameter `{prev}'"
+                    ),
                 );
             } else {
-                self.error(codes::REDEFINITION, format!("redefinition of parameter `{name}'"));
+                self.error(
+                    codes::REDEFINITION,
+                    format!("redefinition of parameter `{name}'"),
+                );
                 return None;
             }
         }
@@ -2637,7 +2924,11 @@ impl Parser {
                 }
             }
         }
-        let cl = self.ast.node(op).container.expect("operations are in classes");
+        let cl = self
+            .ast
+            .node(op)
+            .container
+            .expect("operations are in classes");
         if self.ast.type_is_local(ty) && !self.ast.node(cl).local {
             let kind = self.ast.kind_of(cl);
             let cn = self.ast.node(cl).name.clone();
@@ -2703,12 +2994,21 @@ impl Parser {
         self.peek();
         let seq = self.create_sequence(&name, ty, metadata, local);
         if keyword {
-            self.error(codes::KEYWORD, format!("keyword `{name}' cannot be used as sequence name"));
+            self.error(
+                codes::KEYWORD,
+                format!("keyword `{name}' cannot be used as sequence name"),
+            );
         }
         Ok(seq)
     }
 
-    fn create_sequence(&mut self, name: &str, ty: Type, metadata: Vec<String>, local: bool) -> Option<NodeId> {
+    fn create_sequence(
+        &mut self,
+        name: &str,
+        ty: Type,
+        metadata: Vec<String>,
+        local: bool,
+    ) -> Option<NodeId> {
         if !self.check_simple_redefinition(name, "sequence", "sequence") {
             return None;
         }
@@ -2756,12 +3056,21 @@ impl Parser {
         self.peek();
         let d = self.create_dictionary(&name, key, value, local);
         if keyword {
-            self.error(codes::KEYWORD, format!("keyword `{name}' cannot be used as dictionary name"));
+            self.error(
+                codes::KEYWORD,
+                format!("keyword `{name}' cannot be used as dictionary name"),
+            );
         }
         Ok(d)
     }
 
-    fn create_dictionary(&mut self, name: &str, key: Type, value: Type, local: bool) -> Option<NodeId> {
+    fn create_dictionary(
+        &mut self,
+        name: &str,
+        key: Type,
+        value: Type,
+        local: bool,
+    ) -> Option<NodeId> {
         if !self.check_simple_redefinition(name, "dictionary", "dictionary") {
             return None;
         }
@@ -2777,14 +3086,23 @@ impl Parser {
             return None;
         }
         if contains_sequence {
-            self.warning(codes::DEPRECATED, "use of sequences in dictionary keys has been deprecated");
+            self.warning(
+                codes::DEPRECATED,
+                "use of sequences in dictionary keys has been deprecated",
+            );
         }
         if !local {
             if self.ast.type_is_local(key) {
-                self.error(codes::LOCAL, format!("non-local dictionary `{name}' cannot have local key type"));
+                self.error(
+                    codes::LOCAL,
+                    format!("non-local dictionary `{name}' cannot have local key type"),
+                );
             }
             if self.ast.type_is_local(value) {
-                self.error(codes::LOCAL, format!("non-local dictionary `{name}' cannot have local value type"));
+                self.error(
+                    codes::LOCAL,
+                    format!("non-local dictionary `{name}' cannot have local value type"),
+                );
             }
         }
         self.check_deprecated_type(value);
@@ -2820,7 +3138,9 @@ impl Parser {
         let (en, real) = if self.is_punct('{') {
             self.error(codes::SYNTAX, "missing enumeration name");
             let d = self.dummy_name();
-            let e = self.create_enum(&d, local, false).expect("dummy enums are always created");
+            let e = self
+                .create_enum(&d, local, false)
+                .expect("dummy enums are always created");
             self.ast.node_mut(e).dummy = true;
             (e, false)
         } else {
@@ -2832,7 +3152,9 @@ impl Parser {
                 }
                 None => {
                     let d = self.dummy_name();
-                    let e = self.create_enum(&d, local, false).expect("dummy enums are always created");
+                    let e = self
+                        .create_enum(&d, local, false)
+                        .expect("dummy enums are always created");
                     self.ast.node_mut(e).dummy = true;
                     (e, false)
                 }
@@ -2844,7 +3166,10 @@ impl Parser {
         self.expect_punct('}')?;
         if real && count == 0 {
             let n = self.ast.node(en).name.clone();
-            self.error(codes::ENUM, format!("enum `{n}' must have at least one enumerator"));
+            self.error(
+                codes::ENUM,
+                format!("enum `{n}' must have at least one enumerator"),
+            );
         }
         self.stack.pop();
         Ok(Some(en).filter(|e| !self.ast.node(*e).dummy))
@@ -2890,7 +3215,10 @@ impl Parser {
                 }
                 Tok::Keyword(k) => {
                     self.bump();
-                    self.error(codes::KEYWORD, format!("keyword `{k}' cannot be used as enumerator"));
+                    self.error(
+                        codes::KEYWORD,
+                        format!("keyword `{k}' cannot be used as enumerator"),
+                    );
                 }
                 _ => {}
             }
@@ -2927,12 +3255,17 @@ impl Parser {
 
     /// Creates an enumerator (Slice's `validateEnumerator` and `newEnumerator`).
     fn create_enumerator(&mut self, name: &str, explicit: Option<i64>) -> bool {
-        let Some(en) = self.current() else { return false };
+        let Some(en) = self.current() else {
+            return false;
+        };
         let matches = self.matches(Some(en), name);
         if let Some(&front) = matches.first() {
             let prev = self.ast.node(front).name.clone();
             if prev == name {
-                self.error(codes::REDEFINITION, format!("redefinition of enumerator `{name}'"));
+                self.error(
+                    codes::REDEFINITION,
+                    format!("redefinition of enumerator `{name}'"),
+                );
             } else {
                 self.error(
                     codes::CASE,
@@ -2941,26 +3274,33 @@ impl Parser {
             }
         }
         self.name_is_legal(Some(en), name, "enumerator");
-        let (mut explicit_value, mut min_value, mut max_value, mut last_value) = match self.ast.node(en).kind {
-            NodeKind::Enum {
-                explicit_value,
-                min_value,
-                max_value,
-                last_value,
-            } => (explicit_value, min_value, max_value, last_value),
-            _ => return false,
-        };
+        let (mut explicit_value, mut min_value, mut max_value, mut last_value) =
+            match self.ast.node(en).kind {
+                NodeKind::Enum {
+                    explicit_value,
+                    min_value,
+                    max_value,
+                    last_value,
+                } => (explicit_value, min_value, max_value, last_value),
+                _ => return false,
+            };
         match explicit {
             Some(v) => {
                 explicit_value = true;
                 last_value = v;
                 if last_value < 0 {
-                    self.error(codes::ENUM, format!("value for enumerator `{name}' is out of range"));
+                    self.error(
+                        codes::ENUM,
+                        format!("value for enumerator `{name}' is out of range"),
+                    );
                 }
             }
             None => {
                 if last_value == INT32_MAX {
-                    self.error(codes::ENUM, format!("value for enumerator `{name}' is out of range"));
+                    self.error(
+                        codes::ENUM,
+                        format!("value for enumerator `{name}' is out of range"),
+                    );
                 } else {
                     last_value += 1;
                 }
@@ -2982,7 +3322,9 @@ impl Parser {
                         let other = self.ast.node(e).name.clone();
                         self.error(
                             codes::ENUM,
-                            format!("enumerator `{name}' has the same value as enumerator `{other}'"),
+                            format!(
+                                "enumerator `{name}' has the same value as enumerator `{other}'"
+                            ),
                         );
                     }
                 }
@@ -3000,7 +3342,12 @@ impl Parser {
             *ma = max_value;
             *lv = last_value;
         }
-        self.add_node(Some(en), NodeKind::Enumerator { value: last_value }, name, false);
+        self.add_node(
+            Some(en),
+            NodeKind::Enumerator { value: last_value },
+            name,
+            false,
+        );
         true
     }
 

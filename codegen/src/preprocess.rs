@@ -425,7 +425,10 @@ impl Preprocessor {
         // Replace `defined X` and `defined(X)` before expanding macros.
         let (tokens, _) = tokenize(expr);
         let mut replaced = Vec::new();
-        let mut iter = tokens.into_iter().filter(|t| *t != PToken::Space).peekable();
+        let mut iter = tokens
+            .into_iter()
+            .filter(|t| *t != PToken::Space)
+            .peekable();
         while let Some(tok) = iter.next() {
             if tok == PToken::Ident("defined".into()) {
                 let mut paren = false;
@@ -461,7 +464,11 @@ impl Preprocessor {
         match parser.ternary() {
             Some(v) if parser.pos == tokens.len() => v != 0,
             _ => {
-                self.error(path, line, format!("invalid #if expression `{}`", expr.trim()));
+                self.error(
+                    path,
+                    line,
+                    format!("invalid #if expression `{}`", expr.trim()),
+                );
                 false
             }
         }

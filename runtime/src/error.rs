@@ -27,6 +27,9 @@ pub enum Error {
     /// A user exception the receiver does not know (Ice's `UnknownUserException`).
     #[error("unknown user exception `{0}`")]
     UnknownUserException(String),
+    /// A stringified identity could not be parsed (Ice's `IdentityParseException`).
+    #[error("identity parse error: {0}")]
+    IdentityParse(String),
     /// The operation needs a reply but the proxy is oneway or batch oneway.
     #[error("operation `{0}` can only be called twoway")]
     TwowayOnly(String),

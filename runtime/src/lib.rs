@@ -7,9 +7,11 @@
 pub mod codegen;
 pub mod encoding;
 pub mod error;
+pub mod identity;
 pub mod properties;
 pub mod protocol;
 
 pub use error::{Error, RequestFailed, Result};
+pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};

@@ -1,17 +1,106 @@
 //! The reading half of the encoding: [`InputStream`].
 
-use super::EncodingVersion;
+use std::collections::{HashMap, HashSet};
+
+use super::exception::OperationError;
+use super::output::{ICE_OBJECT_TYPE_ID, SliceKind, flags};
 use super::types::SliceType;
+use super::value::{
+    SliceInfo, UnknownSlicedValue, Value, ValueRef, find_value_factory,
+    find_value_factory_by_compact_id,
+};
+use super::{EncodingVersion, OptionalFormat};
 use crate::error::Error;
+
+/// The deepest class graph a decoder accepts (Ice's `Ice.ClassGraphDepthMax` default).
+pub const CLASS_GRAPH_DEPTH_MAX: usize = 100;
+
+/// The state of a class instance or exception being read.
+#[derive(Debug)]
+struct ReadInstance {
+    kind: SliceKind,
+    skip_first_slice: bool,
+    /// Whether a slice header has been read for this instance.
+    started: bool,
+    flags: u8,
+    type_id: String,
+    compact_id: Option<i32>,
+    /// The slice size (including its own 4 bytes), or 0 without one.
+    size: usize,
+    /// Position of the slice's first member byte.
+    slice_start: usize,
+    /// The slice's indirection table, read ahead of its members.
+    table: Vec<ValueRef>,
+    /// Position just after the indirection table.
+    table_end: usize,
+}
+
+impl ReadInstance {
+    fn new(kind: SliceKind) -> Self {
+        ReadInstance {
+            kind,
+            skip_first_slice: false,
+            started: false,
+            flags: 0,
+            type_id: String::new(),
+            compact_id: None,
+            size: 0,
+            slice_start: 0,
+            table: Vec::new(),
+            table_end: 0,
+        }
+    }
+
+    /// The type id of the slice, or its compact id in decimal.
+    fn type_name(&self) -> String {
+        match self.compact_id {
+            Some(id) => id.to_string(),
+            None => self.type_id.clone(),
+        }
+    }
+}
+
+/// Class bookkeeping of one encapsulation.
+#[derive(Debug, Default)]
+struct ReadClasses {
+    instances: HashMap<i32, ValueRef>,
+    /// Ids referenced whose instance has not been read yet.
+    unfilled: HashSet<i32>,
+    last_id: i32,
+    type_ids: Vec<String>,
+    stack: Vec<ReadInstance>,
+    depth: usize,
+}
+
+impl ReadClasses {
+    fn new(encoding: EncodingVersion) -> Self {
+        ReadClasses {
+            last_id: if encoding.is_1_0() { 0 } else { 1 },
+            ..Default::default()
+        }
+    }
+
+    /// The cell of instance `id`, created empty on first reference.
+    fn cell(&mut self, id: i32) -> ValueRef {
+        if let Some(v) = self.instances.get(&id) {
+            return v.clone();
+        }
+        let v = ValueRef::unset();
+        self.instances.insert(id, v.clone());
+        self.unfilled.insert(id);
+        v
+    }
+}
 
 /// An encapsulation being read.
 #[derive(Debug)]
 struct ReadEncaps {
     /// One past its last byte.
     end: usize,
-    /// The limit and encoding in force before it started.
+    /// The limit, encoding and class state in force before it started.
     outer_end: usize,
     outer_encoding: EncodingVersion,
+    outer_classes: ReadClasses,
 }
 
 /// A cursor over received bytes that decodes values in encoding 1.0 or 1.1.
@@ -26,6 +115,7 @@ pub struct InputStream<'a> {
     end: usize,
     encoding: EncodingVersion,
     encaps: Vec<ReadEncaps>,
+    classes: ReadClasses,
 }
 
 pub(crate) fn out_of_bounds() -> Error {
@@ -41,6 +131,7 @@ impl<'a> InputStream<'a> {
             end: buf.len(),
             encoding,
             encaps: Vec::new(),
+            classes: ReadClasses::new(encoding),
         }
     }
 
@@ -202,14 +293,15 @@ impl<'a> InputStream<'a> {
         if !encoding.is_supported() {
             return Err(Error::UnsupportedEncoding(encoding.to_string()));
         }
+        let outer_classes = std::mem::replace(&mut self.classes, ReadClasses::new(encoding));
         self.encaps.push(ReadEncaps {
             end: start + size,
             outer_end: self.end,
             outer_encoding: self.encoding,
+            outer_classes,
         });
         self.end = start + size;
         self.encoding = encoding;
-        self.push_encaps_state();
         Ok(encoding)
     }
 
@@ -248,11 +340,12 @@ impl<'a> InputStream<'a> {
                 end.saturating_sub(self.pos)
             )));
         }
-        self.pop_encaps_state()?;
+        self.check_instances_filled()?;
         if let Some(top) = self.encaps.pop() {
             self.pos = top.end;
             self.end = top.outer_end;
             self.encoding = top.outer_encoding;
+            self.classes = top.outer_classes;
         }
         Ok(())
     }
@@ -271,15 +364,495 @@ impl<'a> InputStream<'a> {
         Ok((body, encoding))
     }
 
+    /// Fails when a class reference was read whose instance never arrived.
+    fn check_instances_filled(&self) -> Result<(), Error> {
+        if self.classes.unfilled.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::marshal(
+                "index for class received, but no instance in the encapsulation",
+            ))
+        }
+    }
+
     /// Skips optional values up to and including an end marker `0xFF`, or to the end of the
     /// encapsulation.
     pub(crate) fn skip_optionals(&mut self) -> Result<(), Error> {
+        while self.pos < self.end {
+            let v = self.read_u8()?;
+            if v == flags::OPTIONAL_END_MARKER {
+                return Ok(());
+            }
+            if v >> 3 == 30 {
+                self.read_size()?;
+            }
+            self.skip_optional(OptionalFormat::from_code(v))?;
+        }
         Ok(())
     }
 
-    fn push_encaps_state(&mut self) {}
+    /// Skips one optional value of the given format.
+    fn skip_optional(&mut self, format: OptionalFormat) -> Result<(), Error> {
+        match format {
+            OptionalFormat::F1 => self.skip(1),
+            OptionalFormat::F2 => self.skip(2),
+            OptionalFormat::F4 => self.skip(4),
+            OptionalFormat::F8 => self.skip(8),
+            OptionalFormat::Size => self.read_size().map(|_| ()),
+            OptionalFormat::VSize => {
+                let n = self.read_size()?;
+                self.skip(n)
+            }
+            OptionalFormat::FSize => {
+                let n = self.read_i32()?;
+                let n = usize::try_from(n)
+                    .map_err(|_| Error::marshal(format!("negative optional size {n}")))?;
+                self.skip(n)
+            }
+            // A class may be referenced again later: it has to be decoded.
+            OptionalFormat::Class => self.read_value().map(|_| ()),
+        }
+    }
 
-    fn pop_encaps_state(&mut self) -> Result<(), Error> {
+    /// Looks for optional `tag` with `format`, skipping optionals with smaller tags. Leaves the
+    /// position before a larger tag or an end marker.
+    fn find_optional(&mut self, tag: i32, format: OptionalFormat) -> Result<bool, Error> {
+        while self.pos < self.end {
+            let save = self.pos;
+            let v = self.read_u8()?;
+            if v == flags::OPTIONAL_END_MARKER {
+                self.pos = save;
+                return Ok(false);
+            }
+            let f = OptionalFormat::from_code(v);
+            let mut t = i64::from(v >> 3);
+            if t == 30 {
+                t = self.read_size()? as i64;
+            }
+            if t > i64::from(tag) {
+                self.pos = save;
+                return Ok(false);
+            }
+            if t < i64::from(tag) {
+                self.skip_optional(f)?;
+                continue;
+            }
+            if f != format {
+                return Err(Error::marshal(format!(
+                    "invalid optional data member `{tag}': unexpected format {f:?}, expected {format:?}"
+                )));
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Reads optional value `tag`: `None` when absent, always in 1.0, and inside a slice
+    /// without optional members.
+    pub fn read_tagged<T: SliceType>(&mut self, tag: i32) -> Result<Option<T>, Error> {
+        if self.encoding.is_1_0() {
+            return Ok(None);
+        }
+        if let Some(cur) = self.classes.stack.last() {
+            if cur.started && cur.flags & flags::HAS_OPTIONAL_MEMBERS == 0 {
+                return Ok(None);
+            }
+        }
+        if !self.find_optional(tag, T::TAG_FORMAT)? {
+            return Ok(None);
+        }
+        match T::TAG_FORMAT {
+            OptionalFormat::VSize if !T::OPTIONAL_SELF_SIZED => {
+                self.read_size()?;
+            }
+            OptionalFormat::FSize => {
+                self.read_i32()?;
+            }
+            _ => {}
+        }
+        T::decode(self).map(Some)
+    }
+
+    /// Reads a class reference. The returned cell may still be empty: it is filled when the
+    /// instance arrives later in the stream (cycles; 1.0's pending instances).
+    pub fn read_value(&mut self) -> Result<Option<ValueRef>, Error> {
+        if self.encoding.is_1_0() {
+            let v = self.read_i32()?;
+            if v > 0 {
+                return Err(Error::marshal(format!("invalid class reference {v}")));
+            }
+            if v == 0 {
+                return Ok(None);
+            }
+            let id = v
+                .checked_neg()
+                .ok_or_else(|| Error::marshal("invalid class reference"))?;
+            return Ok(Some(self.classes.cell(id)));
+        }
+        let index = self.read_size()?;
+        if index == 0 {
+            return Ok(None);
+        }
+        if let Some(cur) = self.classes.stack.last() {
+            if cur.started && cur.flags & flags::HAS_INDIRECTION_TABLE != 0 {
+                return match cur.table.get(index - 1) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None => Err(Error::marshal(format!(
+                        "indirection index {index} out of range"
+                    ))),
+                };
+            }
+        }
+        self.read_instance(index).map(Some)
+    }
+
+    /// 1.1: reads an instance reference: `1` then an inline instance, or an instance id.
+    fn read_instance(&mut self, index: usize) -> Result<ValueRef, Error> {
+        if index > 1 {
+            let id = i32::try_from(index)
+                .map_err(|_| Error::marshal(format!("invalid instance id {index}")))?;
+            return Ok(self.classes.cell(id));
+        }
+        if self.classes.depth >= CLASS_GRAPH_DEPTH_MAX {
+            return Err(Error::marshal(format!(
+                "class graph deeper than Ice.ClassGraphDepthMax ({CLASS_GRAPH_DEPTH_MAX})"
+            )));
+        }
+        self.classes.last_id += 1;
+        let id = self.classes.last_id;
+        let cell = self.classes.cell(id);
+        self.classes.depth += 1;
+        let height = self.classes.stack.len();
+        self.classes.stack.push(ReadInstance::new(SliceKind::Value));
+        let result = self.decode_instance_11();
+        self.classes.stack.truncate(height);
+        self.classes.depth -= 1;
+        cell.set(result?);
+        self.classes.unfilled.remove(&id);
+        Ok(cell)
+    }
+
+    /// 1.1: finds the most-derived known slice of the instance on top of the stack and decodes
+    /// the instance from there; keeps unknown slices when no type is known.
+    fn decode_instance_11(&mut self) -> Result<Box<dyn Value>, Error> {
+        self.read_slice_header()?;
+        let most_derived = self.top()?.type_name();
+        let mut skipped = Vec::new();
+        loop {
+            let cur = self.top()?;
+            let factory = match cur.compact_id {
+                Some(id) => find_value_factory_by_compact_id(id),
+                None if cur.type_id.is_empty() => None,
+                None => find_value_factory(&cur.type_id),
+            };
+            if let Some(factory) = factory {
+                self.top_mut()?.skip_first_slice = true;
+                let mut value = (factory.create)();
+                value.decode_value(self)?;
+                return Ok(value);
+            }
+            let f = cur.flags;
+            if f & flags::HAS_SLICE_SIZE == 0 {
+                return Err(Error::NoValueFactory(most_derived));
+            }
+            skipped.push(self.skip_slice()?);
+            if f & flags::IS_LAST_SLICE != 0 {
+                return Ok(Box::new(UnknownSlicedValue {
+                    unknown_type_id: most_derived,
+                    slices: skipped,
+                }));
+            }
+            self.read_slice_header()?;
+        }
+    }
+
+    fn top(&self) -> Result<&ReadInstance, Error> {
+        self.classes
+            .stack
+            .last()
+            .ok_or_else(|| Error::marshal("slice outside a class instance or exception"))
+    }
+
+    fn top_mut(&mut self) -> Result<&mut ReadInstance, Error> {
+        self.classes
+            .stack
+            .last_mut()
+            .ok_or_else(|| Error::marshal("slice outside a class instance or exception"))
+    }
+
+    /// Reads a type id written as a string (registered with the next index) or an index.
+    fn read_type_id(&mut self, is_index: bool) -> Result<String, Error> {
+        if is_index {
+            let i = self.read_size()?;
+            match i.checked_sub(1).and_then(|i| self.classes.type_ids.get(i)) {
+                Some(t) => Ok(t.clone()),
+                None => Err(Error::marshal(format!("unknown type id index {i}"))),
+            }
+        } else {
+            let t = self.read_string()?;
+            self.classes.type_ids.push(t.clone());
+            Ok(t)
+        }
+    }
+
+    /// Reads the header of the next slice of the instance on top of the stack; in 1.1 sliced
+    /// format also reads the slice's indirection table ahead of its members.
+    fn read_slice_header(&mut self) -> Result<(), Error> {
+        let kind = self.top()?.kind;
+        let mut type_id = String::new();
+        let mut compact_id = None;
+        let mut f = 0u8;
+        if self.encoding.is_1_0() {
+            type_id = if kind == SliceKind::Value {
+                let is_index = self.read_bool()?;
+                self.read_type_id(is_index)?
+            } else {
+                self.read_string()?
+            };
+        } else {
+            f = self.read_u8()?;
+            if kind == SliceKind::Value {
+                match f & flags::TYPE_ID_MASK {
+                    flags::TYPE_ID_COMPACT => {
+                        let id = self.read_size()?;
+                        compact_id = Some(
+                            i32::try_from(id)
+                                .map_err(|_| Error::marshal(format!("invalid compact id {id}")))?,
+                        );
+                    }
+                    flags::TYPE_ID_STRING => type_id = self.read_type_id(false)?,
+                    flags::TYPE_ID_INDEX => type_id = self.read_type_id(true)?,
+                    _ => {}
+                }
+            } else {
+                type_id = self.read_string()?;
+            }
+        }
+        let mut size = 0;
+        if self.encoding.is_1_0() || f & flags::HAS_SLICE_SIZE != 0 {
+            let s = self.read_i32()?;
+            size = usize::try_from(s)
+                .ok()
+                .filter(|s| *s >= 4 && s - 4 <= self.remaining())
+                .ok_or_else(|| Error::marshal(format!("invalid slice size {s}")))?;
+        }
+        let slice_start = self.pos;
+        let mut table = Vec::new();
+        let mut table_end = 0;
+        if f & flags::HAS_INDIRECTION_TABLE != 0 {
+            if size == 0 {
+                return Err(Error::marshal(
+                    "indirection table in a slice without a size",
+                ));
+            }
+            self.pos = slice_start + size - 4;
+            let n = self.read_count(1)?;
+            table.reserve(n);
+            for _ in 0..n {
+                let index = self.read_size()?;
+                if index == 0 {
+                    return Err(Error::marshal("null entry in an indirection table"));
+                }
+                table.push(self.read_instance(index)?);
+            }
+            table_end = self.pos;
+            self.pos = slice_start;
+        }
+        let cur = self.top_mut()?;
+        cur.started = true;
+        cur.flags = f;
+        cur.type_id = type_id;
+        cur.compact_id = compact_id;
+        cur.size = size;
+        cur.slice_start = slice_start;
+        cur.table = table;
+        cur.table_end = table_end;
         Ok(())
+    }
+
+    /// Skips the current slice (which must have a size) and returns what it held.
+    fn skip_slice(&mut self) -> Result<SliceInfo, Error> {
+        let cur = self.top()?;
+        let end = cur.slice_start + cur.size - 4;
+        let bytes = self
+            .buf
+            .get(cur.slice_start..end)
+            .ok_or_else(out_of_bounds)?;
+        let has_optional_members = cur.flags & flags::HAS_OPTIONAL_MEMBERS != 0;
+        let bytes = if has_optional_members {
+            match bytes.split_last() {
+                Some((&flags::OPTIONAL_END_MARKER, rest)) => rest,
+                _ => {
+                    return Err(Error::marshal(
+                        "slice with optional members lacks an end marker",
+                    ));
+                }
+            }
+        } else {
+            bytes
+        };
+        let info = SliceInfo {
+            type_id: cur.type_id.clone(),
+            compact_id: cur.compact_id,
+            bytes: bytes.to_vec(),
+            instances: cur.table.clone(),
+            has_optional_members,
+            is_last_slice: cur.flags & flags::IS_LAST_SLICE != 0,
+        };
+        let next = if cur.flags & flags::HAS_INDIRECTION_TABLE != 0 {
+            cur.table_end
+        } else {
+            end
+        };
+        self.set_pos(next)?;
+        Ok(info)
+    }
+
+    /// Starts reading the next slice of the class instance or exception being decoded (a no-op
+    /// for the slice whose header the runtime has already read).
+    pub fn start_slice(&mut self) -> Result<(), Error> {
+        let v11 = !self.encoding.is_1_0();
+        let cur = self.top_mut()?;
+        if cur.skip_first_slice {
+            cur.skip_first_slice = false;
+            return Ok(());
+        }
+        if v11 && cur.started && cur.flags & flags::IS_LAST_SLICE != 0 {
+            return Err(Error::marshal(format!(
+                "slice expected after the last slice of `{}`",
+                cur.type_name()
+            )));
+        }
+        self.read_slice_header()
+    }
+
+    /// Ends the current slice: skips unread optional members and checks the slice size.
+    pub fn end_slice(&mut self) -> Result<(), Error> {
+        let cur = self.top()?;
+        let (f, size, start, table_end) = (cur.flags, cur.size, cur.slice_start, cur.table_end);
+        if !self.encoding.is_1_0() && f & flags::HAS_OPTIONAL_MEMBERS != 0 {
+            self.skip_optionals()?;
+        }
+        if size != 0 && self.pos != start + size - 4 {
+            return Err(Error::marshal(format!(
+                "slice of `{}` not read to its end",
+                self.top()?.type_name()
+            )));
+        }
+        if f & flags::HAS_INDIRECTION_TABLE != 0 {
+            self.set_pos(table_end)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the class instances that follow the parameters in encoding 1.0 and fills the
+    /// cells handed out by [`InputStream::read_value`]. Call it after the last parameter of any
+    /// parameter list that contains a class; it does nothing in 1.1.
+    pub fn read_pending_values(&mut self) -> Result<(), Error> {
+        if !self.encoding.is_1_0() {
+            return Ok(());
+        }
+        loop {
+            let n = self.read_count(4)?;
+            if n == 0 {
+                break;
+            }
+            for _ in 0..n {
+                self.read_instance_10()?;
+            }
+        }
+        self.check_instances_filled()
+    }
+
+    /// 1.0: reads one entry of the pending instance table (id, then slices).
+    fn read_instance_10(&mut self) -> Result<(), Error> {
+        let id = self.read_i32()?;
+        if id <= 0 {
+            return Err(Error::marshal(format!("invalid class instance id {id}")));
+        }
+        if !self.classes.unfilled.contains(&id) {
+            return Err(Error::marshal(format!(
+                "class instance {id} was never referenced or is sent twice"
+            )));
+        }
+        let height = self.classes.stack.len();
+        self.classes.stack.push(ReadInstance::new(SliceKind::Value));
+        let result = self.decode_instance_10();
+        self.classes.stack.truncate(height);
+        let value = result?;
+        self.classes.cell(id).set(value);
+        self.classes.unfilled.remove(&id);
+        Ok(())
+    }
+
+    fn decode_instance_10(&mut self) -> Result<Box<dyn Value>, Error> {
+        self.read_slice_header()?;
+        let most_derived = self.top()?.type_id.clone();
+        loop {
+            let type_id = &self.top()?.type_id;
+            if type_id == ICE_OBJECT_TYPE_ID {
+                return Err(Error::NoValueFactory(most_derived));
+            }
+            if let Some(factory) = find_value_factory(type_id) {
+                self.top_mut()?.skip_first_slice = true;
+                let mut value = (factory.create)();
+                value.decode_value(self)?;
+                // The `::Ice::Object` slice: an empty facet map.
+                self.start_slice()?;
+                if self.read_size()? != 0 {
+                    return Err(Error::marshal("invalid ::Ice::Object slice"));
+                }
+                self.end_slice()?;
+                return Ok(value);
+            }
+            self.skip_slice()?;
+            self.read_slice_header()?;
+        }
+    }
+
+    /// Reads a user exception (the body of a reply with status 1). Each slice's type id is
+    /// offered to `E`, most-derived first; unknown slices are skipped when the sliced format
+    /// allows. Unknown exceptions become [`Error::UnknownUserException`] converted into `E`.
+    pub fn read_exception<E: OperationError>(&mut self) -> E {
+        let height = self.classes.stack.len();
+        let result = self.read_exception_inner::<E>();
+        self.classes.stack.truncate(height);
+        match result {
+            Ok(e) => e,
+            Err(e) => E::from(e),
+        }
+    }
+
+    fn read_exception_inner<E: OperationError>(&mut self) -> Result<E, Error> {
+        let v10 = self.encoding.is_1_0();
+        let uses_classes = v10 && self.read_bool()?;
+        self.classes
+            .stack
+            .push(ReadInstance::new(SliceKind::Exception));
+        self.read_slice_header()?;
+        let most_derived = self.top()?.type_id.clone();
+        loop {
+            self.top_mut()?.skip_first_slice = true;
+            let type_id = self.top()?.type_id.clone();
+            if let Some(result) = E::decode_user_exception(&type_id, self) {
+                let e = result?;
+                self.classes.stack.pop();
+                if uses_classes {
+                    self.read_pending_values()?;
+                }
+                return Ok(e);
+            }
+            let cur = self.top_mut()?;
+            cur.skip_first_slice = false;
+            let f = cur.flags;
+            if !v10 && f & flags::HAS_SLICE_SIZE == 0 {
+                return Err(Error::UnknownUserException(most_derived));
+            }
+            self.skip_slice()?;
+            if (!v10 && f & flags::IS_LAST_SLICE != 0) || (v10 && self.is_at_end()) {
+                return Err(Error::UnknownUserException(most_derived));
+            }
+            self.read_slice_header()?;
+        }
     }
 }

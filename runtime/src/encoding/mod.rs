@@ -20,13 +20,32 @@
 //! is.end_encapsulation().unwrap();
 //! ```
 
+mod exception;
 mod input;
 mod output;
+mod proxy_data;
 mod types;
+mod value;
 
-pub use input::InputStream;
+pub use exception::{
+    AnyUserException, DispatchError, ExceptionFactory, OperationError, UserException,
+    find_exception_factory,
+};
+pub use input::{CLASS_GRAPH_DEPTH_MAX, InputStream};
 pub use output::OutputStream;
+pub use proxy_data::{
+    EndpointData, OpaqueEndpointData, ProxyData, ProxyMode, SSL_ENDPOINT_TYPE, TCP_ENDPOINT_TYPE,
+    TcpEndpointData, UDP_ENDPOINT_TYPE, UdpEndpointData, WS_ENDPOINT_TYPE, WSS_ENDPOINT_TYPE,
+    WsEndpointData,
+};
 pub use types::{Encodable, SliceType};
+pub use value::{
+    SliceInfo, UnknownSlicedValue, Value, ValueFactory, ValueRef, find_value_factory,
+    find_value_factory_by_compact_id,
+};
+
+/// Re-exported so that generated code can write `::floe::codegen::inventory::submit!`.
+pub use inventory;
 
 use std::fmt;
 

@@ -29,6 +29,13 @@ pub trait SliceType: Sized + Send + Sync + 'static {
     /// Reads a value.
     fn decode(is: &mut InputStream<'_>) -> Result<Self, Error>;
 
+    /// The order in which dictionary keys of this type are written. Ice's C++ senders write
+    /// dictionaries sorted by key (`std::map`), so builtins compare naturally; the default
+    /// (everything equal) keeps the map's iteration order.
+    fn dictionary_key_order(&self, _other: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+
     /// Writes a sequence of this type: the count, then the elements. Types with a bulk layout
     /// (bytes, bools, numbers) override it.
     fn encode_seq(items: &[Self], os: &mut OutputStream) {
@@ -94,6 +101,9 @@ impl SliceType for bool {
     fn decode(is: &mut InputStream<'_>) -> Result<Self, Error> {
         is.read_bool()
     }
+    fn dictionary_key_order(&self, other: &Self) -> std::cmp::Ordering {
+        self.cmp(other)
+    }
     fn encode_seq(items: &[Self], os: &mut OutputStream) {
         os.write_size(items.len());
         for b in items {
@@ -116,6 +126,9 @@ impl SliceType for u8 {
     fn decode(is: &mut InputStream<'_>) -> Result<Self, Error> {
         is.read_u8()
     }
+    fn dictionary_key_order(&self, other: &Self) -> std::cmp::Ordering {
+        self.cmp(other)
+    }
     fn encode_seq(items: &[Self], os: &mut OutputStream) {
         os.write_size(items.len());
         os.write_bytes(items);
@@ -137,6 +150,9 @@ macro_rules! numeric_slice_type {
             }
             fn decode(is: &mut InputStream<'_>) -> Result<Self, Error> {
                 is.$read()
+            }
+            fn dictionary_key_order(&self, other: &Self) -> std::cmp::Ordering {
+                self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
             }
             fn encode_seq(items: &[Self], os: &mut OutputStream) {
                 os.write_size(items.len());
@@ -178,6 +194,9 @@ impl SliceType for String {
     fn decode(is: &mut InputStream<'_>) -> Result<Self, Error> {
         is.read_string()
     }
+    fn dictionary_key_order(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
 }
 
 impl<T: SliceType> SliceType for Vec<T> {
@@ -208,7 +227,9 @@ where
     };
     fn encode(&self, os: &mut OutputStream) {
         os.write_size(self.len());
-        for (k, v) in self {
+        let mut entries: Vec<(&K, &V)> = self.iter().collect();
+        entries.sort_by(|a, b| a.0.dictionary_key_order(b.0));
+        for (k, v) in entries {
             k.encode(os);
             v.encode(os);
         }
