@@ -16,6 +16,13 @@ say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf '\nscripts/test.sh: error: %s\n' "$*" >&2; exit 1; }
 
 started=$(date +%s)
+on_exit() {
+  local rc=$?
+  if [ "$rc" != 0 ]; then
+    printf '\nscripts/test.sh: FAILED (exit %s) after %ss\n' "$rc" "$(( $(date +%s) - started ))" >&2
+  fi
+}
+trap on_exit EXIT
 
 # --- ZeroC Ice from Debian -------------------------------------------------
 packages=(python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice zeroc-icebox

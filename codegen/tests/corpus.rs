@@ -230,7 +230,7 @@ fn error_detection_lines_equal_err_files() {
         let expected = expected_error_lines(&err_text, &name);
         let shown = ice.strip_prefix(&dir).unwrap_or(ice).display().to_string();
         match ours(ice, &corpus_includes(ice)) {
-            Err(message) => Some(format!("  {shown}\n    check_file panicked: {message}")),
+            Err(message) => Some(format!("  {shown}\n    {message}")),
             Ok(diags) => {
                 let got: BTreeSet<usize> = diags
                     .iter()

@@ -235,7 +235,7 @@ fn first_errors_point_at_the_problem() {
         );
         let diags = match ours(file, &includes) {
             Ok(d) => d,
-            Err(message) => return Some(format!("  {name}: check_file panicked: {message}")),
+            Err(message) => return Some(format!("  {name}: {message}")),
         };
         let shown = || indent(&diags.iter().map(show).collect::<Vec<_>>().join("\n"));
         let Some(first) = diags.iter().find(|d| is_error(d)) else {

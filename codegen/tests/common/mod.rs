@@ -6,8 +6,9 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
 
 use floe_slice::{Diagnostic, Options, Severity, check_file};
 
@@ -119,16 +120,37 @@ pub fn show(d: &Diagnostic) -> String {
     )
 }
 
-/// Our diagnostics for `file`, or `Err` with the panic message when the compiler panicked.
+/// How long one `check_file` call may take before the test gives up on it.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Our diagnostics for `file`, or `Err` saying why there are none: the compiler panicked or
+/// did not return within [`CHECK_TIMEOUT`] (a hung compiler fails the test instead of hanging it).
 pub fn ours(file: &Path, include_dirs: &[PathBuf]) -> Result<Vec<Diagnostic>, String> {
     let options = options(include_dirs);
-    panic::catch_unwind(AssertUnwindSafe(|| check_file(file, &options))).map_err(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic with a non-string payload".to_string())
-    })
+    let path = file.to_path_buf();
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("check {}", file.display()))
+        .spawn(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| check_file(&path, &options)));
+            let _ = tx.send(result);
+        })
+        .expect("spawn a checking thread");
+    match rx.recv_timeout(CHECK_TIMEOUT) {
+        Ok(Ok(diags)) => Ok(diags),
+        Ok(Err(payload)) => Err(format!(
+            "check_file panicked: {}",
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic with a non-string payload".to_string())
+        )),
+        Err(_) => Err(format!(
+            "check_file did not return within {}s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// Our verdict on `file`; a panic of the compiler counts as a rejection and is reported.
@@ -140,7 +162,7 @@ pub fn our_verdict(file: &Path, include_dirs: &[PathBuf]) -> Verdict {
         },
         Err(message) => Verdict {
             accepted: false,
-            report: format!("check_file panicked: {message}"),
+            report: message,
         },
     }
 }
