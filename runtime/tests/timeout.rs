@@ -1,0 +1,64 @@
+//! Ice's `timeout` suite, cut down: invocation timeouts, abandoned calls that leave the
+//! connection usable, and refused connections.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use floe::{Error, Proxy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_timeout_and_abandoned_calls() {
+    let server = start_floe_server(&[]).await;
+    let comm = client_communicator(&[]);
+    let hello = HelloPrx::from_object(
+        comm.string_to_proxy(&server.proxy.to_string())
+            .unwrap()
+            .unwrap(),
+    );
+    hello.ice_ping().await.unwrap();
+    let conn = hello.ice_get_connection().await.unwrap();
+
+    let t = HelloPrx(hello.ice_invocation_timeout(200));
+    let start = Instant::now();
+    let r = t.slow(3000).await;
+    assert!(matches!(r, Err(Error::InvocationTimeout(200))), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Dropping a call's future does not poison the connection.
+    let dropped = tokio::time::timeout(Duration::from_millis(100), hello.slow(500)).await;
+    assert!(dropped.is_err());
+    assert_eq!(hello.say_hello("still").await.unwrap(), "Hello, still!");
+    // The late replies arrive and are ignored.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hello.add(1, 1).await.unwrap(), 2);
+    assert_eq!(hello.ice_get_connection().await.unwrap(), conn);
+    assert!(!conn.is_closed());
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connection() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let comm = client_communicator(&[]);
+    let prx = comm
+        .string_to_proxy(&format!("hello:tcp -h 127.0.0.1 -p {port}"))
+        .unwrap()
+        .unwrap();
+    let r = prx.ice_ping().await;
+    assert!(matches!(r, Err(Error::ConnectionRefused(_))), "{r:?}");
+    comm.destroy().await;
+    assert!(matches!(
+        prx.ice_ping().await,
+        Err(Error::CommunicatorDestroyed)
+    ));
+}
