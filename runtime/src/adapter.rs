@@ -139,8 +139,13 @@ impl ObjectAdapter {
                 .collect::<Result<Vec<_>>>()?
         };
         let acm = AcmConfig::from_properties(props, &format!("{name}.ACM"), instance.server_acm);
+        let max_kib = props.get_as_int_with_default(&format!("{name}.MessageSizeMax"), -1);
         let config = ConnectionConfig {
-            max_message_size: instance.max_message_size,
+            max_message_size: if max_kib < 0 {
+                instance.max_message_size
+            } else {
+                crate::protocol::message_size_max_bytes(max_kib)
+            },
             acm,
             close_timeout: instance.close_timeout,
             trace_network: instance.trace_network,

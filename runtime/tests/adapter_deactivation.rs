@@ -15,8 +15,16 @@ async fn lifecycle() {
     let dir = std::env::temp_dir().join(format!("floe-lifecycle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.server");
-    std::fs::write(&config, "# server config\nHello.Endpoints=tcp -h 127.0.0.1 -p 0\nIce.Trace.Network=0\n").unwrap();
-    let mut args = vec!["server".to_string(), format!("--Ice.Config={}", config.display()), "rest".to_string()];
+    std::fs::write(
+        &config,
+        "# server config\nHello.Endpoints=tcp -h 127.0.0.1 -p 0\nIce.Trace.Network=0\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "server".to_string(),
+        format!("--Ice.Config={}", config.display()),
+        "rest".to_string(),
+    ];
     let server = floe::initialize(&mut args).unwrap();
     assert_eq!(args, vec!["server", "rest"]);
 
@@ -26,9 +34,20 @@ async fn lifecycle() {
         other => panic!("{other:?}"),
     };
     assert_ne!(port, 0, "the ephemeral port is reported");
-    assert!(matches!(server.create_object_adapter("Hello").await, Err(Error::AlreadyRegistered { .. })));
-    let prx = adapter.add(Arc::new(HelloDispatcher(Arc::default())), Identity::new("hello", "")).unwrap();
-    assert_eq!(prx.to_string(), format!("hello -t -e 1.1:tcp -h 127.0.0.1 -p {port} -t 60000"));
+    assert!(matches!(
+        server.create_object_adapter("Hello").await,
+        Err(Error::AlreadyRegistered { .. })
+    ));
+    let prx = adapter
+        .add(
+            Arc::new(HelloDispatcher(Arc::default())),
+            Identity::new("hello", ""),
+        )
+        .unwrap();
+    assert_eq!(
+        prx.to_string(),
+        format!("hello -t -e 1.1:tcp -h 127.0.0.1 -p {port} -t 60000")
+    );
 
     let client = client_communicator(&[]);
     let hello = HelloPrx::from_object(client.string_to_proxy(&prx.to_string()).unwrap().unwrap());
@@ -48,15 +67,23 @@ async fn lifecycle() {
         async move { server.wait_for_shutdown().await }
     });
     hello.shutdown().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(server.is_shutdown());
     assert!(adapter.is_deactivated());
     server.shutdown();
     server.destroy().await;
     server.destroy().await;
-    assert!(matches!(adapter.activate(), Err(Error::ObjectAdapterDeactivated(_))));
     assert!(matches!(
-        server.create_object_adapter_with_endpoints("Other", "tcp -h 127.0.0.1 -p 0").await,
+        adapter.activate(),
+        Err(Error::ObjectAdapterDeactivated(_))
+    ));
+    assert!(matches!(
+        server
+            .create_object_adapter_with_endpoints("Other", "tcp -h 127.0.0.1 -p 0")
+            .await,
         Err(Error::CommunicatorDestroyed)
     ));
     // The client's next call finds nobody listening.
@@ -70,7 +97,12 @@ async fn lifecycle() {
 async fn deactivation_waits_for_dispatches_and_replies() {
     let server = start_floe_server(&[]).await;
     let client = client_communicator(&[]);
-    let hello = HelloPrx::from_object(client.string_to_proxy(&server.proxy.to_string()).unwrap().unwrap());
+    let hello = HelloPrx::from_object(
+        client
+            .string_to_proxy(&server.proxy.to_string())
+            .unwrap()
+            .unwrap(),
+    );
     hello.ice_ping().await.unwrap();
     let slow = tokio::spawn({
         let hello = hello.clone();
@@ -80,7 +112,9 @@ async fn deactivation_waits_for_dispatches_and_replies() {
     server.adapter.deactivate();
     // The dispatch in progress still completes and its reply is delivered before the close.
     slow.await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server.adapter.wait_for_deactivate()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.adapter.wait_for_deactivate())
+        .await
+        .unwrap();
     client.destroy().await;
     server.communicator.destroy().await;
 }
