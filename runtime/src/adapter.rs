@@ -16,7 +16,7 @@ use crate::communicator::{Communicator, Instance};
 use crate::connection::{self, AcmConfig, Connection, ConnectionConfig, RequestHandler};
 use crate::dispatch::{Current, Dispatcher, IncomingRequest, check_encoding, reply_for};
 use crate::encoding::EncodingVersion;
-use crate::endpoint::{Endpoint, IpEndpoint, Transport};
+use crate::endpoint::{Endpoint, Transport};
 use crate::error::{Error, RequestFailed, Result};
 use crate::identity::Identity;
 use crate::protocol::{ReplyBody, RequestData};
@@ -541,21 +541,4 @@ pub(crate) fn split_endpoints(s: &str) -> Result<Vec<String>> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect())
-}
-
-impl IpEndpoint {
-    /// The `host:port` string to connect to (`[v6]:port` for IPv6 literals); an empty host means
-    /// the loopback address.
-    pub fn socket_address(&self) -> String {
-        let host = if self.host.is_empty() || self.host == "*" || self.host == "0.0.0.0" {
-            "127.0.0.1"
-        } else {
-            &self.host
-        };
-        if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
 }

@@ -5,6 +5,12 @@
 //! for it), reads and splits messages, dispatches requests concurrently through a
 //! [`RequestHandler`], writes replies, sends heartbeats and closes idle connections as Ice's ACM
 //! does, and performs the graceful CloseConnection handshake.
+//!
+//! Tracing: target `floe::network` (connections opened, accepted and closed; heartbeats) follows
+//! `Ice.Trace.Network`, and target `floe::protocol` (every message sent and received) follows
+//! `Ice.Trace.Protocol`. Events of Ice trace level 1 are logged at INFO, level 2 at DEBUG and
+//! level 3 at TRACE. A connection closed because the peer broke the protocol is always logged at
+//! WARN, with the reason.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -601,6 +607,10 @@ impl Actor {
                         Ok(0) => {
                             return match self.state {
                                 State::CloseSent => End::Graceful(Error::ConnectionClosed("closed gracefully".into())),
+                                _ if !self.rbuf.is_empty() => End::Failed(Error::Protocol(format!(
+                                    "connection closed in the middle of a message ({} bytes of it received)",
+                                    self.rbuf.len()
+                                ))),
                                 _ => End::Failed(Error::ConnectionLost("peer closed the connection".into())),
                             };
                         }
@@ -649,7 +659,7 @@ impl Actor {
 
     fn trace_sent(&self, t: MessageType) {
         if self.config.trace_protocol >= 1 {
-            tracing::debug!(target: "floe::protocol", "sending {t}\n{}", self.conn);
+            tracing::info!(target: "floe::protocol", "sending {t}\n{}", self.conn);
         }
     }
 
@@ -752,7 +762,7 @@ impl Actor {
             };
             self.last_activity = Instant::now();
             if self.config.trace_protocol >= 1 {
-                tracing::debug!(target: "floe::protocol", "received {} ({} bytes)\n{}", frame.header.message_type, frame.header.size, self.conn);
+                tracing::info!(target: "floe::protocol", "received {} ({} bytes)\n{}", frame.header.message_type, frame.header.size, self.conn);
             }
             let compress_reply = frame.header.compression != 0;
             let msg = match Message::parse(&frame) {

@@ -106,6 +106,23 @@ impl IpEndpoint {
     }
 }
 
+impl IpEndpoint {
+    /// The `host:port` string to connect to (`[v6]:port` for IPv6 literals); an empty host means
+    /// the loopback address.
+    pub fn socket_address(&self) -> String {
+        let host = if self.host.is_empty() || self.host == "*" || self.host == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
 /// An endpoint whose type this runtime does not interpret, kept as raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OpaqueEndpoint {

@@ -149,3 +149,41 @@ async fn floe_to_floe_error_replies() {
     comm.destroy().await;
     server.communicator.destroy().await;
 }
+
+struct Panicker;
+
+impl floe::Dispatcher for Panicker {
+    fn dispatch<'a>(
+        &'a self,
+        _request: &'a mut floe::IncomingRequest,
+    ) -> floe::codegen::BoxFuture<'a, floe::Result<floe::OutgoingResponse>> {
+        Box::pin(async move { panic!("servant bug") })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_servant_gives_unknown_exception() {
+    let server = start_floe_server(&[]).await;
+    let prx = server
+        .adapter
+        .add(std::sync::Arc::new(Panicker), Identity::new("panic", ""))
+        .unwrap();
+    let comm = client_communicator(&[]);
+    let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
+    match prx.ice_ping().await {
+        Err(Error::UnknownException(text)) => assert!(text.contains("servant bug"), "{text}"),
+        other => panic!("expected UnknownException, got {other:?}"),
+    }
+    // The connection survives and other servants still answer.
+    let hello = comm
+        .string_to_proxy(&server.proxy.to_string())
+        .unwrap()
+        .unwrap();
+    hello.ice_ping().await.unwrap();
+    assert_eq!(
+        prx.ice_get_connection().await.unwrap(),
+        hello.ice_get_connection().await.unwrap()
+    );
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}

@@ -36,6 +36,40 @@ fn request(params_len: usize) -> Vec<u8> {
     msg
 }
 
+/// Collects WARN events of target `floe::network`, to check that each close is logged with why.
+#[derive(Default)]
+struct WarnLog(parking_lot::Mutex<Vec<String>>);
+
+struct Collector(Arc<WarnLog>);
+
+struct MessageVisitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageVisitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.push_str(&format!("{value:?}"));
+        }
+    }
+}
+
+impl tracing::Subscriber for Collector {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        *m.level() == tracing::Level::WARN && m.target() == "floe::network"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        let mut text = String::new();
+        e.record(&mut MessageVisitor(&mut text));
+        self.0.0.lock().push(text);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 const VALIDATE: [u8; 14] = [0x49, 0x63, 0x65, 0x50, 1, 0, 1, 0, 3, 0, 14, 0, 0, 0];
 
 /// Connects, checks the server's ValidateConnection, sends `bytes` (then half-closes when
@@ -59,6 +93,8 @@ async fn send_bad(addr: &str, bytes: &[u8], eof: bool) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_closes_only_its_connection() {
+    let log = Arc::new(WarnLog::default());
+    tracing::subscriber::set_global_default(Collector(log.clone())).unwrap();
     let server = start_floe_server(&[("Ice.MessageSizeMax", "1")]).await;
     let port = match &server.adapter.endpoints()[0] {
         floe::Endpoint::Ip(ip) => ip.port,
