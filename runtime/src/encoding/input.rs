@@ -350,6 +350,23 @@ impl<'a> InputStream<'a> {
         Ok(())
     }
 
+    /// Reads the encapsulation of a parameter list that should be empty, as Ice reads the
+    /// parameters of an operation without in-parameters: in 1.1 its contents (for instance
+    /// optional parameters this side does not know) are skipped; in 1.0 it must be empty.
+    pub fn read_empty_encapsulation(&mut self) -> Result<EncodingVersion, Error> {
+        let (size, encoding) = self.read_encaps_header()?;
+        if !encoding.is_supported() {
+            return Err(Error::UnsupportedEncoding(encoding.to_string()));
+        }
+        if encoding.is_1_0() && size != 6 {
+            return Err(Error::marshal(format!(
+                "1.0 encapsulation of {size} bytes where an empty one was expected"
+            )));
+        }
+        self.skip(size - 6)?;
+        Ok(encoding)
+    }
+
     /// Skips a whole encapsulation without looking inside and returns its encoding.
     pub fn skip_encapsulation(&mut self) -> Result<EncodingVersion, Error> {
         let (_, encoding) = self.read_encapsulation()?;
@@ -518,7 +535,11 @@ impl<'a> InputStream<'a> {
                 "class graph deeper than Ice.ClassGraphDepthMax ({CLASS_GRAPH_DEPTH_MAX})"
             )));
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self
+            .classes
+            .last_id
+            .checked_add(1)
+            .ok_or_else(|| Error::marshal("too many class instances"))?;
         let id = self.classes.last_id;
         let cell = self.classes.cell(id);
         self.classes.depth += 1;
