@@ -313,7 +313,7 @@ impl<'a> InputStream<'a> {
             .ok()
             .filter(|s| *s >= 6)
             .ok_or_else(|| Error::marshal(format!("invalid encapsulation size {size}")))?;
-        if size > self.end - start {
+        if size > self.end.saturating_sub(start) {
             return Err(out_of_bounds());
         }
         let major = self.read_u8()?;
@@ -694,6 +694,9 @@ impl<'a> InputStream<'a> {
     /// Skips the current slice (which must have a size) and returns what it held.
     fn skip_slice(&mut self) -> Result<SliceInfo, Error> {
         let cur = self.top()?;
+        if cur.size < 4 {
+            return Err(Error::marshal("cannot skip a slice without a size"));
+        }
         let end = cur.slice_start + cur.size - 4;
         let bytes = self
             .buf
