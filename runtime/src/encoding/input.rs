@@ -490,6 +490,15 @@ impl<'a> InputStream<'a> {
         T::decode(self).map(Some)
     }
 
+    /// Reads an optional class or proxy whose Rust type is a single `Option`: absent and null
+    /// both give `None` (the counterpart of [`super::OutputStream::write_tagged_nullable`]).
+    pub fn read_tagged_nullable<T>(&mut self, tag: i32) -> Result<Option<T>, Error>
+    where
+        Option<T>: SliceType,
+    {
+        Ok(self.read_tagged::<Option<T>>(tag)?.flatten())
+    }
+
     /// Reads a class reference. The returned cell may still be empty: it is filled when the
     /// instance arrives later in the stream (cycles; 1.0's pending instances).
     pub fn read_value(&mut self) -> Result<Option<ValueRef>, Error> {
