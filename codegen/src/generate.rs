@@ -694,6 +694,7 @@ impl<'a> Gen<'a> {
         });
         let scoped = &node.scoped;
         let factory = format!("__floe_decode_{}", snake_case(&node.name));
+        let factory_const = format!("__FLOE_EXCEPTION_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
             "impl ::std::fmt::Display for {name} {{
                 fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str({scoped:?}) }}
@@ -717,7 +718,8 @@ impl<'a> Gen<'a> {
             fn {factory}(is: &mut {RT}::InputStream<'_>) -> {RESULT}<::std::boxed::Box<dyn {RT}::UserException>, {RT}::Error> {{
                 ::std::result::Result::Ok(::std::boxed::Box::new({name}::decode_exception(is)?))
             }}
-            {RT}::inventory::submit! {{ {RT}::ExceptionFactory {{ type_id: {scoped:?}, decode: {factory} }} }}"
+            const {factory_const}: {RT}::ExceptionFactory = {RT}::ExceptionFactory {{ type_id: {scoped:?}, decode: {factory} }};
+            {RT}::inventory::submit! {{ {factory_const} }}"
         ));
     }
 
@@ -772,6 +774,7 @@ impl<'a> Gen<'a> {
             _ => "::std::option::Option::None".into(),
         };
         let factory = format!("__floe_create_{}", snake_case(&node.name));
+        let factory_const = format!("__FLOE_VALUE_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
             "impl {RT}::Value for {name} {{
                 fn ice_id(&self) -> &'static str {{ {scoped:?} }}
@@ -790,7 +793,8 @@ impl<'a> Gen<'a> {
             fn {factory}() -> ::std::boxed::Box<dyn {RT}::Value> {{
                 ::std::boxed::Box::new(<{name} as ::std::default::Default>::default())
             }}
-            {RT}::inventory::submit! {{ {RT}::ValueFactory {{ type_id: {scoped:?}, compact_id: {compact}, create: {factory} }} }}"
+            const {factory_const}: {RT}::ValueFactory = {RT}::ValueFactory {{ type_id: {scoped:?}, compact_id: {compact}, create: {factory} }};
+            {RT}::inventory::submit! {{ {factory_const} }}"
         ));
         // A class with operations, or implementing interfaces, can also be called through a proxy.
         if !self.ast.all_operations(id).is_empty() {

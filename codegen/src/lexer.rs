@@ -5,7 +5,7 @@ use nom::{
     IResult, Parser,
     branch::alt,
     bytes::complete::{tag, tag_no_case, take_while, take_while1},
-    character::complete::{char, digit0, digit1, hex_digit1, oct_digit1, one_of},
+    character::complete::{char, digit0, digit1, hex_digit1, one_of},
     combinator::{opt, recognize},
     sequence::{pair, preceded},
 };
@@ -279,32 +279,38 @@ fn float_literal(input: &str) -> IResult<&str, &str> {
     .parse(input)
 }
 
+/// Slice's `(0[0-7]+)|(0x[0-9a-f]+)|([0-9]+)` with flex's longest match: the decimal form always
+/// covers the octal one, so `019` is one literal (whose value is 1, as `strtoll` reads it).
 fn integer_literal(input: &str) -> IResult<&str, &str> {
     recognize(pair(
         sign,
-        alt((
-            recognize(preceded(tag_no_case("0x"), hex_digit1)),
-            recognize(pair(char('0'), oct_digit1)),
-            digit1,
-        )),
+        alt((recognize(preceded(tag_no_case("0x"), hex_digit1)), digit1)),
     ))
     .parse(input)
 }
 
-/// The value of an integer literal; `None` on overflow.
+/// The value of an integer literal, read as C's `strtoll` with base 0 reads it (which Slice uses):
+/// `0x` is hexadecimal, a leading `0` octal, and reading stops at the first digit that does not
+/// belong to the base (`09` is 0). `None` on overflow.
 pub fn integer_value(text: &str) -> Option<i64> {
     let (neg, body) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let magnitude = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).ok()?
-    } else if body.len() > 1 && body.starts_with('0') {
-        u64::from_str_radix(&body[1..], 8).ok()?
-    } else {
-        body.parse::<u64>().ok()?
-    };
+    let (radix, digits) =
+        if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, hex)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    let mut magnitude: u64 = 0;
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(radix) else { break };
+        magnitude = magnitude.checked_mul(radix as u64)?.checked_add(d as u64)?;
+    }
     if neg {
         if magnitude == 1 << 63 {
             Some(i64::MIN)
@@ -380,8 +386,9 @@ fn next_token(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
         let len = input.len() - rest.len();
         let escaped = text.starts_with('\\');
         let scoped = text.contains("::");
-        // Strip escapes from every component.
-        let clean: String = text.replace("\\", "");
+        // Only a backslash at the very start escapes; one inside a scoped name stays part of
+        // it (and then names nothing), as in ZeroC's scanner.
+        let clean: String = text.strip_prefix('\\').unwrap_or(text).to_string();
         // Identifier followed by optional blanks and `(`.
         let after = rest.trim_start_matches([' ', '\t', '\r', '\n', '\x0b', '\x0c']);
         if after.starts_with('(') && !scoped {

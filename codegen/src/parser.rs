@@ -51,6 +51,12 @@ pub fn parse(tokens: Vec<Token>, lex_errors: Vec<LexError>) -> (Ast, Vec<RawDiag
         err_status: 0,
         seen_definition: HashMap::new(),
         dummies: 0,
+        subject: None,
+        type_span: Span::default(),
+        tag_span: Span::default(),
+        optional_span: Span::default(),
+        value_span: Span::default(),
+        param_span: Span::default(),
     };
     p.lex_errors.sort_by(|a, b| {
         (a.span.file, a.span.line, a.span.column).cmp(&(b.span.file, b.span.line, b.span.column))
@@ -78,6 +84,18 @@ struct Parser {
     /// Files in which a definition has been seen (file metadata must come first).
     seen_definition: HashMap<usize, bool>,
     dummies: usize,
+    /// The last name consumed: where most errors really are.
+    subject: Option<Span>,
+    /// Where the last type started.
+    type_span: Span,
+    /// Where the last `optional(…)` started.
+    optional_span: Span,
+    /// Where the last tag was written.
+    tag_span: Span,
+    /// Where the last initializer started.
+    value_span: Span,
+    /// Where the current parameter started.
+    param_span: Span,
 }
 
 struct ConstDef {
@@ -124,6 +142,12 @@ impl Parser {
         let t = self.toks[self.pos.min(self.toks.len() - 1)].clone();
         if self.pos < self.toks.len() - 1 {
             self.pos += 1;
+        }
+        if matches!(
+            t.tok,
+            Tok::Ident(_) | Tok::Scoped(_) | Tok::IdentOp(_) | Tok::KeywordOp(_) | Tok::Keyword(_)
+        ) {
+            self.subject = Some(t.span.clone());
         }
         if self.err_status > 0 {
             self.err_status -= 1;
@@ -270,14 +294,40 @@ impl Parser {
         });
     }
 
+    /// Where an error is reported: on the line ZeroC reports it on (the scanner's position), at
+    /// the column of the name it concerns when that name is on the same line.
+    fn error_span(&self) -> Span {
+        let scan = self.scan_span();
+        match &self.subject {
+            Some(s) if s.file == scan.file && s.line == scan.line => s.clone(),
+            _ => scan,
+        }
+    }
+
+    /// An error at a given position.
+    fn error_at(&mut self, code: &'static str, message: impl Into<String>, span: Span) {
+        self.push(Severity::Error, code, message.into(), span);
+    }
+
+    /// An error at the last initializer or literal.
+    fn error_at_value(&mut self, code: &'static str, message: impl Into<String>) {
+        let at = self.value_span.clone();
+        self.error_at(code, message, at);
+    }
+
+    /// The position of the next token.
+    fn next_span(&mut self) -> Span {
+        self.peek().span.clone()
+    }
+
     /// An error at the scanner's current position, as ZeroC reports it.
     fn error(&mut self, code: &'static str, message: impl Into<String>) {
-        let span = self.scan_span();
+        let span = self.error_span();
         self.push(Severity::Error, code, message.into(), span);
     }
 
     fn warning(&mut self, code: &'static str, message: impl Into<String>) {
-        let span = self.scan_span();
+        let span = self.error_span();
         self.push(Severity::Warning, code, message.into(), span);
     }
 
@@ -472,9 +522,15 @@ impl Parser {
                 format!("interface `{name}' was {how} as class"),
             ))
         } else if !local && local_other {
-            Some((codes::LOCAL, format!("non-local `{name}' was {how} local")))
+            Some((
+                codes::FORWARD,
+                format!("non-local `{name}' was {how} local"),
+            ))
         } else if local && !local_other {
-            Some((codes::LOCAL, format!("local `{name}' was {how} non-local")))
+            Some((
+                codes::FORWARD,
+                format!("local `{name}' was {how} non-local"),
+            ))
         } else {
             None
         };
@@ -589,6 +645,10 @@ impl Parser {
             return None;
         }
         self.check_bases_are_legal(name, intf, local, &bases);
+        if id >= 0 {
+            let scoped = self.scoped_in(cont, name);
+            self.ast.compact_ids.insert(id, scoped);
+        }
         let def = self.add_node(
             cont,
             NodeKind::ClassDef {
@@ -1199,9 +1259,10 @@ impl Parser {
                 .copied()
                 .unwrap_or(false)
             {
-                self.error(
-                    codes::METADATA,
+                self.error_at(
+                    codes::PLACEMENT,
                     "file metadata must appear before any definitions",
+                    span.clone(),
                 );
             } else {
                 self.ast
@@ -1284,7 +1345,8 @@ impl Parser {
         if self.is_punct(';') {
             self.bump();
         } else {
-            self.error(codes::SYNTAX, missing.to_string());
+            let at = self.next_span();
+            self.error_at(codes::SYNTAX, missing.to_string(), at);
         }
     }
 
@@ -1386,10 +1448,14 @@ impl Parser {
             Tok::Punct('{') | Tok::Keyword("extends") => {}
             _ => {
                 self.error(codes::FORWARD, "exceptions cannot be forward declared");
-                self.error(
-                    codes::SYNTAX,
-                    "`;' missing after exception forward declaration",
-                );
+                {
+                    let at = self.next_span();
+                    self.error_at(
+                        codes::SYNTAX,
+                        "`;' missing after exception forward declaration",
+                        at,
+                    )
+                };
                 return Ok(None);
             }
         }
@@ -1428,10 +1494,14 @@ impl Parser {
             }
             _ => {
                 self.error(codes::FORWARD, "structs cannot be forward declared");
-                self.error(
-                    codes::SYNTAX,
-                    "`;' missing after struct forward declaration",
-                );
+                {
+                    let at = self.next_span();
+                    self.error_at(
+                        codes::SYNTAX,
+                        "`;' missing after struct forward declaration",
+                        at,
+                    )
+                };
                 return Ok(None);
             }
         }
@@ -1486,10 +1556,14 @@ impl Parser {
                         if self.is_punct(';') {
                             self.bump();
                         } else {
-                            self.error(
-                                codes::SYNTAX,
-                                "`;' missing after class forward declaration",
-                            );
+                            {
+                                let at = self.next_span();
+                                self.error_at(
+                                    codes::SYNTAX,
+                                    "`;' missing after class forward declaration",
+                                    at,
+                                )
+                            };
                         }
                         return Ok(decl);
                     }
@@ -1501,9 +1575,15 @@ impl Parser {
         let mut base = None;
         if matches!(self.peek_tok(), Tok::Keyword("extends")) {
             self.bump();
+            let base_span = self.next_span();
             let scoped = self.scoped_name()?;
             self.peek();
+            // Errors about the base point at its name.
+            let before = self.diags.len();
             let types = self.lookup_type(cont, &scoped);
+            for d in &mut self.diags[before..] {
+                d.span = base_span.clone();
+            }
             if let Some(&t) = types.first() {
                 let decl = match t {
                     Type::Named(d)
@@ -1520,7 +1600,11 @@ impl Parser {
                     _ => None,
                 };
                 match decl {
-                    None => self.error(codes::WRONG_KIND, format!("`{scoped}' is not a class")),
+                    None => self.error_at(
+                        codes::WRONG_KIND,
+                        format!("`{scoped}' is not a class"),
+                        base_span.clone(),
+                    ),
                     Some(d) => match self.ast.class_def(d) {
                         None => self.error(
                             codes::FORWARD,
@@ -1567,6 +1651,7 @@ impl Parser {
 
     /// The compact id of `class Name(id)`.
     fn compact_id(&mut self) -> PResult<i32> {
+        self.value_span = self.next_span();
         let (value, scoped_name) = match self.peek_tok() {
             Tok::Int(v, _) => {
                 self.bump();
@@ -1581,17 +1666,17 @@ impl Parser {
         let id = match scoped_name {
             None => {
                 if value < 0 {
-                    self.error(
+                    self.error_at_value(
                         codes::PLACEMENT,
                         "invalid compact id for class: id must be a positive integer",
                     );
                 } else if value > INT32_MAX {
-                    self.error(
+                    self.error_at_value(
                         codes::PLACEMENT,
                         "invalid compact id for class: value is out of range",
                     );
                 } else if let Some(t) = self.ast.compact_ids.get(&(value as i32)).cloned() {
-                    self.error(
+                    self.error_at_value(
                         codes::REDEFINITION,
                         format!("invalid compact id for class: already assigned to class `{t}'"),
                     );
@@ -1601,12 +1686,12 @@ impl Parser {
             Some(scoped) => {
                 let v = self.tag_from_name(&scoped, "compact id for class is out of range")?;
                 if v < 0 {
-                    self.error(
+                    self.error_at_value(
                         codes::PLACEMENT,
                         "invalid compact id for class: id must be a positive integer",
                     );
                 } else if let Some(t) = self.ast.compact_ids.get(&v).cloned() {
-                    self.error(
+                    self.error_at_value(
                         codes::REDEFINITION,
                         format!("invalid compact id for class: already assigned to class `{t}'"),
                     );
@@ -1687,10 +1772,14 @@ impl Parser {
                 if self.is_punct(';') {
                     self.bump();
                 } else {
-                    self.error(
-                        codes::SYNTAX,
-                        "`;' missing after interface forward declaration",
-                    );
+                    {
+                        let at = self.next_span();
+                        self.error_at(
+                            codes::SYNTAX,
+                            "`;' missing after interface forward declaration",
+                            at,
+                        )
+                    };
                 }
                 return Ok(decl);
             }
@@ -1828,7 +1917,10 @@ impl Parser {
                 if self.is_punct(';') {
                     self.bump();
                 } else if self.is_punct('}') {
-                    self.error(codes::SYNTAX, "`;' missing after definition");
+                    {
+                        let at = self.next_span();
+                        self.error_at(codes::SYNTAX, "`;' missing after definition", at)
+                    };
                 } else {
                     return self.syntax_error();
                 }
@@ -1868,6 +1960,8 @@ impl Parser {
 
     /// `optional(tag)`, or `optional` without a tag (an error).
     fn optional(&mut self) -> PResult<(bool, i32)> {
+        self.optional_span = self.next_span();
+        self.tag_span = self.optional_span.clone();
         match self.peek_tok() {
             Tok::Keyword("optional") => {
                 self.bump();
@@ -1876,6 +1970,7 @@ impl Parser {
             }
             Tok::OptionalOp => {
                 self.bump();
+                self.tag_span = self.next_span();
                 match self.peek_tok() {
                     Tok::Punct(')') => {
                         self.bump();
@@ -1887,7 +1982,8 @@ impl Parser {
                         self.expect_punct(')')?;
                         let v = v.unwrap_or(i64::MAX);
                         if v < 0 || v > INT32_MAX {
-                            self.error(codes::TAG, "tag for optional is out of range");
+                            let at = self.tag_span.clone();
+                            self.error_at(codes::TAG, "tag for optional is out of range", at);
                             Ok((false, -1))
                         } else {
                             Ok((true, v as i32))
@@ -1916,6 +2012,7 @@ impl Parser {
     /// `type`: a builtin, or a name resolved in the current scope (YYERROR when unknown).
     fn parse_type(&mut self) -> PResult<Type> {
         let tok = self.peek_tok();
+        self.type_span = self.next_span();
         let builtin = match tok {
             Tok::Keyword("byte") => Some(Builtin::Byte),
             Tok::Keyword("bool") => Some(Builtin::Bool),
@@ -1990,6 +2087,7 @@ impl Parser {
     }
 
     fn const_initializer(&mut self) -> PResult<ConstDef> {
+        self.value_span = self.next_span();
         match self.peek_tok() {
             Tok::Int(v, lit) => {
                 self.bump();
@@ -2115,32 +2213,48 @@ impl Parser {
                 Builtin::Object | Builtin::ObjectProxy | Builtin::LocalObject | Builtin::Value
             ) {
                 if is_const {
-                    self.error(
-                        codes::CONSTANT,
-                        format!("constant `{name}' has illegal type: `{}'", b.name()),
-                    );
+                    {
+                        let at = self.type_span.clone();
+                        self.error_at(
+                            codes::CONSTANT,
+                            format!("constant `{name}' has illegal type: `{}'", b.name()),
+                            at,
+                        )
+                    };
                 } else {
-                    self.error(
-                        codes::CONSTANT,
-                        format!(
-                            "default value not allowed for data member `{name}' of type `{}'",
-                            b.name()
-                        ),
-                    );
+                    {
+                        let at = self.value_span.clone();
+                        self.error_at(
+                            codes::CONSTANT,
+                            format!(
+                                "default value not allowed for data member `{name}' of type `{}'",
+                                b.name()
+                            ),
+                            at,
+                        )
+                    };
                 }
                 return false;
             }
         } else if enum_id.is_none() {
             if is_const {
-                self.error(
-                    codes::CONSTANT,
-                    format!("constant `{name}' has illegal type"),
-                );
+                {
+                    let at = self.type_span.clone();
+                    self.error_at(
+                        codes::CONSTANT,
+                        format!("constant `{name}' has illegal type"),
+                        at,
+                    )
+                };
             } else {
-                self.error(
-                    codes::CONSTANT,
-                    format!("default value not allowed for data member `{name}'"),
-                );
+                {
+                    let at = self.value_span.clone();
+                    self.error_at(
+                        codes::CONSTANT,
+                        format!("default value not allowed for data member `{name}'"),
+                        at,
+                    )
+                };
             }
             return false;
         }
@@ -2157,13 +2271,20 @@ impl Parser {
                 _ => None,
             };
             let Some(lt) = lt else {
-                self.error(
-                    codes::CONSTANT,
+                let code = if value.value.is_none() && !value.text.is_empty() {
+                    codes::UNDEFINED
+                } else {
+                    codes::CONSTANT
+                };
+                {
+                    let at = self.value_span.clone();
+                    self.error_at(
+                    code,
                     format!(
                         "type of initializer is incompatible with the type `{}' of {desc} `{name}'",
                         b.name()
-                    ),
-                );
+                    ), at)
+                };
                 return false;
             };
             let ok = match b {
@@ -2176,14 +2297,16 @@ impl Parser {
                 _ => false,
             };
             if !ok {
-                self.error(
+                {
+                    let at = self.value_span.clone();
+                    self.error_at(
                     codes::CONSTANT,
                     format!(
                         "initializer of type `{}' is incompatible with the type `{}' of {desc} `{name}'",
                         lt.name(),
                         b.name()
-                    ),
-                );
+                    ), at)
+                };
                 return false;
             }
             let range = match b {
@@ -2198,13 +2321,15 @@ impl Parser {
                     _ => value.text.parse().unwrap_or(0),
                 };
                 if l < lo || l > hi {
-                    self.error(
+                    {
+                        let at = self.value_span.clone();
+                        self.error_at(
                         codes::CONSTANT,
                         format!(
                             "initializer `{}' for {desc} `{name}' out of range for type {tname}",
                             value.text
-                        ),
-                    );
+                        ), at)
+                    };
                     return false;
                 }
             }
@@ -2223,33 +2348,41 @@ impl Parser {
                         _ => None,
                     };
                     if cty != Some(Type::Named(e)) {
-                        self.error(
+                        {
+                            let at = self.value_span.clone();
+                            self.error_at(
                             codes::CONSTANT,
-                            format!("type of initializer is incompatible with the type of {desc} `{name}'"),
-                        );
+                            format!("type of initializer is incompatible with the type of {desc} `{name}'"), at)
+                        };
                         return false;
                     }
                 }
                 Some(ValueKind::Enumerator(en)) => {
                     if !self.ast.enumerators(e).contains(&en) {
                         let es = self.ast.node(e).scoped.clone();
-                        self.error(
-                            codes::CONSTANT,
-                            format!(
-                                "enumerator `{}' is not defined in enumeration `{es}'",
-                                value.text
-                            ),
-                        );
+                        {
+                            let at = self.value_span.clone();
+                            self.error_at(
+                                codes::CONSTANT,
+                                format!(
+                                    "enumerator `{}' is not defined in enumeration `{es}'",
+                                    value.text
+                                ),
+                                at,
+                            )
+                        };
                         return false;
                     }
                 }
                 Some(ValueKind::Builtin(_)) => {
-                    self.error(
+                    {
+                        let at = self.value_span.clone();
+                        self.error_at(
                         codes::CONSTANT,
                         format!(
                             "type of initializer is incompatible with the type of {desc} `{name}'"
-                        ),
-                    );
+                        ), at)
+                    };
                     return false;
                 }
                 None => {
@@ -2264,10 +2397,14 @@ impl Parser {
                     let cl = self.lookup_contained(Some(e), &new_val, false);
                     let Some(&found) = cl.first() else {
                         let es = self.ast.node(e).scoped.clone();
-                        self.error(
-                            codes::CONSTANT,
-                            format!("`{text}' does not designate an enumerator of `{es}'"),
-                        );
+                        {
+                            let at = self.value_span.clone();
+                            self.error_at(
+                                codes::CONSTANT,
+                                format!("`{text}' does not designate an enumerator of `{es}'"),
+                                at,
+                            )
+                        };
                         return false;
                     };
                     if matches!(self.ast.node(found).kind, NodeKind::Enumerator { .. }) {
@@ -2281,10 +2418,12 @@ impl Parser {
                             );
                         }
                     } else {
-                        self.error(
+                        {
+                            let at = self.value_span.clone();
+                            self.error_at(
                             codes::CONSTANT,
-                            format!("type of initializer is incompatible with the type of {desc} `{name}'"),
-                        );
+                            format!("type of initializer is incompatible with the type of {desc} `{name}'"), at)
+                        };
                         return false;
                     }
                 }
@@ -2390,16 +2529,25 @@ impl Parser {
         }
         if is_struct && ty == Type::Named(cont) {
             let n = self.ast.node(cont).name.clone();
-            self.error(codes::STRUCT, format!("struct `{n}' cannot contain itself"));
+            let at = self.type_span.clone();
+            self.error_at(
+                codes::STRUCT,
+                format!("struct `{n}' cannot contain itself"),
+                at,
+            );
             return None;
         }
         if !self.ast.node(cont).local && self.ast.type_is_local(ty) {
             let kind = self.ast.kind_of(cont);
             let n = self.ast.node(cont).name.clone();
-            self.error(
-                codes::LOCAL,
-                format!("non-local {kind}`{n}' cannot contain local member `{name}'"),
-            );
+            {
+                let at = self.type_span.clone();
+                self.error_at(
+                    codes::LOCAL,
+                    format!("non-local {kind}`{n}' cannot contain local member `{name}'"),
+                    at,
+                );
+            }
         }
         let mut resolved_default = None;
         if let Some(mut d) = default {
@@ -2419,10 +2567,14 @@ impl Parser {
                 } = self.ast.node(m).kind
                 {
                     if t == tag {
-                        self.error(
-                            codes::TAG,
-                            format!("tag for optional data member `{name}' is already in use"),
-                        );
+                        {
+                            let at = self.tag_span.clone();
+                            self.error_at(
+                                codes::TAG,
+                                format!("tag for optional data member `{name}' is already in use"),
+                                at,
+                            )
+                        };
                         break;
                     }
                 }
@@ -2477,7 +2629,10 @@ impl Parser {
             _ => {
                 let name = self.dummy_name();
                 let dm = self.create_data_member(&name, ty, false, 0, None);
-                self.error(codes::SYNTAX, "missing data member name");
+                {
+                    let at = self.next_span();
+                    self.error_at(codes::SYNTAX, "missing data member name", at)
+                };
                 if let Some(d) = dm {
                     self.ast.node_mut(d).dummy = true;
                 }
@@ -2505,9 +2660,11 @@ impl Parser {
                 };
                 if had_optional {
                     let dm = self.create_data_member(&name, ty, false, 0, None);
-                    self.error(
+                    let at = self.optional_span.clone();
+                    self.error_at(
                         codes::STRUCT,
                         "optional data members not supported in struct",
+                        at,
                     );
                     return Ok(dm);
                 }
@@ -2530,7 +2687,10 @@ impl Parser {
                 if let Some(d) = dm {
                     self.ast.node_mut(d).dummy = true;
                 }
-                self.error(codes::SYNTAX, "missing data member name");
+                {
+                    let at = self.next_span();
+                    self.error_at(codes::SYNTAX, "missing data member name", at)
+                };
                 Ok(None)
             }
             _ => self.syntax_error(),
@@ -2828,6 +2988,7 @@ impl Parser {
             return Ok(());
         }
         loop {
+            self.param_span = self.next_span();
             let out = if matches!(self.peek_tok(), Tok::Keyword("out")) {
                 self.bump();
                 true
@@ -2873,7 +3034,10 @@ impl Parser {
                         if let Some(p) = self.create_param(&d, ty, out, false, 0) {
                             self.ast.node_mut(p).dummy = true;
                         }
-                        self.error(codes::SYNTAX, "missing parameter name");
+                        {
+                            let at = self.next_span();
+                            self.error_at(codes::SYNTAX, "missing parameter name", at)
+                        };
                     }
                 }
                 _ => return self.syntax_error(),
@@ -2917,10 +3081,14 @@ impl Parser {
         if let Some(&last) = params.last() {
             if let NodeKind::Param { out: true, .. } = self.ast.node(last).kind {
                 if !out {
-                    self.error(
-                        codes::OPERATION,
-                        format!("`{name}': in parameters cannot follow out parameters"),
-                    );
+                    {
+                        let at = self.param_span.clone();
+                        self.error_at(
+                            codes::OPERATION,
+                            format!("`{name}': in parameters cannot follow out parameters"),
+                            at,
+                        );
+                    }
                 }
             }
         }
@@ -2953,10 +3121,14 @@ impl Parser {
                     matches!(self.ast.node(*p).kind, NodeKind::Param { optional: true, tag: t, .. } if t == tag)
                 });
             if in_use {
-                self.error(
-                    codes::TAG,
-                    format!("tag for optional parameter `{name}' is already in use"),
-                );
+                {
+                    let at = self.tag_span.clone();
+                    self.error_at(
+                        codes::TAG,
+                        format!("tag for optional parameter `{name}' is already in use"),
+                        at,
+                    )
+                };
             }
         }
         Some(self.add_node(
@@ -3037,6 +3209,7 @@ impl Parser {
         self.bump();
         self.expect_punct('<')?;
         self.metadata()?;
+        let key_span = self.next_span();
         let key = self.parse_type()?;
         self.expect_punct(',')?;
         self.metadata()?;
@@ -3054,7 +3227,7 @@ impl Parser {
             _ => return self.syntax_error(),
         };
         self.peek();
-        let d = self.create_dictionary(&name, key, value, local);
+        let d = self.create_dictionary(&name, key, value, local, key_span);
         if keyword {
             self.error(
                 codes::KEYWORD,
@@ -3070,6 +3243,7 @@ impl Parser {
         key: Type,
         value: Type,
         local: bool,
+        key_span: Span,
     ) -> Option<NodeId> {
         if !self.check_simple_redefinition(name, "dictionary", "dictionary") {
             return None;
@@ -3079,9 +3253,10 @@ impl Parser {
         self.check_for_global_def(cont, name, "dictionary");
         let mut contains_sequence = false;
         if !self.legal_key_type(key, &mut contains_sequence) {
-            self.error(
+            self.error_at(
                 codes::DICTIONARY_KEY,
                 format!("dictionary `{name}' uses an illegal key type"),
+                key_span,
             );
             return None;
         }
@@ -3184,6 +3359,7 @@ impl Parser {
                     self.bump();
                     if self.is_punct('=') {
                         self.bump();
+                        self.value_span = self.next_span();
                         let value = match self.peek_tok() {
                             Tok::Int(v, _) => {
                                 self.bump();
@@ -3198,10 +3374,14 @@ impl Parser {
                         };
                         if let Some(v) = value {
                             if !(0..=INT32_MAX).contains(&v) {
-                                self.error(
-                                    codes::ENUM,
-                                    format!("value for enumerator `{name}' is out of range"),
-                                );
+                                {
+                                    let at = self.value_span.clone();
+                                    self.error_at(
+                                        codes::ENUM,
+                                        format!("value for enumerator `{name}' is out of range"),
+                                        at,
+                                    );
+                                }
                             } else if self.create_enumerator(&name, Some(v)) {
                                 count += 1;
                             }

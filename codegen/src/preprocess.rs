@@ -89,6 +89,7 @@ pub fn preprocess(
         once: HashSet::new(),
         out: Preprocessed::default(),
         depth: 0,
+        directive_column: None,
     };
     pp.define_builtin("__SLICE2RS__", "1");
     pp.define_builtin("ICE_VERSION", "30708");
@@ -109,6 +110,8 @@ struct Preprocessor {
     once: HashSet<PathBuf>,
     out: Preprocessed,
     depth: usize,
+    /// Column of the operand of the directive being processed.
+    directive_column: Option<usize>,
 }
 
 impl Preprocessor {
@@ -191,7 +194,10 @@ impl Preprocessor {
     }
 
     fn process_text(&mut self, path: &Path, file_index: usize, canonical: &Path, text: &str) {
-        let physical: Vec<&str> = text.split('\n').collect();
+        let mut physical: Vec<&str> = text.split('\n').collect();
+        if text.ends_with('\n') {
+            physical.pop();
+        }
         let mut conds: Vec<Cond> = Vec::new();
         let mut segment = Segment {
             file: file_index,
@@ -274,6 +280,9 @@ impl Preprocessor {
                         self.macros.remove(split_word(rest).0);
                     }
                     "include" => {
+                        self.directive_column = logical
+                            .find(['"', '<'])
+                            .map(|i| logical[..i].chars().count() + 1);
                         self.flush(&mut segment, line_no);
                         self.include(path, line_no, rest);
                         segment.first_line = line_no + 1 + extra;
@@ -284,6 +293,10 @@ impl Preprocessor {
                     "pragma" => {
                         if split_word(rest).0 == "once" {
                             self.once.insert(canonical.to_path_buf());
+                        } else {
+                            // ZeroC's preprocessor passes other pragmas through, and its parser
+                            // then rejects the line.
+                            self.error(path, line_no, format!("unknown #pragma `{}`", rest.trim()));
                         }
                     }
                     "error" => self.error(path, line_no, format!("#error {}", rest.trim())),
@@ -366,7 +379,18 @@ impl Preprocessor {
         }
         match candidates.into_iter().find(|c| c.is_file()) {
             Some(found) => self.process_file(&found, Some((path, line))),
-            None => self.error(path, line, format!("cannot open include file \"{name}\"")),
+            None => {
+                let column = self.directive_column.unwrap_or(1);
+                self.out.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: codes::IO.to_string(),
+                    message: format!("cannot open include file \"{name}\""),
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    notes: vec![],
+                });
+            }
         }
     }
 

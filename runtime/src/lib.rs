@@ -1,17 +1,49 @@
 //! Floe: an RPC runtime that speaks ZeroC Ice 3.7's protocol 1.0 and encodings 1.0 and 1.1.
 //!
 //! Layers, each using only the ones before it: [`properties`], [`encoding`], [`protocol`],
-//! transport and connection, proxies and object adapters, and the [`Communicator`].
-//! Generated code (from `slice2rs`) reaches the runtime only through [`codegen`].
+//! transport and [`connection`], proxies ([`proxy`]) and object adapters ([`adapter`]), and the
+//! [`Communicator`]. Generated code (from `slice2rs`) reaches the runtime only through
+//! [`codegen`].
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! # async fn demo() -> floe::Result<()> {
+//! let mut args: Vec<String> = std::env::args().collect();
+//! let communicator = floe::initialize(&mut args)?;
+//! let hello = communicator
+//!     .string_to_proxy("hello:tcp -h 127.0.0.1 -p 10000")?
+//!     .expect("not a null proxy");
+//! hello.ice_ping().await?;
+//! communicator.destroy().await;
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod adapter;
 pub mod codegen;
+pub mod communicator;
+pub mod connection;
+pub mod dispatch;
 pub mod encoding;
+pub mod endpoint;
 pub mod error;
 pub mod identity;
 pub mod properties;
 pub mod protocol;
+pub mod proxy;
 
+pub use adapter::ObjectAdapter;
+pub use communicator::{Communicator, initialize};
+pub use connection::Connection;
+pub use dispatch::{
+    Blobject, BlobjectDispatcher, Current, Dispatcher, IncomingRequest, OutgoingResponse,
+    dispatch_builtin,
+};
+pub use encoding::EncodingVersion;
+pub use endpoint::Endpoint;
 pub use error::{Error, RequestFailed, Result};
 pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};
+pub use proxy::{InvocationMode, ObjectPrx, Proxy};

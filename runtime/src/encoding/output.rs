@@ -450,7 +450,7 @@ impl OutputStream {
         if let Some((id, _)) = self.classes.ids.get(&key) {
             return *id;
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self.classes.last_id.saturating_add(1);
         let id = self.classes.last_id;
         self.classes.ids.insert(key, (id, v.clone()));
         self.classes.pending.push((id, v.clone()));
@@ -465,7 +465,7 @@ impl OutputStream {
             self.write_size(id);
             return;
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self.classes.last_id.saturating_add(1);
         let id = self.classes.last_id;
         self.classes.ids.insert(key, (id, v.clone()));
         self.write_size(1);

@@ -110,7 +110,8 @@ pub enum EndpointData {
     Ws(WsEndpointData),
     /// `wss`.
     Wss(WsEndpointData),
-    /// Any other type (bt, iap, unknown), or a known type in an unsupported encoding.
+    /// Any other type (bt, iap, unknown), or a known type whose encapsulation version differs
+    /// from the enclosing stream's (the sender kept it opaque; so do we).
     Opaque(OpaqueEndpointData),
 }
 
@@ -168,8 +169,10 @@ impl EndpointData {
         let endpoint_type = is.read_i16()?;
         let start = is.pos();
         let (bytes, encoding) = is.read_encapsulation()?;
+        // A known type whose encapsulation does not follow the stream's encoding was written by
+        // a peer that treated it as opaque: keep it opaque so that it is forwarded unchanged.
         let known = (TCP_ENDPOINT_TYPE..=WSS_ENDPOINT_TYPE).contains(&endpoint_type);
-        if !known || !encoding.is_supported() {
+        if !known || encoding != is.encoding() {
             return Ok(EndpointData::Opaque(OpaqueEndpointData {
                 endpoint_type,
                 encoding,

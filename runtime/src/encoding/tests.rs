@@ -258,3 +258,177 @@ fn unbalanced_output_is_reported_by_finish() {
     os.end_encapsulation();
     assert!(os.finish().is_err());
 }
+
+fn encaps_11(body: &str) -> Vec<u8> {
+    let mut os = OutputStream::new(EncodingVersion::V1_0);
+    os.write_encapsulation(EncodingVersion::V1_1, &unhex(body));
+    os.finish().unwrap()
+}
+
+#[test]
+fn tag_bytes_follow_the_30_rule() {
+    for (tag, expected) in [
+        (1, "0a07000000"),
+        (29, "ea07000000"),
+        (30, "f21e07000000"),
+        (300, "f2ff2c01000007000000"),
+    ] {
+        let mut os = OutputStream::new(EncodingVersion::V1_1);
+        os.write_tagged(tag, &Some(7i32));
+        let bytes = os.finish().unwrap();
+        assert_eq!(hex(&bytes), expected);
+        let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+        assert_eq!(is.read_tagged::<i32>(tag).unwrap(), Some(7));
+        assert!(is.is_at_end());
+    }
+    let mut os = OutputStream::new(EncodingVersion::V1_0);
+    os.write_tagged(1, &Some(7i32));
+    assert!(
+        os.finish().unwrap().is_empty(),
+        "optionals are never written in 1.0"
+    );
+}
+
+#[test]
+fn unknown_optionals_are_skipped_by_format() {
+    // Tags 1 (F1), 2 (F2), 3 (F8), 4 (Size), 5 (VSize), 6 (FSize), 40 (F4), then the wanted 41.
+    let body = "08 01 11 0200 1b 0800000000000000 24 ff2c010000 2d 03616263 36 03000000 010203 \
+                f2 28 04000000 f2 29 05000000";
+    let bytes = encaps_11(body);
+    let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+    is.start_encapsulation().unwrap();
+    assert_eq!(is.read_tagged::<i32>(41).unwrap(), Some(5));
+    is.end_encapsulation().unwrap();
+
+    // Reading an absent smaller tag after that does not move backwards; a larger one rewinds.
+    let bytes = encaps_11("1a 03000000 2a 05000000");
+    let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+    is.start_encapsulation().unwrap();
+    assert_eq!(is.read_tagged::<i32>(2).unwrap(), None);
+    assert_eq!(is.read_tagged::<i32>(3).unwrap(), Some(3));
+    assert_eq!(is.read_tagged::<String>(4).unwrap(), None);
+    assert_eq!(is.read_tagged::<i32>(5).unwrap(), Some(5));
+    is.end_encapsulation().unwrap();
+}
+
+#[test]
+fn end_of_encapsulation_skips_unread_optionals_in_1_1_only() {
+    let bytes = encaps_11("01000000 0d 0162 1a 03000000");
+    let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+    is.start_encapsulation().unwrap();
+    assert_eq!(is.read::<i32>().unwrap(), 1);
+    is.end_encapsulation().unwrap();
+    assert!(is.is_at_end());
+
+    // A truncated optional is an error, not a silent skip.
+    let bytes = encaps_11("01000000 1a 0300");
+    let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+    is.start_encapsulation().unwrap();
+    is.read::<i32>().unwrap();
+    assert!(is.end_encapsulation().is_err());
+}
+
+#[test]
+fn an_optional_with_the_wrong_format_is_an_error() {
+    let bytes = encaps_11("0d 03616263");
+    let mut is = InputStream::new(&bytes, EncodingVersion::V1_1);
+    is.start_encapsulation().unwrap();
+    let err = is.read_tagged::<i32>(1).unwrap_err();
+    assert!(
+        matches!(&err, Error::Marshal(m) if m.contains("unexpected format")),
+        "{err}"
+    );
+}
+
+#[test]
+fn vsize_and_fsize_prefixes_follow_ice() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                os.write_tagged(1, &Some(vec![1u8, 2]));
+                os.finish().unwrap()
+            },
+            "0d020102",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                os.write_tagged(1, &Some(vec![true]));
+                os.finish().unwrap()
+            },
+            "0d0101",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                os.write_tagged(1, &Some(vec![1i32, 2]));
+                os.finish().unwrap()
+            },
+            "0d09020100000002000000",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                os.write_tagged(1, &Some(Vec::<i16>::new()));
+                os.finish().unwrap()
+            },
+            "0d0100",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                os.write_tagged(1, &Some(vec!["a".to_string()]));
+                os.finish().unwrap()
+            },
+            "0e03000000010161",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                let d: HashMap<i32, i32> = [(1, 2)].into_iter().collect();
+                os.write_tagged(1, &Some(d));
+                os.finish().unwrap()
+            },
+            "0d09010100000002000000",
+        ),
+        (
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_1);
+                let d: HashMap<String, i32> = [("a".into(), 2)].into_iter().collect();
+                os.write_tagged(1, &Some(d));
+                os.finish().unwrap()
+            },
+            "0e0700000001016102000000",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        assert_eq!(hex(&bytes), expected);
+    }
+    let data = unhex("0d09020100000002000000");
+    let mut is = InputStream::new(&data, EncodingVersion::V1_1);
+    assert_eq!(is.read_tagged::<Vec<i32>>(1).unwrap(), Some(vec![1, 2]));
+    let data = unhex("0e0700000001016102000000");
+    let mut is = InputStream::new(&data, EncodingVersion::V1_1);
+    let d = is.read_tagged::<HashMap<String, i32>>(1).unwrap().unwrap();
+    assert_eq!(d["a"], 2);
+}
+
+#[test]
+fn empty_parameter_encapsulations_are_lenient_in_1_1_only() {
+    for (bytes, ok) in [
+        ("060000000101", true),
+        ("0b00000001010a07000000", true),
+        ("060000000100", true),
+        ("0700000001000a", false),
+        ("060000000102", false),
+    ] {
+        let data = unhex(bytes);
+        let mut is = InputStream::new(&data, EncodingVersion::V1_0);
+        let r = is.read_empty_encapsulation();
+        assert_eq!(r.is_ok(), ok, "{bytes}: {r:?}");
+        if ok {
+            assert!(is.is_at_end());
+        }
+    }
+}

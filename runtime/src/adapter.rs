@@ -1,0 +1,549 @@
+//! Object adapters: listening endpoints, the servant map (identity + facet), default servants per
+//! category, activation and deactivation, and concurrent dispatch of incoming requests.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::communicator::{Communicator, Instance};
+use crate::connection::{self, AcmConfig, Connection, ConnectionConfig, RequestHandler};
+use crate::dispatch::{Current, Dispatcher, IncomingRequest, check_encoding, reply_for};
+use crate::encoding::EncodingVersion;
+use crate::endpoint::{Endpoint, IpEndpoint, Transport};
+use crate::error::{Error, RequestFailed, Result};
+use crate::identity::Identity;
+use crate::protocol::{ReplyBody, RequestData};
+use crate::proxy::ObjectPrx;
+
+type Servant = Arc<dyn Dispatcher>;
+
+#[derive(Default)]
+struct ServantMap {
+    servants: HashMap<Identity, HashMap<String, Servant>>,
+    defaults: HashMap<String, HashMap<String, Servant>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdapterState {
+    Created,
+    Active,
+    Deactivated,
+}
+
+struct AdapterInner {
+    name: String,
+    instance: Arc<Instance>,
+    servants: RwLock<ServantMap>,
+    endpoints: Vec<Endpoint>,
+    published: Vec<Endpoint>,
+    listeners: Mutex<Vec<TcpListener>>,
+    accept_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    connections: Mutex<HashSet<Connection>>,
+    state: watch::Sender<AdapterState>,
+    config: ConnectionConfig,
+}
+
+/// A set of servants reachable through a set of endpoints. Cheap to clone (a handle).
+#[derive(Clone)]
+pub struct ObjectAdapter {
+    inner: Arc<AdapterInner>,
+}
+
+impl fmt::Debug for ObjectAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectAdapter({})", self.inner.name)
+    }
+}
+
+impl PartialEq for ObjectAdapter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl ObjectAdapter {
+    /// Creates an adapter and binds its endpoints (port 0 gets an ephemeral port, reported by
+    /// [`ObjectAdapter::endpoints`]). It accepts connections once activated.
+    pub(crate) async fn create(
+        instance: Arc<Instance>,
+        name: &str,
+        endpoints: &str,
+    ) -> Result<ObjectAdapter> {
+        let props = &instance.properties;
+        let mut bound = Vec::new();
+        let mut listeners = Vec::new();
+        for ep_str in split_endpoints(endpoints)? {
+            let ep = Endpoint::parse(&ep_str, &instance.default_host, instance.default_timeout)?;
+            let Endpoint::Ip(ip) = ep else {
+                return Err(Error::EndpointParse(format!(
+                    "cannot listen on opaque endpoint `{ep_str}`"
+                )));
+            };
+            if ip.transport != Transport::Tcp {
+                return Err(Error::FeatureNotSupported(format!(
+                    "transport `{}` (adapter `{name}` endpoint `{ep_str}`)",
+                    ip.transport.name()
+                )));
+            }
+            let host = if ip.host.is_empty() || ip.host == "*" {
+                "0.0.0.0".to_string()
+            } else {
+                ip.host.clone()
+            };
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", ip.port)
+            } else {
+                format!("{host}:{}", ip.port)
+            };
+            let listener = TcpListener::bind(&addr).await.map_err(|e| {
+                Error::Initialization(format!("adapter `{name}` cannot listen on {addr}: {e}"))
+            })?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| Error::Initialization(e.to_string()))?
+                .port();
+            let mut actual = ip.clone();
+            actual.port = port;
+            if instance.trace_network >= 1 {
+                tracing::info!(target: "floe::network", "listening for tcp connections at {}", Endpoint::Ip(actual.clone()));
+            }
+            bound.push(Endpoint::Ip(actual));
+            listeners.push(listener);
+        }
+        let published_str = props.get(&format!("{name}.PublishedEndpoints"));
+        let published = if published_str.is_empty() {
+            bound
+                .iter()
+                .map(|e| match e {
+                    Endpoint::Ip(ip)
+                        if ip.host.is_empty() || ip.host == "0.0.0.0" || ip.host == "*" =>
+                    {
+                        let mut p = ip.clone();
+                        p.host = "127.0.0.1".into();
+                        Endpoint::Ip(p)
+                    }
+                    other => other.clone(),
+                })
+                .collect()
+        } else {
+            split_endpoints(&published_str)?
+                .iter()
+                .map(|s| Endpoint::parse(s, &instance.default_host, instance.default_timeout))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let acm = AcmConfig::from_properties(props, &format!("{name}.ACM"), instance.server_acm);
+        let config = ConnectionConfig {
+            max_message_size: instance.max_message_size,
+            acm,
+            close_timeout: instance.close_timeout,
+            trace_network: instance.trace_network,
+            trace_protocol: instance.trace_protocol,
+            server: true,
+        };
+        let (state, _) = watch::channel(AdapterState::Created);
+        Ok(ObjectAdapter {
+            inner: Arc::new(AdapterInner {
+                name: name.to_string(),
+                instance,
+                servants: RwLock::new(ServantMap::default()),
+                endpoints: bound,
+                published,
+                listeners: Mutex::new(listeners),
+                accept_tasks: Mutex::new(Vec::new()),
+                connections: Mutex::new(HashSet::new()),
+                state,
+                config,
+            }),
+        })
+    }
+
+    /// The adapter's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The communicator that created this adapter.
+    pub fn communicator(&self) -> Communicator {
+        Communicator::from_instance(self.inner.instance.clone())
+    }
+
+    /// The endpoints the adapter listens on, with the ports actually bound.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.inner.endpoints.clone()
+    }
+
+    /// The endpoints put in proxies created by this adapter (`<name>.PublishedEndpoints`, or the
+    /// bound endpoints with a wildcard host replaced by 127.0.0.1).
+    pub fn published_endpoints(&self) -> Vec<Endpoint> {
+        self.inner.published.clone()
+    }
+
+    /// Starts accepting connections and dispatching requests.
+    pub fn activate(&self) -> Result<()> {
+        match *self.inner.state.borrow() {
+            AdapterState::Deactivated => {
+                return Err(Error::ObjectAdapterDeactivated(self.inner.name.clone()));
+            }
+            AdapterState::Active => return Ok(()),
+            AdapterState::Created => {}
+        }
+        self.inner.state.send_replace(AdapterState::Active);
+        let listeners: Vec<TcpListener> = self.inner.listeners.lock().drain(..).collect();
+        let mut tasks = self.inner.accept_tasks.lock();
+        for listener in listeners {
+            let weak = Arc::downgrade(&self.inner);
+            tasks.push(tokio::spawn(accept_loop(listener, weak)));
+        }
+        Ok(())
+    }
+
+    /// Stops accepting connections and closes the existing ones gracefully (after their
+    /// dispatches finish). Idempotent.
+    pub fn deactivate(&self) {
+        if *self.inner.state.borrow() == AdapterState::Deactivated {
+            return;
+        }
+        self.inner.state.send_replace(AdapterState::Deactivated);
+        for t in self.inner.accept_tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.inner.listeners.lock().clear();
+        for c in self.inner.connections.lock().iter() {
+            c.close(true);
+        }
+    }
+
+    /// Waits until the adapter is deactivated and its connections are closed.
+    pub async fn wait_for_deactivate(&self) {
+        let mut rx = self.inner.state.subscribe();
+        let _ = rx.wait_for(|s| *s == AdapterState::Deactivated).await;
+        let conns: Vec<Connection> = self.inner.connections.lock().iter().cloned().collect();
+        for c in conns {
+            c.wait_closed().await;
+        }
+    }
+
+    /// Deactivates the adapter, waits for it, and removes every servant.
+    pub async fn destroy(&self) {
+        self.deactivate();
+        self.wait_for_deactivate().await;
+        *self.inner.servants.write() = ServantMap::default();
+        self.inner.instance.remove_adapter(&self.inner.name);
+    }
+
+    /// Whether [`ObjectAdapter::deactivate`] was called.
+    pub fn is_deactivated(&self) -> bool {
+        *self.inner.state.borrow() == AdapterState::Deactivated
+    }
+
+    /// Registers a servant for `id` (default facet) and returns a proxy for it.
+    pub fn add(&self, servant: Arc<dyn Dispatcher>, id: Identity) -> Result<ObjectPrx> {
+        self.add_facet(servant, id, "")
+    }
+
+    /// Registers a servant for `id` and `facet` and returns a proxy for it.
+    pub fn add_facet(
+        &self,
+        servant: Arc<dyn Dispatcher>,
+        id: Identity,
+        facet: &str,
+    ) -> Result<ObjectPrx> {
+        if id.name.is_empty() {
+            return Err(Error::IllegalArgument("identity with an empty name".into()));
+        }
+        let mut map = self.inner.servants.write();
+        let facets = map.servants.entry(id.clone()).or_default();
+        if facets.contains_key(facet) {
+            let mut what = id.to_string();
+            if !facet.is_empty() {
+                what.push_str(&format!(" -f {facet}"));
+            }
+            return Err(Error::AlreadyRegistered {
+                kind: "servant".into(),
+                id: what,
+            });
+        }
+        facets.insert(facet.to_string(), servant);
+        drop(map);
+        Ok(self.create_proxy(id).ice_facet(facet))
+    }
+
+    /// Registers a servant under a fresh UUID identity and returns a proxy for it.
+    pub fn add_with_uuid(&self, servant: Arc<dyn Dispatcher>) -> Result<ObjectPrx> {
+        self.add(servant, Identity::new(uuid_v4(), ""))
+    }
+
+    /// Registers a default servant for `category` ("" for every category without its own):
+    /// it receives requests for identities that have no servant of their own.
+    pub fn add_default_servant(&self, servant: Arc<dyn Dispatcher>, category: &str) -> Result<()> {
+        let mut map = self.inner.servants.write();
+        let facets = map.defaults.entry(category.to_string()).or_default();
+        if facets.contains_key("") {
+            return Err(Error::AlreadyRegistered {
+                kind: "default servant".into(),
+                id: category.to_string(),
+            });
+        }
+        facets.insert(String::new(), servant);
+        Ok(())
+    }
+
+    /// Removes the default servant of `category`.
+    pub fn remove_default_servant(&self, category: &str) -> Result<Arc<dyn Dispatcher>> {
+        let mut map = self.inner.servants.write();
+        let removed = map.defaults.get_mut(category).and_then(|f| f.remove(""));
+        if map.defaults.get(category).is_some_and(|f| f.is_empty()) {
+            map.defaults.remove(category);
+        }
+        removed.ok_or_else(|| Error::NotRegistered {
+            kind: "default servant".into(),
+            id: category.to_string(),
+        })
+    }
+
+    /// Removes the servant of `id` (default facet).
+    pub fn remove(&self, id: &Identity) -> Result<Arc<dyn Dispatcher>> {
+        self.remove_facet(id, "")
+    }
+
+    /// Removes the servant of `id` and `facet`.
+    pub fn remove_facet(&self, id: &Identity, facet: &str) -> Result<Arc<dyn Dispatcher>> {
+        let mut map = self.inner.servants.write();
+        let removed = map.servants.get_mut(id).and_then(|f| f.remove(facet));
+        if map.servants.get(id).is_some_and(|f| f.is_empty()) {
+            map.servants.remove(id);
+        }
+        removed.ok_or_else(|| Error::NotRegistered {
+            kind: "servant".into(),
+            id: id.to_string(),
+        })
+    }
+
+    /// Removes every facet of `id`.
+    pub fn remove_all_facets(&self, id: &Identity) -> Result<HashMap<String, Arc<dyn Dispatcher>>> {
+        self.inner
+            .servants
+            .write()
+            .servants
+            .remove(id)
+            .ok_or_else(|| Error::NotRegistered {
+                kind: "servant".into(),
+                id: id.to_string(),
+            })
+    }
+
+    /// The servant registered for `id` and `facet`, if any (default servants not included).
+    pub fn find_facet(&self, id: &Identity, facet: &str) -> Option<Arc<dyn Dispatcher>> {
+        self.inner
+            .servants
+            .read()
+            .servants
+            .get(id)
+            .and_then(|f| f.get(facet))
+            .cloned()
+    }
+
+    /// The servant registered for `id` (default facet), if any.
+    pub fn find(&self, id: &Identity) -> Option<Arc<dyn Dispatcher>> {
+        self.find_facet(id, "")
+    }
+
+    /// A proxy for `id` with this adapter's published endpoints.
+    pub fn create_proxy(&self, id: Identity) -> ObjectPrx {
+        ObjectPrx::new_direct(
+            self.inner.instance.clone(),
+            id,
+            self.inner.published.clone(),
+        )
+    }
+
+    fn lookup(&self, id: &Identity, facet: &str) -> std::result::Result<Servant, bool> {
+        let map = self.inner.servants.read();
+        if let Some(s) = map.servants.get(id).and_then(|f| f.get(facet)) {
+            return Ok(s.clone());
+        }
+        let default = map
+            .defaults
+            .get(&id.category)
+            .and_then(|f| f.get(facet))
+            .or_else(|| map.defaults.get("").and_then(|f| f.get(facet)));
+        if let Some(s) = default {
+            return Ok(s.clone());
+        }
+        Err(map.servants.contains_key(id))
+    }
+}
+
+async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(target: "floe::network", "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(inner) = adapter.upgrade() else {
+            return;
+        };
+        if *inner.state.borrow() == AdapterState::Deactivated {
+            return;
+        }
+        let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
+            inner: inner.clone(),
+        }));
+        match connection::accept(stream, inner.config.clone(), handler) {
+            Ok(conn) => {
+                let mut conns = inner.connections.lock();
+                conns.retain(|c| !c.is_closed());
+                conns.insert(conn);
+            }
+            Err(e) => {
+                tracing::warn!(target: "floe::network", "cannot start connection from {peer}: {e}")
+            }
+        }
+    }
+}
+
+struct AdapterHandler(ObjectAdapter);
+
+impl RequestHandler for AdapterHandler {
+    fn handle(
+        &self,
+        request: RequestData,
+        connection: Connection,
+    ) -> BoxFuture<'static, ReplyBody> {
+        let adapter = self.0.clone();
+        Box::pin(async move {
+            let encoding = request
+                .params
+                .get(4..6)
+                .map(|v| EncodingVersion {
+                    major: v[0],
+                    minor: v[1],
+                })
+                .unwrap_or(EncodingVersion::V1_1);
+            let current = Current {
+                adapter: adapter.clone(),
+                id: Identity {
+                    name: request.name,
+                    category: request.category,
+                },
+                facet: request.facet,
+                operation: request.operation,
+                mode: request.mode,
+                ctx: request.context,
+                request_id: request.request_id,
+                encoding,
+                con: Some(connection),
+            };
+            let span = tracing::debug_span!(
+                target: "floe::protocol",
+                "dispatch",
+                operation = %current.operation,
+                identity = %current.id.to_string(),
+                request_id = current.request_id
+            );
+            let servant = match adapter.lookup(&current.id, &current.facet) {
+                Ok(s) => s,
+                Err(has_identity) => {
+                    let failed = RequestFailed {
+                        name: current.id.name.clone(),
+                        category: current.id.category.clone(),
+                        facet: current.facet.clone(),
+                        operation: current.operation.clone(),
+                    };
+                    return if has_identity {
+                        ReplyBody::FacetNotExist(failed)
+                    } else {
+                        ReplyBody::ObjectNotExist(failed)
+                    };
+                }
+            };
+            if let Err(e) = check_encoding(&request.params) {
+                return ReplyBody::from_error(&e);
+            }
+            let mut incoming = IncomingRequest::new(current.clone(), request.params);
+            let result = std::panic::AssertUnwindSafe(servant.dispatch(&mut incoming))
+                .catch_unwind()
+                .instrument(span)
+                .await;
+            match result {
+                Ok(r) => reply_for(r, &current),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "servant panicked".into());
+                    ReplyBody::UnknownException(format!("servant panicked: {what}"))
+                }
+            }
+        })
+    }
+}
+
+/// A random (version 4) UUID in its usual text form, as Ice's `generateUUID`.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Splits an endpoint list at `:` outside quotes.
+pub(crate) fn split_endpoints(s: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    for c in s.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            Some(_) => cur.push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            None if c == ':' => out.push(std::mem::take(&mut cur)),
+            None => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(Error::EndpointParse(format!("mismatched quotes in `{s}`")));
+    }
+    out.push(cur);
+    Ok(out
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+impl IpEndpoint {
+    /// The `host:port` string to connect to (`[v6]:port` for IPv6 literals); an empty host means
+    /// the loopback address.
+    pub fn socket_address(&self) -> String {
+        let host = if self.host.is_empty() || self.host == "*" || self.host == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The [`Communicator`]: configuration, proxies from strings and properties, the outgoing
+//! connection cache, object adapters, and an explicit, idempotent shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::adapter::ObjectAdapter;
+use crate::connection::{self, AcmConfig, Connection, ConnectionConfig};
+use crate::encoding::EncodingVersion;
+use crate::endpoint::{DEFAULT_TIMEOUT_MS, IpEndpoint, parse_version};
+use crate::error::{Error, Result};
+use crate::identity::Identity;
+use crate::properties::Properties;
+use crate::protocol::{DEFAULT_MESSAGE_SIZE_MAX_KIB, message_size_max_bytes};
+use crate::proxy::ObjectPrx;
+
+type ConnKey = (String, u16, i32);
+
+/// The state shared by a communicator's handles, proxies and adapters.
+pub(crate) struct Instance {
+    pub(crate) properties: Properties,
+    pub(crate) default_encoding: EncodingVersion,
+    pub(crate) default_host: String,
+    pub(crate) default_timeout: i32,
+    pub(crate) max_message_size: usize,
+    pub(crate) client_acm: AcmConfig,
+    pub(crate) server_acm: AcmConfig,
+    pub(crate) close_timeout: Duration,
+    pub(crate) retry_intervals: Vec<i32>,
+    pub(crate) trace_network: i32,
+    pub(crate) trace_protocol: i32,
+    pub(crate) trace_retry: i32,
+    connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+    adapters: Mutex<HashMap<String, ObjectAdapter>>,
+    shutdown: watch::Sender<bool>,
+    destroyed: AtomicBool,
+}
+
+impl Instance {
+    pub(crate) fn check_not_destroyed(&self) -> Result<()> {
+        if self.destroyed.load(Ordering::Acquire) {
+            Err(Error::CommunicatorDestroyed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An open connection to `ep`, from the cache or newly established.
+    pub(crate) async fn get_connection(&self, ep: &IpEndpoint) -> Result<Connection> {
+        self.check_not_destroyed()?;
+        let host = if ep.host.is_empty() {
+            self.default_host.clone()
+        } else {
+            ep.host.clone()
+        };
+        let key = (host, ep.port, ep.timeout);
+        let slot = self.connections.lock().entry(key).or_default().clone();
+        let mut guard = slot.lock().await;
+        if let Some(c) = guard.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let mut target = ep.clone();
+        if target.host.is_empty() {
+            target.host = self.default_host.clone();
+        }
+        let config = ConnectionConfig {
+            max_message_size: self.max_message_size,
+            acm: self.client_acm,
+            close_timeout: self.close_timeout,
+            trace_network: self.trace_network,
+            trace_protocol: self.trace_protocol,
+            server: false,
+        };
+        let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));
+        let conn = connection::connect(&target.socket_address(), timeout, config, None).await?;
+        if self.destroyed.load(Ordering::Acquire) {
+            conn.close(false);
+            return Err(Error::CommunicatorDestroyed);
+        }
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    pub(crate) fn forget_connection(&self, conn: &Connection) {
+        let slots: Vec<_> = self.connections.lock().values().cloned().collect();
+        for slot in slots {
+            if let Ok(mut g) = slot.try_lock() {
+                if g.as_ref() == Some(conn) {
+                    *g = None;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn remove_adapter(&self, name: &str) {
+        self.adapters.lock().remove(name);
+    }
+}
+
+/// The entry point of the runtime: a `Clone` handle over one configured instance.
+#[derive(Clone)]
+pub struct Communicator {
+    inner: Arc<Instance>,
+}
+
+impl fmt::Debug for Communicator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Communicator").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Communicator {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Creates a communicator from command-line arguments (`--Ice.Config=`, `ICE_CONFIG`,
+/// `--Ice.*` overrides; see [`Properties::from_args`]). The Ice options are removed from `args`.
+pub fn initialize(args: &mut Vec<String>) -> Result<Communicator> {
+    Communicator::with_properties(Properties::from_args(args)?)
+}
+
+impl Communicator {
+    /// Creates a communicator configured by `properties`.
+    pub fn with_properties(properties: Properties) -> Result<Communicator> {
+        let p = &properties;
+        let default_encoding = {
+            let s = p.get_with_default("Ice.Default.EncodingVersion", "1.1");
+            let v = parse_version(&s)
+                .map_err(|m| Error::Initialization(format!("Ice.Default.EncodingVersion: {m}")))?;
+            if v.major != 1 || v.minor > 1 {
+                return Err(Error::Initialization(format!(
+                    "Ice.Default.EncodingVersion {v} is not supported"
+                )));
+            }
+            v
+        };
+        let default_timeout = p.get_as_int_with_default("Ice.Default.Timeout", DEFAULT_TIMEOUT_MS);
+        let dflt_client = AcmConfig::from_properties(p, "Ice.ACM", AcmConfig::default_for(false));
+        let dflt_server = AcmConfig::from_properties(p, "Ice.ACM", AcmConfig::default_for(true));
+        let retry_intervals = {
+            let list = p.get_as_list_with_default("Ice.RetryIntervals", &["0"]);
+            let v: Vec<i32> = list.iter().filter_map(|s| s.parse().ok()).collect();
+            if v.len() == 1 && v[0] == -1 {
+                Vec::new()
+            } else {
+                v.into_iter().map(|x| x.max(0)).collect()
+            }
+        };
+        let (shutdown, _) = watch::channel(false);
+        let instance = Instance {
+            default_encoding,
+            default_host: p.get("Ice.Default.Host"),
+            default_timeout: if default_timeout < 1 && default_timeout != -1 {
+                DEFAULT_TIMEOUT_MS
+            } else {
+                default_timeout
+            },
+            max_message_size: message_size_max_bytes(
+                p.get_as_int_with_default("Ice.MessageSizeMax", DEFAULT_MESSAGE_SIZE_MAX_KIB),
+            ),
+            client_acm: AcmConfig::from_properties(p, "Ice.ACM.Client", dflt_client),
+            server_acm: AcmConfig::from_properties(p, "Ice.ACM.Server", dflt_server),
+            close_timeout: Duration::from_millis(
+                p.get_as_int_with_default("Ice.Override.CloseTimeout", 10000)
+                    .max(1) as u64,
+            ),
+            retry_intervals,
+            trace_network: p.get_as_int("Ice.Trace.Network"),
+            trace_protocol: p.get_as_int("Ice.Trace.Protocol"),
+            trace_retry: p.get_as_int("Ice.Trace.Retry"),
+            connections: Mutex::new(HashMap::new()),
+            adapters: Mutex::new(HashMap::new()),
+            shutdown,
+            destroyed: AtomicBool::new(false),
+            properties,
+        };
+        Ok(Communicator {
+            inner: Arc::new(instance),
+        })
+    }
+
+    pub(crate) fn from_instance(inner: Arc<Instance>) -> Communicator {
+        Communicator { inner }
+    }
+
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.inner
+    }
+
+    /// Runs `f` so that proxies decoded inside it (with `InputStream::read`) belong to this
+    /// communicator. Typed invocations and dispatch do this by themselves; use it when decoding
+    /// raw encapsulations (for instance in a [`crate::Blobject`]).
+    pub fn decode_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        crate::proxy::with_decode_instance(&self.inner, f)
+    }
+
+    /// The communicator's properties.
+    pub fn properties(&self) -> &Properties {
+        &self.inner.properties
+    }
+
+    /// Parses a stringified proxy (`id -t -e 1.1:tcp -h host -p port`). An empty string (or
+    /// `""`) is Ice's null proxy and gives `Ok(None)`.
+    pub fn string_to_proxy(&self, s: &str) -> Result<Option<ObjectPrx>> {
+        ObjectPrx::parse(self.inner.clone(), s)
+    }
+
+    /// The string form of a proxy (Ice's `proxyToString`); `""` for a null proxy.
+    pub fn proxy_to_string(&self, proxy: Option<&ObjectPrx>) -> String {
+        proxy.map(|p| p.to_string()).unwrap_or_default()
+    }
+
+    /// The proxy named by property `name`, or `None` when it is unset. `<name>.InvocationTimeout`
+    /// applies if set.
+    pub fn property_to_proxy(&self, name: &str) -> Result<Option<ObjectPrx>> {
+        let value = self.inner.properties.get(name);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let prx = self.string_to_proxy(&value)?;
+        let timeout = self
+            .inner
+            .properties
+            .get_as_int_with_default(&format!("{name}.InvocationTimeout"), 0);
+        Ok(prx.map(|p| {
+            if timeout != 0 {
+                p.ice_invocation_timeout(timeout)
+            } else {
+                p
+            }
+        }))
+    }
+
+    /// Ice's `identityToString` (Unicode mode).
+    pub fn identity_to_string(&self, id: &Identity) -> String {
+        id.to_string()
+    }
+
+    /// Ice's `stringToIdentity`.
+    pub fn string_to_identity(&self, s: &str) -> Result<Identity> {
+        s.parse()
+    }
+
+    /// Creates an object adapter listening on `<name>.Endpoints`.
+    pub async fn create_object_adapter(&self, name: &str) -> Result<ObjectAdapter> {
+        let endpoints = self.inner.properties.get(&format!("{name}.Endpoints"));
+        self.create_object_adapter_with_endpoints(name, &endpoints)
+            .await
+    }
+
+    /// Creates an object adapter listening on `endpoints` (for instance `tcp -h 127.0.0.1 -p 0`).
+    pub async fn create_object_adapter_with_endpoints(
+        &self,
+        name: &str,
+        endpoints: &str,
+    ) -> Result<ObjectAdapter> {
+        self.inner.check_not_destroyed()?;
+        if !name.is_empty() && self.inner.adapters.lock().contains_key(name) {
+            return Err(Error::AlreadyRegistered {
+                kind: "object adapter".into(),
+                id: name.to_string(),
+            });
+        }
+        if !name.is_empty() {
+            self.inner
+                .properties
+                .set(&format!("{name}.Endpoints"), endpoints);
+        }
+        let adapter = ObjectAdapter::create(self.inner.clone(), name, endpoints).await?;
+        if !name.is_empty() {
+            self.inner
+                .adapters
+                .lock()
+                .insert(name.to_string(), adapter.clone());
+        }
+        Ok(adapter)
+    }
+
+    /// Deactivates every object adapter. Idempotent.
+    pub fn shutdown(&self) {
+        let adapters: Vec<ObjectAdapter> = self.inner.adapters.lock().values().cloned().collect();
+        for a in adapters {
+            a.deactivate();
+        }
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Whether [`Communicator::shutdown`] was called.
+    pub fn is_shutdown(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// Waits until [`Communicator::shutdown`] is called and every adapter has finished.
+    pub async fn wait_for_shutdown(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+        let adapters: Vec<ObjectAdapter> = self.inner.adapters.lock().values().cloned().collect();
+        for a in adapters {
+            a.wait_for_deactivate().await;
+        }
+    }
+
+    /// Shuts down, closes every outgoing connection gracefully, and makes later calls fail with
+    /// [`Error::CommunicatorDestroyed`]. Idempotent.
+    pub async fn destroy(&self) {
+        self.shutdown();
+        self.wait_for_shutdown().await;
+        self.inner.destroyed.store(true, Ordering::Release);
+        let slots: Vec<_> = self
+            .inner
+            .connections
+            .lock()
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        let mut conns = Vec::new();
+        for slot in slots {
+            if let Some(c) = slot.lock().await.take() {
+                c.close(true);
+                conns.push(c);
+            }
+        }
+        for c in conns {
+            let _ = tokio::time::timeout(self.inner.close_timeout, c.wait_closed()).await;
+        }
+        self.inner.adapters.lock().clear();
+    }
+}

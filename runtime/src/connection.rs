@@ -1,0 +1,900 @@
+//! Connections: one task (the actor) owns each socket; [`Connection`] handles talk to it over a
+//! channel, and replies find their caller by request id.
+//!
+//! The actor validates the connection (a server sends ValidateConnection at once; a client waits
+//! for it), reads and splits messages, dispatches requests concurrently through a
+//! [`RequestHandler`], writes replies, sends heartbeats and closes idle connections as Ice's ACM
+//! does, and performs the graceful CloseConnection handshake.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::{Error, RequestFailed, Result};
+use crate::properties::Properties;
+use crate::protocol::{
+    FrameDecoder, HEADER_SIZE, Header, Message, MessageType, ReplyBody, ReplyData, RequestData,
+    build_message, close_connection_message, validate_connection_message,
+};
+
+/// When to send heartbeats (`*.ACM.Heartbeat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmHeartbeat {
+    /// Never.
+    Off = 0,
+    /// When idle and a dispatch is in progress (the default).
+    OnDispatch = 1,
+    /// Whenever the connection is idle.
+    OnIdle = 2,
+    /// At every check, busy or not.
+    Always = 3,
+}
+
+/// When to close connections (`*.ACM.Close`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmClose {
+    /// Never.
+    Off = 0,
+    /// Gracefully, once idle for the timeout.
+    OnIdle = 1,
+    /// Forcefully, when replies are awaited and nothing arrived for the timeout.
+    OnInvocation = 2,
+    /// Both of the above (the client default).
+    OnInvocationAndIdle = 3,
+    /// Forcefully, once idle for the timeout.
+    OnIdleForceful = 4,
+}
+
+/// Active connection management settings of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcmConfig {
+    /// Inactivity timeout; zero disables ACM.
+    pub timeout: Duration,
+    /// Heartbeat policy.
+    pub heartbeat: AcmHeartbeat,
+    /// Close policy.
+    pub close: AcmClose,
+}
+
+impl AcmConfig {
+    /// Ice's defaults: 60 s, heartbeat on dispatch, close on invocation (server) or on
+    /// invocation and idle (client).
+    pub fn default_for(server: bool) -> Self {
+        AcmConfig {
+            timeout: Duration::from_secs(60),
+            heartbeat: AcmHeartbeat::OnDispatch,
+            close: if server {
+                AcmClose::OnInvocation
+            } else {
+                AcmClose::OnInvocationAndIdle
+            },
+        }
+    }
+
+    /// Reads `<prefix>.Timeout` (seconds), `<prefix>.Heartbeat` and `<prefix>.Close`, falling back
+    /// to `dflt` for what is unset or out of range.
+    pub fn from_properties(props: &Properties, prefix: &str, dflt: AcmConfig) -> Self {
+        let timeout_key = if (prefix == "Ice.ACM.Client" || prefix == "Ice.ACM.Server")
+            && props.get(&format!("{prefix}.Timeout")).is_empty()
+        {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.Timeout")
+        };
+        let t = props.get_as_int_with_default(&timeout_key, dflt.timeout.as_secs() as i32);
+        let timeout = if t >= 0 {
+            Duration::from_secs(t as u64)
+        } else {
+            dflt.timeout
+        };
+        let heartbeat = match props
+            .get_as_int_with_default(&format!("{prefix}.Heartbeat"), dflt.heartbeat as i32)
+        {
+            0 => AcmHeartbeat::Off,
+            1 => AcmHeartbeat::OnDispatch,
+            2 => AcmHeartbeat::OnIdle,
+            3 => AcmHeartbeat::Always,
+            _ => dflt.heartbeat,
+        };
+        let close =
+            match props.get_as_int_with_default(&format!("{prefix}.Close"), dflt.close as i32) {
+                0 => AcmClose::Off,
+                1 => AcmClose::OnIdle,
+                2 => AcmClose::OnInvocation,
+                3 => AcmClose::OnInvocationAndIdle,
+                4 => AcmClose::OnIdleForceful,
+                _ => dflt.close,
+            };
+        AcmConfig {
+            timeout,
+            heartbeat,
+            close,
+        }
+    }
+}
+
+/// Settings a connection is created with.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Largest accepted message, in bytes (`Ice.MessageSizeMax`).
+    pub max_message_size: usize,
+    /// ACM settings.
+    pub acm: AcmConfig,
+    /// How long a graceful close waits for the peer to close its side.
+    pub close_timeout: Duration,
+    /// `Ice.Trace.Network` level.
+    pub trace_network: i32,
+    /// `Ice.Trace.Protocol` level.
+    pub trace_protocol: i32,
+    /// Whether the side that accepted the connection.
+    pub server: bool,
+}
+
+/// Receives the requests that arrive on a connection (the object adapter implements it).
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Dispatches one request and produces its reply (ignored for oneway requests).
+    fn handle(&self, request: RequestData, connection: Connection)
+    -> BoxFuture<'static, ReplyBody>;
+}
+
+/// Why a request failed on a connection, and whether it may have reached the peer.
+#[derive(Debug, Clone)]
+pub(crate) struct InvokeFailure {
+    pub error: Error,
+    pub sent: bool,
+}
+
+type ReplySender = oneshot::Sender<std::result::Result<Option<ReplyData>, InvokeFailure>>;
+
+enum Command {
+    Request {
+        body: BytesMut,
+        compress: bool,
+        twoway: bool,
+        reply: ReplySender,
+    },
+    Raw {
+        message: Bytes,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Heartbeat,
+    Close {
+        graceful: bool,
+    },
+}
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+struct Inner {
+    id: u64,
+    tx: mpsc::UnboundedSender<Command>,
+    closed: watch::Receiver<Option<Error>>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    server: bool,
+}
+
+/// A handle to an open (or closed) connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Connection({})", self)
+    }
+}
+
+impl fmt::Display for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "local address = {}\nremote address = {}",
+            self.inner.local, self.inner.remote
+        )
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+impl Eq for Connection {}
+
+impl std::hash::Hash for Connection {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state)
+    }
+}
+
+impl Connection {
+    /// The local socket address.
+    pub fn local_address(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// The peer's socket address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.inner.remote
+    }
+
+    /// Whether this connection was accepted by an object adapter (rather than opened by a proxy).
+    pub fn is_incoming(&self) -> bool {
+        self.inner.server
+    }
+
+    /// Why the connection is closed, or `None` while it is open.
+    pub fn closed_reason(&self) -> Option<Error> {
+        self.inner.closed.borrow().clone()
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.borrow().is_some()
+    }
+
+    /// Waits until the connection is closed and returns why.
+    pub async fn wait_closed(&self) -> Error {
+        let mut rx = self.inner.closed.clone();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return rx
+                    .borrow()
+                    .clone()
+                    .unwrap_or(Error::ConnectionClosed("connection task ended".into()));
+            }
+        }
+    }
+
+    /// Closes the connection. Graceful: waits for outstanding replies and dispatches, then does
+    /// the CloseConnection handshake. Forceful: drops the socket at once.
+    pub fn close(&self, graceful: bool) {
+        let _ = self.inner.tx.send(Command::Close { graceful });
+    }
+
+    /// Sends a heartbeat (ValidateConnection) now.
+    pub fn heartbeat(&self) {
+        let _ = self.inner.tx.send(Command::Heartbeat);
+    }
+
+    /// Sends a request. `body` is a Request body whose first four bytes are a placeholder for the
+    /// request id. Resolves with the reply (twoway) or once written (oneway).
+    pub(crate) async fn send_request(
+        &self,
+        body: BytesMut,
+        compress: bool,
+        twoway: bool,
+    ) -> std::result::Result<Option<ReplyData>, InvokeFailure> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(Command::Request {
+                body,
+                compress,
+                twoway,
+                reply: tx,
+            })
+            .is_err()
+        {
+            return Err(InvokeFailure {
+                error: self.closed_error(),
+                sent: false,
+            });
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(InvokeFailure {
+                error: self.closed_error(),
+                sent: false,
+            }),
+        }
+    }
+
+    /// Writes a complete message (for instance a BatchRequest) and waits until it is written.
+    pub(crate) async fn send_raw(&self, message: Bytes) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(Command::Raw { message, done: tx })
+            .is_err()
+        {
+            return Err(self.closed_error());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.closed_error()))
+    }
+
+    fn closed_error(&self) -> Error {
+        self.closed_reason()
+            .unwrap_or(Error::ConnectionLost("connection closed".into()))
+    }
+}
+
+/// Opens a client connection: connects, waits for the server's ValidateConnection (within
+/// `connect_timeout`), and starts the actor.
+pub(crate) async fn connect(
+    addr: &str,
+    connect_timeout: Option<Duration>,
+    config: ConnectionConfig,
+    handler: Option<Arc<dyn RequestHandler>>,
+) -> Result<Connection> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused(addr.to_string()),
+            _ => Error::ConnectFailed(format!("{addr}: {e}")),
+        })?;
+        let _ = stream.set_nodelay(true);
+        let mut hdr = [0u8; HEADER_SIZE];
+        stream
+            .read_exact(&mut hdr)
+            .await
+            .map_err(|e| Error::ConnectFailed(format!("{addr}: connection not validated: {e}")))?;
+        let h = Header::parse(&hdr, usize::MAX)
+            .map_err(|e| Error::ConnectFailed(format!("{addr}: connection not validated: {e}")))?;
+        if h.message_type != MessageType::ValidateConnection || h.size != HEADER_SIZE {
+            return Err(Error::ConnectFailed(format!(
+                "{addr}: connection not validated: expected ValidateConnection, got {:?} of {} bytes",
+                h.message_type, h.size
+            )));
+        }
+        Ok(stream)
+    };
+    let stream = match connect_timeout {
+        Some(t) => tokio::time::timeout(t, attempt)
+            .await
+            .map_err(|_| Error::ConnectTimeout(format!("{addr} after {} ms", t.as_millis())))??,
+        None => attempt.await?,
+    };
+    let trace = config.trace_network;
+    let conn = start(stream, config, handler, false)?;
+    if trace >= 1 {
+        tracing::info!(target: "floe::network", "established tcp connection\n{conn}");
+    }
+    Ok(conn)
+}
+
+/// Starts the actor of an accepted connection; it sends ValidateConnection first.
+pub(crate) fn accept(
+    stream: TcpStream,
+    config: ConnectionConfig,
+    handler: Arc<dyn RequestHandler>,
+) -> Result<Connection> {
+    let _ = stream.set_nodelay(true);
+    start(stream, config, Some(handler), true)
+}
+
+fn start(
+    stream: TcpStream,
+    config: ConnectionConfig,
+    handler: Option<Arc<dyn RequestHandler>>,
+    server: bool,
+) -> Result<Connection> {
+    let local = stream
+        .local_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let remote = stream
+        .peer_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (closed_tx, closed_rx) = watch::channel(None);
+    let conn = Connection {
+        inner: Arc::new(Inner {
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            tx,
+            closed: closed_rx,
+            local,
+            remote,
+            server,
+        }),
+    };
+    let (reader, writer) = stream.into_split();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let mut actor = Actor {
+        conn: conn.clone(),
+        config,
+        handler,
+        reader,
+        writer,
+        rbuf: BytesMut::with_capacity(4096),
+        decoder: FrameDecoder::new(0),
+        queue: VecDeque::new(),
+        offset: 0,
+        pending: HashMap::new(),
+        next_id: 1,
+        dispatches: 0,
+        done_tx,
+        done_rx,
+        rx,
+        closed_tx,
+        state: State::Active,
+        last_activity: Instant::now(),
+    };
+    actor.decoder = FrameDecoder::new(actor.config.max_message_size);
+    if server {
+        if actor.config.trace_network >= 1 {
+            tracing::info!(target: "floe::network", "accepted tcp connection\n{}", actor.conn);
+        }
+        actor.push(validate_connection_message(), None, None);
+    }
+    tokio::spawn(actor.run());
+    Ok(conn)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Active,
+    /// A graceful close was asked for; waiting for replies and dispatches to finish.
+    Closing,
+    /// CloseConnection was sent; waiting for the peer to close.
+    CloseSent,
+}
+
+struct Outgoing {
+    bytes: Bytes,
+    request_id: Option<i32>,
+    done: Option<Done>,
+}
+
+enum Done {
+    Oneway(ReplySender),
+    Raw(oneshot::Sender<Result<()>>),
+}
+
+struct Pending {
+    reply: ReplySender,
+    sent: bool,
+}
+
+struct DispatchDone {
+    request_id: i32,
+    compress: bool,
+    reply: ReplyBody,
+}
+
+struct Actor {
+    conn: Connection,
+    config: ConnectionConfig,
+    handler: Option<Arc<dyn RequestHandler>>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    rbuf: BytesMut,
+    decoder: FrameDecoder,
+    queue: VecDeque<Outgoing>,
+    offset: usize,
+    pending: HashMap<i32, Pending>,
+    next_id: i32,
+    dispatches: usize,
+    done_tx: mpsc::UnboundedSender<DispatchDone>,
+    done_rx: mpsc::UnboundedReceiver<DispatchDone>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    closed_tx: watch::Sender<Option<Error>>,
+    state: State,
+    last_activity: Instant,
+}
+
+/// What ended the connection.
+enum End {
+    /// Closed as expected (handshake done, or the peer's CloseConnection).
+    Graceful(Error),
+    /// Closed because of an error.
+    Failed(Error),
+}
+
+impl Actor {
+    fn push(&mut self, bytes: Bytes, request_id: Option<i32>, done: Option<Done>) {
+        self.queue.push_back(Outgoing {
+            bytes,
+            request_id,
+            done,
+        });
+    }
+
+    async fn run(mut self) {
+        let end = self.run_loop().await;
+        let (reason, graceful) = match end {
+            End::Graceful(e) => (e, true),
+            End::Failed(e) => (e, false),
+        };
+        let net = self.config.trace_network;
+        if graceful {
+            if net >= 1 {
+                tracing::info!(target: "floe::network", "closed tcp connection\n{}\n{}", self.conn, reason);
+            }
+        } else {
+            match &reason {
+                Error::Protocol(_)
+                | Error::MemoryLimit(_)
+                | Error::UnsupportedEncoding(_)
+                | Error::Marshal(_) => {
+                    tracing::warn!(target: "floe::network", "closing connection after a protocol violation: {reason}\n{}", self.conn)
+                }
+                _ if net >= 1 => {
+                    tracing::info!(target: "floe::network", "closed tcp connection\n{}\n{}", self.conn, reason)
+                }
+                _ => {}
+            }
+        }
+        let _ = self.writer.shutdown().await;
+        for (_, p) in self.pending.drain() {
+            let error = if p.sent {
+                reason.clone()
+            } else {
+                unsent_error(&reason)
+            };
+            let _ = p.reply.send(Err(InvokeFailure {
+                error,
+                sent: p.sent,
+            }));
+        }
+        for out in self.queue.drain(..) {
+            match out.done {
+                Some(Done::Oneway(tx)) => {
+                    let _ = tx.send(Err(InvokeFailure {
+                        error: unsent_error(&reason),
+                        sent: false,
+                    }));
+                }
+                Some(Done::Raw(tx)) => {
+                    let _ = tx.send(Err(reason.clone()));
+                }
+                None => {}
+            }
+        }
+        let _ = self.closed_tx.send(Some(reason));
+        // Fail whatever is still queued in the command channel.
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Request { reply, .. } => {
+                    let e = self
+                        .closed_tx
+                        .borrow()
+                        .clone()
+                        .unwrap_or(Error::CloseConnection);
+                    let _ = reply.send(Err(InvokeFailure {
+                        error: unsent_error(&e),
+                        sent: false,
+                    }));
+                }
+                Command::Raw { done, .. } => {
+                    let _ = done.send(Err(Error::ConnectionLost("connection closed".into())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn run_loop(&mut self) -> End {
+        let acm = self.config.acm;
+        let period = if acm.timeout.is_zero() {
+            Duration::from_secs(3600 * 24 * 365)
+        } else {
+            acm.timeout / 2
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut close_deadline: Option<Instant> = None;
+        loop {
+            let writing = !self.queue.is_empty();
+            let deadline = close_deadline
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600 * 24 * 365));
+            tokio::select! {
+                r = self.reader.read_buf(&mut self.rbuf) => {
+                    match r {
+                        Ok(0) => {
+                            return match self.state {
+                                State::CloseSent => End::Graceful(Error::ConnectionClosed("closed gracefully".into())),
+                                _ => End::Failed(Error::ConnectionLost("peer closed the connection".into())),
+                            };
+                        }
+                        Ok(_) => {
+                            if let Some(end) = self.on_readable() {
+                                return end;
+                            }
+                        }
+                        Err(e) => return End::Failed(Error::ConnectionLost(e.to_string())),
+                    }
+                }
+                r = write_some(&mut self.writer, &self.queue, self.offset), if writing => {
+                    match r {
+                        Ok(n) => self.on_written(n),
+                        Err(e) => return End::Failed(Error::ConnectionLost(e.to_string())),
+                    }
+                }
+                Some(done) = self.done_rx.recv() => self.on_dispatched(done),
+                cmd = self.rx.recv() => {
+                    match cmd {
+                        Some(cmd) => {
+                            if let Some(end) = self.on_command(cmd) {
+                                return end;
+                            }
+                        }
+                        None => return End::Graceful(Error::ConnectionClosed("connection handle dropped".into())),
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(end) = self.on_acm_tick() {
+                        return end;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => {
+                    return End::Graceful(Error::ConnectionClosed("peer did not close in time after CloseConnection".into()));
+                }
+            }
+            if self.state == State::Closing && self.pending.is_empty() && self.dispatches == 0 {
+                self.push(close_connection_message(), None, None);
+                self.trace_sent(MessageType::CloseConnection);
+                self.state = State::CloseSent;
+                close_deadline = Some(Instant::now() + self.config.close_timeout);
+            }
+        }
+    }
+
+    fn trace_sent(&self, t: MessageType) {
+        if self.config.trace_protocol >= 1 {
+            tracing::debug!(target: "floe::protocol", "sending {t}\n{}", self.conn);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) -> Option<End> {
+        match cmd {
+            Command::Request {
+                mut body,
+                compress,
+                twoway,
+                reply,
+            } => {
+                if self.state != State::Active {
+                    let _ = reply.send(Err(InvokeFailure {
+                        error: Error::CloseConnection,
+                        sent: false,
+                    }));
+                    return None;
+                }
+                let id = if twoway {
+                    let id = self.next_id;
+                    self.next_id = if self.next_id == i32::MAX {
+                        1
+                    } else {
+                        self.next_id + 1
+                    };
+                    id
+                } else {
+                    0
+                };
+                body[0..4].copy_from_slice(&id.to_le_bytes());
+                let msg = build_message(MessageType::Request, &body, compress);
+                self.trace_sent(MessageType::Request);
+                if twoway {
+                    self.pending.insert(id, Pending { reply, sent: false });
+                    self.push(msg, Some(id), None);
+                } else {
+                    self.push(msg, None, Some(Done::Oneway(reply)));
+                }
+            }
+            Command::Raw { message, done } => {
+                if self.state != State::Active {
+                    let _ = done.send(Err(Error::CloseConnection));
+                    return None;
+                }
+                self.push(message, None, Some(Done::Raw(done)));
+            }
+            Command::Heartbeat => {
+                if self.state == State::Active {
+                    self.push(validate_connection_message(), None, None);
+                }
+            }
+            Command::Close { graceful } => {
+                if !graceful {
+                    return Some(End::Graceful(Error::ConnectionClosed(
+                        "closed forcefully".into(),
+                    )));
+                }
+                if self.state == State::Active {
+                    self.state = State::Closing;
+                }
+            }
+        }
+        None
+    }
+
+    fn on_written(&mut self, n: usize) {
+        self.offset += n;
+        while let Some(front) = self.queue.front() {
+            if self.offset < front.bytes.len() {
+                break;
+            }
+            self.offset -= front.bytes.len();
+            let Some(out) = self.queue.pop_front() else {
+                break;
+            };
+            self.last_activity = Instant::now();
+            if let Some(id) = out.request_id {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.sent = true;
+                }
+            }
+            match out.done {
+                Some(Done::Oneway(tx)) => {
+                    let _ = tx.send(Ok(None));
+                }
+                Some(Done::Raw(tx)) => {
+                    let _ = tx.send(Ok(()));
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn on_readable(&mut self) -> Option<End> {
+        loop {
+            let frame = match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(f)) => f,
+                Ok(None) => return None,
+                Err(e) => return Some(End::Failed(e)),
+            };
+            self.last_activity = Instant::now();
+            if self.config.trace_protocol >= 1 {
+                tracing::debug!(target: "floe::protocol", "received {} ({} bytes)\n{}", frame.header.message_type, frame.header.size, self.conn);
+            }
+            let compress_reply = frame.header.compression != 0;
+            let msg = match Message::parse(&frame) {
+                Ok(m) => m,
+                Err(e) => return Some(End::Failed(e)),
+            };
+            match msg {
+                Message::ValidateConnection => {}
+                Message::CloseConnection => {
+                    return Some(match self.state {
+                        State::CloseSent => {
+                            End::Graceful(Error::ConnectionClosed("closed gracefully".into()))
+                        }
+                        _ => End::Graceful(Error::CloseConnection),
+                    });
+                }
+                Message::Reply(reply) => {
+                    if let Some(p) = self.pending.remove(&reply.request_id) {
+                        let _ = p.reply.send(Ok(Some(reply)));
+                    }
+                }
+                Message::Request(req) => {
+                    if self.state != State::Active {
+                        continue;
+                    }
+                    self.dispatch(vec![req], compress_reply);
+                }
+                Message::Batch(reqs) => {
+                    if self.state != State::Active || reqs.is_empty() {
+                        continue;
+                    }
+                    self.dispatch(reqs, false);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
+        self.dispatches += 1;
+        let handler = self.handler.clone();
+        let conn = self.conn.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            for req in reqs {
+                let request_id = req.request_id;
+                let reply = match &handler {
+                    Some(h) => h.handle(req, conn.clone()).await,
+                    None => ReplyBody::ObjectNotExist(RequestFailed {
+                        name: req.name,
+                        category: req.category,
+                        facet: req.facet,
+                        operation: req.operation,
+                    }),
+                };
+                last = Some(DispatchDone {
+                    request_id,
+                    compress,
+                    reply,
+                });
+            }
+            if let Some(d) = last {
+                let _ = done.send(d);
+            }
+        });
+    }
+
+    fn on_dispatched(&mut self, done: DispatchDone) {
+        self.dispatches = self.dispatches.saturating_sub(1);
+        if done.request_id != 0 && self.state != State::CloseSent {
+            let body = ReplyData {
+                request_id: done.request_id,
+                body: done.reply,
+            }
+            .to_body();
+            let msg = build_message(MessageType::Reply, &body, done.compress);
+            self.trace_sent(MessageType::Reply);
+            self.push(msg, None, None);
+        }
+    }
+
+    fn on_acm_tick(&mut self) -> Option<End> {
+        let acm = self.config.acm;
+        if acm.timeout.is_zero() || self.state != State::Active {
+            return None;
+        }
+        self.pending.retain(|_, p| !p.reply.is_closed());
+        let now = Instant::now();
+        let idle = now.saturating_duration_since(self.last_activity);
+        let wants_heartbeat = acm.heartbeat == AcmHeartbeat::Always
+            || (acm.heartbeat != AcmHeartbeat::Off
+                && self.queue.is_empty()
+                && idle >= acm.timeout / 4);
+        if wants_heartbeat && (acm.heartbeat != AcmHeartbeat::OnDispatch || self.dispatches > 0) {
+            if self.config.trace_network >= 3 {
+                tracing::trace!(target: "floe::network", "sending heartbeat\n{}", self.conn);
+            }
+            self.push(validate_connection_message(), None, None);
+        }
+        if self.rbuf.len() > HEADER_SIZE || !self.queue.is_empty() {
+            return None;
+        }
+        if acm.close != AcmClose::Off && idle >= acm.timeout {
+            if acm.close == AcmClose::OnIdleForceful
+                || (acm.close != AcmClose::OnIdle && !self.pending.is_empty())
+            {
+                return Some(End::Failed(Error::ConnectionTimeout));
+            } else if acm.close != AcmClose::OnInvocation
+                && self.dispatches == 0
+                && self.pending.is_empty()
+            {
+                self.state = State::Closing;
+            }
+        }
+        None
+    }
+}
+
+/// The error a caller sees for a request that was never written: safe to retry.
+fn unsent_error(reason: &Error) -> Error {
+    match reason {
+        Error::CommunicatorDestroyed => Error::CommunicatorDestroyed,
+        _ => Error::CloseConnection,
+    }
+}
+
+async fn write_some(
+    writer: &mut OwnedWriteHalf,
+    queue: &VecDeque<Outgoing>,
+    offset: usize,
+) -> std::io::Result<usize> {
+    match queue.front() {
+        Some(front) => {
+            let n = writer.write(&front.bytes[offset..]).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "socket closed",
+                ));
+            }
+            Ok(n)
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,61 @@
+# ZeroC Ice server for Floe clients. Prints "PROXY <proxy>" once ready; stops on Hello.shutdown().
+import sys
+import time
+
+import Ice
+
+from common import FloeTest
+
+
+class HelloI(FloeTest.Hello):
+    def __init__(self):
+        self.count = 0
+
+    def sayHello(self, name, current):
+        return "Hello, %s!" % name
+
+    def add(self, a, b, current):
+        return a + b
+
+    def notify(self, msg, current):
+        self.count += 1
+
+    def notifyCount(self, current):
+        return self.count
+
+    def echoBytes(self, data, current):
+        return data
+
+    def getContext(self, current):
+        return current.ctx
+
+    def slow(self, ms, current):
+        time.sleep(ms / 1000.0)
+
+    def fail(self, reason, current):
+        raise FloeTest.TestFailure(reason)
+
+    def echoProxy(self, p, current):
+        return p
+
+    def shutdown(self, current):
+        current.adapter.getCommunicator().shutdown()
+
+
+class AdminI(FloeTest.Admin):
+    def name(self, current):
+        return "python admin"
+
+
+def main():
+    with Ice.initialize(sys.argv) as comm:
+        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0")
+        prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
+        adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
+        adapter.activate()
+        print("PROXY " + comm.proxyToString(prx), flush=True)
+        comm.waitForShutdown()
+
+
+if __name__ == "__main__":
+    main()
