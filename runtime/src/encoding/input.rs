@@ -803,10 +803,9 @@ impl<'a> InputStream<'a> {
         if id <= 0 {
             return Err(Error::marshal(format!("invalid class instance id {id}")));
         }
-        if !self.classes.unfilled.contains(&id) {
-            return Err(Error::marshal(format!(
-                "class instance {id} was never referenced or is sent twice"
-            )));
+        // An instance may be referenced only from a slice that was skipped; it is read anyway.
+        if self.classes.instances.contains_key(&id) && !self.classes.unfilled.contains(&id) {
+            return Err(Error::marshal(format!("class instance {id} is sent twice")));
         }
         let height = self.classes.stack.len();
         self.classes.stack.push(ReadInstance::new(SliceKind::Value));
