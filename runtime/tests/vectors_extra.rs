@@ -477,3 +477,186 @@ fn sequences_dictionaries_and_optional_sequences_of_classes() {
         None
     );
 }
+
+/// More captures, from this Slice (ours):
+///
+/// ```text
+/// module Extra2 {
+///     class CBase(20) { int b; }
+///     class CDerived(21) extends CBase { string d; }
+///     class Plain extends CBase { short p; }
+///     sequence<int> IntSeq;
+///     interface Sink {
+///         void c(CBase x);     ["format:sliced"] void cSliced(CBase x);     // CDerived{1, "dd"}
+///         void plain(CBase x); ["format:sliced"] void plainSliced(CBase x); // Plain{2, 3}
+///         void bigOpt(optional(2) IntSeq s, optional(3) string t);         // 0..100, "x" * 300
+///     }
+/// }
+/// ```
+const ROWS2: &[(&str, &str, &str)] = &[
+    ("c", "1.1", "1100000001010103150264642001000000"),
+    (
+        "cSliced",
+        "1.1",
+        "1a00000001010113150700000002646433140800000001000000",
+    ),
+    (
+        "plain",
+        "1.1",
+        "1f000000010101010f3a3a4578747261323a3a506c61696e03002002000000",
+    ),
+    (
+        "plainSliced",
+        "1.1",
+        "28000000010101110f3a3a4578747261323a3a506c61696e06000000030033140800000002000000",
+    ),
+    (
+        "bigOpt",
+        "1.1",
+        "cf020000010115ff9101000064000000000100000002000000030000000400000005000000060000000700000008000000090000000a0000000b0000000c0000000d0000000e0000000f000000100000001100000012000000130000001400000015000000160000001700000018000000190000001a0000001b0000001c0000001d0000001e0000001f000000200000002100000022000000230000002400000025000000260000002700000028000000290000002a0000002b0000002c0000002d0000002e0000002f000000300000003100000032000000330000003400000035000000360000003700000038000000390000003a0000003b0000003c0000003d0000003e0000003f000000400000004100000042000000430000004400000045000000460000004700000048000000490000004a0000004b0000004c0000004d0000004e0000004f000000500000005100000052000000530000005400000055000000560000005700000058000000590000005a0000005b0000005c0000005d0000005e0000005f000000600000006100000062000000630000001dff2c010000787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878787878",
+    ),
+    (
+        "c",
+        "1.0",
+        "580000000100ffffffff010100000000123a3a4578747261323a3a434465726976656407000000026464000f3a3a4578747261323a3a43426173650800000001000000000d3a3a4963653a3a4f626a656374050000000000",
+    ),
+    (
+        "cSliced",
+        "1.0",
+        "580000000100ffffffff010100000000123a3a4578747261323a3a434465726976656407000000026464000f3a3a4578747261323a3a43426173650800000001000000000d3a3a4963653a3a4f626a656374050000000000",
+    ),
+    (
+        "plain",
+        "1.0",
+        "540000000100ffffffff0101000000000f3a3a4578747261323a3a506c61696e060000000300000f3a3a4578747261323a3a43426173650800000002000000000d3a3a4963653a3a4f626a656374050000000000",
+    ),
+    (
+        "plainSliced",
+        "1.0",
+        "540000000100ffffffff0101000000000f3a3a4578747261323a3a506c61696e060000000300000f3a3a4578747261323a3a43426173650800000002000000000d3a3a4963653a3a4f626a656374050000000000",
+    ),
+    ("bigOpt", "1.0", "060000000100"),
+];
+
+#[derive(Debug, Default)]
+struct CDerived {
+    b: i32,
+    d: String,
+}
+
+impl Value for CDerived {
+    fn ice_id(&self) -> &'static str {
+        "::Extra2::CDerived"
+    }
+    fn encode_value(&self, os: &mut OutputStream) {
+        os.start_slice("::Extra2::CDerived", Some(21), false);
+        os.write(self.d.as_str());
+        os.end_slice();
+        os.start_slice("::Extra2::CBase", Some(20), true);
+        os.write(&self.b);
+        os.end_slice();
+    }
+    fn decode_value(&mut self, is: &mut InputStream<'_>) -> Result<(), Error> {
+        is.start_slice()?;
+        self.d = is.read()?;
+        is.end_slice()?;
+        is.start_slice()?;
+        self.b = is.read()?;
+        is.end_slice()
+    }
+    any_boilerplate!();
+}
+
+#[derive(Debug, Default)]
+struct Plain {
+    b: i32,
+    p: i16,
+}
+
+impl Value for Plain {
+    fn ice_id(&self) -> &'static str {
+        "::Extra2::Plain"
+    }
+    fn encode_value(&self, os: &mut OutputStream) {
+        os.start_slice("::Extra2::Plain", None, false);
+        os.write(&self.p);
+        os.end_slice();
+        os.start_slice("::Extra2::CBase", Some(20), true);
+        os.write(&self.b);
+        os.end_slice();
+    }
+    fn decode_value(&mut self, is: &mut InputStream<'_>) -> Result<(), Error> {
+        is.start_slice()?;
+        self.p = is.read()?;
+        is.end_slice()?;
+        is.start_slice()?;
+        self.b = is.read()?;
+        is.end_slice()
+    }
+    any_boilerplate!();
+}
+
+floe::encoding::inventory::submit! {
+    ValueFactory { type_id: "::Extra2::CDerived", compact_id: Some(21), create: || Box::new(CDerived::default()) }
+}
+floe::encoding::inventory::submit! {
+    ValueFactory { type_id: "::Extra2::Plain", compact_id: None, create: || Box::new(Plain::default()) }
+}
+
+fn row2(case: &str, enc: &str) -> (EncodingVersion, Vec<u8>) {
+    let (_, e, h) = ROWS2
+        .iter()
+        .find(|(c, e, _)| *c == case && *e == enc)
+        .expect("captured row");
+    let v = if *e == "1.0" {
+        EncodingVersion::V1_0
+    } else {
+        EncodingVersion::V1_1
+    };
+    (v, unhex(h))
+}
+
+#[test]
+fn compact_ids_in_every_slice_of_the_sliced_format_and_only_the_first_in_compact() {
+    for case in ["c", "cSliced", "plain", "plainSliced"] {
+        for enc in ["1.1", "1.0"] {
+            let (v, bytes) = row2(case, enc);
+            let got = decode_encaps(&bytes, |is| {
+                let x = is.read_value()?;
+                is.read_pending_values()?;
+                Ok(x)
+            })
+            .unwrap_or_else(|e| panic!("{case} {enc}: {e}"))
+            .expect("not null");
+            if case.starts_with('c') {
+                let d = got.read_as::<CDerived>().expect("a CDerived");
+                assert_eq!((d.b, d.d.as_str()), (1, "dd"));
+            } else {
+                let p = got.read_as::<Plain>().expect("a Plain");
+                assert_eq!((p.b, p.p), (2, 3));
+            }
+            let again = encode_encaps(v, format_of(case), |os| {
+                os.write_value(&Some(got.clone()));
+                os.write_pending_values();
+            });
+            assert_eq!(hex(&again), hex(&bytes), "{case} {enc}: re-encoding");
+        }
+    }
+}
+
+#[test]
+fn vsize_optionals_longer_than_254_bytes_use_the_long_size() {
+    let (_, bytes) = row2("bigOpt", "1.1");
+    let (s, t) = decode_encaps(&bytes, |is| {
+        Ok((is.read_tagged::<Vec<i32>>(2)?, is.read_tagged::<String>(3)?))
+    })
+    .unwrap();
+    assert_eq!(s, Some((0..100).collect::<Vec<i32>>()));
+    assert_eq!(t, Some("x".repeat(300)));
+    let again = encode_encaps(EncodingVersion::V1_1, FormatType::Compact, |os| {
+        os.write_tagged_ref::<[i32]>(2, s.as_deref());
+        os.write_tagged_ref::<str>(3, t.as_deref());
+    });
+    assert_eq!(hex(&again), hex(&bytes));
+    assert_eq!(hex(&row2("bigOpt", "1.0").1), "060000000100");
+}
