@@ -2,6 +2,10 @@
 //! or swap one token) of valid Slice files, each given to `slice2py` and to our compiler. Most
 //! mutants are rejected by both; the test fails on every mutant the two decide differently.
 //! The generator is seeded, so a given tree always produces the same mutants.
+//!
+//! Sources: the `ok_*` inputs of `tests/diff/`, Ice's installed Slice files, and ZeroC's source
+//! corpus (`FLOE_ICE_SOURCE`) except files that test `__SLICE2…__` macros: those select text per
+//! compiler, so `slice2py` and `slice2rs` may rightly decide a mutant of them differently.
 
 mod common;
 
@@ -219,6 +223,15 @@ fn sources() -> Vec<PathBuf> {
         })
         .collect();
     files.extend(files_with_extension(&ice_slice_dir(), "ice"));
+    files.extend(
+        files_with_extension(&ice_source(), "ice")
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(p)
+                    .map(|b| !String::from_utf8_lossy(&b).contains("__SLICE2"))
+                    .unwrap_or(false)
+            }),
+    );
     files.sort();
     files
 }
@@ -265,7 +278,7 @@ fn mutants_get_the_verdicts_of_slice2py() {
     let includes = |m: &Mutant| -> Vec<PathBuf> {
         vec![
             PathBuf::from(ICE_SLICE_DIR),
-            crate_dir().join("tests").join("diff"),
+            m.source.parent().unwrap().to_path_buf(),
             m.dir.path().to_path_buf(),
         ]
     };
@@ -306,7 +319,11 @@ fn mutants_get_the_verdicts_of_slice2py() {
 
 fn shown_source(p: &Path) -> String {
     let diff = crate_dir().join("tests").join("diff");
-    p.strip_prefix(&diff)
-        .map(|r| format!("tests/diff/{}", r.display()))
-        .unwrap_or_else(|_| p.display().to_string())
+    if let Ok(r) = p.strip_prefix(&diff) {
+        return format!("tests/diff/{}", r.display());
+    }
+    if let Ok(r) = p.strip_prefix(ice_source()) {
+        return format!("$FLOE_ICE_SOURCE/{}", r.display());
+    }
+    p.display().to_string()
 }
