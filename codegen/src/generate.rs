@@ -693,6 +693,7 @@ impl<'a> Gen<'a> {
                 .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
         });
         let scoped = &node.scoped;
+        let binding = if members.is_empty() { "v" } else { "mut v" };
         let factory = format!("__floe_decode_{}", snake_case(&node.name));
         let factory_const = format!("__FLOE_EXCEPTION_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
@@ -710,7 +711,7 @@ impl<'a> Gen<'a> {
                 pub const TYPE_ID: &'static str = {scoped:?};
                 /// Decodes this exception's slices and its bases'.
                 pub fn decode_exception(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
-                    let mut v = <Self as ::std::default::Default>::default();
+                    let {binding} = <Self as ::std::default::Default>::default();
                     {dec}
                     ::std::result::Result::Ok(v)
                 }}

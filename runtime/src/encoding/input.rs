@@ -313,7 +313,7 @@ impl<'a> InputStream<'a> {
             .ok()
             .filter(|s| *s >= 6)
             .ok_or_else(|| Error::marshal(format!("invalid encapsulation size {size}")))?;
-        if size > self.end - start {
+        if size > self.end.saturating_sub(start) {
             return Err(out_of_bounds());
         }
         let major = self.read_u8()?;
@@ -348,6 +348,23 @@ impl<'a> InputStream<'a> {
             self.classes = top.outer_classes;
         }
         Ok(())
+    }
+
+    /// Reads the encapsulation of a parameter list that should be empty, as Ice reads the
+    /// parameters of an operation without in-parameters: in 1.1 its contents (for instance
+    /// optional parameters this side does not know) are skipped; in 1.0 it must be empty.
+    pub fn read_empty_encapsulation(&mut self) -> Result<EncodingVersion, Error> {
+        let (size, encoding) = self.read_encaps_header()?;
+        if !encoding.is_supported() {
+            return Err(Error::UnsupportedEncoding(encoding.to_string()));
+        }
+        if encoding.is_1_0() && size != 6 {
+            return Err(Error::marshal(format!(
+                "1.0 encapsulation of {size} bytes where an empty one was expected"
+            )));
+        }
+        self.skip(size - 6)?;
+        Ok(encoding)
     }
 
     /// Skips a whole encapsulation without looking inside and returns its encoding.
@@ -473,6 +490,15 @@ impl<'a> InputStream<'a> {
         T::decode(self).map(Some)
     }
 
+    /// Reads an optional class or proxy whose Rust type is a single `Option`: absent and null
+    /// both give `None` (the counterpart of [`super::OutputStream::write_tagged_nullable`]).
+    pub fn read_tagged_nullable<T>(&mut self, tag: i32) -> Result<Option<T>, Error>
+    where
+        Option<T>: SliceType,
+    {
+        Ok(self.read_tagged::<Option<T>>(tag)?.flatten())
+    }
+
     /// Reads a class reference. The returned cell may still be empty: it is filled when the
     /// instance arrives later in the stream (cycles; 1.0's pending instances).
     pub fn read_value(&mut self) -> Result<Option<ValueRef>, Error> {
@@ -518,7 +544,11 @@ impl<'a> InputStream<'a> {
                 "class graph deeper than Ice.ClassGraphDepthMax ({CLASS_GRAPH_DEPTH_MAX})"
             )));
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self
+            .classes
+            .last_id
+            .checked_add(1)
+            .ok_or_else(|| Error::marshal("too many class instances"))?;
         let id = self.classes.last_id;
         let cell = self.classes.cell(id);
         self.classes.depth += 1;
@@ -673,6 +703,9 @@ impl<'a> InputStream<'a> {
     /// Skips the current slice (which must have a size) and returns what it held.
     fn skip_slice(&mut self) -> Result<SliceInfo, Error> {
         let cur = self.top()?;
+        if cur.size < 4 {
+            return Err(Error::marshal("cannot skip a slice without a size"));
+        }
         let end = cur.slice_start + cur.size - 4;
         let bytes = self
             .buf
@@ -770,10 +803,9 @@ impl<'a> InputStream<'a> {
         if id <= 0 {
             return Err(Error::marshal(format!("invalid class instance id {id}")));
         }
-        if !self.classes.unfilled.contains(&id) {
-            return Err(Error::marshal(format!(
-                "class instance {id} was never referenced or is sent twice"
-            )));
+        // An instance may be referenced only from a slice that was skipped; it is read anyway.
+        if self.classes.instances.contains_key(&id) && !self.classes.unfilled.contains(&id) {
+            return Err(Error::marshal(format!("class instance {id} is sent twice")));
         }
         let height = self.classes.stack.len();
         self.classes.stack.push(ReadInstance::new(SliceKind::Value));

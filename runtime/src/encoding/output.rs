@@ -376,6 +376,17 @@ impl OutputStream {
         self.write_tagged_ref(tag, value.as_ref());
     }
 
+    /// Writes an optional class or proxy, whose Rust type is a single `Option` (unset and null
+    /// are both `None`, so `None` writes nothing): `os.write_tagged_nullable(1, &self.node)`.
+    pub fn write_tagged_nullable<T>(&mut self, tag: i32, value: &Option<T>)
+    where
+        Option<T>: SliceType,
+    {
+        if value.is_some() {
+            self.write_tagged_ref::<Option<T>>(tag, Some(value));
+        }
+    }
+
     /// [`OutputStream::write_tagged`] for borrowed values: `Option<&T>`, where `T` may also be
     /// `str` or `[E]` (optional parameters are passed as `Option<&str>`, `Option<&[E]>`).
     pub fn write_tagged_ref<T: Encodable + ?Sized>(&mut self, tag: i32, value: Option<&T>) {
@@ -450,7 +461,7 @@ impl OutputStream {
         if let Some((id, _)) = self.classes.ids.get(&key) {
             return *id;
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self.classes.last_id.saturating_add(1);
         let id = self.classes.last_id;
         self.classes.ids.insert(key, (id, v.clone()));
         self.classes.pending.push((id, v.clone()));
@@ -465,7 +476,7 @@ impl OutputStream {
             self.write_size(id);
             return;
         }
-        self.classes.last_id += 1;
+        self.classes.last_id = self.classes.last_id.saturating_add(1);
         let id = self.classes.last_id;
         self.classes.ids.insert(key, (id, v.clone()));
         self.write_size(1);

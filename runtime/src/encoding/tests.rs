@@ -413,3 +413,22 @@ fn vsize_and_fsize_prefixes_follow_ice() {
     let d = is.read_tagged::<HashMap<String, i32>>(1).unwrap().unwrap();
     assert_eq!(d["a"], 2);
 }
+
+#[test]
+fn empty_parameter_encapsulations_are_lenient_in_1_1_only() {
+    for (bytes, ok) in [
+        ("060000000101", true),
+        ("0b00000001010a07000000", true),
+        ("060000000100", true),
+        ("0700000001000a", false),
+        ("060000000102", false),
+    ] {
+        let data = unhex(bytes);
+        let mut is = InputStream::new(&data, EncodingVersion::V1_0);
+        let r = is.read_empty_encapsulation();
+        assert_eq!(r.is_ok(), ok, "{bytes}: {r:?}");
+        if ok {
+            assert!(is.is_at_end());
+        }
+    }
+}

@@ -194,7 +194,8 @@ pub struct SliceInfo {
 }
 
 /// An instance of which no slice type is known here (sliced format). Its slices are kept and
-/// written back unchanged, so it can be forwarded.
+/// written back unchanged, so it can be forwarded. Only the sliced format can carry them: written
+/// in the compact format, the slices lose their indirection tables.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnknownSlicedValue {
     /// The most-derived type id (the compact id in decimal when only that was sent).
