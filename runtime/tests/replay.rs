@@ -1,0 +1,153 @@
+//! Replays the requests ZeroC's client sent in the captured sessions (`rpc_events.json`) to a
+//! Floe server with an equivalent `manager` servant, and compares Floe's replies with ZeroC's
+//! byte for byte: ValidateConnection, built-ins, ObjectNotExist/FacetNotExist/
+//! OperationNotExist payloads, oneway and batch handling, and bzip2-compressed replies. For
+//! status 5 replies only the status is compared (the text is informational).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe::codegen::BoxFuture;
+use floe::{
+    Communicator, Dispatcher, Identity, IncomingRequest, OperationMode, OutgoingResponse, Properties, Result,
+    dispatch_builtin,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn vectors() -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidates = [root.join("ice/vectors/out"), root.join("../shared/ice/vectors/out")];
+    let dir = std::env::var("FLOE_VECTORS")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| candidates.iter().find(|c| c.join("rpc_events.json").exists()).cloned())
+        .unwrap_or_else(|| panic!("rpc_events.json not found in {candidates:?} (or set FLOE_VECTORS)"));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("rpc_events.json")).unwrap()).unwrap()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+struct Manager;
+
+impl Dispatcher for Manager {
+    fn dispatch<'a>(&'a self, request: &'a mut IncomingRequest) -> BoxFuture<'a, Result<OutgoingResponse>> {
+        Box::pin(async move {
+            match request.current().operation.as_str() {
+                "notify" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    request.read_params(|is| is.read::<String>())?;
+                    Ok(request.reply(None, |_| {}))
+                }
+                "echo" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    let s = request.read_params(|is| is.read::<String>())?;
+                    Ok(request.reply(None, |os| os.write(&s)))
+                }
+                "login" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    let (_user, _password) = request.read_params(|is| Ok((is.read::<String>()?, is.read::<String>()?)))?;
+                    Ok(request.reply(None, |os| os.write(&None::<floe::ObjectPrx>)))
+                }
+                "getUser" => {
+                    request.check_mode(OperationMode::Idempotent)?;
+                    request.read_empty_params()?;
+                    Ok(request.reply(None, |os| os.write("alice")))
+                }
+                _ => {
+                    dispatch_builtin(request, "::UsersManager::Manager", &["::Ice::Object", "::UsersManager::Manager"])
+                        .await
+                }
+            }
+        })
+    }
+}
+
+async fn read_message(s: &mut TcpStream) -> Vec<u8> {
+    let mut h = [0u8; 14];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h)).await.expect("a reply").unwrap();
+    let size = i32::from_le_bytes([h[10], h[11], h[12], h[13]]) as usize;
+    let mut msg = h.to_vec();
+    msg.resize(size, 0);
+    s.read_exact(&mut msg[14..]).await.unwrap();
+    msg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floe_replies_match_zeroc_byte_for_byte() {
+    let comm = Communicator::with_properties(Properties::new()).unwrap();
+    let adapter = comm.create_object_adapter_with_endpoints("Replay", "tcp -h 127.0.0.1 -p 0").await.unwrap();
+    let prx = adapter.add(Arc::new(Manager), Identity::new("manager", "")).unwrap();
+    // The session object that mode_mismatch calls getUser on.
+    adapter.add(Arc::new(Manager), Identity::new("alice", "sessions")).unwrap();
+    adapter.activate().unwrap();
+    let port = match &prx.ice_get_endpoints()[0] {
+        floe::Endpoint::Ip(ip) => ip.port,
+        other => panic!("{other:?}"),
+    };
+    let scenarios = [
+        "checkedcast_isA",
+        "ice_ping",
+        "ice_id_ids",
+        "isA_false",
+        "facet_request",
+        "oneway",
+        "batch_oneway",
+        "object_not_exist",
+        "object_not_exist_category",
+        "operation_not_exist",
+        "bad_params_unmarshal",
+        "unsupported_encoding",
+        "mode_mismatch",
+        "compression",
+    ];
+    let v = vectors();
+    let mut compared = 0;
+    let mut exact = 0;
+    for scenario in scenarios {
+        let events: Vec<&Value> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["scenario"] == scenario && e["kind"] == "msg")
+            .collect();
+        assert!(!events.is_empty(), "scenario {scenario} missing from the captures");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut last_op = String::new();
+        for e in events {
+            let bytes = hex(e["hex"].as_str().unwrap());
+            let d = &e["decoded"];
+            if e["dir"] == "C>S" {
+                last_op = d["operation"].as_str().unwrap_or("").to_string();
+                s.write_all(&bytes).await.unwrap();
+                if bytes[8] == 4 {
+                    let mut rest = Vec::new();
+                    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+                    assert!(rest.is_empty(), "{scenario}: nothing after CloseConnection");
+                }
+                continue;
+            }
+            let got = read_message(&mut s).await;
+            compared += 1;
+            let status = d.get("replyStatus").and_then(Value::as_str).unwrap_or("");
+            if status.starts_with('5') || (scenario == "mode_mismatch" && last_op == "login") {
+                // Same header fields and status; the text (or the returned proxy) differs.
+                assert_eq!(got[..10], bytes[..10], "{scenario}: header");
+                assert_eq!(got[14..19], bytes[14..19], "{scenario}: request id and status");
+            } else {
+                assert_eq!(hexs(&got), hexs(&bytes), "{scenario}: reply to {last_op}");
+                exact += 1;
+            }
+        }
+    }
+    assert!(compared >= 18 && exact >= 14, "compared {compared}, exact {exact}");
+    comm.destroy().await;
+}
+
+fn hexs(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
