@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use floe::codegen::BoxFuture;
 use floe::{
-    Communicator, Dispatcher, Identity, IncomingRequest, OperationMode, OutgoingResponse, Properties, Result,
-    dispatch_builtin,
+    Communicator, Dispatcher, Identity, IncomingRequest, OperationMode, OutgoingResponse,
+    Properties, Result, dispatch_builtin,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,23 +19,39 @@ use tokio::net::TcpStream;
 
 fn vectors() -> Value {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let candidates = [root.join("ice/vectors/out"), root.join("../shared/ice/vectors/out")];
+    let candidates = [
+        root.join("ice/vectors/out"),
+        root.join("../shared/ice/vectors/out"),
+    ];
     let dir = std::env::var("FLOE_VECTORS")
         .map(PathBuf::from)
         .ok()
-        .or_else(|| candidates.iter().find(|c| c.join("rpc_events.json").exists()).cloned())
-        .unwrap_or_else(|| panic!("rpc_events.json not found in {candidates:?} (or set FLOE_VECTORS)"));
+        .or_else(|| {
+            candidates
+                .iter()
+                .find(|c| c.join("rpc_events.json").exists())
+                .cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!("rpc_events.json not found in {candidates:?} (or set FLOE_VECTORS)")
+        });
     serde_json::from_str(&std::fs::read_to_string(dir.join("rpc_events.json")).unwrap()).unwrap()
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 struct Manager;
 
 impl Dispatcher for Manager {
-    fn dispatch<'a>(&'a self, request: &'a mut IncomingRequest) -> BoxFuture<'a, Result<OutgoingResponse>> {
+    fn dispatch<'a>(
+        &'a self,
+        request: &'a mut IncomingRequest,
+    ) -> BoxFuture<'a, Result<OutgoingResponse>> {
         Box::pin(async move {
             match request.current().operation.as_str() {
                 "notify" => {
@@ -50,7 +66,8 @@ impl Dispatcher for Manager {
                 }
                 "login" => {
                     request.check_mode(OperationMode::Normal)?;
-                    let (_user, _password) = request.read_params(|is| Ok((is.read::<String>()?, is.read::<String>()?)))?;
+                    let (_user, _password) = request
+                        .read_params(|is| Ok((is.read::<String>()?, is.read::<String>()?)))?;
                     Ok(request.reply(None, |os| os.write(&None::<floe::ObjectPrx>)))
                 }
                 "getUser" => {
@@ -59,8 +76,12 @@ impl Dispatcher for Manager {
                     Ok(request.reply(None, |os| os.write("alice")))
                 }
                 _ => {
-                    dispatch_builtin(request, "::UsersManager::Manager", &["::Ice::Object", "::UsersManager::Manager"])
-                        .await
+                    dispatch_builtin(
+                        request,
+                        "::UsersManager::Manager",
+                        &["::Ice::Object", "::UsersManager::Manager"],
+                    )
+                    .await
                 }
             }
         })
@@ -69,7 +90,10 @@ impl Dispatcher for Manager {
 
 async fn read_message(s: &mut TcpStream) -> Vec<u8> {
     let mut h = [0u8; 14];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h)).await.expect("a reply").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h))
+        .await
+        .expect("a reply")
+        .unwrap();
     let size = i32::from_le_bytes([h[10], h[11], h[12], h[13]]) as usize;
     let mut msg = h.to_vec();
     msg.resize(size, 0);
@@ -80,10 +104,17 @@ async fn read_message(s: &mut TcpStream) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floe_replies_match_zeroc_byte_for_byte() {
     let comm = Communicator::with_properties(Properties::new()).unwrap();
-    let adapter = comm.create_object_adapter_with_endpoints("Replay", "tcp -h 127.0.0.1 -p 0").await.unwrap();
-    let prx = adapter.add(Arc::new(Manager), Identity::new("manager", "")).unwrap();
+    let adapter = comm
+        .create_object_adapter_with_endpoints("Replay", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    let prx = adapter
+        .add(Arc::new(Manager), Identity::new("manager", ""))
+        .unwrap();
     // The session object that mode_mismatch calls getUser on.
-    adapter.add(Arc::new(Manager), Identity::new("alice", "sessions")).unwrap();
+    adapter
+        .add(Arc::new(Manager), Identity::new("alice", "sessions"))
+        .unwrap();
     adapter.activate().unwrap();
     let port = match &prx.ice_get_endpoints()[0] {
         floe::Endpoint::Ip(ip) => ip.port,
@@ -115,7 +146,10 @@ async fn floe_replies_match_zeroc_byte_for_byte() {
             .iter()
             .filter(|e| e["scenario"] == scenario && e["kind"] == "msg")
             .collect();
-        assert!(!events.is_empty(), "scenario {scenario} missing from the captures");
+        assert!(
+            !events.is_empty(),
+            "scenario {scenario} missing from the captures"
+        );
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut last_op = String::new();
         for e in events {
@@ -126,7 +160,10 @@ async fn floe_replies_match_zeroc_byte_for_byte() {
                 s.write_all(&bytes).await.unwrap();
                 if bytes[8] == 4 {
                     let mut rest = Vec::new();
-                    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+                    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+                        .await
+                        .unwrap()
+                        .unwrap();
                     assert!(rest.is_empty(), "{scenario}: nothing after CloseConnection");
                 }
                 continue;
@@ -137,17 +174,202 @@ async fn floe_replies_match_zeroc_byte_for_byte() {
             if status.starts_with('5') || (scenario == "mode_mismatch" && last_op == "login") {
                 // Same header fields and status; the text (or the returned proxy) differs.
                 assert_eq!(got[..10], bytes[..10], "{scenario}: header");
-                assert_eq!(got[14..19], bytes[14..19], "{scenario}: request id and status");
+                assert_eq!(
+                    got[14..19],
+                    bytes[14..19],
+                    "{scenario}: request id and status"
+                );
             } else {
                 assert_eq!(hexs(&got), hexs(&bytes), "{scenario}: reply to {last_op}");
                 exact += 1;
             }
         }
     }
-    assert!(compared >= 18 && exact >= 14, "compared {compared}, exact {exact}");
+    assert!(
+        compared >= 18 && exact >= 14,
+        "compared {compared}, exact {exact}"
+    );
     comm.destroy().await;
 }
 
 fn hexs(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fake server that plays ZeroC's side of a captured scenario: it sends the captured server
+/// messages and checks that every message the client sends equals the captured client message.
+async fn fake_zeroc_server(events: Vec<Value>) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        for e in events {
+            let bytes = hex(e["hex"].as_str().unwrap());
+            if e["dir"] == "S>C" {
+                s.write_all(&bytes).await.unwrap();
+            } else {
+                let got = read_message(&mut s).await;
+                assert_eq!(
+                    hexs(&got),
+                    hexs(&bytes),
+                    "{} seq {}: client message differs",
+                    e["scenario"],
+                    e["seq"]
+                );
+            }
+        }
+    });
+    (port, task)
+}
+
+fn scenario_events(v: &Value, scenario: &str) -> Vec<Value> {
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["scenario"] == scenario && e["kind"] == "msg")
+        .cloned()
+        .collect()
+}
+
+fn encaps11(body: &[u8]) -> bytes::Bytes {
+    let mut v = ((6 + body.len()) as i32).to_le_bytes().to_vec();
+    v.extend_from_slice(&[1, 1]);
+    v.extend_from_slice(body);
+    v.into()
+}
+
+fn string_body(s: &str) -> Vec<u8> {
+    let mut os = floe::encoding::OutputStream::new(floe::EncodingVersion::V1_1);
+    os.write(s);
+    os.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floe_requests_match_zeroc_byte_for_byte() {
+    use floe::Error;
+    let v = vectors();
+    let scenarios = [
+        "checkedcast_isA",
+        "ice_ping",
+        "ice_id_ids",
+        "isA_false",
+        "context",
+        "facet_request",
+        "oneway",
+        "batch_oneway",
+        "object_not_exist",
+        "operation_not_exist",
+        "unsupported_encoding",
+        "compression",
+    ];
+    for scenario in scenarios {
+        let (port, server) = fake_zeroc_server(scenario_events(&v, scenario)).await;
+        let comm = Communicator::with_properties(Properties::new()).unwrap();
+        let z = if scenario == "compression" { " -z" } else { "" };
+        let target = if scenario == "object_not_exist" {
+            "nosuch"
+        } else {
+            "manager"
+        };
+        let prx = comm
+            .string_to_proxy(&format!("{target}:tcp -h 127.0.0.1 -p {port}{z}"))
+            .unwrap()
+            .unwrap();
+        match scenario {
+            "checkedcast_isA" => assert!(prx.ice_is_a("::UsersManager::Manager").await.unwrap()),
+            "ice_ping" => prx.ice_ping().await.unwrap(),
+            "ice_id_ids" => {
+                assert_eq!(prx.ice_id().await.unwrap(), "::UsersManager::Manager");
+                assert_eq!(
+                    prx.ice_ids().await.unwrap(),
+                    vec!["::Ice::Object", "::UsersManager::Manager"]
+                );
+            }
+            "isA_false" => assert!(!prx.ice_is_a("::Wire::Types").await.unwrap()),
+            "context" => {
+                let mut ctx = floe::Context::new();
+                ctx.insert("user".into(), "alice".into());
+                ctx.insert("trace".into(), "1".into());
+                prx.ice_context(ctx.clone()).ice_ping().await.unwrap();
+                let mut body = string_body("alice");
+                body.extend(string_body("secret"));
+                let (ok, _) = prx
+                    .ice_invoke("login", OperationMode::Normal, encaps11(&body), Some(&ctx))
+                    .await
+                    .unwrap();
+                assert!(ok);
+            }
+            "facet_request" => {
+                let r = prx.ice_facet("admin").ice_ping().await;
+                assert!(matches!(r, Err(Error::FacetNotExist(_))), "{r:?}");
+            }
+            "oneway" => {
+                prx.ice_oneway()
+                    .ice_invoke(
+                        "notify",
+                        OperationMode::Normal,
+                        encaps11(&string_body("hello")),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                prx.ice_ping().await.unwrap();
+            }
+            "batch_oneway" => {
+                let batch = prx.ice_batch_oneway();
+                for m in ["b1", "b2", "b3"] {
+                    batch
+                        .ice_invoke(
+                            "notify",
+                            OperationMode::Normal,
+                            encaps11(&string_body(m)),
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                }
+                batch.ice_flush_batch_requests().await.unwrap();
+                prx.ice_ping().await.unwrap();
+            }
+            "object_not_exist" => {
+                let r = prx.ice_ping().await;
+                assert!(matches!(r, Err(Error::ObjectNotExist(_))), "{r:?}");
+            }
+            "operation_not_exist" => {
+                let r = prx
+                    .ice_invoke("noSuchOp", OperationMode::Normal, encaps11(&[]), None)
+                    .await;
+                assert!(matches!(r, Err(Error::OperationNotExist(_))), "{r:?}");
+            }
+            "unsupported_encoding" => {
+                let bad = bytes::Bytes::from_static(&[6, 0, 0, 0, 1, 2]);
+                let r = prx
+                    .ice_invoke("ice_ping", OperationMode::Nonmutating, bad, None)
+                    .await;
+                assert!(matches!(r, Err(Error::UnknownLocalException(_))), "{r:?}");
+            }
+            "compression" => {
+                for s in ["short".to_string(), "compress me please ".repeat(25)] {
+                    let (ok, out) = prx
+                        .ice_invoke(
+                            "echo",
+                            OperationMode::Normal,
+                            encaps11(&string_body(&s)),
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                    assert!(ok);
+                    assert_eq!(&out[6..], &string_body(&s)[..]);
+                }
+            }
+            _ => unreachable!(),
+        }
+        comm.destroy().await;
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap_or_else(|_| panic!("{scenario}: the fake server did not see the whole session"))
+            .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+    }
 }
