@@ -579,6 +579,9 @@ impl<'a> InputStream<'a> {
                 self.top_mut()?.skip_first_slice = true;
                 let mut value = (factory.create)();
                 value.decode_value(self)?;
+                if !skipped.is_empty() {
+                    value.set_preserved_slices(skipped);
+                }
                 return Ok(value);
             }
             let f = cur.flags;
