@@ -441,3 +441,30 @@ fn a_client_that_knows_only_the_base_slices_off_derived_slices_holding_classes()
         "{e:?}"
     );
 }
+
+#[test]
+fn a_1_0_exception_of_no_known_type_is_unknown_even_with_pending_instances() {
+    #[derive(Debug)]
+    struct KnowsNothing(Error);
+    impl From<Error> for KnowsNothing {
+        fn from(e: Error) -> Self {
+            KnowsNothing(e)
+        }
+    }
+    impl OperationError for KnowsNothing {
+        fn decode_user_exception(_: &str, _: &mut InputStream<'_>) -> Option<Result<Self, Error>> {
+            None
+        }
+        fn into_dispatch(self) -> DispatchError {
+            DispatchError::Runtime(self.0)
+        }
+    }
+    for (case, id) in [("leaf", "::ExcX::LeafErr"), ("mid", "::ExcX::MidErr")] {
+        for enc in ["1.0", "1.1"] {
+            let sliced = format!("{case}Sliced");
+            let case = if enc == "1.1" { sliced.as_str() } else { case };
+            let (KnowsNothing(e), _, _) = read_checked::<KnowsNothing>(case, enc, false);
+            assert_eq!(e, Error::UnknownUserException(id.into()), "{case} {enc}");
+        }
+    }
+}

@@ -579,6 +579,9 @@ impl<'a> InputStream<'a> {
                 self.top_mut()?.skip_first_slice = true;
                 let mut value = (factory.create)();
                 value.decode_value(self)?;
+                if !skipped.is_empty() {
+                    value.set_preserved_slices(skipped);
+                }
                 return Ok(value);
             }
             let f = cur.flags;
@@ -884,7 +887,15 @@ impl<'a> InputStream<'a> {
             if (!v10 && f & flags::IS_LAST_SLICE != 0) || (v10 && self.is_at_end()) {
                 return Err(Error::UnknownUserException(most_derived));
             }
-            self.read_slice_header()?;
+            // 1.0 has no last-slice flag: running into the pending instances (or the end) while
+            // looking for a slice means no type was known, as Ice reports it.
+            if let Err(e) = self.read_slice_header() {
+                return Err(if v10 {
+                    Error::UnknownUserException(most_derived)
+                } else {
+                    e
+                });
+            }
         }
     }
 }

@@ -3,6 +3,24 @@
 //! Everything generated code needs from the encoding layer is re-exported here, so that
 //! `floe::codegen` can `pub use crate::encoding::*` items (see docs/codegen-surface.md).
 //!
+//! What generated code calls, beyond the contract's `os.write(&v)` / `is.read::<T>()`:
+//!
+//! | Slice | write | read |
+//! | --- | --- | --- |
+//! | enum | `os.write_enum(v as i32, MAX)` | `is.read_enum(MAX)?` |
+//! | `optional(n) T` member or owned value | `os.write_tagged(n, &opt)` | `is.read_tagged::<T>(n)?` |
+//! | `optional(n)` parameter passed as `Option<&str>` / `Option<&[T]>` / `Option<&T>` | `os.write_tagged_ref(n, opt)` | as above |
+//! | `optional(n)` class or proxy (one `Option`) | `os.write_tagged_nullable(n, &opt)` | `is.read_tagged_nullable::<T>(n)?` |
+//! | class reference | `os.write_value(&opt)` | `is.read_value()?` |
+//! | after parameters containing classes | `os.write_pending_values()` | `is.read_pending_values()?` |
+//! | class or exception slice | `os.start_slice(id, compact, last)` … `os.end_slice()` | `is.start_slice()?` … `is.end_slice()?` |
+//! | user exception (runtime side) | `os.write_exception(&e)` | `is.read_exception::<OpError>()` |
+//!
+//! Two facts from the captures that generated code must respect: a dictionary key type should
+//! override [`SliceType::dictionary_key_order`] (Ice's C++ senders write keys sorted; builtins
+//! already do), and [`UserException::uses_classes`] counts only *required* members (optional
+//! members are never written in 1.0, and Ice writes `usesClasses = 0` for them).
+//!
 //! ```
 //! use floe::encoding::{EncodingVersion, FormatType, InputStream, OutputStream};
 //!

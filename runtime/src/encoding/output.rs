@@ -489,7 +489,16 @@ impl OutputStream {
             .stack
             .push(WriteInstance::new(SliceKind::Value));
         match v.try_read() {
-            Some(guard) => guard.encode_value(self),
+            Some(guard) => {
+                // Slices of unknown more-derived types kept by a ["preserve-slice"] class go
+                // first, as they came; only the sliced format can carry them.
+                if !self.encoding.is_1_0() && self.format == FormatType::Sliced {
+                    if let Some(slices) = guard.preserved_slices() {
+                        self.write_preserved_slices(slices);
+                    }
+                }
+                guard.encode_value(self)
+            }
             None => self.fail(Error::marshal("class instance is locked for writing")),
         }
         if self.encoding.is_1_0() {

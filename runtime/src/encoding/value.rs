@@ -23,6 +23,15 @@ pub trait Value: Any + Send + Sync + fmt::Debug {
     fn decode_value(&mut self, is: &mut InputStream<'_>) -> Result<(), Error>;
     /// `self` as `Any`, for downcasting.
     fn as_any(&self) -> &dyn Any;
+    /// Slices of more-derived types that were unknown when this instance was decoded, kept by
+    /// classes with `["preserve-slice"]` (which override this and
+    /// [`Value::set_preserved_slices`]) and written back first in the sliced format.
+    fn preserved_slices(&self) -> Option<&[SliceInfo]> {
+        None
+    }
+    /// Receives the unknown slices skipped before this instance's type was found; dropped
+    /// unless the class preserves slices.
+    fn set_preserved_slices(&mut self, _slices: Vec<SliceInfo>) {}
     /// `self` as mutable `Any`, for downcasting.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
