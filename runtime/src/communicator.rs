@@ -63,7 +63,7 @@ impl Instance {
         let slot = self.connections.lock().entry(key).or_default().clone();
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
-            if !c.is_closed() {
+            if c.is_active() {
                 return Ok(c.clone());
             }
         }

@@ -184,6 +184,8 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Inner {
     id: u64,
+    /// False once the connection stops taking new requests (closing or closed).
+    active: std::sync::atomic::AtomicBool,
     tx: mpsc::UnboundedSender<Command>,
     closed: watch::Receiver<Option<Error>>,
     local: SocketAddr,
@@ -245,6 +247,11 @@ impl Connection {
     /// Why the connection is closed, or `None` while it is open.
     pub fn closed_reason(&self) -> Option<Error> {
         self.inner.closed.borrow().clone()
+    }
+
+    /// Whether the connection still takes new requests (it is neither closing nor closed).
+    pub fn is_active(&self) -> bool {
+        self.inner.active.load(Ordering::Acquire) && !self.is_closed()
     }
 
     /// Whether the connection is closed.
@@ -403,6 +410,7 @@ fn start(
     let conn = Connection {
         inner: Arc::new(Inner {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            active: std::sync::atomic::AtomicBool::new(true),
             tx,
             closed: closed_rx,
             local,
@@ -514,6 +522,7 @@ impl Actor {
 
     async fn run(mut self) {
         let end = self.run_loop().await;
+        self.conn.inner.active.store(false, Ordering::Release);
         let (reason, graceful) = match end {
             End::Graceful(e) => (e, true),
             End::Failed(e) => (e, false),
@@ -719,6 +728,7 @@ impl Actor {
                 }
                 if self.state == State::Active {
                     self.state = State::Closing;
+                    self.conn.inner.active.store(false, Ordering::Release);
                 }
             }
         }

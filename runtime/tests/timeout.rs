@@ -62,3 +62,36 @@ async fn refused_connection() {
         Err(Error::CommunicatorDestroyed)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_connection_is_not_reused() {
+    let server = start_floe_server(&[]).await;
+    let comm = client_communicator(&[]);
+    let hello = HelloPrx::from_object(
+        comm.string_to_proxy(&server.proxy.to_string())
+            .unwrap()
+            .unwrap(),
+    );
+    hello.ice_ping().await.unwrap();
+    let conn = hello.ice_get_connection().await.unwrap();
+    let slow = tokio::spawn({
+        let hello = hello.clone();
+        async move { hello.slow(400).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A graceful close waits for the pending reply; meanwhile new calls use a new connection.
+    conn.close(true);
+    assert!(!conn.is_active());
+    assert_eq!(
+        hello.say_hello("meanwhile").await.unwrap(),
+        "Hello, meanwhile!"
+    );
+    assert_ne!(hello.ice_get_connection().await.unwrap(), conn);
+    slow.await.unwrap().unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.wait_closed())
+        .await
+        .unwrap();
+    assert!(matches!(reason, Error::ConnectionClosed(_)), "{reason:?}");
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}
