@@ -28,6 +28,8 @@ pub(crate) struct Instance {
     pub(crate) default_encoding: EncodingVersion,
     pub(crate) default_host: String,
     pub(crate) default_timeout: i32,
+    pub(crate) default_invocation_timeout: i32,
+    pub(crate) override_compress: Option<bool>,
     pub(crate) max_message_size: usize,
     pub(crate) client_acm: AcmConfig,
     pub(crate) server_acm: AcmConfig,
@@ -164,6 +166,16 @@ impl Communicator {
                 DEFAULT_TIMEOUT_MS
             } else {
                 default_timeout
+            },
+            default_invocation_timeout: p
+                .get_as_int_with_default("Ice.Default.InvocationTimeout", -1),
+            override_compress: {
+                let v = p.get("Ice.Override.Compress");
+                if v.is_empty() {
+                    None
+                } else {
+                    Some(p.get_as_int("Ice.Override.Compress") > 0)
+                }
             },
             max_message_size: message_size_max_bytes(
                 p.get_as_int_with_default("Ice.MessageSizeMax", DEFAULT_MESSAGE_SIZE_MAX_KIB),

@@ -659,16 +659,16 @@ impl Actor {
             }
             if self.state == State::Closing && self.pending.is_empty() && self.dispatches == 0 {
                 self.push(close_connection_message(), None, None);
-                self.trace_sent(MessageType::CloseConnection);
+                self.trace_sent(MessageType::CloseConnection, "");
                 self.state = State::CloseSent;
                 close_deadline = Some(Instant::now() + self.config.close_timeout);
             }
         }
     }
 
-    fn trace_sent(&self, t: MessageType) {
+    fn trace_sent(&self, t: MessageType, detail: impl fmt::Display) {
         if self.config.trace_protocol >= 1 {
-            tracing::info!(target: "floe::protocol", "sending {t}\n{}", self.conn);
+            tracing::info!(target: "floe::protocol", "sending {t}{detail}\n{}", self.conn);
         }
     }
 
@@ -700,7 +700,10 @@ impl Actor {
                 };
                 body[0..4].copy_from_slice(&id.to_le_bytes());
                 let msg = build_message(MessageType::Request, &body, compress);
-                self.trace_sent(MessageType::Request);
+                self.trace_sent(
+                    MessageType::Request,
+                    format_args!(" (request id {id}, {} bytes)", msg.len()),
+                );
                 if twoway {
                     self.pending.insert(id, Pending { reply, sent: false });
                     self.push(msg, Some(id), None);
@@ -771,14 +774,22 @@ impl Actor {
                 Err(e) => return Some(End::Failed(e)),
             };
             self.last_activity = Instant::now();
-            if self.config.trace_protocol >= 1 {
-                tracing::info!(target: "floe::protocol", "received {} ({} bytes)\n{}", frame.header.message_type, frame.header.size, self.conn);
-            }
             let compress_reply = frame.header.compression != 0;
             let msg = match Message::parse(&frame) {
                 Ok(m) => m,
                 Err(e) => return Some(End::Failed(e)),
             };
+            if self.config.trace_protocol >= 1 {
+                let detail = describe(&msg);
+                tracing::info!(
+                    target: "floe::protocol",
+                    "received {} (compression {}, {} bytes){detail}\n{}",
+                    frame.header.message_type,
+                    frame.header.compression,
+                    frame.header.size,
+                    self.conn
+                );
+            }
             match msg {
                 Message::ValidateConnection => {}
                 Message::CloseConnection => {
@@ -849,7 +860,10 @@ impl Actor {
             }
             .to_body();
             let msg = build_message(MessageType::Reply, &body, done.compress);
-            self.trace_sent(MessageType::Reply);
+            self.trace_sent(
+                MessageType::Reply,
+                format_args!(" (request id {}, {} bytes)", done.request_id, msg.len()),
+            );
             self.push(msg, None, None);
         }
     }
@@ -888,6 +902,27 @@ impl Actor {
             }
         }
         None
+    }
+}
+
+/// The fields of a message worth a protocol trace.
+fn describe(msg: &Message) -> String {
+    match msg {
+        Message::Request(r) => format!(
+            "\nrequest id = {}\nidentity = {}\nfacet = {}\noperation = {}\nmode = {}",
+            r.request_id,
+            crate::identity::Identity::new(r.name.clone(), r.category.clone()),
+            r.facet,
+            r.operation,
+            r.mode.ice_name()
+        ),
+        Message::Batch(reqs) => format!("\nnumber of requests = {}", reqs.len()),
+        Message::Reply(r) => format!(
+            "\nrequest id = {}\nreply status = {}",
+            r.request_id,
+            r.body.status()
+        ),
+        _ => String::new(),
     }
 }
 

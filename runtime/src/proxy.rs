@@ -197,6 +197,7 @@ impl ObjectPrx {
         endpoints: Vec<Endpoint>,
     ) -> Self {
         let encoding = instance.default_encoding;
+        let invocation_timeout = instance.default_invocation_timeout;
         ObjectPrx {
             r: Arc::new(Reference {
                 instance,
@@ -209,7 +210,7 @@ impl ObjectPrx {
                 endpoints,
                 adapter_id: String::new(),
                 context: None,
-                invocation_timeout: -1,
+                invocation_timeout,
                 compress: None,
                 batch: Arc::default(),
             }),
@@ -278,7 +279,7 @@ impl ObjectPrx {
             endpoints: Vec::new(),
             adapter_id: String::new(),
             context: None,
-            invocation_timeout: -1,
+            invocation_timeout: instance.default_invocation_timeout,
             compress: None,
             batch: Arc::default(),
         };
@@ -691,6 +692,7 @@ impl ObjectPrx {
     fn compress(&self) -> bool {
         self.r
             .compress
+            .or(self.r.instance.override_compress)
             .unwrap_or_else(|| self.r.endpoints.first().is_some_and(|e| e.compress()))
     }
 
