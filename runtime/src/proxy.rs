@@ -17,7 +17,7 @@ use crate::encoding::{
     OutputStream, ProxyData, ProxyMode, SliceType, TcpEndpointData, UdpEndpointData,
     WsEndpointData,
 };
-use crate::endpoint::{Endpoint, IpEndpoint, OpaqueEndpoint, Transport, parse_version, split_args};
+use crate::endpoint::{Endpoint, IpEndpoint, OpaqueEndpoint, Transport, parse_version};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, ToStringMode, escape_string, unescape_string};
 use crate::protocol::{
@@ -407,19 +407,32 @@ impl ObjectPrx {
                 r.endpoints.push(parsed);
             }
         } else if i < chars.len() && chars[i] == '@' {
-            let rest: String = chars[i + 1..].iter().collect();
-            let rest = rest.trim();
-            if rest.is_empty() {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            if j >= chars.len() {
                 return Err(perr(format!("missing adapter id in `{s}`")));
             }
-            let words = split_args(rest)
-                .ok_or_else(|| perr(format!("mismatched quotes around adapter id in `{s}`")))?;
-            if words.len() != 1 {
+            let word: String;
+            if chars[j] == '"' || chars[j] == '\'' {
+                let end = find_closing_quote(&chars, j)
+                    .ok_or_else(|| perr(format!("mismatched quotes around adapter id in `{s}`")))?;
+                word = chars[j + 1..end].iter().collect();
+                j = end + 1;
+            } else {
+                let start = j;
+                while j < chars.len() && !chars[j].is_whitespace() {
+                    j += 1;
+                }
+                word = chars[start..j].iter().collect();
+            }
+            if chars[j..].iter().any(|c| !c.is_whitespace()) {
                 return Err(perr(format!(
                     "invalid characters after adapter id in `{s}`"
                 )));
             }
-            r.adapter_id = unescape_string(&words[0], "")
+            r.adapter_id = unescape_string(&word, "")
                 .map_err(|m| perr(format!("invalid adapter id in `{s}`: {m}")))?;
             if r.adapter_id.is_empty() {
                 return Err(perr(format!("empty adapter id in `{s}`")));

@@ -149,7 +149,10 @@ fn builders_return_new_proxies() {
     props.set("Ice.Default.InvocationTimeout", "1500");
     props.set("Ice.Default.EncodingVersion", "1.0");
     let comm = Communicator::with_properties(props).unwrap();
-    let p = comm.string_to_proxy("id:tcp -h 127.0.0.1 -p 1").unwrap().unwrap();
+    let p = comm
+        .string_to_proxy("id:tcp -h 127.0.0.1 -p 1")
+        .unwrap()
+        .unwrap();
     assert_eq!(p.ice_get_invocation_timeout(), 1500);
     assert_eq!(p.to_string(), "id -t -e 1.0:tcp -h 127.0.0.1 -p 1 -t 60000");
 }
