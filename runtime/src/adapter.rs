@@ -24,6 +24,12 @@ use crate::proxy::ObjectPrx;
 
 type Servant = Arc<dyn Dispatcher>;
 
+/// A bound socket waiting for activation.
+enum Listener {
+    Tcp(TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
 #[derive(Default)]
 struct ServantMap {
     servants: HashMap<Identity, HashMap<String, Servant>>,
@@ -43,7 +49,7 @@ struct AdapterInner {
     servants: RwLock<ServantMap>,
     endpoints: Vec<Endpoint>,
     published: Vec<Endpoint>,
-    listeners: Mutex<Vec<TcpListener>>,
+    listeners: Mutex<Vec<Listener>>,
     accept_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     connections: Mutex<HashSet<Connection>>,
     state: watch::Sender<AdapterState>,
@@ -86,7 +92,7 @@ impl ObjectAdapter {
                     "cannot listen on opaque endpoint `{ep_str}`"
                 )));
             };
-            if ip.transport != Transport::Tcp {
+            if ip.transport != Transport::Tcp && ip.transport != Transport::Udp {
                 return Err(Error::FeatureNotSupported(format!(
                     "transport `{}` (adapter `{name}` endpoint `{ep_str}`)",
                     ip.transport.name()
@@ -102,17 +108,22 @@ impl ObjectAdapter {
             } else {
                 format!("{host}:{}", ip.port)
             };
-            let listener = TcpListener::bind(&addr).await.map_err(|e| {
+            let cannot = |e: std::io::Error| {
                 Error::Initialization(format!("adapter `{name}` cannot listen on {addr}: {e}"))
-            })?;
-            let port = listener
-                .local_addr()
-                .map_err(|e| Error::Initialization(e.to_string()))?
-                .port();
+            };
+            let (listener, local) = if ip.transport == Transport::Udp {
+                let socket = tokio::net::UdpSocket::bind(&addr).await.map_err(cannot)?;
+                let local = socket.local_addr().map_err(cannot)?;
+                (Listener::Udp(socket), local)
+            } else {
+                let listener = TcpListener::bind(&addr).await.map_err(cannot)?;
+                let local = listener.local_addr().map_err(cannot)?;
+                (Listener::Tcp(listener), local)
+            };
             let mut actual = ip.clone();
-            actual.port = port;
+            actual.port = local.port();
             if instance.trace_network >= 1 {
-                tracing::info!(target: "floe::network", "listening for tcp connections at {}", Endpoint::Ip(actual.clone()));
+                tracing::info!(target: "floe::network", "listening at {}", Endpoint::Ip(actual.clone()));
             }
             bound.push(Endpoint::Ip(actual));
             listeners.push(listener);
@@ -200,11 +211,14 @@ impl ObjectAdapter {
             AdapterState::Created => {}
         }
         self.inner.state.send_replace(AdapterState::Active);
-        let listeners: Vec<TcpListener> = self.inner.listeners.lock().drain(..).collect();
+        let listeners: Vec<Listener> = self.inner.listeners.lock().drain(..).collect();
         let mut tasks = self.inner.accept_tasks.lock();
         for listener in listeners {
             let weak = Arc::downgrade(&self.inner);
-            tasks.push(tokio::spawn(accept_loop(listener, weak)));
+            tasks.push(match listener {
+                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak)),
+                Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
+            });
         }
         Ok(())
     }
@@ -418,13 +432,60 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
     }
 }
 
+/// Receives datagrams: each one holds a whole Request or BatchRequest, dispatched as oneway.
+/// Anything else is dropped with a warning, as Ice does.
+async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(target: "floe::network", "udp receive failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(inner) = adapter.upgrade() else {
+            return;
+        };
+        let decoder = crate::protocol::FrameDecoder::new(inner.config.max_message_size);
+        let mut data = bytes::BytesMut::from(&buf[..n]);
+        let requests = match decoder.decode(&mut data).and_then(|f| match f {
+            Some(frame) if data.is_empty() => crate::protocol::Message::parse(&frame),
+            _ => Err(Error::Protocol(
+                "datagram does not hold exactly one message".into(),
+            )),
+        }) {
+            Ok(crate::protocol::Message::Request(r)) => vec![r],
+            Ok(crate::protocol::Message::Batch(rs)) => rs,
+            Ok(other) => {
+                tracing::warn!(target: "floe::network", "ignoring {other:?} datagram from {peer}");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(target: "floe::network", "ignoring bad datagram from {peer}: {e}");
+                continue;
+            }
+        };
+        let handler = AdapterHandler(ObjectAdapter {
+            inner: inner.clone(),
+        });
+        tokio::spawn(async move {
+            for mut r in requests {
+                r.request_id = 0;
+                let _ = handler.handle(r, None).await;
+            }
+        });
+    }
+}
+
 struct AdapterHandler(ObjectAdapter);
 
 impl RequestHandler for AdapterHandler {
     fn handle(
         &self,
         request: RequestData,
-        connection: Connection,
+        connection: Option<Connection>,
     ) -> BoxFuture<'static, ReplyBody> {
         let adapter = self.0.clone();
         Box::pin(async move {
@@ -448,7 +509,7 @@ impl RequestHandler for AdapterHandler {
                 ctx: request.context,
                 request_id: request.request_id,
                 encoding,
-                con: Some(connection),
+                con: connection,
             };
             let span = tracing::debug_span!(
                 target: "floe::protocol",

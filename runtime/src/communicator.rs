@@ -40,6 +40,7 @@ pub(crate) struct Instance {
     pub(crate) trace_retry: i32,
     connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
+    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -89,6 +90,35 @@ impl Instance {
         }
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// A UDP socket connected to `addr` (one per destination, as Ice's datagram connections).
+    pub(crate) async fn udp_socket(&self, addr: &str) -> Result<Arc<tokio::net::UdpSocket>> {
+        let mut sockets = self.udp_sockets.lock().await;
+        if let Some(s) = sockets.get(addr) {
+            return Ok(s.clone());
+        }
+        let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| Error::ConnectFailed(format!("{addr}: {e}")))?
+            .next()
+            .ok_or_else(|| Error::ConnectFailed(format!("{addr}: no address")))?;
+        let local = match target {
+            std::net::SocketAddr::V4(a) if a.ip().is_loopback() => "127.0.0.1:0",
+            std::net::SocketAddr::V4(_) => "0.0.0.0:0",
+            std::net::SocketAddr::V6(a) if a.ip().is_loopback() => "[::1]:0",
+            std::net::SocketAddr::V6(_) => "[::]:0",
+        };
+        let socket = tokio::net::UdpSocket::bind(local)
+            .await
+            .map_err(|e| Error::ConnectFailed(format!("udp bind for {addr}: {e}")))?;
+        socket
+            .connect(target)
+            .await
+            .map_err(|e| Error::ConnectFailed(format!("udp connect to {addr}: {e}")))?;
+        let socket = Arc::new(socket);
+        sockets.insert(addr.to_string(), socket.clone());
+        Ok(socket)
     }
 
     pub(crate) fn forget_connection(&self, conn: &Connection) {
@@ -192,6 +222,7 @@ impl Communicator {
             trace_retry: p.get_as_int("Ice.Trace.Retry"),
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
+            udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,

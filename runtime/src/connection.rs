@@ -150,8 +150,12 @@ pub struct ConnectionConfig {
 /// Receives the requests that arrive on a connection (the object adapter implements it).
 pub trait RequestHandler: Send + Sync + 'static {
     /// Dispatches one request and produces its reply (ignored for oneway requests).
-    fn handle(&self, request: RequestData, connection: Connection)
-    -> BoxFuture<'static, ReplyBody>;
+    /// `connection` is `None` for requests that arrived in UDP datagrams.
+    fn handle(
+        &self,
+        request: RequestData,
+        connection: Option<Connection>,
+    ) -> BoxFuture<'static, ReplyBody>;
 }
 
 /// Why a request failed on a connection, and whether it may have reached the peer.
@@ -831,7 +835,7 @@ impl Actor {
             for req in reqs {
                 let request_id = req.request_id;
                 let reply = match &handler {
-                    Some(h) => h.handle(req, conn.clone()).await,
+                    Some(h) => h.handle(req, Some(conn.clone())).await,
                     None => ReplyBody::ObjectNotExist(RequestFailed {
                         name: req.name,
                         category: req.category,

@@ -24,6 +24,9 @@ use crate::protocol::{
     Context, MessageType, OperationMode, ReplyBody, RequestData, batch_body, build_message,
 };
 
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65507;
+
 /// A typed proxy (generated `XPrx` types implement it): a newtype over [`ObjectPrx`].
 pub trait Proxy: Clone + Send + Sync + 'static {
     /// The Slice type id of the interface (`::Module::Interface`).
@@ -496,9 +499,18 @@ impl ObjectPrx {
         })
     }
 
-    /// A datagram proxy (kept and printed; UDP is not implemented).
+    /// A datagram proxy: each call is one UDP datagram to the first `udp` endpoint, without reply.
     pub fn ice_datagram(&self) -> ObjectPrx {
         self.with(|r| r.mode = InvocationMode::Datagram)
+    }
+
+    /// A batch-datagram proxy with its own, empty batch queue; flushing sends the batch as one UDP
+    /// datagram.
+    pub fn ice_batch_datagram(&self) -> ObjectPrx {
+        self.with(|r| {
+            r.mode = InvocationMode::BatchDatagram;
+            r.batch = Arc::default();
+        })
     }
 
     /// Whether calls through this proxy get replies.
@@ -668,6 +680,15 @@ impl ObjectPrx {
             q.count += 1;
             return Ok((true, Bytes::new()));
         }
+        if self.r.mode == InvocationMode::Datagram {
+            let message = build_message(
+                MessageType::Request,
+                &request.request_body(),
+                self.compress(),
+            );
+            self.send_datagram(message).await?;
+            return Ok((true, Bytes::new()));
+        }
         match self.send_with_retries(request).await? {
             None => Ok((true, Bytes::new())),
             Some(ReplyBody::Ok(b)) => Ok((true, b)),
@@ -687,14 +708,38 @@ impl ObjectPrx {
         if count == 0 {
             return Ok(());
         }
-        let conn = self.get_connection().await?;
         let body = batch_body(count, &fields);
-        conn.send_raw(build_message(
-            MessageType::BatchRequest,
-            &body,
-            self.compress(),
-        ))
-        .await
+        let message = build_message(MessageType::BatchRequest, &body, self.compress());
+        if self.r.mode == InvocationMode::BatchDatagram {
+            return self.send_datagram(message).await;
+        }
+        let conn = self.get_connection().await?;
+        conn.send_raw(message).await
+    }
+
+    /// Sends one message in a UDP datagram to the proxy's first UDP endpoint.
+    async fn send_datagram(&self, message: Bytes) -> Result<()> {
+        self.r.instance.check_not_destroyed()?;
+        let ep = self
+            .r
+            .endpoints
+            .iter()
+            .find_map(|e| match e {
+                Endpoint::Ip(ip) if ip.transport == Transport::Udp => Some(ip),
+                _ => None,
+            })
+            .ok_or_else(|| Error::NoEndpoint(self.to_string()))?;
+        if message.len() > MAX_DATAGRAM {
+            return Err(Error::MemoryLimit(format!(
+                "datagram of {} bytes exceeds the UDP limit of {MAX_DATAGRAM} bytes",
+                message.len()
+            )));
+        }
+        let socket = self.r.instance.udp_socket(&ep.socket_address()).await?;
+        socket.send(&message).await.map_err(|e| {
+            Error::ConnectionLost(format!("udp send to {}: {e}", ep.socket_address()))
+        })?;
+        Ok(())
     }
 
     /// The connection this proxy's requests use (opening it if needed).

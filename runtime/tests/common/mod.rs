@@ -465,7 +465,7 @@ pub async fn start_floe_server(props: &[(&str, &str)]) -> FloeServer {
     }
     let communicator = Communicator::with_properties(properties).unwrap();
     let adapter = communicator
-        .create_object_adapter_with_endpoints("Test", "tcp -h 127.0.0.1 -p 0")
+        .create_object_adapter_with_endpoints("Test", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0")
         .await
         .unwrap();
     let hello = Arc::new(HelloImpl::default());

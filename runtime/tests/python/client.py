@@ -52,6 +52,22 @@ def oneway(comm, base):
     check(hello.notifyCount() == start + 8, "8 notifications, got %d" % (hello.notifyCount() - start))
 
 
+def datagram(comm, base):
+    hello = FloeTest.HelloPrx.uncheckedCast(base)
+    start = hello.notifyCount()
+    d = hello.ice_datagram()
+    for i in range(3):
+        d.notify("d%d" % i)
+    bd = hello.ice_batchDatagram()
+    for i in range(2):
+        bd.notify("bd%d" % i)
+    bd.ice_flushBatchRequests()
+    deadline = time.time() + 5
+    while hello.notifyCount() < start + 5 and time.time() < deadline:
+        time.sleep(0.02)
+    check(hello.notifyCount() == start + 5, "5 datagram notifications, got %d" % (hello.notifyCount() - start))
+
+
 def exceptions(comm, base):
     hello = FloeTest.HelloPrx.uncheckedCast(base)
     try:

@@ -49,7 +49,7 @@ class AdminI(FloeTest.Admin):
 
 def main():
     with Ice.initialize(sys.argv) as comm:
-        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0")
+        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0")
         prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
         adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
         adapter.activate()
