@@ -162,6 +162,7 @@ impl ObjectAdapter {
             trace_network: instance.trace_network,
             trace_protocol: instance.trace_protocol,
             server: true,
+            instance: Arc::downgrade(&instance),
         };
         let (state, _) = watch::channel(AdapterState::Created);
         Ok(ObjectAdapter {
@@ -429,6 +430,17 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
                 tracing::warn!(target: "floe::network", "cannot start connection from {peer}: {e}")
             }
         }
+    }
+}
+
+impl Connection {
+    /// Dispatches the requests that arrive on this connection to `adapter` (or refuses them with
+    /// ObjectNotExist, for `None`). On an outgoing connection this makes it bidirectional: the
+    /// server can call back the client's objects over it (with `current.con.create_proxy(id)`).
+    pub fn set_adapter(&self, adapter: Option<&ObjectAdapter>) {
+        self.set_handler(
+            adapter.map(|a| Arc::new(AdapterHandler(a.clone())) as Arc<dyn RequestHandler>),
+        );
     }
 }
 

@@ -41,6 +41,7 @@ pub(crate) struct Instance {
     connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
+    pub(crate) self_ref: std::sync::Weak<Instance>,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -81,6 +82,7 @@ impl Instance {
             trace_network: self.trace_network,
             trace_protocol: self.trace_protocol,
             server: false,
+            instance: self.self_ref.clone(),
         };
         let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));
         let conn = connection::connect(&target.socket_address(), timeout, config, None).await?;
@@ -189,7 +191,8 @@ impl Communicator {
             }
         };
         let (shutdown, _) = watch::channel(false);
-        let instance = Instance {
+        let mut instance = Instance {
+            self_ref: std::sync::Weak::new(),
             default_encoding,
             default_host: p.get("Ice.Default.Host"),
             default_timeout: if default_timeout < 1 && default_timeout != -1 {
@@ -228,7 +231,10 @@ impl Communicator {
             properties,
         };
         Ok(Communicator {
-            inner: Arc::new(instance),
+            inner: Arc::new_cyclic(move |self_ref| {
+                instance.self_ref = self_ref.clone();
+                instance
+            }),
         })
     }
 

@@ -145,6 +145,8 @@ pub struct ConnectionConfig {
     pub trace_protocol: i32,
     /// Whether the side that accepted the connection.
     pub server: bool,
+    /// The communicator that owns the connection (for proxies bound to it).
+    pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
 }
 
 /// Receives the requests that arrive on a connection (the object adapter implements it).
@@ -195,6 +197,8 @@ struct Inner {
     local: SocketAddr,
     remote: SocketAddr,
     server: bool,
+    handler: parking_lot::RwLock<Option<Arc<dyn RequestHandler>>>,
+    instance: std::sync::Weak<crate::communicator::Instance>,
 }
 
 /// A handle to an open (or closed) connection. Cheap to clone.
@@ -263,6 +267,16 @@ impl Connection {
         self.inner.closed.borrow().is_some()
     }
 
+    pub(crate) fn inner_instance(&self) -> &std::sync::Weak<crate::communicator::Instance> {
+        &self.inner.instance
+    }
+
+    /// Sets (or clears) what dispatches the requests that arrive on this connection; for an
+    /// outgoing connection this makes it bidirectional.
+    pub(crate) fn set_handler(&self, handler: Option<Arc<dyn RequestHandler>>) {
+        *self.inner.handler.write() = handler;
+    }
+
     /// Waits until the connection is closed and returns why.
     pub async fn wait_closed(&self) -> Error {
         let mut rx = self.inner.closed.clone();
@@ -282,6 +296,7 @@ impl Connection {
     /// Closes the connection. Graceful: waits for outstanding replies and dispatches, then does
     /// the CloseConnection handshake. Forceful: drops the socket at once.
     pub fn close(&self, graceful: bool) {
+        self.inner.active.store(false, Ordering::Release);
         let _ = self.inner.tx.send(Command::Close { graceful });
     }
 
@@ -420,6 +435,8 @@ fn start(
             local,
             remote,
             server,
+            handler: parking_lot::RwLock::new(handler),
+            instance: config.instance.clone(),
         }),
     };
     let (reader, writer) = stream.into_split();
@@ -427,7 +444,6 @@ fn start(
     let mut actor = Actor {
         conn: conn.clone(),
         config,
-        handler,
         reader,
         writer,
         rbuf: BytesMut::with_capacity(4096),
@@ -489,7 +505,6 @@ struct DispatchDone {
 struct Actor {
     conn: Connection,
     config: ConnectionConfig,
-    handler: Option<Arc<dyn RequestHandler>>,
     reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
     rbuf: BytesMut,
@@ -827,7 +842,7 @@ impl Actor {
 
     fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
         self.dispatches += 1;
-        let handler = self.handler.clone();
+        let handler = self.conn.inner.handler.read().clone();
         let conn = self.conn.clone();
         let done = self.done_tx.clone();
         tokio::spawn(async move {

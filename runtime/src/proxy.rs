@@ -109,6 +109,7 @@ struct Reference {
     invocation_timeout: i32,
     compress: Option<bool>,
     batch: Arc<Mutex<BatchQueue>>,
+    fixed: Option<Connection>,
 }
 
 /// A proxy for a remote Ice object. Immutable: every `ice_*` builder returns a new proxy.
@@ -131,6 +132,7 @@ impl PartialEq for ObjectPrx {
             && a.context == b.context
             && a.invocation_timeout == b.invocation_timeout
             && a.compress == b.compress
+            && a.fixed == b.fixed
     }
 }
 
@@ -216,6 +218,7 @@ impl ObjectPrx {
                 invocation_timeout,
                 compress: None,
                 batch: Arc::default(),
+                fixed: None,
             }),
         }
     }
@@ -285,6 +288,7 @@ impl ObjectPrx {
             invocation_timeout: instance.default_invocation_timeout,
             compress: None,
             batch: Arc::default(),
+            fixed: None,
         };
         // Options.
         loop {
@@ -755,6 +759,12 @@ impl ObjectPrx {
     }
 
     async fn get_connection(&self) -> Result<Connection> {
+        if let Some(c) = &self.r.fixed {
+            return match c.closed_reason() {
+                Some(e) => Err(e),
+                None => Ok(c.clone()),
+            };
+        }
         if self.r.secure {
             return Err(Error::NoEndpoint(self.to_string()));
         }
@@ -936,6 +946,22 @@ fn find_closing_quote(chars: &[char], start: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+impl Connection {
+    /// A proxy for `id` bound to this connection (Ice's fixed proxy): calls go over this
+    /// connection only, which is how a server calls back a client over a bidirectional
+    /// connection. A fixed proxy has no endpoints: printed or marshaled, it reads as a
+    /// well-known proxy.
+    pub fn create_proxy(&self, id: Identity) -> Result<ObjectPrx> {
+        let instance = self
+            .inner_instance()
+            .upgrade()
+            .ok_or(Error::CommunicatorDestroyed)?;
+        let mut prx = ObjectPrx::new_direct(instance, id, Vec::new());
+        Arc::make_mut(&mut prx.r).fixed = Some(self.clone());
+        Ok(prx)
+    }
 }
 
 thread_local! {

@@ -40,56 +40,58 @@ pub fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python")
 }
 
+/// Longest a Python client script may run before the test fails.
+const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs `client.py PROXY SCENARIO extra...` and fails the test with its output unless it
 /// printed `OK SCENARIO`.
 pub async fn run_python_client(proxy: &str, scenario: &str, extra: &[&str]) {
-    let proxy = proxy.to_string();
-    let scenario = scenario.to_string();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(PYTHON)
-            .arg(python_dir().join("client.py"))
-            .arg(&proxy)
-            .arg(&scenario)
-            .args(&extra)
-            .current_dir(python_dir())
-            .output()
-            .expect("run python client")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("OK "),
-        "python client failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
+    let (ok, text) = try_python_client(proxy, scenario, extra).await;
+    assert!(ok, "python client scenario {scenario} failed:\n{text}");
 }
 
-/// Runs `client.py` and returns (success, combined output) without asserting.
+/// Runs `client.py` and returns (success, combined output) without asserting; a client that
+/// runs longer than a minute is killed and counts as failed.
 pub async fn try_python_client(proxy: &str, scenario: &str, extra: &[&str]) -> (bool, String) {
-    let proxy = proxy.to_string();
-    let scenario = scenario.to_string();
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(PYTHON)
-            .arg(python_dir().join("client.py"))
-            .arg(&proxy)
-            .arg(&scenario)
-            .args(&extra)
-            .current_dir(python_dir())
-            .output()
-            .expect("run python client")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains("OK "), text)
+    let mut child = Command::new(PYTHON)
+        .arg(python_dir().join("client.py"))
+        .arg(proxy)
+        .arg(scenario)
+        .args(extra)
+        .current_dir(python_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python client");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for python client") {
+            break Some(status);
+        }
+        if started.elapsed() > PYTHON_CLIENT_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let text = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    match status {
+        Some(st) => (st.success() && stdout.contains("OK "), text),
+        None => (
+            false,
+            format!("killed after {PYTHON_CLIENT_TIMEOUT:?}\n{text}"),
+        ),
+    }
 }
 
 /// A running `server.py`; killed on drop.
@@ -326,6 +328,19 @@ impl HelloPrx {
             .await
     }
 
+    pub async fn callback(&self, name: &str) -> Result<()> {
+        self.0
+            .invoke(
+                "callback",
+                OperationMode::Normal,
+                None,
+                false,
+                |os| os.write(name),
+                |_| Ok(()),
+            )
+            .await
+    }
+
     pub async fn shutdown(&self) -> Result<()> {
         self.0
             .invoke(
@@ -412,6 +427,24 @@ impl Dispatcher for HelloDispatcher {
                         Err(e) => request.reply_error(e),
                     }
                 }
+                "callback" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    let name = request.read_params(|is| is.read::<String>())?;
+                    let con = request.current().con.clone().ok_or_else(|| {
+                        Error::IllegalArgument("no connection to call back on".into())
+                    })?;
+                    let cb = con.create_proxy(Identity::new(name, ""))?;
+                    cb.invoke::<(), Error>(
+                        "ping",
+                        OperationMode::Normal,
+                        None,
+                        false,
+                        |os| os.write("from server"),
+                        |_| Ok(()),
+                    )
+                    .await?;
+                    Ok(request.reply(None, |_| {}))
+                }
                 "echoProxy" => {
                     request.check_mode(OperationMode::Normal)?;
                     let p = request.read_params(|is| is.read::<Option<ObjectPrx>>())?;
@@ -424,6 +457,36 @@ impl Dispatcher for HelloDispatcher {
                     Ok(request.reply(None, |_| {}))
                 }
                 _ => dispatch_builtin(request, HELLO_TYPE_ID, HELLO_TYPE_IDS).await,
+            }
+        })
+    }
+}
+
+/// `::FloeTest::Callback`: records the messages it receives.
+#[derive(Default)]
+pub struct CallbackDispatcher(pub parking_lot::Mutex<Vec<String>>);
+
+impl Dispatcher for CallbackDispatcher {
+    fn dispatch<'a>(
+        &'a self,
+        request: &'a mut IncomingRequest,
+    ) -> BoxFuture<'a, Result<OutgoingResponse>> {
+        Box::pin(async move {
+            match request.current().operation.as_str() {
+                "ping" => {
+                    request.check_mode(OperationMode::Normal)?;
+                    let msg = request.read_params(|is| is.read::<String>())?;
+                    self.0.lock().push(msg);
+                    Ok(request.reply(None, |_| {}))
+                }
+                _ => {
+                    dispatch_builtin(
+                        request,
+                        "::FloeTest::Callback",
+                        &["::FloeTest::Callback", "::Ice::Object"],
+                    )
+                    .await
+                }
             }
         })
     }
@@ -498,8 +561,11 @@ pub async fn start_floe_server(props: &[(&str, &str)]) -> FloeServer {
     }
 }
 
+/// A communicator for test clients; calls give up after 20 s so that a broken peer fails the
+/// test instead of hanging it.
 pub fn client_communicator(props: &[(&str, &str)]) -> Communicator {
     let properties = Properties::new();
+    properties.set("Ice.Default.InvocationTimeout", "20000");
     for (k, v) in props {
         properties.set(k, v);
     }

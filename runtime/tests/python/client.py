@@ -68,6 +68,26 @@ def datagram(comm, base):
     check(hello.notifyCount() == start + 5, "5 datagram notifications, got %d" % (hello.notifyCount() - start))
 
 
+class CallbackI(FloeTest.Callback):
+    def __init__(self):
+        self.msgs = []
+
+    def ping(self, msg, current):
+        self.msgs.append(msg)
+
+
+def bidir(comm, base):
+    hello = FloeTest.HelloPrx.uncheckedCast(base)
+    adapter = comm.createObjectAdapter("")
+    cb = CallbackI()
+    adapter.add(cb, Ice.stringToIdentity("cb"))
+    adapter.activate()
+    hello.ice_getConnection().setAdapter(adapter)
+    hello.callback("cb")
+    hello.callback("cb")
+    check(cb.msgs == ["from server", "from server"], "callbacks %r" % cb.msgs)
+
+
 def exceptions(comm, base):
     hello = FloeTest.HelloPrx.uncheckedCast(base)
     try:

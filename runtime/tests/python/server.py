@@ -38,6 +38,10 @@ class HelloI(FloeTest.Hello):
     def echoProxy(self, p, current):
         return p
 
+    def callback(self, name, current):
+        cb = FloeTest.CallbackPrx.uncheckedCast(current.con.createProxy(Ice.stringToIdentity(name)))
+        cb.ping("from python")
+
     def shutdown(self, current):
         current.adapter.getCommunicator().shutdown()
 
@@ -48,7 +52,9 @@ class AdminI(FloeTest.Admin):
 
 
 def main():
-    with Ice.initialize(sys.argv) as comm:
+    # Several dispatch threads: a servant that calls a client back over the client's own
+    # connection (bidir) waits for a reply that another thread has to read.
+    with Ice.initialize(sys.argv + ["--Ice.ThreadPool.Server.Size=4"]) as comm:
         adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0")
         prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
         adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
