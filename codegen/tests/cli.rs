@@ -372,11 +372,7 @@ fn deep_nesting_is_accepted_like_slice2py_does() {
         describe(&py)
     );
 
-    let out = slice2rs(&[
-        "--output-dir",
-        tmp.path().to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let out = slice2rs(&["--depend", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "slice2rs fails where slice2py succeeds (no status code means it was killed by a signal, \
