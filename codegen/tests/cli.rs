@@ -380,3 +380,35 @@ fn deep_nesting_is_accepted_like_slice2py_does() {
         describe(&out)
     );
 }
+
+#[test]
+fn deep_nesting_generates_code_without_crashing() {
+    // slice2py also generates code for modules nested 600 deep (slowly: one Python package
+    // directory per module), so slice2rs must too. slice2py's verdict comes from --depend.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("Deep.ice"), &nested_modules(600));
+    let py = Command::new("slice2py")
+        .arg("--depend")
+        .arg(&file)
+        .output()
+        .expect("run slice2py (install zeroc-ice-compilers)");
+    assert!(
+        py.status.success(),
+        "slice2py rejects the input:\n{}",
+        describe(&py)
+    );
+
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = slice2rs(&[
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "slice2rs cannot generate code for what slice2py accepts (no status code means it was \
+         killed by a signal, e.g. a stack overflow):\n{}",
+        describe(&out)
+    );
+}
