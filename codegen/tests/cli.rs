@@ -339,3 +339,76 @@ fn depend_lists_the_included_files() {
         "--depend omits the included file:\n{stdout}"
     );
 }
+
+/// Nested module definitions `depth` deep, one struct at the bottom.
+fn nested_modules(depth: usize) -> String {
+    let mut text = String::new();
+    for i in 0..depth {
+        text.push_str(&format!("module M{i}\n{{\n"));
+    }
+    text.push_str("struct S\n{\n    int a;\n}\n");
+    for _ in 0..depth {
+        text.push_str("}\n");
+    }
+    text
+}
+
+#[test]
+fn deep_nesting_is_accepted_like_slice2py_does() {
+    // slice2py (a bison parser) accepts modules nested a thousand deep; a recursive-descent parser
+    // must not overflow its stack on them. Run as a process so that a crash fails only this test.
+    // slice2py is asked for --depend, which parses and checks everything but skips generating
+    // a thousand nested Python packages (tens of seconds of directory creation).
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("Deep.ice"), &nested_modules(1000));
+    let py = Command::new("slice2py")
+        .arg("--depend")
+        .arg(&file)
+        .output()
+        .expect("run slice2py (install zeroc-ice-compilers)");
+    assert!(
+        py.status.success(),
+        "slice2py rejects the input:\n{}",
+        describe(&py)
+    );
+
+    let out = slice2rs(&["--depend", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "slice2rs fails where slice2py succeeds (no status code means it was killed by a signal, \
+         e.g. a stack overflow):\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn deep_nesting_generates_code_without_crashing() {
+    // slice2py also generates code for modules nested 600 deep (slowly: one Python package
+    // directory per module), so slice2rs must too. slice2py's verdict comes from --depend.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("Deep.ice"), &nested_modules(600));
+    let py = Command::new("slice2py")
+        .arg("--depend")
+        .arg(&file)
+        .output()
+        .expect("run slice2py (install zeroc-ice-compilers)");
+    assert!(
+        py.status.success(),
+        "slice2py rejects the input:\n{}",
+        describe(&py)
+    );
+
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = slice2rs(&[
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "slice2rs cannot generate code for what slice2py accepts (no status code means it was \
+         killed by a signal, e.g. a stack overflow):\n{}",
+        describe(&out)
+    );
+}
