@@ -412,3 +412,63 @@ fn deep_nesting_generates_code_without_crashing() {
         describe(&out)
     );
 }
+
+#[test]
+fn include_directories_are_searched_in_order() {
+    // Two directories hold a Base.ice each; main.ice needs the one defining module First. Like
+    // slice2py, the first -I directory that has the file wins, so only one order compiles.
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("second");
+    write(
+        &first.join("Base.ice"),
+        "#pragma once\nmodule First\n{\n    struct B\n    {\n        int a;\n    }\n}\n",
+    );
+    write(
+        &second.join("Base.ice"),
+        "#pragma once\nmodule Second\n{\n    struct B\n    {\n        int a;\n    }\n}\n",
+    );
+    let main = write(
+        &tmp.path().join("main.ice"),
+        "#include <Base.ice>\nmodule App\n{\n    struct S\n    {\n        First::B b;\n    }\n}\n",
+    );
+    let mut verdicts = Vec::new();
+    for (dirs, label) in [
+        ([&first, &second], "first, second"),
+        ([&second, &first], "second, first"),
+    ] {
+        let args: Vec<String> = dirs.iter().map(|d| format!("-I{}", d.display())).collect();
+        let py = Command::new("slice2py")
+            .args(&args)
+            .arg("--depend")
+            .arg(&main)
+            .output()
+            .expect("run slice2py (install zeroc-ice-compilers)");
+        let mut rs_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rs_args.push("--depend");
+        rs_args.push(main.to_str().unwrap());
+        let rs = slice2rs(&rs_args);
+        assert_eq!(
+            rs.status.success(),
+            py.status.success(),
+            "-I {label}: slice2py {}, slice2rs {}\n--- slice2py\n{}\n--- slice2rs\n{}",
+            if py.status.success() {
+                "accepts"
+            } else {
+                "rejects"
+            },
+            if rs.status.success() {
+                "accepts"
+            } else {
+                "rejects"
+            },
+            describe(&py),
+            describe(&rs)
+        );
+        verdicts.push(py.status.success());
+    }
+    assert_ne!(
+        verdicts[0], verdicts[1],
+        "the fixture should make the order of -I matter to slice2py"
+    );
+}
