@@ -94,6 +94,28 @@ pub fn slice2py(file: &Path, include_dirs: &[PathBuf]) -> Verdict {
     }
 }
 
+/// Runs our `slice2rs` binary like [`slice2py`]: same `-I` arguments, a fresh output directory,
+/// accepted means exit status 0 (so code generation must succeed too). Only test targets of
+/// this package can call it (it needs `CARGO_BIN_EXE_slice2rs`), hence the path argument.
+pub fn slice2rs_binary(binary: &Path, file: &Path, include_dirs: &[PathBuf]) -> Verdict {
+    let out = tempfile::tempdir().expect("create a temporary output directory");
+    let mut cmd = Command::new(binary);
+    for dir in include_dirs {
+        cmd.arg(format!("-I{}", dir.display()));
+    }
+    cmd.arg("--output-dir").arg(out.path()).arg(file);
+    let output = cmd.output().expect("run slice2rs");
+    let mut report = String::from_utf8_lossy(&output.stderr).into_owned();
+    report.push_str(&String::from_utf8_lossy(&output.stdout));
+    if output.status.code().is_none() {
+        report.push_str("\n(slice2rs was killed by a signal)");
+    }
+    Verdict {
+        accepted: output.status.success(),
+        report: report.trim_end().to_string(),
+    }
+}
+
 /// The options our compiler gets for the same `-I` arguments.
 pub fn options(include_dirs: &[PathBuf]) -> Options {
     Options {
