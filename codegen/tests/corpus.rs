@@ -3,7 +3,8 @@
 //! (b) on every `.ice` file of ZeroC's source package (FLOE_ICE_SOURCE) we accept and reject
 //!     exactly what `slice2py` accepts and rejects, with the same `-I` arguments;
 //! (c) on ZeroC's errorDetection tests, we report errors on exactly the lines its `.err`
-//!     files list.
+//!     files list;
+//! (d) the `slice2rs` binary, generating code, exits 0 exactly where `slice2py` does.
 
 mod common;
 

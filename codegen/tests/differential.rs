@@ -11,6 +11,8 @@
 //! column: 12
 //! ```
 //!
+//! The `slice2rs` binary, generating code, must also exit 0 exactly where `slice2py` does.
+//!
 //! See `tests/diff/README.md` for the behaviours of `slice2py` the suite pins down.
 
 mod common;
