@@ -472,3 +472,32 @@ fn include_directories_are_searched_in_order() {
         "the fixture should make the order of -I matter to slice2py"
     );
 }
+
+#[test]
+fn json_warnings_have_severity_warning_and_exit_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        &tmp.path().join("Deprecated.ice"),
+        "module M\n{\n    sequence<int> Ints;\n    dictionary<Ints, string> BySequence;\n}\n",
+    );
+    let out = slice2rs(&[
+        "--diagnostic-format",
+        "json",
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let both = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let warnings: Vec<serde_json::Value> = both
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|o: &serde_json::Value| o["severity"] == "warning")
+        .collect();
+    assert!(
+        warnings.iter().any(|o| o["line"] == 4),
+        "expected a JSON warning on line 4 (sequence as dictionary key):\n{}",
+        describe(&out)
+    );
+}
