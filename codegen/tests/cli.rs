@@ -501,3 +501,47 @@ fn json_warnings_have_severity_warning_and_exit_0() {
         describe(&out)
     );
 }
+
+#[test]
+fn several_input_files_in_one_run() {
+    // Like slice2py, several files may be given at once; one bad file makes the run fail.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = write(
+        &tmp.path().join("A.ice"),
+        "module A\n{\n    struct S\n    {\n        int x;\n    }\n}\n",
+    );
+    let b = write(
+        &tmp.path().join("B.ice"),
+        "module B\n{\n    struct T\n    {\n        long y;\n    }\n}\n",
+    );
+    let bad = write(
+        &tmp.path().join("Bad.ice"),
+        "module C\n{\n    struct U\n    {\n        Nope z;\n    }\n}\n",
+    );
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let o = out_dir.to_str().unwrap();
+
+    let good = slice2rs(&["--output-dir", o, a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(good.status.success(), "{}", describe(&good));
+    let names: Vec<String> = generated_files(&out_dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for stem in ["A", "B"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(stem) && n.ends_with(".rs")),
+            "no generated file for {stem}.ice in {names:?}"
+        );
+    }
+
+    let mixed = slice2rs(&[
+        "--output-dir",
+        o,
+        a.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(mixed.status.code(), Some(1), "{}", describe(&mixed));
+}
