@@ -191,7 +191,10 @@ fn mutate(text: &str, rng: &mut Rng) -> Option<(String, String)> {
             )
         }
     };
-    Some((toks.into_iter().map(|(_, t)| t).collect(), what))
+    let text: String = toks.into_iter().map(|(_, t)| t).collect();
+    let now = text.lines().nth(line - 1).unwrap_or("").trim();
+    let what = format!("{what}; line {line} now reads `{now}`");
+    Some((text, what))
 }
 
 #[test]
