@@ -3,7 +3,8 @@
 //! `slice2py -E` fails, and otherwise produce the same tokens (line markers, comments, blanks and
 //! byte order marks aside). `slice2rs` runs with `-D__SLICE2PY__ -U__SLICE2RS__` so that both see
 //! the same macros; macro expansion decides default values and whole definitions, so equal
-//! verdicts alone would not catch a wrong expansion.
+//! verdicts alone would not catch a wrong expansion. `--depend` must also list the same
+//! included files, which checks where each `#include` is found.
 
 mod common;
 
@@ -121,6 +122,74 @@ fn preprocessed_tokens_equal_slice2py() {
         "\npreprocessor (-E) vs slice2py: {} files\n  passed {:>6}\n  failed {:>6}\n{}",
         files.len(),
         files.len() - failures.len(),
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(failures.is_empty(), "{report}");
+    println!("{report}");
+}
+
+/// The `.ice` files a `--depend` output names, resolved to real paths.
+fn dependencies(stdout: &str) -> std::collections::BTreeSet<PathBuf> {
+    stdout
+        .split_whitespace()
+        .map(|t| t.trim_end_matches('\\').trim_end_matches(':'))
+        .filter(|t| t.ends_with(".ice"))
+        .map(|t| std::fs::canonicalize(t).unwrap_or_else(|_| PathBuf::from(t)))
+        .collect()
+}
+
+#[test]
+fn dependencies_equal_slice2py() {
+    // Which file an #include finds (next to the includer, or in which -I directory) shows in
+    // --depend. Inputs one of the compilers rejects are left to the verdict tests.
+    require_slice2py();
+    let source = ice_source();
+    let mut files = files_with_extension(&ice_slice_dir(), "ice");
+    files.extend(files_with_extension(&source, "ice"));
+    let ours = env!("CARGO_BIN_EXE_slice2rs");
+    let run = |program: &str, file: &PathBuf| {
+        let out = Command::new(program)
+            .arg(format!("-I{ICE_SLICE_DIR}"))
+            .arg(format!("-I{}", file.parent().unwrap().display()))
+            .arg("--depend")
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        out.status
+            .success()
+            .then(|| dependencies(&String::from_utf8_lossy(&out.stdout)))
+    };
+    let results = par_map(&files, |f| (run("slice2py", f), run(ours, f)));
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for (file, (py, rs)) in files.iter().zip(&results) {
+        let (Some(py), Some(rs)) = (py, rs) else {
+            continue;
+        };
+        compared += 1;
+        if py != rs {
+            let show = |s: &std::collections::BTreeSet<PathBuf>| {
+                s.iter()
+                    .map(|p| format!("      {}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            failures.push(format!(
+                "  {}\n    only slice2py lists:\n{}\n    only slice2rs lists:\n{}",
+                file.display(),
+                show(&py.difference(rs).cloned().collect()),
+                show(&rs.difference(py).cloned().collect())
+            ));
+        }
+    }
+    assert!(
+        compared > 500,
+        "only {compared} files were accepted by both compilers"
+    );
+    let report = format!(
+        "\n--depend vs slice2py: {compared} files accepted by both\n  passed {:>6}\n  failed {:>6}\n{}",
+        compared - failures.len(),
         failures.len(),
         failures.join("\n")
     );
