@@ -7,6 +7,7 @@
 #   CARGO_TARGET_DIR   where cargo builds (cargo's default when unset)
 #   FLOE_JOBS          parallel jobs for cargo and tests (default: number of CPUs, at most 2)
 #   FLOE_SKIP_APT=1    never run apt-get (fail if a package is missing)
+#   FLOE_ICE_SOURCE    an unpacked zeroc-ice source tree to use instead of fetching one
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   say "installing ${missing[*]}"
   "${sudo[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   for p in "${missing[@]}"; do
     installed "$p" || die "package $p is still not installed after apt-get install"
   done
@@ -63,9 +64,13 @@ slice2py --version >/dev/null 2>&1 \
 say "ZeroC Ice $(slice2py --version 2>&1) present"
 
 # --- ZeroC's source tree (test corpus) --------------------------------------
-say "fetching ZeroC Ice source into build/ice-src"
-FLOE_ICE_SOURCE=$(bash tests/tools/fetch-ice-source.sh "$root/build/ice-src") \
-  || die "could not fetch the zeroc-ice source package (see messages above)"
+if [ -n "${FLOE_ICE_SOURCE:-}" ] && [ -d "$FLOE_ICE_SOURCE/cpp/test/Slice/errorDetection" ]; then
+  say "using the ZeroC Ice source tree given in FLOE_ICE_SOURCE"
+else
+  say "fetching ZeroC Ice source into build/ice-src"
+  FLOE_ICE_SOURCE=$(bash tests/tools/fetch-ice-source.sh "$root/build/ice-src") \
+    || die "could not fetch the zeroc-ice source package (see messages above)"
+fi
 [ -d "$FLOE_ICE_SOURCE/cpp/test/Slice/errorDetection" ] \
   || die "fetched tree $FLOE_ICE_SOURCE has no cpp/test/Slice/errorDetection"
 export FLOE_ICE_SOURCE

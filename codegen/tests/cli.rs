@@ -339,3 +339,209 @@ fn depend_lists_the_included_files() {
         "--depend omits the included file:\n{stdout}"
     );
 }
+
+/// Nested module definitions `depth` deep, one struct at the bottom.
+fn nested_modules(depth: usize) -> String {
+    let mut text = String::new();
+    for i in 0..depth {
+        text.push_str(&format!("module M{i}\n{{\n"));
+    }
+    text.push_str("struct S\n{\n    int a;\n}\n");
+    for _ in 0..depth {
+        text.push_str("}\n");
+    }
+    text
+}
+
+#[test]
+fn deep_nesting_is_accepted_like_slice2py_does() {
+    // slice2py (a bison parser) accepts modules nested a thousand deep; a recursive-descent parser
+    // must not overflow its stack on them. Run as a process so that a crash fails only this test.
+    // slice2py is asked for --depend, which parses and checks everything but skips generating
+    // a thousand nested Python packages (tens of seconds of directory creation).
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("Deep.ice"), &nested_modules(1000));
+    let py = Command::new("slice2py")
+        .arg("--depend")
+        .arg(&file)
+        .output()
+        .expect("run slice2py (install zeroc-ice-compilers)");
+    assert!(
+        py.status.success(),
+        "slice2py rejects the input:\n{}",
+        describe(&py)
+    );
+
+    let out = slice2rs(&["--depend", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "slice2rs fails where slice2py succeeds (no status code means it was killed by a signal, \
+         e.g. a stack overflow):\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn deep_nesting_generates_code_without_crashing() {
+    // slice2py also generates code for modules nested 600 deep (slowly: one Python package
+    // directory per module), so slice2rs must too. slice2py's verdict comes from --depend.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(&tmp.path().join("Deep.ice"), &nested_modules(600));
+    let py = Command::new("slice2py")
+        .arg("--depend")
+        .arg(&file)
+        .output()
+        .expect("run slice2py (install zeroc-ice-compilers)");
+    assert!(
+        py.status.success(),
+        "slice2py rejects the input:\n{}",
+        describe(&py)
+    );
+
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = slice2rs(&[
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "slice2rs cannot generate code for what slice2py accepts (no status code means it was \
+         killed by a signal, e.g. a stack overflow):\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn include_directories_are_searched_in_order() {
+    // Two directories hold a Base.ice each; main.ice needs the one defining module First. Like
+    // slice2py, the first -I directory that has the file wins, so only one order compiles.
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("second");
+    write(
+        &first.join("Base.ice"),
+        "#pragma once\nmodule First\n{\n    struct B\n    {\n        int a;\n    }\n}\n",
+    );
+    write(
+        &second.join("Base.ice"),
+        "#pragma once\nmodule Second\n{\n    struct B\n    {\n        int a;\n    }\n}\n",
+    );
+    let main = write(
+        &tmp.path().join("main.ice"),
+        "#include <Base.ice>\nmodule App\n{\n    struct S\n    {\n        First::B b;\n    }\n}\n",
+    );
+    let mut verdicts = Vec::new();
+    for (dirs, label) in [
+        ([&first, &second], "first, second"),
+        ([&second, &first], "second, first"),
+    ] {
+        let args: Vec<String> = dirs.iter().map(|d| format!("-I{}", d.display())).collect();
+        let py = Command::new("slice2py")
+            .args(&args)
+            .arg("--depend")
+            .arg(&main)
+            .output()
+            .expect("run slice2py (install zeroc-ice-compilers)");
+        let mut rs_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rs_args.push("--depend");
+        rs_args.push(main.to_str().unwrap());
+        let rs = slice2rs(&rs_args);
+        assert_eq!(
+            rs.status.success(),
+            py.status.success(),
+            "-I {label}: slice2py {}, slice2rs {}\n--- slice2py\n{}\n--- slice2rs\n{}",
+            if py.status.success() {
+                "accepts"
+            } else {
+                "rejects"
+            },
+            if rs.status.success() {
+                "accepts"
+            } else {
+                "rejects"
+            },
+            describe(&py),
+            describe(&rs)
+        );
+        verdicts.push(py.status.success());
+    }
+    assert_ne!(
+        verdicts[0], verdicts[1],
+        "the fixture should make the order of -I matter to slice2py"
+    );
+}
+
+#[test]
+fn json_warnings_have_severity_warning_and_exit_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        &tmp.path().join("Deprecated.ice"),
+        "module M\n{\n    sequence<int> Ints;\n    dictionary<Ints, string> BySequence;\n}\n",
+    );
+    let out = slice2rs(&[
+        "--diagnostic-format",
+        "json",
+        "--output-dir",
+        tmp.path().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let both = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let warnings: Vec<serde_json::Value> = both
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|o: &serde_json::Value| o["severity"] == "warning")
+        .collect();
+    assert!(
+        warnings.iter().any(|o| o["line"] == 4),
+        "expected a JSON warning on line 4 (sequence as dictionary key):\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn several_input_files_in_one_run() {
+    // Like slice2py, several files may be given at once; one bad file makes the run fail.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = write(
+        &tmp.path().join("A.ice"),
+        "module A\n{\n    struct S\n    {\n        int x;\n    }\n}\n",
+    );
+    let b = write(
+        &tmp.path().join("B.ice"),
+        "module B\n{\n    struct T\n    {\n        long y;\n    }\n}\n",
+    );
+    let bad = write(
+        &tmp.path().join("Bad.ice"),
+        "module C\n{\n    struct U\n    {\n        Nope z;\n    }\n}\n",
+    );
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let o = out_dir.to_str().unwrap();
+
+    let good = slice2rs(&["--output-dir", o, a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(good.status.success(), "{}", describe(&good));
+    let names: Vec<String> = generated_files(&out_dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for stem in ["A", "B"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(stem) && n.ends_with(".rs")),
+            "no generated file for {stem}.ice in {names:?}"
+        );
+    }
+
+    let mixed = slice2rs(&[
+        "--output-dir",
+        o,
+        a.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(mixed.status.code(), Some(1), "{}", describe(&mixed));
+}

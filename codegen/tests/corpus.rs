@@ -3,7 +3,8 @@
 //! (b) on every `.ice` file of ZeroC's source package (FLOE_ICE_SOURCE) we accept and reject
 //!     exactly what `slice2py` accepts and rejects, with the same `-I` arguments;
 //! (c) on ZeroC's errorDetection tests, we report errors on exactly the lines its `.err`
-//!     files list.
+//!     files list;
+//! (d) the `slice2rs` binary, generating code, exits 0 exactly where `slice2py` does.
 
 mod common;
 
@@ -262,6 +263,44 @@ fn error_detection_lines_equal_err_files() {
             dir.display()
         ),
         cases.len(),
+        &failures,
+    );
+}
+
+#[test]
+fn ice_source_corpus_slice2rs_exit_status_equals_slice2py() {
+    // The same comparison through the slice2rs binary with an output directory: a file slice2py
+    // accepts must also get code generated without error (and without a crash).
+    let source = ice_source();
+    let files = files_with_extension(&source, "ice");
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_slice2rs"));
+    let results = par_map(&files, |file| {
+        let includes = corpus_includes(file);
+        (
+            slice2py(file, &includes),
+            slice2rs_binary(&binary, file, &includes),
+        )
+    });
+    let mut failures = Vec::new();
+    for (file, (theirs, ours)) in files.iter().zip(&results) {
+        if theirs.accepted != ours.accepted {
+            let shown = file.strip_prefix(&source).unwrap_or(file);
+            failures.push(format!(
+                "  {}\n    slice2py: {}\n{}\n    slice2rs: {}\n{}",
+                shown.display(),
+                if theirs.accepted { "exit 0" } else { "fails" },
+                indent(&theirs.report),
+                if ours.accepted { "exit 0" } else { "fails" },
+                indent(&ours.report),
+            ));
+        }
+    }
+    finish(
+        &format!(
+            "ZeroC source corpus, slice2rs binary (generating code) vs slice2py ({})",
+            source.display()
+        ),
+        files.len(),
         &failures,
     );
 }

@@ -11,6 +11,8 @@
 //! column: 12
 //! ```
 //!
+//! The `slice2rs` binary, generating code, must also exit 0 exactly where `slice2py` does.
+//!
 //! See `tests/diff/README.md` for the behaviours of `slice2py` the suite pins down.
 
 mod common;
@@ -262,6 +264,39 @@ fn first_errors_point_at_the_problem() {
     report(
         "differential suite: first error at the expected file, line, column (and code)",
         cases.len(),
+        &failures,
+    );
+}
+
+#[test]
+fn slice2rs_exit_status_equals_slice2py() {
+    // The binary with an output directory: every input slice2py accepts must also get code
+    // generated (keywords of Rust as Slice names, deep or odd but legal inputs).
+    let files = inputs();
+    let includes = includes();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_slice2rs"));
+    let results = par_map(&files, |file| {
+        (
+            slice2py(file, &includes),
+            slice2rs_binary(&binary, file, &includes),
+        )
+    });
+    let mut failures = Vec::new();
+    for (file, (theirs, ours)) in files.iter().zip(&results) {
+        if theirs.accepted != ours.accepted {
+            failures.push(format!(
+                "  {}: slice2py {}, slice2rs {}\n    slice2py:\n{}\n    slice2rs:\n{}",
+                name_of(file),
+                if theirs.accepted { "exits 0" } else { "fails" },
+                if ours.accepted { "exits 0" } else { "fails" },
+                indent(&theirs.report),
+                indent(&ours.report),
+            ));
+        }
+    }
+    report(
+        "differential suite: slice2rs binary (generating code) vs slice2py",
+        files.len(),
         &failures,
     );
 }

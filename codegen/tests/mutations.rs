@@ -35,68 +35,6 @@ impl Rng {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Kind {
-    Space,
-    Comment,
-    Other,
-}
-
-/// Splits Slice text into tokens whose concatenation is the text again.
-fn tokens(text: &str) -> Vec<(Kind, String)> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        let kind = if c.is_whitespace() {
-            while i < chars.len() && chars[i].is_whitespace() {
-                i += 1;
-            }
-            Kind::Space
-        } else if c == '/' && chars.get(i + 1) == Some(&'/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-            Kind::Comment
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
-            i += 2;
-            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                i += 1;
-            }
-            i = (i + 2).min(chars.len());
-            Kind::Comment
-        } else if c == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i = (i + 1).min(chars.len());
-            Kind::Other
-        } else if c.is_ascii_alphanumeric() || c == '_' || c == '\\' {
-            i += 1;
-            while i < chars.len()
-                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
-            {
-                i += 1;
-            }
-            Kind::Other
-        } else if c == ':' && chars.get(i + 1) == Some(&':') {
-            i += 2;
-            Kind::Other
-        } else {
-            i += 1;
-            Kind::Other
-        };
-        out.push((kind, chars[start..i].iter().collect()));
-    }
-    out
-}
-
 /// Replacement tokens: keywords, punctuation and literals of every kind.
 const WORDS: &[&str] = &[
     "int",
@@ -191,7 +129,10 @@ fn mutate(text: &str, rng: &mut Rng) -> Option<(String, String)> {
             )
         }
     };
-    Some((toks.into_iter().map(|(_, t)| t).collect(), what))
+    let text: String = toks.into_iter().map(|(_, t)| t).collect();
+    let now = text.lines().nth(line - 1).unwrap_or("").trim();
+    let what = format!("{what}; line {line} now reads `{now}`");
+    Some((text, what))
 }
 
 #[test]

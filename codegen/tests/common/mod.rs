@@ -94,6 +94,28 @@ pub fn slice2py(file: &Path, include_dirs: &[PathBuf]) -> Verdict {
     }
 }
 
+/// Runs our `slice2rs` binary like [`slice2py`]: same `-I` arguments, a fresh output directory,
+/// accepted means exit status 0 (so code generation must succeed too). Only test targets of
+/// this package can call it (it needs `CARGO_BIN_EXE_slice2rs`), hence the path argument.
+pub fn slice2rs_binary(binary: &Path, file: &Path, include_dirs: &[PathBuf]) -> Verdict {
+    let out = tempfile::tempdir().expect("create a temporary output directory");
+    let mut cmd = Command::new(binary);
+    for dir in include_dirs {
+        cmd.arg(format!("-I{}", dir.display()));
+    }
+    cmd.arg("--output-dir").arg(out.path()).arg(file);
+    let output = cmd.output().expect("run slice2rs");
+    let mut report = String::from_utf8_lossy(&output.stderr).into_owned();
+    report.push_str(&String::from_utf8_lossy(&output.stdout));
+    if output.status.code().is_none() {
+        report.push_str("\n(slice2rs was killed by a signal)");
+    }
+    Verdict {
+        accepted: output.status.success(),
+        report: report.trim_end().to_string(),
+    }
+}
+
 /// The options our compiler gets for the same `-I` arguments.
 pub fn options(include_dirs: &[PathBuf]) -> Options {
     Options {
@@ -242,4 +264,70 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// What a token of [`tokens`] is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Blanks and line breaks.
+    Space,
+    /// A line or block comment (an unterminated block comment runs to the end).
+    Comment,
+    /// Anything else: identifiers, literals, punctuation.
+    Other,
+}
+
+/// Splits Slice text into tokens whose concatenation is the text again.
+pub fn tokens(text: &str) -> Vec<(Kind, String)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        let kind = if c.is_whitespace() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            Kind::Space
+        } else if c == '/' && chars.get(i + 1) == Some(&'/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            Kind::Comment
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i = (i + 2).min(chars.len());
+            Kind::Comment
+        } else if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+            Kind::Other
+        } else if c.is_ascii_alphanumeric() || c == '_' || c == '\\' {
+            i += 1;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            Kind::Other
+        } else if c == ':' && chars.get(i + 1) == Some(&':') {
+            i += 2;
+            Kind::Other
+        } else {
+            i += 1;
+            Kind::Other
+        };
+        out.push((kind, chars[start..i].iter().collect()));
+    }
+    out
 }
