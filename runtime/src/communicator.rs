@@ -42,6 +42,7 @@ pub(crate) struct Instance {
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
+    batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -121,6 +122,14 @@ impl Instance {
         let socket = Arc::new(socket);
         sockets.insert(addr.to_string(), socket.clone());
         Ok(socket)
+    }
+
+    /// Remembers a batch proxy that has queued requests, for
+    /// [`Communicator::flush_batch_requests`].
+    pub(crate) fn register_batch(&self, r: std::sync::Weak<crate::proxy::Reference>) {
+        let mut b = self.batches.lock();
+        b.retain(|w| w.strong_count() > 0);
+        b.push(r);
     }
 
     pub(crate) fn forget_connection(&self, conn: &Connection) {
@@ -226,6 +235,7 @@ impl Communicator {
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
+            batches: Mutex::new(Vec::new()),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,
@@ -333,6 +343,22 @@ impl Communicator {
                 .insert(name.to_string(), adapter.clone());
         }
         Ok(adapter)
+    }
+
+    /// Sends the queued requests of every batch-oneway and batch-datagram proxy of this
+    /// communicator. Returns the first error, after trying them all.
+    pub async fn flush_batch_requests(&self) -> Result<()> {
+        let refs: Vec<_> = std::mem::take(&mut *self.inner.batches.lock());
+        let mut first_error = None;
+        for r in refs.iter().filter_map(|w| w.upgrade()) {
+            if let Err(e) = ObjectPrx::from_reference(r)
+                .ice_flush_batch_requests()
+                .await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Deactivates every object adapter. Idempotent.

@@ -95,7 +95,7 @@ struct BatchQueue {
 }
 
 #[derive(Clone)]
-struct Reference {
+pub(crate) struct Reference {
     instance: Arc<Instance>,
     identity: Identity,
     facet: String,
@@ -679,9 +679,15 @@ impl ObjectPrx {
             params: in_encaps,
         };
         if self.r.mode.is_batch() {
-            let mut q = self.r.batch.lock();
-            request.write_fields(&mut q.fields);
-            q.count += 1;
+            let first = {
+                let mut q = self.r.batch.lock();
+                request.write_fields(&mut q.fields);
+                q.count += 1;
+                q.count == 1
+            };
+            if first {
+                self.r.instance.register_batch(Arc::downgrade(&self.r));
+            }
             return Ok((true, Bytes::new()));
         }
         if self.r.mode == InvocationMode::Datagram {
@@ -946,6 +952,12 @@ fn find_closing_quote(chars: &[char], start: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+impl ObjectPrx {
+    pub(crate) fn from_reference(r: Arc<Reference>) -> ObjectPrx {
+        ObjectPrx { r }
+    }
 }
 
 impl Connection {

@@ -240,3 +240,43 @@ async fn zeroc_client_oneway_batch_and_concurrency() {
     );
     server.communicator.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn communicator_flushes_every_batch_proxy() {
+    use floe::Proxy;
+    let server = start_floe_server(&[]).await;
+    let comm = client_communicator(&[]);
+    let hello = HelloPrx::from_object(
+        comm.string_to_proxy(&server.proxy.to_string())
+            .unwrap()
+            .unwrap(),
+    );
+    let b1 = HelloPrx(hello.ice_batch_oneway());
+    let b2 = HelloPrx(hello.ice_batch_datagram());
+    for i in 0..3 {
+        b1.notify(&format!("a{i}")).await.unwrap();
+        b2.notify(&format!("b{i}")).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        hello.notify_count().await.unwrap(),
+        0,
+        "nothing is sent before the flush"
+    );
+    comm.flush_batch_requests().await.unwrap();
+    let mut n = 0;
+    for _ in 0..200 {
+        n = hello.notify_count().await.unwrap();
+        if n == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, 6);
+    // Flushing again sends nothing more.
+    comm.flush_batch_requests().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(hello.notify_count().await.unwrap(), 6);
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}

@@ -53,6 +53,7 @@ pub async fn run_python_client(proxy: &str, scenario: &str, extra: &[&str]) {
 /// Runs `client.py` and returns (success, combined output) without asserting; a client that
 /// runs longer than a minute is killed and counts as failed.
 pub async fn try_python_client(proxy: &str, scenario: &str, extra: &[&str]) -> (bool, String) {
+    require_zeroc();
     let mut child = Command::new(PYTHON)
         .arg(python_dir().join("client.py"))
         .arg(proxy)
@@ -108,6 +109,7 @@ impl Drop for PythonServer {
 }
 
 pub fn start_python_server() -> PythonServer {
+    require_zeroc();
     let mut child = Command::new(PYTHON)
         .arg(python_dir().join("server.py"))
         .current_dir(python_dir())
