@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::communicator::{Communicator, Instance};
 use crate::connection::{self, AcmConfig, Connection, ConnectionConfig, RequestHandler};
-use crate::dispatch::{Current, Dispatcher, IncomingRequest, check_encoding, reply_for};
+use crate::dispatch::{Current, Dispatcher, IncomingRequest, reply_for};
 use crate::encoding::EncodingVersion;
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::{Error, RequestFailed, Result};
@@ -546,9 +546,6 @@ impl RequestHandler for AdapterHandler {
                     };
                 }
             };
-            if let Err(e) = check_encoding(&request.params) {
-                return ReplyBody::from_error(&e);
-            }
             let mut incoming = IncomingRequest::new(current.clone(), request.params);
             let result = std::panic::AssertUnwindSafe(servant.dispatch(&mut incoming))
                 .catch_unwind()

@@ -79,3 +79,51 @@ async fn zeroc_client_through_floe_blobject_to_zeroc_server() {
     HelloPrx(target).shutdown().await.unwrap();
     comm.destroy().await;
 }
+
+struct Echo;
+
+impl Blobject for Echo {
+    fn ice_invoke<'a>(
+        &'a self,
+        in_encaps: Bytes,
+        _current: &'a Current,
+    ) -> BoxFuture<'a, Result<(bool, Bytes)>> {
+        Box::pin(async move { Ok((true, in_encaps)) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobject_gets_any_encapsulation_unchanged() {
+    // Like Ice's Blobject, the raw servant sees the bytes as sent, even in an encoding this
+    // runtime cannot read (a broker forwards them; only the final receiver checks).
+    let comm = client_communicator(&[]);
+    let adapter = comm
+        .create_object_adapter_with_endpoints("Echo", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    let prx = adapter
+        .add(
+            Arc::new(BlobjectDispatcher(Arc::new(Echo))),
+            Identity::new("echo", ""),
+        )
+        .unwrap();
+    adapter.activate().unwrap();
+    for encaps in [
+        &[6u8, 0, 0, 0, 1, 2][..],
+        &[9, 0, 0, 0, 1, 1, 1, 2, 3],
+        &[6, 0, 0, 0, 1, 0],
+    ] {
+        let (ok, out) = prx
+            .ice_invoke(
+                "anything",
+                floe::OperationMode::Idempotent,
+                Bytes::copy_from_slice(encaps),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(ok);
+        assert_eq!(&out[..], encaps);
+    }
+    comm.destroy().await;
+}
