@@ -125,10 +125,10 @@ impl IncomingRequest {
     }
 
     /// Reads an empty parameter list. In encoding 1.1 any content (unknown optionals) is skipped;
-    /// in 1.0 the encapsulation must be empty (one stray byte is tolerated, as in Ice).
+    /// in 1.0 the encapsulation must be empty, as in Ice.
     pub fn read_empty_params(&mut self) -> Result<()> {
         let body = self.params_body()?;
-        if self.current.encoding == EncodingVersion::V1_0 && body.len() > 1 {
+        if self.current.encoding == EncodingVersion::V1_0 && !body.is_empty() {
             return Err(Error::Marshal(format!(
                 "{} unexpected bytes in empty encapsulation",
                 body.len()

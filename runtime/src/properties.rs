@@ -56,6 +56,14 @@ impl Properties {
     /// `--Ice.*` (and other Ice-owned prefixes) option overrides them. Consumed options are removed
     /// from `args`; the first argument is taken as the program name.
     pub fn from_args(args: &mut Vec<String>) -> Result<Self> {
+        Self::from_args_and_env(args, |name| std::env::var(name).ok())
+    }
+
+    /// [`Properties::from_args`] with the environment given by `env` (for tests and embedding).
+    pub fn from_args_and_env(
+        args: &mut Vec<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let props = Properties::new();
         if let Some(first) = args.first() {
             props.set("Ice.ProgramName", &first.replace('\\', "/"));
@@ -77,7 +85,7 @@ impl Properties {
         }
         *args = rest;
         if config_given || props.get("Ice.Config").is_empty() {
-            props.load_config()?;
+            props.load_config(&env)?;
         }
         for prefix in ICE_COMMAND_LINE_PREFIXES {
             props.parse_command_line_options(prefix, args);
@@ -85,12 +93,11 @@ impl Properties {
         Ok(props)
     }
 
-    fn load_config(&self) -> Result<()> {
+    fn load_config(&self, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
         let mut value = self.get("Ice.Config");
         if value.is_empty() || value == "1" {
-            match std::env::var("ICE_CONFIG") {
-                Ok(v) if !v.is_empty() => value = v,
-                _ => {}
+            if let Some(v) = env("ICE_CONFIG").filter(|v| !v.is_empty()) {
+                value = v;
             }
         }
         if value.is_empty() || value == "1" {
@@ -502,6 +509,35 @@ mod tests {
         p.parse_command_line_options("Hello", &mut args);
         assert_eq!(p.get("Hello.Endpoints"), "ignored");
         assert_eq!(args, vec!["prog", "positional"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ice_config_environment_variable() {
+        let dir = std::env::temp_dir().join(format!("floe-props-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.cfg"), dir.join("b.cfg"));
+        std::fs::write(&a, "X.A=1\nX.Shared=from a\n").unwrap();
+        std::fs::write(&b, "X.B=2\nX.Shared=from b\n").unwrap();
+        let list = format!("{}, {}", a.display(), b.display());
+        let env = |name: &str| (name == "ICE_CONFIG").then(|| list.clone());
+        let mut args = vec!["prog".to_string(), "--X.B=cli".to_string()];
+        let p = Properties::from_args_and_env(&mut args, env).unwrap();
+        assert_eq!(p.get("X.A"), "1");
+        assert_eq!(
+            p.get("X.Shared"),
+            "from b",
+            "later files override earlier ones"
+        );
+        assert_eq!(p.get("Ice.Config"), list);
+        // --X.B is not an Ice prefix: it stays in args and the file's value stands.
+        assert_eq!(p.get("X.B"), "2");
+        assert_eq!(args, vec!["prog", "--X.B=cli"]);
+        // --Ice.Config on the command line wins over ICE_CONFIG.
+        let mut args = vec!["prog".to_string(), format!("--Ice.Config={}", a.display())];
+        let p = Properties::from_args_and_env(&mut args, env).unwrap();
+        assert_eq!(p.get("X.Shared"), "from a");
+        assert_eq!(p.get("X.B"), "");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
