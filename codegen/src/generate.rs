@@ -414,6 +414,12 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Whether the Rust type of a Slice type is already an `Option` (proxies and classes), so that
+    /// an optional of it is written with the runtime's nullable variants.
+    fn is_nullable(&self, ty: Type) -> bool {
+        self.rust_type(ty).starts_with(OPTION)
+    }
+
     fn field_name(&self, id: NodeId) -> String {
         escape(&snake_case(&self.ast.node(id).name))
     }
@@ -567,10 +573,22 @@ impl<'a> Gen<'a> {
         } else {
             min.join(" + ")
         };
+        let order: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let f = self.field_name(*m);
+                format!("{RT}::SliceType::dictionary_key_order(&self.{f}, &other.{f})")
+            })
+            .collect();
+        let order = order
+            .into_iter()
+            .reduce(|a, b| format!("{a}.then_with(|| {b})"))
+            .unwrap_or_else(|| "::std::cmp::Ordering::Equal".into());
         self.line(&format!(
             "impl {RT}::SliceType for {name} {{
                 const MIN_WIRE_SIZE: usize = {min};
                 const FIXED_SIZE: {OPTION}<usize> = {fixed};
+                fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {{ {order} }}
                 fn encode(&self, os: &mut {RT}::OutputStream) {{ {enc} }}
                 fn decode(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{ ::std::result::Result::Ok(Self {{ {dec} }}) }}
             }}"
@@ -607,6 +625,7 @@ impl<'a> Gen<'a> {
             impl {RT}::SliceType for {name} {{
                 const MIN_WIRE_SIZE: usize = 1;
                 const TAG_FORMAT: {RT}::OptionalFormat = {RT}::OptionalFormat::Size;
+                fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {{ (*self as i32).cmp(&(*other as i32)) }}
                 fn encode(&self, os: &mut {RT}::OutputStream) {{ os.write_enum(*self as i32, {max}); }}
                 fn decode(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
                     match is.read_enum({max})? {{
@@ -651,8 +670,13 @@ impl<'a> Gen<'a> {
             } else {
                 inner
             };
-            let _ = writeln!(enc, "os.write_tagged({tag}, &self.{f});");
-            let _ = writeln!(dec, "{target}.{f} = is.read_tagged::<{inner}>({tag})?;");
+            let nullable = self.member_type(m).is_some_and(|t| self.is_nullable(t));
+            let suffix = if nullable { "_nullable" } else { "" };
+            let _ = writeln!(enc, "os.write_tagged{suffix}({tag}, &self.{f});");
+            let _ = writeln!(
+                dec,
+                "{target}.{f} = is.read_tagged{suffix}::<{inner}>({tag})?;"
+            );
         }
         (enc, dec)
     }
@@ -688,8 +712,16 @@ impl<'a> Gen<'a> {
             );
             let _ = write!(dec, "is.start_slice()?;\n{d}is.end_slice()?;\n");
         }
+        // The 1.0 `usesClasses` byte counts required members only, as Ice does.
         let uses_classes = members.iter().any(|m| {
-            self.member_type(*m)
+            matches!(
+                self.ast.node(*m).kind,
+                NodeKind::DataMember {
+                    optional: false,
+                    ..
+                }
+            ) && self
+                .member_type(*m)
                 .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
         });
         let scoped = &node.scoped;
@@ -1182,16 +1214,18 @@ impl<'a> Gen<'a> {
                 NodeKind::Param {
                     optional: true,
                     tag,
+                    ty,
                     ..
-                } => optionals.push((tag, expr.clone())),
+                } => optionals.push((tag, expr.clone(), self.is_nullable(ty))),
                 _ => {
                     let _ = writeln!(out, "os.write({expr});");
                 }
             }
         }
-        optionals.sort_by_key(|(t, _)| *t);
-        for (tag, expr) in optionals {
-            let _ = writeln!(out, "os.write_tagged({tag}, {expr});");
+        optionals.sort_by_key(|(t, _, _)| *t);
+        for (tag, expr, nullable) in optionals {
+            let suffix = if nullable { "_nullable" } else { "" };
+            let _ = writeln!(out, "os.write_tagged{suffix}({tag}, {expr});");
         }
         if uses_classes {
             out.push_str("os.write_pending_values();\n");
@@ -1228,9 +1262,14 @@ impl<'a> Gen<'a> {
         }
         optionals.sort_by_key(|v| v.3);
         for v in optionals {
+            let suffix = if self.is_nullable(v.1) {
+                "_nullable"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "let {} = is.read_tagged::<{}>({})?;",
+                "let {} = is.read_tagged{suffix}::<{}>({})?;",
                 v.0,
                 self.tagged_inner(v.1),
                 v.3
@@ -1385,14 +1424,15 @@ impl<'a> Gen<'a> {
                 "&ret".to_string()
             };
             if v.2 {
-                optionals.push((v.3, expr));
+                optionals.push((v.3, expr, self.is_nullable(v.1)));
             } else {
                 let _ = writeln!(writes, "os.write({expr});");
             }
         }
         optionals.sort_by_key(|o| o.0);
-        for (tag, expr) in optionals {
-            let _ = writeln!(writes, "os.write_tagged({tag}, {expr});");
+        for (tag, expr, nullable) in optionals {
+            let suffix = if nullable { "_nullable" } else { "" };
+            let _ = writeln!(writes, "os.write_tagged{suffix}({tag}, {expr});");
         }
         let reply_uses_classes = self.params_use_classes(&outs)
             || ret.is_some_and(|t| self.uses_classes(t, &mut Vec::new()));

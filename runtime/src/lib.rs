@@ -47,3 +47,12 @@ pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};
 pub use proxy::{InvocationMode, ObjectPrx, Proxy};
+
+/// Includes the Rust code that `floe_slice::Builder` generated in the build script for the Slice
+/// file `NAME.ice`: `floe::include_slice!("UsersManager");` brings in `OUT_DIR/UsersManager.rs`.
+#[macro_export]
+macro_rules! include_slice {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}

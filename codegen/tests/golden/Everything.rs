@@ -26,6 +26,9 @@ pub mod everything {
     impl ::floe::codegen::SliceType for Color {
         const MIN_WIRE_SIZE: usize = 1;
         const TAG_FORMAT: ::floe::codegen::OptionalFormat = ::floe::codegen::OptionalFormat::Size;
+        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
+            (*self as i32).cmp(&(*other as i32))
+        }
         fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
             os.write_enum(*self as i32, 6);
         }
@@ -75,6 +78,13 @@ pub mod everything {
         const MIN_WIRE_SIZE: usize = <i32 as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
             + <i32 as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
         const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::Some(8);
+        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
+            ::floe::codegen::SliceType::dictionary_key_order(&self.x, &other.x)
+                .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
+                    &self.y,
+                    &other.y,
+                ))
+        }
         fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
             os.write(&self.x);
             os.write(&self.y);
@@ -111,6 +121,21 @@ pub mod everything {
             + <super::everything::Color as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
             + <super::everything::Point as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
         const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::None;
+        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
+            ::floe::codegen::SliceType::dictionary_key_order(&self.name, &other.name)
+                .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
+                    &self.age,
+                    &other.age,
+                ))
+                .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
+                    &self.color,
+                    &other.color,
+                ))
+                .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
+                    &self.r#where,
+                    &other.r#where,
+                ))
+        }
         fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
             os.write(&self.name);
             os.write(&self.age);
@@ -194,6 +219,7 @@ pub mod everything {
         pub code: i32,
         pub detail: ::std::string::String,
         pub note: ::std::option::Option<::std::string::String>,
+        pub origin: ::std::option::Option<::floe::codegen::ObjectPrx>,
     }
     impl ::std::fmt::Display for DerivedError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -213,6 +239,7 @@ pub mod everything {
             );
             os.write(&self.detail);
             os.write_tagged(1, &self.note);
+            os.write_tagged_nullable(2, &self.origin);
             os.end_slice();
             os.start_slice("::Everything::BaseError", ::std::option::Option::None, true);
             os.write(&self.code);
@@ -233,6 +260,7 @@ pub mod everything {
             is.start_slice()?;
             v.detail = is.read()?;
             v.note = is.read_tagged::<::std::string::String>(1)?;
+            v.origin = is.read_tagged_nullable::<::floe::codegen::ObjectPrx>(2)?;
             is.end_slice()?;
             is.start_slice()?;
             v.code = is.read()?;
@@ -1013,6 +1041,41 @@ pub mod everything {
                 )
                 .await
         }
+        pub async fn nullables(
+            &self,
+            o: ::std::option::Option<::floe::codegen::ObjectPrx>,
+            s: ::std::option::Option<::floe::codegen::ValueRef>,
+        ) -> ::std::result::Result<
+            super::everything::derived::NullablesResult,
+            ::floe::codegen::Error,
+        > {
+            self.0
+                .invoke(
+                    "nullables",
+                    ::floe::codegen::OperationMode::Normal,
+                    ::std::option::Option::None,
+                    true,
+                    |os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &os;
+                        os.write_tagged_nullable(6, &o);
+                        os.write_tagged_nullable(7, &s);
+                        os.write_pending_values();
+                    },
+                    |is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &is;
+                        let return_value = is
+                            .read_tagged_nullable::<::floe::codegen::ValueRef>(5)?;
+                        let d = is
+                            .read_tagged_nullable::<super::everything::DerivedPrx>(8)?;
+                        is.read_pending_values()?;
+                        ::std::result::Result::Ok(super::everything::derived::NullablesResult {
+                            d,
+                            return_value,
+                        })
+                    },
+                )
+                .await
+        }
         pub async fn ping(&self) -> ::std::result::Result<(), ::floe::codegen::Error> {
             self.0
                 .invoke(
@@ -1207,6 +1270,14 @@ pub mod everything {
                 }
             }
         }
+        /// The results of `nullables`.
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct NullablesResult {
+            /// The return value.
+            pub return_value: ::std::option::Option<::floe::codegen::ValueRef>,
+            /// Out-parameter `d`.
+            pub d: ::std::option::Option<super::super::everything::DerivedPrx>,
+        }
     }
     /// Operations of every shape.
     pub trait Derived: super::everything::Base + super::everything::Other + ::std::marker::Send + ::std::marker::Sync + 'static {
@@ -1323,6 +1394,17 @@ pub mod everything {
             current: &::floe::codegen::Current,
         ) -> impl ::std::future::Future<
             Output = ::std::result::Result<(), ::floe::codegen::Error>,
+        > + ::std::marker::Send;
+        fn nullables(
+            &self,
+            o: ::std::option::Option<::floe::codegen::ObjectPrx>,
+            s: ::std::option::Option<::floe::codegen::ValueRef>,
+            current: &::floe::codegen::Current,
+        ) -> impl ::std::future::Future<
+            Output = ::std::result::Result<
+                super::everything::derived::NullablesResult,
+                ::floe::codegen::Error,
+            >,
         > + ::std::marker::Send;
     }
     /// Dispatches requests for `::Everything::Derived` to a servant.
@@ -1648,6 +1730,36 @@ pub mod everything {
                             ::std::result::Result::Err(e) => request.reply_error(e),
                         }
                     }
+                    "nullables" => {
+                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (o, s) = request
+                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
+                                let o = is
+                                    .read_tagged_nullable::<::floe::codegen::ObjectPrx>(6)?;
+                                let s = is
+                                    .read_tagged_nullable::<::floe::codegen::ValueRef>(7)?;
+                                is.read_pending_values()?;
+                                ::std::result::Result::Ok((o, s))
+                            })?;
+                        let result = self.0.nullables(o, s, request.current()).await;
+                        match result {
+                            ::std::result::Result::Ok(ret) => {
+                                ::std::result::Result::Ok(
+                                    request
+                                        .reply(
+                                            ::std::option::Option::None,
+                                            |os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&os, &ret);
+                                                os.write_tagged_nullable(5, &ret.return_value);
+                                                os.write_tagged_nullable(8, &ret.d);
+                                                os.write_pending_values();
+                                            },
+                                        ),
+                                )
+                            }
+                            ::std::result::Result::Err(e) => request.reply_error(e),
+                        }
+                    }
                     "ping" => {
                         request.check_mode(::floe::codegen::OperationMode::Normal)?;
                         request.read_empty_params()?;
@@ -1709,6 +1821,13 @@ pub mod everything {
             const MIN_WIRE_SIZE: usize = <super::super::everything::Point as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
                 + <super::super::everything::Color as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
             const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::None;
+            fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
+                ::floe::codegen::SliceType::dictionary_key_order(&self.p, &other.p)
+                    .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
+                        &self.c,
+                        &other.c,
+                    ))
+            }
             fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
                 os.write(&self.p);
                 os.write(&self.c);
