@@ -137,7 +137,7 @@ impl ObjectAdapter {
                         if ip.host.is_empty() || ip.host == "0.0.0.0" || ip.host == "*" =>
                     {
                         let mut p = ip.clone();
-                        p.host = "127.0.0.1".into();
+                        p.host = primary_address();
                         Endpoint::Ip(p)
                     }
                     other => other.clone(),
@@ -197,7 +197,8 @@ impl ObjectAdapter {
     }
 
     /// The endpoints put in proxies created by this adapter (`<name>.PublishedEndpoints`, or the
-    /// bound endpoints with a wildcard host replaced by 127.0.0.1).
+    /// bound endpoints with a wildcard host replaced by the address of the default route, as
+    /// Ice publishes the machine's addresses).
     pub fn published_endpoints(&self) -> Vec<Endpoint> {
         self.inner.published.clone()
     }
@@ -564,6 +565,21 @@ impl RequestHandler for AdapterHandler {
             }
         })
     }
+}
+
+/// The address other hosts reach this one at, for endpoints listening on every interface: the
+/// local address of the default route (found by connecting a UDP socket, which sends nothing),
+/// or 127.0.0.1 when there is none.
+fn primary_address() -> String {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
 }
 
 /// A random (version 4) UUID in its usual text form, as Ice's `generateUUID`.
