@@ -118,3 +118,25 @@ async fn deactivation_waits_for_dispatches_and_replies() {
     client.destroy().await;
     server.communicator.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_endpoints_go_into_proxies() {
+    let comm = client_communicator(&[
+        ("Pub.Endpoints", "tcp -h 127.0.0.1 -p 0"),
+        (
+            "Pub.PublishedEndpoints",
+            "tcp -h 127.0.0.1 -p 9999:tcp -h 127.0.0.1 -p 9998",
+        ),
+    ]);
+    let adapter = comm.create_object_adapter("Pub").await.unwrap();
+    let prx = adapter.create_proxy(Identity::new("x", "y"));
+    assert_eq!(
+        prx.to_string(),
+        "y/x -t -e 1.1:tcp -h 127.0.0.1 -p 9999 -t 60000:tcp -h 127.0.0.1 -p 9998 -t 60000"
+    );
+    match &adapter.endpoints()[0] {
+        Endpoint::Ip(ip) => assert_ne!(ip.port, 0),
+        other => panic!("{other:?}"),
+    }
+    comm.destroy().await;
+}
