@@ -552,7 +552,7 @@ impl RequestHandler for AdapterHandler {
                 .catch_unwind()
                 .instrument(span)
                 .await;
-            match result {
+            let reply = match result {
                 Ok(r) => reply_for(r, &current),
                 Err(panic) => {
                     let what = panic
@@ -562,7 +562,21 @@ impl RequestHandler for AdapterHandler {
                         .unwrap_or_else(|| "servant panicked".into());
                     ReplyBody::UnknownException(format!("servant panicked: {what}"))
                 }
+            };
+            if let ReplyBody::UnknownLocalException(text) | ReplyBody::UnknownException(text) =
+                &reply
+            {
+                if adapter.inner.instance.warn_dispatch > 0 {
+                    tracing::warn!(
+                        target: "floe::dispatch",
+                        "dispatch exception: {text}\nidentity: {}\nfacet: {}\noperation: {}",
+                        current.id,
+                        current.facet,
+                        current.operation
+                    );
+                }
             }
+            reply
         })
     }
 }
