@@ -699,7 +699,19 @@ impl ObjectPrx {
             self.send_datagram(message).await?;
             return Ok((true, Bytes::new()));
         }
-        match self.send_with_retries(request).await? {
+        // The invocation timeout covers the whole call: connecting, sending, retries, the reply.
+        let t = self.r.invocation_timeout;
+        let reply = if t > 0 && self.r.mode.is_twoway() {
+            tokio::time::timeout(
+                Duration::from_millis(t as u64),
+                self.send_with_retries(request),
+            )
+            .await
+            .map_err(|_| Error::InvocationTimeout(t as u64))??
+        } else {
+            self.send_with_retries(request).await?
+        };
+        match reply {
             None => Ok((true, Bytes::new())),
             Some(ReplyBody::Ok(b)) => Ok((true, b)),
             Some(ReplyBody::UserException(b)) => Ok((false, b)),
@@ -846,19 +858,7 @@ impl ObjectPrx {
             .await
             .map_err(|error| InvokeFailure { error, sent: false })?;
         let body = request.request_body();
-        let fut = conn.send_request(body, self.compress(), twoway);
-        let t = self.r.invocation_timeout;
-        let result = if t > 0 && twoway {
-            match tokio::time::timeout(Duration::from_millis(t as u64), fut).await {
-                Ok(r) => r,
-                Err(_) => Err(InvokeFailure {
-                    error: Error::InvocationTimeout(t as u64),
-                    sent: true,
-                }),
-            }
-        } else {
-            fut.await
-        };
+        let result = conn.send_request(body, self.compress(), twoway).await;
         if let Err(f) = &result {
             if matches!(
                 f.error,

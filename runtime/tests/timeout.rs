@@ -95,3 +95,34 @@ async fn closing_connection_is_not_reused() {
     comm.destroy().await;
     server.communicator.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_timeout_covers_connecting() {
+    // A peer that accepts but never validates the connection: the endpoint timeout (60 s) would
+    // wait, the invocation timeout does not.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let comm = client_communicator(&[]);
+    let prx = comm
+        .string_to_proxy(&format!("x:tcp -h 127.0.0.1 -p {port}"))
+        .unwrap()
+        .unwrap()
+        .ice_invocation_timeout(300);
+    let start = Instant::now();
+    let r = prx.ice_ping().await;
+    assert!(matches!(r, Err(Error::InvocationTimeout(300))), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    silent.abort();
+    comm.destroy().await;
+}
