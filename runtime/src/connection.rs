@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -424,6 +423,26 @@ fn start(
     let remote = stream
         .peer_addr()
         .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let (reader, writer) = stream.into_split();
+    Ok(start_on(
+        reader, writer, local, remote, config, handler, server,
+    ))
+}
+
+/// Starts the actor on any byte stream (TCP, or an in-memory pipe in tests).
+fn start_on<R, W>(
+    reader: R,
+    writer: W,
+    local: SocketAddr,
+    remote: SocketAddr,
+    config: ConnectionConfig,
+    handler: Option<Arc<dyn RequestHandler>>,
+    server: bool,
+) -> Connection
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     let (closed_tx, closed_rx) = watch::channel(None);
     let conn = Connection {
@@ -439,7 +458,6 @@ fn start(
             instance: config.instance.clone(),
         }),
     };
-    let (reader, writer) = stream.into_split();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut actor = Actor {
         conn: conn.clone(),
@@ -468,7 +486,7 @@ fn start(
         actor.push(validate_connection_message(), None, None);
     }
     tokio::spawn(actor.run());
-    Ok(conn)
+    conn
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,11 +520,11 @@ struct DispatchDone {
     reply: ReplyBody,
 }
 
-struct Actor {
+struct Actor<R, W> {
     conn: Connection,
     config: ConnectionConfig,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: R,
+    writer: W,
     rbuf: BytesMut,
     decoder: FrameDecoder,
     queue: VecDeque<Outgoing>,
@@ -530,7 +548,11 @@ enum End {
     Failed(Error),
 }
 
-impl Actor {
+impl<R, W> Actor<R, W>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     fn push(&mut self, bytes: Bytes, request_id: Option<i32>, done: Option<Done>) {
         self.queue.push_back(Outgoing {
             bytes,
@@ -953,8 +975,8 @@ fn unsent_error(reason: &Error) -> Error {
     }
 }
 
-async fn write_some(
-    writer: &mut OwnedWriteHalf,
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     queue: &VecDeque<Outgoing>,
     offset: usize,
 ) -> std::io::Result<usize> {
@@ -970,5 +992,177 @@ async fn write_some(
             Ok(n)
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! ACM behaviour under paused time, on in-memory pipes.
+
+    use super::*;
+    use crate::protocol::{Header, ReplyBody, empty_encapsulation};
+    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+
+    struct Slow(Duration);
+
+    impl RequestHandler for Slow {
+        fn handle(
+            &self,
+            _request: RequestData,
+            _c: Option<Connection>,
+        ) -> BoxFuture<'static, ReplyBody> {
+            let d = self.0;
+            Box::pin(async move {
+                tokio::time::sleep(d).await;
+                ReplyBody::Ok(empty_encapsulation(1, 1))
+            })
+        }
+    }
+
+    fn config(server: bool, acm: AcmConfig) -> ConnectionConfig {
+        ConnectionConfig {
+            max_message_size: 1 << 20,
+            acm,
+            close_timeout: Duration::from_secs(10),
+            trace_network: 0,
+            trace_protocol: 0,
+            server,
+            instance: std::sync::Weak::new(),
+        }
+    }
+
+    fn pipe(
+        server: bool,
+        acm: AcmConfig,
+        handler: Option<Arc<dyn RequestHandler>>,
+    ) -> (Connection, ReadHalf<DuplexStream>, WriteHalf<DuplexStream>) {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (ar, aw) = tokio::io::split(a);
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let conn = start_on(ar, aw, addr, addr, config(server, acm), handler, server);
+        let (br, bw) = tokio::io::split(b);
+        (conn, br, bw)
+    }
+
+    /// Reads one message; `None` at end of stream.
+    async fn read_msg(r: &mut ReadHalf<DuplexStream>) -> Option<(MessageType, Vec<u8>)> {
+        let mut h = [0u8; HEADER_SIZE];
+        r.read_exact(&mut h).await.ok()?;
+        let header = Header::parse(&h, 1 << 20).unwrap();
+        let mut body = vec![0u8; header.size - HEADER_SIZE];
+        r.read_exact(&mut body).await.ok()?;
+        Some((header.message_type, body))
+    }
+
+    fn ping_request(id: i32) -> Bytes {
+        let req = RequestData {
+            request_id: id,
+            name: "x".into(),
+            operation: "ice_ping".into(),
+            mode: crate::protocol::OperationMode::Nonmutating,
+            params: empty_encapsulation(1, 1),
+            ..Default::default()
+        };
+        build_message(MessageType::Request, &req.request_body(), false)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_sends_heartbeats_only_while_dispatching() {
+        let acm = AcmConfig {
+            timeout: Duration::from_secs(4),
+            heartbeat: AcmHeartbeat::OnDispatch,
+            close: AcmClose::OnInvocation,
+        };
+        let (_conn, mut r, mut w) = pipe(true, acm, Some(Arc::new(Slow(Duration::from_secs(10)))));
+        assert_eq!(
+            read_msg(&mut r).await.unwrap().0,
+            MessageType::ValidateConnection
+        );
+        // Idle and not dispatching: silence.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), read_msg(&mut r))
+                .await
+                .is_err()
+        );
+        let start = Instant::now();
+        w.write_all(&ping_request(1)).await.unwrap();
+        let mut heartbeats = Vec::new();
+        loop {
+            let (t, _) = read_msg(&mut r).await.unwrap();
+            let at = start.elapsed().as_secs_f64();
+            match t {
+                MessageType::ValidateConnection => heartbeats.push(at),
+                MessageType::Reply => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Checked every 2 s (timeout / 2), sent when idle for 1 s (timeout / 4): 4 during 10 s.
+        assert_eq!(heartbeats.len(), 4, "{heartbeats:?}");
+        for pair in heartbeats.windows(2) {
+            assert!((pair[1] - pair[0] - 2.0).abs() < 0.1, "{heartbeats:?}");
+        }
+        assert!((start.elapsed().as_secs_f64() - 10.0).abs() < 0.1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_client_connection_closes_gracefully() {
+        let acm = AcmConfig {
+            timeout: Duration::from_secs(2),
+            heartbeat: AcmHeartbeat::Off,
+            close: AcmClose::OnIdle,
+        };
+        let (conn, mut r, w) = pipe(false, acm, None);
+        let start = Instant::now();
+        let (t, _) = read_msg(&mut r).await.unwrap();
+        assert_eq!(t, MessageType::CloseConnection);
+        let at = start.elapsed().as_secs_f64();
+        assert!((2.0..=3.1).contains(&at), "closed at {at}");
+        // The peer closes its side: the handshake completes.
+        drop(w);
+        drop(r);
+        assert!(matches!(
+            conn.wait_closed().await,
+            Error::ConnectionClosed(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_peer_with_pending_request_is_dropped() {
+        let acm = AcmConfig::default_for(false);
+        let acm = AcmConfig {
+            timeout: Duration::from_secs(2),
+            ..acm
+        };
+        let (conn, mut r, _w) = pipe(false, acm, None);
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&ping_request(0)[HEADER_SIZE..]);
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.send_request(body, false, true).await }
+        });
+        assert_eq!(read_msg(&mut r).await.unwrap().0, MessageType::Request);
+        let failure = call.await.unwrap().unwrap_err();
+        assert_eq!(failure.error, Error::ConnectionTimeout);
+        assert!(failure.sent);
+        // Forceful: no CloseConnection, just the end of the stream.
+        assert!(read_msg(&mut r).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeat_always_keeps_talking() {
+        let acm = AcmConfig {
+            timeout: Duration::from_secs(2),
+            heartbeat: AcmHeartbeat::Always,
+            close: AcmClose::Off,
+        };
+        let (_conn, mut r, _w) = pipe(false, acm, None);
+        let start = Instant::now();
+        for i in 1..=3 {
+            assert_eq!(
+                read_msg(&mut r).await.unwrap().0,
+                MessageType::ValidateConnection
+            );
+            assert!((start.elapsed().as_secs_f64() - i as f64).abs() < 0.1);
+        }
     }
 }
