@@ -22,11 +22,13 @@ fn encaps(f: impl FnOnce(&mut OutputStream)) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zeroc_client_keeps_slow_call_because_floe_server_heartbeats() {
     require_zeroc();
-    let server = start_floe_server(&[("Ice.ACM.Server.Timeout", "1")]).await;
+    // The client drops a connection silent for 2 s; the server checks every 1 s and sends a
+    // heartbeat when it has been silent for 0.5 s while dispatching.
+    let server = start_floe_server(&[("Ice.ACM.Server.Timeout", "2")]).await;
     run_python_client(
         &server.proxy.to_string(),
         "slow",
-        &["2500", "--Ice.ACM.Client.Timeout=1"],
+        &["4500", "--Ice.ACM.Client.Timeout=2"],
     )
     .await;
     server.communicator.destroy().await;
@@ -37,14 +39,14 @@ async fn without_heartbeats_the_zeroc_client_drops_the_slow_call() {
     // The control experiment for the test above: it shows the heartbeats are what keeps the call.
     require_zeroc();
     let server = start_floe_server(&[
-        ("Ice.ACM.Server.Timeout", "1"),
+        ("Ice.ACM.Server.Timeout", "2"),
         ("Ice.ACM.Server.Heartbeat", "0"),
     ])
     .await;
     let (ok, out) = try_python_client(
         &server.proxy.to_string(),
         "slow",
-        &["2500", "--Ice.ACM.Client.Timeout=1"],
+        &["4500", "--Ice.ACM.Client.Timeout=2"],
     )
     .await;
     assert!(!ok, "the call should have timed out:\n{out}");
@@ -82,9 +84,10 @@ async fn floe_client_closes_idle_connection_gracefully() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_heartbeats_keep_connection_open() {
-    // The server closes connections idle for 1 s forcefully; the client's heartbeats keep it alive.
+    // The server closes connections idle for 2 s forcefully; the client's heartbeats (every
+    // 0.5 s) keep it alive.
     let server = start_floe_server(&[
-        ("Ice.ACM.Server.Timeout", "1"),
+        ("Ice.ACM.Server.Timeout", "2"),
         ("Ice.ACM.Server.Close", "4"),
     ])
     .await;
@@ -98,7 +101,7 @@ async fn client_heartbeats_keep_connection_open() {
         .unwrap();
     prx.ice_ping().await.unwrap();
     let conn = prx.ice_get_connection().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
     assert!(!conn.is_closed(), "closed: {:?}", conn.closed_reason());
     prx.ice_ping().await.unwrap();
     assert_eq!(prx.ice_get_connection().await.unwrap(), conn);
@@ -112,7 +115,7 @@ async fn client_heartbeats_keep_connection_open() {
         .unwrap();
     prx.ice_ping().await.unwrap();
     let conn = prx.ice_get_connection().await.unwrap();
-    let reason = tokio::time::timeout(Duration::from_secs(4), conn.wait_closed())
+    let reason = tokio::time::timeout(Duration::from_secs(6), conn.wait_closed())
         .await
         .expect("dropped by the server");
     assert!(matches!(reason, Error::ConnectionLost(_)), "{reason:?}");
