@@ -128,7 +128,7 @@ impl ObjectAdapter {
             bound.push(Endpoint::Ip(actual));
             listeners.push(listener);
         }
-        let published_str = props.get(&format!("{name}.PublishedEndpoints"));
+        let published_str = props.get_property(&format!("{name}.PublishedEndpoints"));
         let published = if published_str.is_empty() {
             bound
                 .iter()
@@ -150,7 +150,7 @@ impl ObjectAdapter {
                 .collect::<Result<Vec<_>>>()?
         };
         let acm = AcmConfig::from_properties(props, &format!("{name}.ACM"), instance.server_acm);
-        let max_kib = props.get_as_int_with_default(&format!("{name}.MessageSizeMax"), -1);
+        let max_kib = props.get_property_as_int_with_default(&format!("{name}.MessageSizeMax"), -1);
         let config = ConnectionConfig {
             max_message_size: if max_kib < 0 {
                 instance.max_message_size

@@ -178,7 +178,7 @@ impl Communicator {
     pub fn with_properties(properties: Properties) -> Result<Communicator> {
         let p = &properties;
         let default_encoding = {
-            let s = p.get_with_default("Ice.Default.EncodingVersion", "1.1");
+            let s = p.get_property_with_default("Ice.Default.EncodingVersion", "1.1");
             let v = parse_version(&s)
                 .map_err(|m| Error::Initialization(format!("Ice.Default.EncodingVersion: {m}")))?;
             if v.major != 1 || v.minor > 1 {
@@ -188,11 +188,12 @@ impl Communicator {
             }
             v
         };
-        let default_timeout = p.get_as_int_with_default("Ice.Default.Timeout", DEFAULT_TIMEOUT_MS);
+        let default_timeout =
+            p.get_property_as_int_with_default("Ice.Default.Timeout", DEFAULT_TIMEOUT_MS);
         let dflt_client = AcmConfig::from_properties(p, "Ice.ACM", AcmConfig::default_for(false));
         let dflt_server = AcmConfig::from_properties(p, "Ice.ACM", AcmConfig::default_for(true));
         let retry_intervals = {
-            let list = p.get_as_list_with_default("Ice.RetryIntervals", &["0"]);
+            let list = p.get_property_as_list_with_default("Ice.RetryIntervals", &["0"]);
             let v: Vec<i32> = list.iter().filter_map(|s| s.parse().ok()).collect();
             if v.len() == 1 && v[0] == -1 {
                 Vec::new()
@@ -204,36 +205,37 @@ impl Communicator {
         let mut instance = Instance {
             self_ref: std::sync::Weak::new(),
             default_encoding,
-            default_host: p.get("Ice.Default.Host"),
+            default_host: p.get_property("Ice.Default.Host"),
             default_timeout: if default_timeout < 1 && default_timeout != -1 {
                 DEFAULT_TIMEOUT_MS
             } else {
                 default_timeout
             },
             default_invocation_timeout: p
-                .get_as_int_with_default("Ice.Default.InvocationTimeout", -1),
+                .get_property_as_int_with_default("Ice.Default.InvocationTimeout", -1),
             override_compress: {
-                let v = p.get("Ice.Override.Compress");
+                let v = p.get_property("Ice.Override.Compress");
                 if v.is_empty() {
                     None
                 } else {
-                    Some(p.get_as_int("Ice.Override.Compress") > 0)
+                    Some(p.get_property_as_int("Ice.Override.Compress") > 0)
                 }
             },
-            max_message_size: message_size_max_bytes(
-                p.get_as_int_with_default("Ice.MessageSizeMax", DEFAULT_MESSAGE_SIZE_MAX_KIB),
-            ),
+            max_message_size: message_size_max_bytes(p.get_property_as_int_with_default(
+                "Ice.MessageSizeMax",
+                DEFAULT_MESSAGE_SIZE_MAX_KIB,
+            )),
             client_acm: AcmConfig::from_properties(p, "Ice.ACM.Client", dflt_client),
             server_acm: AcmConfig::from_properties(p, "Ice.ACM.Server", dflt_server),
             close_timeout: Duration::from_millis(
-                p.get_as_int_with_default("Ice.Override.CloseTimeout", 10000)
+                p.get_property_as_int_with_default("Ice.Override.CloseTimeout", 10000)
                     .max(1) as u64,
             ),
             retry_intervals,
-            trace_network: p.get_as_int("Ice.Trace.Network"),
-            trace_protocol: p.get_as_int("Ice.Trace.Protocol"),
-            trace_retry: p.get_as_int("Ice.Trace.Retry"),
-            warn_dispatch: p.get_as_int_with_default("Ice.Warn.Dispatch", 1),
+            trace_network: p.get_property_as_int("Ice.Trace.Network"),
+            trace_protocol: p.get_property_as_int("Ice.Trace.Protocol"),
+            trace_retry: p.get_property_as_int("Ice.Trace.Retry"),
+            warn_dispatch: p.get_property_as_int_with_default("Ice.Warn.Dispatch", 1),
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
@@ -284,7 +286,7 @@ impl Communicator {
     /// The proxy named by property `name`, or `None` when it is unset. `<name>.InvocationTimeout`
     /// applies if set.
     pub fn property_to_proxy(&self, name: &str) -> Result<Option<ObjectPrx>> {
-        let value = self.inner.properties.get(name);
+        let value = self.inner.properties.get_property(name);
         if value.is_empty() {
             return Ok(None);
         }
@@ -292,7 +294,7 @@ impl Communicator {
         let timeout = self
             .inner
             .properties
-            .get_as_int_with_default(&format!("{name}.InvocationTimeout"), 0);
+            .get_property_as_int_with_default(&format!("{name}.InvocationTimeout"), 0);
         Ok(prx.map(|p| {
             if timeout != 0 {
                 p.ice_invocation_timeout(timeout)
@@ -314,7 +316,10 @@ impl Communicator {
 
     /// Creates an object adapter listening on `<name>.Endpoints`.
     pub async fn create_object_adapter(&self, name: &str) -> Result<ObjectAdapter> {
-        let endpoints = self.inner.properties.get(&format!("{name}.Endpoints"));
+        let endpoints = self
+            .inner
+            .properties
+            .get_property(&format!("{name}.Endpoints"));
         self.create_object_adapter_with_endpoints(name, &endpoints)
             .await
     }
@@ -335,7 +340,7 @@ impl Communicator {
         if !name.is_empty() {
             self.inner
                 .properties
-                .set(&format!("{name}.Endpoints"), endpoints);
+                .set_property(&format!("{name}.Endpoints"), endpoints);
         }
         let adapter = ObjectAdapter::create(self.inner.clone(), name, endpoints).await?;
         if !name.is_empty() {

@@ -91,20 +91,20 @@ impl AcmConfig {
     /// to `dflt` for what is unset or out of range.
     pub fn from_properties(props: &Properties, prefix: &str, dflt: AcmConfig) -> Self {
         let timeout_key = if (prefix == "Ice.ACM.Client" || prefix == "Ice.ACM.Server")
-            && props.get(&format!("{prefix}.Timeout")).is_empty()
+            && props.get_property(&format!("{prefix}.Timeout")).is_empty()
         {
             prefix.to_string()
         } else {
             format!("{prefix}.Timeout")
         };
-        let t = props.get_as_int_with_default(&timeout_key, dflt.timeout.as_secs() as i32);
+        let t = props.get_property_as_int_with_default(&timeout_key, dflt.timeout.as_secs() as i32);
         let timeout = if t >= 0 {
             Duration::from_secs(t as u64)
         } else {
             dflt.timeout
         };
         let heartbeat = match props
-            .get_as_int_with_default(&format!("{prefix}.Heartbeat"), dflt.heartbeat as i32)
+            .get_property_as_int_with_default(&format!("{prefix}.Heartbeat"), dflt.heartbeat as i32)
         {
             0 => AcmHeartbeat::Off,
             1 => AcmHeartbeat::OnDispatch,
@@ -112,15 +112,16 @@ impl AcmConfig {
             3 => AcmHeartbeat::Always,
             _ => dflt.heartbeat,
         };
-        let close =
-            match props.get_as_int_with_default(&format!("{prefix}.Close"), dflt.close as i32) {
-                0 => AcmClose::Off,
-                1 => AcmClose::OnIdle,
-                2 => AcmClose::OnInvocation,
-                3 => AcmClose::OnInvocationAndIdle,
-                4 => AcmClose::OnIdleForceful,
-                _ => dflt.close,
-            };
+        let close = match props
+            .get_property_as_int_with_default(&format!("{prefix}.Close"), dflt.close as i32)
+        {
+            0 => AcmClose::Off,
+            1 => AcmClose::OnIdle,
+            2 => AcmClose::OnInvocation,
+            3 => AcmClose::OnInvocationAndIdle,
+            4 => AcmClose::OnIdleForceful,
+            _ => dflt.close,
+        };
         AcmConfig {
             timeout,
             heartbeat,
@@ -1073,7 +1074,8 @@ mod tests {
             heartbeat: AcmHeartbeat::OnDispatch,
             close: AcmClose::OnInvocation,
         };
-        let (_conn, mut r, mut w) = pipe(true, acm, Some(Arc::new(Slow(Duration::from_secs(10)))));
+        let (_conn, mut r, mut w) =
+            pipe(true, acm, Some(Arc::new(Slow(Duration::from_millis(9500)))));
         assert_eq!(
             read_msg(&mut r).await.unwrap().0,
             MessageType::ValidateConnection
@@ -1096,12 +1098,12 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        // Checked every 2 s (timeout / 2), sent when idle for 1 s (timeout / 4): 4 during 10 s.
+        // Checked every 2 s (timeout / 2), sent when idle for 1 s (timeout / 4): 4 during 9.5 s.
         assert_eq!(heartbeats.len(), 4, "{heartbeats:?}");
         for pair in heartbeats.windows(2) {
             assert!((pair[1] - pair[0] - 2.0).abs() < 0.1, "{heartbeats:?}");
         }
-        assert!((start.elapsed().as_secs_f64() - 10.0).abs() < 0.1);
+        assert!((start.elapsed().as_secs_f64() - 9.5).abs() < 0.1);
     }
 
     #[tokio::test(start_paused = true)]

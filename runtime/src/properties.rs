@@ -4,7 +4,7 @@
 //! ```
 //! let props = floe::Properties::new();
 //! props.parse_line("Hello.Endpoints = tcp -h 127.0.0.1 -p 0   # a comment");
-//! assert_eq!(props.get("Hello.Endpoints"), "tcp -h 127.0.0.1 -p 0");
+//! assert_eq!(props.get_property("Hello.Endpoints"), "tcp -h 127.0.0.1 -p 0");
 //! ```
 
 use std::collections::BTreeMap;
@@ -66,7 +66,7 @@ impl Properties {
     ) -> Result<Self> {
         let props = Properties::new();
         if let Some(first) = args.first() {
-            props.set("Ice.ProgramName", &first.replace('\\', "/"));
+            props.set_property("Ice.ProgramName", &first.replace('\\', "/"));
         }
         let mut config_given = false;
         let mut rest = Vec::with_capacity(args.len());
@@ -84,7 +84,7 @@ impl Properties {
             }
         }
         *args = rest;
-        if config_given || props.get("Ice.Config").is_empty() {
+        if config_given || props.get_property("Ice.Config").is_empty() {
             props.load_config(&env)?;
         }
         for prefix in ICE_COMMAND_LINE_PREFIXES {
@@ -94,7 +94,7 @@ impl Properties {
     }
 
     fn load_config(&self, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
-        let mut value = self.get("Ice.Config");
+        let mut value = self.get_property("Ice.Config");
         if value.is_empty() || value == "1" {
             if let Some(v) = env("ICE_CONFIG").filter(|v| !v.is_empty()) {
                 value = v;
@@ -102,7 +102,7 @@ impl Properties {
         }
         if value.is_empty() || value == "1" {
             if value == "1" {
-                self.set("Ice.Config", "");
+                self.set_property("Ice.Config", "");
             }
             return Ok(());
         }
@@ -112,7 +112,7 @@ impl Properties {
                 self.load(file)?;
             }
         }
-        self.set("Ice.Config", &value);
+        self.set_property("Ice.Config", &value);
         Ok(())
     }
 
@@ -124,12 +124,12 @@ impl Properties {
     }
 
     /// The value of `key`, or `""` when it is not set.
-    pub fn get(&self, key: &str) -> String {
+    pub fn get_property(&self, key: &str) -> String {
         self.inner.lock().get(key).cloned().unwrap_or_default()
     }
 
     /// The value of `key`, or `default` when it is not set.
-    pub fn get_with_default(&self, key: &str, default: &str) -> String {
+    pub fn get_property_with_default(&self, key: &str, default: &str) -> String {
         self.inner
             .lock()
             .get(key)
@@ -138,13 +138,13 @@ impl Properties {
     }
 
     /// The value of `key` as an integer; `0` when unset.
-    pub fn get_as_int(&self, key: &str) -> i32 {
-        self.get_as_int_with_default(key, 0)
+    pub fn get_property_as_int(&self, key: &str) -> i32 {
+        self.get_property_as_int_with_default(key, 0)
     }
 
     /// The value of `key` as an integer, or `default` when it is unset or not a number (Ice warns
     /// and falls back to the default in that case; so does Floe).
-    pub fn get_as_int_with_default(&self, key: &str, default: i32) -> i32 {
+    pub fn get_property_as_int_with_default(&self, key: &str, default: i32) -> i32 {
         let Some(value) = self.inner.lock().get(key).cloned() else {
             return default;
         };
@@ -161,8 +161,8 @@ impl Properties {
 
     /// The value of `key` split at whitespace and commas (quotes group words), or `default` when
     /// unset or empty.
-    pub fn get_as_list_with_default(&self, key: &str, default: &[&str]) -> Vec<String> {
-        let value = self.get(key);
+    pub fn get_property_as_list_with_default(&self, key: &str, default: &[&str]) -> Vec<String> {
+        let value = self.get_property(key);
         let list = split_list(&value);
         if list.is_empty() {
             default.iter().map(|s| s.to_string()).collect()
@@ -171,13 +171,13 @@ impl Properties {
         }
     }
 
-    /// The value of `key` as a list (see [`Properties::get_as_list_with_default`]).
-    pub fn get_as_list(&self, key: &str) -> Vec<String> {
-        self.get_as_list_with_default(key, &[])
+    /// The value of `key` as a list (see [`Properties::get_property_as_list_with_default`]).
+    pub fn get_property_as_list(&self, key: &str) -> Vec<String> {
+        self.get_property_as_list_with_default(key, &[])
     }
 
     /// Every property whose key starts with `prefix` (all of them for `""`).
-    pub fn get_for_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+    pub fn get_properties_for_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
         self.inner
             .lock()
             .iter()
@@ -187,7 +187,7 @@ impl Properties {
     }
 
     /// Sets `key` (trimmed) to `value`; an empty value removes the property. An empty key is ignored.
-    pub fn set(&self, key: &str, value: &str) {
+    pub fn set_property(&self, key: &str, value: &str) {
         let key = key.trim();
         if key.is_empty() {
             return;
@@ -201,7 +201,7 @@ impl Properties {
     }
 
     /// Every property as a `--key=value` option.
-    pub fn command_line_options(&self) -> Vec<String> {
+    pub fn get_command_line_options(&self) -> Vec<String> {
         self.inner
             .lock()
             .iter()
@@ -258,7 +258,7 @@ impl Properties {
     /// without `=` (or with an empty key) is ignored with a warning; an empty value unsets the key.
     pub fn parse_line(&self, line: &str) {
         if let Some((key, value)) = parse_property_line(line) {
-            self.set(&key, &value);
+            self.set_property(&key, &value);
         }
     }
 }
@@ -459,23 +459,23 @@ mod tests {
     fn empty_value_unsets() {
         let p = Properties::new();
         p.parse_line("A=1");
-        assert_eq!(p.get("A"), "1");
+        assert_eq!(p.get_property("A"), "1");
         p.parse_line("A=");
-        assert_eq!(p.get("A"), "");
-        assert!(p.get_for_prefix("A").is_empty());
+        assert_eq!(p.get_property("A"), "");
+        assert!(p.get_properties_for_prefix("A").is_empty());
     }
 
     #[test]
     fn typed_getters() {
         let p = Properties::new();
-        p.set("N", "42");
-        p.set("Bad", "4x");
-        p.set("L", "a, b  'c d'");
-        assert_eq!(p.get_as_int("N"), 42);
-        assert_eq!(p.get_as_int_with_default("Bad", 7), 7);
-        assert_eq!(p.get_as_int_with_default("Missing", 9), 9);
-        assert_eq!(p.get_as_list("L"), vec!["a", "b", "c d"]);
-        assert_eq!(p.get_with_default("Missing", "d"), "d");
+        p.set_property("N", "42");
+        p.set_property("Bad", "4x");
+        p.set_property("L", "a, b  'c d'");
+        assert_eq!(p.get_property_as_int("N"), 42);
+        assert_eq!(p.get_property_as_int_with_default("Bad", 7), 7);
+        assert_eq!(p.get_property_as_int_with_default("Missing", 9), 9);
+        assert_eq!(p.get_property_as_list("L"), vec!["a", "b", "c d"]);
+        assert_eq!(p.get_property_with_default("Missing", "d"), "d");
     }
 
     #[test]
@@ -497,17 +497,17 @@ mod tests {
             "positional".to_string(),
         ];
         let p = Properties::from_args(&mut args).unwrap();
-        assert_eq!(p.get("Ice.Trace.Network"), "3");
-        assert_eq!(p.get("Ice.Warn.Connections"), "1");
-        assert_eq!(p.get("Hello.Endpoints"), "tcp -p 0");
-        assert_eq!(p.get("Ice.Default.Host"), "127.0.0.1");
-        assert_eq!(p.get("Ice.ProgramName"), "prog");
+        assert_eq!(p.get_property("Ice.Trace.Network"), "3");
+        assert_eq!(p.get_property("Ice.Warn.Connections"), "1");
+        assert_eq!(p.get_property("Hello.Endpoints"), "tcp -p 0");
+        assert_eq!(p.get_property("Ice.Default.Host"), "127.0.0.1");
+        assert_eq!(p.get_property("Ice.ProgramName"), "prog");
         assert_eq!(
             args,
             vec!["prog", "--Hello.Endpoints=ignored", "positional"]
         );
         p.parse_command_line_options("Hello", &mut args);
-        assert_eq!(p.get("Hello.Endpoints"), "ignored");
+        assert_eq!(p.get_property("Hello.Endpoints"), "ignored");
         assert_eq!(args, vec!["prog", "positional"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -523,21 +523,21 @@ mod tests {
         let env = |name: &str| (name == "ICE_CONFIG").then(|| list.clone());
         let mut args = vec!["prog".to_string(), "--X.B=cli".to_string()];
         let p = Properties::from_args_and_env(&mut args, env).unwrap();
-        assert_eq!(p.get("X.A"), "1");
+        assert_eq!(p.get_property("X.A"), "1");
         assert_eq!(
-            p.get("X.Shared"),
+            p.get_property("X.Shared"),
             "from b",
             "later files override earlier ones"
         );
-        assert_eq!(p.get("Ice.Config"), list);
+        assert_eq!(p.get_property("Ice.Config"), list);
         // --X.B is not an Ice prefix: it stays in args and the file's value stands.
-        assert_eq!(p.get("X.B"), "2");
+        assert_eq!(p.get_property("X.B"), "2");
         assert_eq!(args, vec!["prog", "--X.B=cli"]);
         // --Ice.Config on the command line wins over ICE_CONFIG.
         let mut args = vec!["prog".to_string(), format!("--Ice.Config={}", a.display())];
         let p = Properties::from_args_and_env(&mut args, env).unwrap();
-        assert_eq!(p.get("X.Shared"), "from a");
-        assert_eq!(p.get("X.B"), "");
+        assert_eq!(p.get_property("X.Shared"), "from a");
+        assert_eq!(p.get_property("X.B"), "");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

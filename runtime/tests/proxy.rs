@@ -140,14 +140,14 @@ fn builders_return_new_proxies() {
     );
     assert_eq!(base.ice_get_invocation_timeout(), -1);
     let props = comm.properties();
-    props.set("Hello.Proxy", "hello:tcp -h 127.0.0.1 -p 1");
-    props.set("Hello.Proxy.InvocationTimeout", "250");
+    props.set_property("Hello.Proxy", "hello:tcp -h 127.0.0.1 -p 1");
+    props.set_property("Hello.Proxy.InvocationTimeout", "250");
     let p = comm.property_to_proxy("Hello.Proxy").unwrap().unwrap();
     assert_eq!(p.ice_get_invocation_timeout(), 250);
     assert!(comm.property_to_proxy("Missing.Proxy").unwrap().is_none());
     let props = Properties::new();
-    props.set("Ice.Default.InvocationTimeout", "1500");
-    props.set("Ice.Default.EncodingVersion", "1.0");
+    props.set_property("Ice.Default.InvocationTimeout", "1500");
+    props.set_property("Ice.Default.EncodingVersion", "1.0");
     let comm = Communicator::with_properties(props).unwrap();
     let p = comm
         .string_to_proxy("id:tcp -h 127.0.0.1 -p 1")

@@ -526,7 +526,7 @@ pub struct FloeServer {
 pub async fn start_floe_server(props: &[(&str, &str)]) -> FloeServer {
     let properties = Properties::new();
     for (k, v) in props {
-        properties.set(k, v);
+        properties.set_property(k, v);
     }
     let communicator = Communicator::with_properties(properties).unwrap();
     let adapter = communicator
@@ -567,9 +567,9 @@ pub async fn start_floe_server(props: &[(&str, &str)]) -> FloeServer {
 /// test instead of hanging it.
 pub fn client_communicator(props: &[(&str, &str)]) -> Communicator {
     let properties = Properties::new();
-    properties.set("Ice.Default.InvocationTimeout", "20000");
+    properties.set_property("Ice.Default.InvocationTimeout", "20000");
     for (k, v) in props {
-        properties.set(k, v);
+        properties.set_property(k, v);
     }
     Communicator::with_properties(properties).unwrap()
 }
