@@ -27,6 +27,7 @@ type Servant = Arc<dyn Dispatcher>;
 /// A bound socket waiting for activation.
 enum Listener {
     Tcp(TcpListener),
+    Ws(TcpListener),
     Udp(tokio::net::UdpSocket),
 }
 
@@ -92,7 +93,10 @@ impl ObjectAdapter {
                     "cannot listen on opaque endpoint `{ep_str}`"
                 )));
             };
-            if ip.transport != Transport::Tcp && ip.transport != Transport::Udp {
+            if !matches!(
+                ip.transport,
+                Transport::Tcp | Transport::Udp | Transport::Ws
+            ) {
                 return Err(Error::FeatureNotSupported(format!(
                     "transport `{}` (adapter `{name}` endpoint `{ep_str}`)",
                     ip.transport.name()
@@ -118,7 +122,11 @@ impl ObjectAdapter {
             } else {
                 let listener = TcpListener::bind(&addr).await.map_err(cannot)?;
                 let local = listener.local_addr().map_err(cannot)?;
-                (Listener::Tcp(listener), local)
+                if ip.transport == Transport::Ws {
+                    (Listener::Ws(listener), local)
+                } else {
+                    (Listener::Tcp(listener), local)
+                }
             };
             let mut actual = ip.clone();
             actual.port = local.port();
@@ -218,7 +226,8 @@ impl ObjectAdapter {
         for listener in listeners {
             let weak = Arc::downgrade(&self.inner);
             tasks.push(match listener {
-                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak)),
+                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak, false)),
+                Listener::Ws(l) => tokio::spawn(accept_loop(l, weak, true)),
                 Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
             });
         }
@@ -402,7 +411,7 @@ impl ObjectAdapter {
     }
 }
 
-async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>) {
+async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -421,17 +430,34 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         }));
+        if ws {
+            // The upgrade runs in its own task so a slow client does not hold up the others.
+            tokio::spawn(async move {
+                match connection::accept_ws(stream, inner.config.clone(), handler).await {
+                    Ok(conn) => register_connection(&inner, conn),
+                    Err(e) => {
+                        tracing::warn!(target: "floe::network", "websocket upgrade from {peer} failed: {e}")
+                    }
+                }
+            });
+            continue;
+        }
         match connection::accept(stream, inner.config.clone(), handler) {
-            Ok(conn) => {
-                let mut conns = inner.connections.lock();
-                conns.retain(|c| !c.is_closed());
-                conns.insert(conn);
-            }
+            Ok(conn) => register_connection(&inner, conn),
             Err(e) => {
                 tracing::warn!(target: "floe::network", "cannot start connection from {peer}: {e}")
             }
         }
     }
+}
+
+fn register_connection(inner: &AdapterInner, conn: Connection) {
+    let mut conns = inner.connections.lock();
+    conns.retain(|c| !c.is_closed());
+    if *inner.state.borrow() == AdapterState::Deactivated {
+        conn.close(true);
+    }
+    conns.insert(conn);
 }
 
 impl Connection {

@@ -20,7 +20,7 @@ use crate::properties::Properties;
 use crate::protocol::{DEFAULT_MESSAGE_SIZE_MAX_KIB, message_size_max_bytes};
 use crate::proxy::ObjectPrx;
 
-type ConnKey = (String, u16, i32);
+type ConnKey = (String, u16, i32, bool);
 
 /// The state shared by a communicator's handles, proxies and adapters.
 pub(crate) struct Instance {
@@ -65,7 +65,12 @@ impl Instance {
         } else {
             ep.host.clone()
         };
-        let key = (host, ep.port, ep.timeout);
+        let key = (
+            host,
+            ep.port,
+            ep.timeout,
+            ep.transport == crate::endpoint::Transport::Ws,
+        );
         let slot = self.connections.lock().entry(key).or_default().clone();
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
@@ -87,7 +92,16 @@ impl Instance {
             instance: self.self_ref.clone(),
         };
         let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));
-        let conn = connection::connect(&target.socket_address(), timeout, config, None).await?;
+        let dial = match target.transport {
+            crate::endpoint::Transport::Ws => connection::Dial::Ws {
+                host: target.host.clone(),
+                port: target.port,
+                resource: target.resource.clone(),
+            },
+            _ => connection::Dial::Tcp,
+        };
+        let conn =
+            connection::connect(&target.socket_address(), dial, timeout, config, None).await?;
         if self.destroyed.load(Ordering::Acquire) {
             conn.close(false);
             return Err(Error::CommunicatorDestroyed);

@@ -361,8 +361,45 @@ impl Connection {
 
 /// Opens a client connection: connects, waits for the server's ValidateConnection (within
 /// `connect_timeout`), and starts the actor.
+/// How to reach a server: plain TCP, or a WebSocket upgrade to `resource` on `host:port`.
+#[derive(Debug, Clone)]
+pub(crate) enum Dial {
+    Tcp,
+    Ws {
+        host: String,
+        port: u16,
+        resource: String,
+    },
+}
+
+fn not_validated(addr: &str, e: impl fmt::Display) -> Error {
+    Error::ConnectFailed(format!("{addr}: connection not validated: {e}"))
+}
+
+/// Waits for the server's ValidateConnection (exactly the 14-byte header).
+async fn read_validation<R: AsyncRead + Unpin>(r: &mut R, addr: &str) -> Result<()> {
+    let mut hdr = [0u8; HEADER_SIZE];
+    r.read_exact(&mut hdr)
+        .await
+        .map_err(|e| not_validated(addr, e))?;
+    let h = Header::parse(&hdr, usize::MAX).map_err(|e| not_validated(addr, e))?;
+    if h.message_type != MessageType::ValidateConnection || h.size != HEADER_SIZE {
+        return Err(not_validated(
+            addr,
+            format!(
+                "expected ValidateConnection, got {:?} of {} bytes",
+                h.message_type, h.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a client connection: connects (upgrading to WebSocket for `ws` endpoints), waits for
+/// the server's ValidateConnection (within `connect_timeout`), and starts the actor.
 pub(crate) async fn connect(
     addr: &str,
+    dial: Dial,
     connect_timeout: Option<Duration>,
     config: ConnectionConfig,
     handler: Option<Arc<dyn RequestHandler>>,
@@ -373,33 +410,66 @@ pub(crate) async fn connect(
             _ => Error::ConnectFailed(format!("{addr}: {e}")),
         })?;
         let _ = stream.set_nodelay(true);
-        let mut hdr = [0u8; HEADER_SIZE];
-        stream
-            .read_exact(&mut hdr)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("{addr}: connection not validated: {e}")))?;
-        let h = Header::parse(&hdr, usize::MAX)
-            .map_err(|e| Error::ConnectFailed(format!("{addr}: connection not validated: {e}")))?;
-        if h.message_type != MessageType::ValidateConnection || h.size != HEADER_SIZE {
-            return Err(Error::ConnectFailed(format!(
-                "{addr}: connection not validated: expected ValidateConnection, got {:?} of {} bytes",
-                h.message_type, h.size
-            )));
+        let local = stream
+            .local_addr()
+            .map_err(|e| Error::ConnectFailed(e.to_string()))?;
+        let remote = stream
+            .peer_addr()
+            .map_err(|e| Error::ConnectFailed(e.to_string()))?;
+        match dial {
+            Dial::Tcp => {
+                read_validation(&mut stream, addr).await?;
+                let (r, w) = stream.into_split();
+                Ok::<_, Error>(Transport::Tcp(r, w, local, remote))
+            }
+            Dial::Ws {
+                host,
+                port,
+                resource,
+            } => {
+                let leftover = crate::ws::connect(&mut stream, &host, port, &resource).await?;
+                let (r, w) = stream.into_split();
+                let mut r = crate::ws::WsReader::new(r, leftover, false);
+                read_validation(&mut r, addr).await?;
+                Ok(Transport::Ws(
+                    r,
+                    crate::ws::WsWriter::new(w, false),
+                    local,
+                    remote,
+                ))
+            }
         }
-        Ok(stream)
     };
-    let stream = match connect_timeout {
+    let transport = match connect_timeout {
         Some(t) => tokio::time::timeout(t, attempt)
             .await
             .map_err(|_| Error::ConnectTimeout(format!("{addr} after {} ms", t.as_millis())))??,
         None => attempt.await?,
     };
     let trace = config.trace_network;
-    let conn = start(stream, config, handler, false)?;
+    let conn = match transport {
+        Transport::Tcp(r, w, local, remote) => {
+            start_on(r, w, local, remote, config, handler, false)
+        }
+        Transport::Ws(r, w, local, remote) => start_on(r, w, local, remote, config, handler, false),
+    };
     if trace >= 1 {
-        tracing::info!(target: "floe::network", "established tcp connection\n{conn}");
+        tracing::info!(target: "floe::network", "established connection\n{conn}");
     }
     Ok(conn)
+}
+
+type TcpRead = tokio::net::tcp::OwnedReadHalf;
+type TcpWrite = tokio::net::tcp::OwnedWriteHalf;
+
+enum Transport {
+    Tcp(TcpRead, TcpWrite, SocketAddr, SocketAddr),
+    Ws(
+        crate::ws::WsReader<TcpRead>,
+        crate::ws::WsWriter<TcpWrite>,
+        SocketAddr,
+        SocketAddr,
+    ),
 }
 
 /// Starts the actor of an accepted connection; it sends ValidateConnection first.
@@ -410,6 +480,28 @@ pub(crate) fn accept(
 ) -> Result<Connection> {
     let _ = stream.set_nodelay(true);
     start(stream, config, Some(handler), true)
+}
+
+/// Upgrades an accepted connection to WebSocket, then starts its actor.
+pub(crate) async fn accept_ws(
+    mut stream: TcpStream,
+    config: ConnectionConfig,
+    handler: Arc<dyn RequestHandler>,
+) -> Result<Connection> {
+    let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let remote = stream
+        .peer_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let leftover = tokio::time::timeout(config.close_timeout, crate::ws::accept(&mut stream))
+        .await
+        .map_err(|_| Error::ConnectTimeout(format!("websocket upgrade from {remote}")))??;
+    let (r, w) = stream.into_split();
+    let r = crate::ws::WsReader::new(r, leftover, true);
+    let w = crate::ws::WsWriter::new(w, true);
+    Ok(start_on(r, w, local, remote, config, Some(handler), true))
 }
 
 fn start(

@@ -1,7 +1,7 @@
 //! Endpoints and their string form (`tcp -h 127.0.0.1 -p 4061 -t 60000 -z`, `opaque -t 99 -e 1.0
 //! -v AQIDBA==`), parsed and printed as Ice 3.7 does.
 //!
-//! `tcp` endpoints carry connections and `udp` endpoints datagrams; `ssl`, `ws` and `wss`
+//! `tcp` and `ws` endpoints carry connections and `udp` endpoints datagrams; `ssl` and `wss`
 //! endpoints are parsed, printed and kept in proxies so they can be forwarded unchanged, as are
 //! opaque endpoints of any type.
 

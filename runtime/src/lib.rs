@@ -32,6 +32,7 @@ pub mod identity;
 pub mod properties;
 pub mod protocol;
 pub mod proxy;
+mod ws;
 
 pub use adapter::ObjectAdapter;
 pub use communicator::{Communicator, initialize};

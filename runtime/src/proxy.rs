@@ -789,7 +789,7 @@ impl ObjectPrx {
         let mut last = None;
         for ep in &self.r.endpoints {
             if let Endpoint::Ip(ip) = ep {
-                if ip.transport == Transport::Tcp {
+                if matches!(ip.transport, Transport::Tcp | Transport::Ws) {
                     match self.r.instance.get_connection(ip).await {
                         Ok(c) => return Ok(c),
                         Err(e) => last = Some(e),

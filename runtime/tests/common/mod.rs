@@ -524,13 +524,18 @@ pub struct FloeServer {
 }
 
 pub async fn start_floe_server(props: &[(&str, &str)]) -> FloeServer {
+    start_floe_server_on("tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0", props).await
+}
+
+/// [`start_floe_server`] listening on `endpoints`.
+pub async fn start_floe_server_on(endpoints: &str, props: &[(&str, &str)]) -> FloeServer {
     let properties = Properties::new();
     for (k, v) in props {
         properties.set_property(k, v);
     }
     let communicator = Communicator::with_properties(properties).unwrap();
     let adapter = communicator
-        .create_object_adapter_with_endpoints("Test", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0")
+        .create_object_adapter_with_endpoints("Test", endpoints)
         .await
         .unwrap();
     let hello = Arc::new(HelloImpl::default());

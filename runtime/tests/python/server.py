@@ -55,7 +55,7 @@ def main():
     # Several dispatch threads: a servant that calls a client back over the client's own
     # connection (bidir) waits for a reply that another thread has to read.
     with Ice.initialize(sys.argv + ["--Ice.ThreadPool.Server.Size=4"]) as comm:
-        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0")
+        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0:ws -h 127.0.0.1 -p 0 -r /floe")
         prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
         adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
         adapter.activate()
