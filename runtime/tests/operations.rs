@@ -148,16 +148,25 @@ async fn floe_client_calls_zeroc_server() {
             .unwrap();
     }
     batch.ice_flush_batch_requests().await.unwrap();
-    let (_, out) = prx
-        .ice_invoke(
-            "notifyCount",
-            OperationMode::Idempotent,
-            encaps(|_| {}),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(decode(&out, |is| is.read::<i32>()), 7);
+    // The server dispatches on several threads: wait until the 7 notifications are counted.
+    let mut count = 0;
+    for _ in 0..200 {
+        let (_, out) = prx
+            .ice_invoke(
+                "notifyCount",
+                OperationMode::Idempotent,
+                encaps(|_| {}),
+                None,
+            )
+            .await
+            .unwrap();
+        count = decode(&out, |is| is.read::<i32>());
+        if count == 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(count, 7);
 
     let (ok, _) = prx
         .ice_invoke("shutdown", OperationMode::Normal, encaps(|_| {}), None)

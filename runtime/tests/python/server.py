@@ -1,5 +1,6 @@
 # ZeroC Ice server for Floe clients. Prints "PROXY <proxy>" once ready; stops on Hello.shutdown().
 import sys
+import threading
 import time
 
 import Ice
@@ -10,6 +11,7 @@ from common import FloeTest
 class HelloI(FloeTest.Hello):
     def __init__(self):
         self.count = 0
+        self.lock = threading.Lock()
 
     def sayHello(self, name, current):
         return "Hello, %s!" % name
@@ -18,7 +20,8 @@ class HelloI(FloeTest.Hello):
         return a + b
 
     def notify(self, msg, current):
-        self.count += 1
+        with self.lock:
+            self.count += 1
 
     def notifyCount(self, current):
         return self.count
