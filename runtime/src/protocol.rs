@@ -127,12 +127,8 @@ impl Header {
             )));
         }
         let message_type = MessageType::from_byte(buf[8])?;
+        // As in Ice, only 2 means compressed; any other value is a plain body.
         let compression = buf[9];
-        if compression > 2 {
-            return Err(Error::Protocol(format!(
-                "invalid compression status {compression}"
-            )));
-        }
         let size = i32::from_le_bytes([buf[10], buf[11], buf[12], buf[13]]);
         if size < HEADER_SIZE as i32 {
             return Err(Error::Protocol(format!("illegal message size {size}")));
@@ -806,6 +802,17 @@ mod tests {
             Header::parse(&hdr(0, 0, -5), max),
             Err(Error::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn only_compression_status_2_means_compressed() {
+        let dec = FrameDecoder::new(1 << 20);
+        for status in [0u8, 1, 3, 255] {
+            let mut msg = hdr(0, status, 15);
+            msg.push(7);
+            let frame = dec.decode(&mut BytesMut::from(&msg[..])).unwrap().unwrap();
+            assert_eq!(&frame.body[..], &[7], "status {status}");
+        }
     }
 
     #[test]
