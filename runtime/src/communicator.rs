@@ -422,7 +422,7 @@ impl Communicator {
         let mut conns = Vec::new();
         for slot in slots {
             if let Some(c) = slot.lock().await.take() {
-                c.close(true);
+                c.abort_and_close(Error::CommunicatorDestroyed);
                 conns.push(c);
             }
         }

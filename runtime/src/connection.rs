@@ -184,6 +184,8 @@ enum Command {
     Close {
         graceful: bool,
     },
+    /// Fails every request still waiting for a reply with this error, then closes gracefully.
+    Abort(Error),
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -298,6 +300,13 @@ impl Connection {
     pub fn close(&self, graceful: bool) {
         self.inner.active.store(false, Ordering::Release);
         let _ = self.inner.tx.send(Command::Close { graceful });
+    }
+
+    /// Fails the requests still waiting for replies with `error` (the replies will be ignored),
+    /// then closes gracefully: what destroying the communicator does to its connections.
+    pub(crate) fn abort_and_close(&self, error: Error) {
+        self.inner.active.store(false, Ordering::Release);
+        let _ = self.inner.tx.send(Command::Abort(error));
     }
 
     /// Sends a heartbeat (ValidateConnection) now.
@@ -855,6 +864,18 @@ where
             Command::Heartbeat => {
                 if self.state == State::Active {
                     self.push(validate_connection_message(), None, None);
+                }
+            }
+            Command::Abort(error) => {
+                for (_, p) in self.pending.drain() {
+                    let _ = p.reply.send(Err(InvokeFailure {
+                        error: error.clone(),
+                        sent: p.sent,
+                    }));
+                }
+                if self.state == State::Active {
+                    self.state = State::Closing;
+                    self.conn.inner.active.store(false, Ordering::Release);
                 }
             }
             Command::Close { graceful } => {

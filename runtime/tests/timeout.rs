@@ -126,3 +126,34 @@ async fn invocation_timeout_covers_connecting() {
     silent.abort();
     comm.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_fails_pending_calls_at_once() {
+    let server = start_floe_server(&[]).await;
+    let comm = client_communicator(&[]);
+    let hello = HelloPrx::from_object(
+        comm.string_to_proxy(&server.proxy.to_string())
+            .unwrap()
+            .unwrap(),
+    );
+    hello.ice_ping().await.unwrap();
+    let slow = tokio::spawn({
+        let hello = hello.clone();
+        async move { hello.slow(5000).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    comm.destroy().await;
+    let r = slow.await.unwrap();
+    assert!(matches!(r, Err(Error::CommunicatorDestroyed)), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(
+        hello.ice_ping().await,
+        Err(Error::CommunicatorDestroyed)
+    ));
+    server.communicator.destroy().await;
+}
