@@ -34,7 +34,7 @@ enum Listener {
 #[derive(Default)]
 struct ServantMap {
     servants: HashMap<Identity, HashMap<String, Servant>>,
-    defaults: HashMap<String, HashMap<String, Servant>>,
+    defaults: HashMap<String, Servant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,31 +311,36 @@ impl ObjectAdapter {
     }
 
     /// Registers a default servant for `category` ("" for every category without its own):
-    /// it receives requests for identities that have no servant of their own.
+    /// it receives the requests, whatever their facet, for identities that have no servant of
+    /// their own for that facet (as in Ice).
     pub fn add_default_servant(&self, servant: Arc<dyn Dispatcher>, category: &str) -> Result<()> {
         let mut map = self.inner.servants.write();
-        let facets = map.defaults.entry(category.to_string()).or_default();
-        if facets.contains_key("") {
+        if map.defaults.contains_key(category) {
             return Err(Error::AlreadyRegistered {
                 kind: "default servant".into(),
                 id: category.to_string(),
             });
         }
-        facets.insert(String::new(), servant);
+        map.defaults.insert(category.to_string(), servant);
         Ok(())
     }
 
     /// Removes the default servant of `category`.
     pub fn remove_default_servant(&self, category: &str) -> Result<Arc<dyn Dispatcher>> {
-        let mut map = self.inner.servants.write();
-        let removed = map.defaults.get_mut(category).and_then(|f| f.remove(""));
-        if map.defaults.get(category).is_some_and(|f| f.is_empty()) {
-            map.defaults.remove(category);
-        }
-        removed.ok_or_else(|| Error::NotRegistered {
-            kind: "default servant".into(),
-            id: category.to_string(),
-        })
+        self.inner
+            .servants
+            .write()
+            .defaults
+            .remove(category)
+            .ok_or_else(|| Error::NotRegistered {
+                kind: "default servant".into(),
+                id: category.to_string(),
+            })
+    }
+
+    /// The default servant registered for `category`, if any.
+    pub fn find_default_servant(&self, category: &str) -> Option<Arc<dyn Dispatcher>> {
+        self.inner.servants.read().defaults.get(category).cloned()
     }
 
     /// Removes the servant of `id` (default facet).
@@ -402,8 +407,7 @@ impl ObjectAdapter {
         let default = map
             .defaults
             .get(&id.category)
-            .and_then(|f| f.get(facet))
-            .or_else(|| map.defaults.get("").and_then(|f| f.get(facet)));
+            .or_else(|| map.defaults.get(""));
         if let Some(s) = default {
             return Ok(s.clone());
         }

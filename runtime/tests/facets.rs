@@ -29,6 +29,17 @@ async fn facets_and_default_servants() {
             .unwrap(),
         HELLO_TYPE_ID
     );
+    // A default servant answers for every facet, as in Ice.
+    assert_eq!(
+        prx.ice_identity(Identity::new("x", "any"))
+            .ice_facet("f")
+            .ice_id()
+            .await
+            .unwrap(),
+        HELLO_TYPE_ID
+    );
+    assert!(server.adapter.find_default_servant("any").is_some());
+    assert!(server.adapter.find_default_servant("none").is_none());
     // Registering twice fails; removing works and the object then no longer exists.
     let again = server
         .adapter
