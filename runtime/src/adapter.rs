@@ -169,7 +169,6 @@ impl ObjectAdapter {
             close_timeout: instance.close_timeout,
             trace_network: instance.trace_network,
             trace_protocol: instance.trace_protocol,
-            server: true,
             instance: Arc::downgrade(&instance),
         };
         let (state, _) = watch::channel(AdapterState::Created);

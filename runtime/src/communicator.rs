@@ -88,7 +88,6 @@ impl Instance {
             close_timeout: self.close_timeout,
             trace_network: self.trace_network,
             trace_protocol: self.trace_protocol,
-            server: false,
             instance: self.self_ref.clone(),
         };
         let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));

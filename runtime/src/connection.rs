@@ -3,7 +3,7 @@
 //!
 //! The actor validates the connection (a server sends ValidateConnection at once; a client waits
 //! for it), reads and splits messages, dispatches requests concurrently through a
-//! [`RequestHandler`], writes replies, sends heartbeats and closes idle connections as Ice's ACM
+//! request handler (the object adapter), writes replies, sends heartbeats and closes idle connections as Ice's ACM
 //! does, and performs the graceful CloseConnection handshake.
 //!
 //! Tracing: target `floe::network` (connections opened, accepted and closed; heartbeats) follows
@@ -132,7 +132,7 @@ impl AcmConfig {
 
 /// Settings a connection is created with.
 #[derive(Debug, Clone)]
-pub struct ConnectionConfig {
+pub(crate) struct ConnectionConfig {
     /// Largest accepted message, in bytes (`Ice.MessageSizeMax`).
     pub max_message_size: usize,
     /// ACM settings.
@@ -143,14 +143,12 @@ pub struct ConnectionConfig {
     pub trace_network: i32,
     /// `Ice.Trace.Protocol` level.
     pub trace_protocol: i32,
-    /// Whether the side that accepted the connection.
-    pub server: bool,
     /// The communicator that owns the connection (for proxies bound to it).
     pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
 }
 
 /// Receives the requests that arrive on a connection (the object adapter implements it).
-pub trait RequestHandler: Send + Sync + 'static {
+pub(crate) trait RequestHandler: Send + Sync + 'static {
     /// Dispatches one request and produces its reply (ignored for oneway requests).
     /// `connection` is `None` for requests that arrived in UDP datagrams.
     fn handle(
@@ -1133,14 +1131,13 @@ mod tests {
         }
     }
 
-    fn config(server: bool, acm: AcmConfig) -> ConnectionConfig {
+    fn config(acm: AcmConfig) -> ConnectionConfig {
         ConnectionConfig {
             max_message_size: 1 << 20,
             acm,
             close_timeout: Duration::from_secs(10),
             trace_network: 0,
             trace_protocol: 0,
-            server,
             instance: std::sync::Weak::new(),
         }
     }
@@ -1153,7 +1150,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (ar, aw) = tokio::io::split(a);
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let conn = start_on(ar, aw, addr, addr, config(server, acm), handler, server);
+        let conn = start_on(ar, aw, addr, addr, config(acm), handler, server);
         let (br, bw) = tokio::io::split(b);
         (conn, br, bw)
     }
