@@ -2,9 +2,9 @@
 //! channel, and replies find their caller by request id.
 //!
 //! The actor validates the connection (a server sends ValidateConnection at once; a client waits
-//! for it), reads and splits messages, dispatches requests concurrently through a
-//! request handler (the object adapter), writes replies, sends heartbeats and closes idle connections as Ice's ACM
-//! does, and performs the graceful CloseConnection handshake.
+//! for it), reads and splits messages, dispatches requests concurrently through the object
+//! adapter, writes replies, sends heartbeats and closes idle connections as Ice's ACM does, and
+//! performs the graceful CloseConnection handshake.
 //!
 //! Tracing: target `floe::network` (connections opened, accepted and closed; heartbeats) follows
 //! `Ice.Trace.Network`, and target `floe::protocol` (every message sent and received) follows
