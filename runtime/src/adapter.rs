@@ -131,7 +131,8 @@ impl ObjectAdapter {
             let mut actual = ip.clone();
             actual.port = local.port();
             if instance.trace_network >= 1 {
-                tracing::info!(target: "floe::network", "listening at {}", Endpoint::Ip(actual.clone()));
+                let shown = Endpoint::Ip(actual.clone());
+                tracing::info!(target: "floe::network", "listening at {shown}");
             }
             bound.push(Endpoint::Ip(actual));
             listeners.push(listener);
@@ -439,7 +440,7 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
                 match connection::accept_ws(stream, inner.config.clone(), handler).await {
                     Ok(conn) => register_connection(&inner, conn),
                     Err(e) => {
-                        tracing::warn!(target: "floe::network", "websocket upgrade from {peer} failed: {e}")
+                        tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
                     }
                 }
             });

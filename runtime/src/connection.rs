@@ -640,6 +640,10 @@ struct Actor<R, W> {
     last_activity: Instant,
 }
 
+fn graceful_close(why: &str) -> End {
+    End::Graceful(Error::ConnectionClosed(why.into()))
+}
+
 /// What ended the connection.
 enum End {
     /// Closed as expected (handshake done, or the peer's CloseConnection).
@@ -671,7 +675,12 @@ where
         let net = self.config.trace_network;
         if graceful {
             if net >= 1 {
-                tracing::info!(target: "floe::network", "closed tcp connection\n{}\n{}", self.conn, reason);
+                tracing::info!(
+                    target: "floe::network",
+                    "closed tcp connection\n{}\n{}",
+                    self.conn,
+                    reason,
+                );
             }
         } else {
             match &reason {
@@ -679,10 +688,19 @@ where
                 | Error::MemoryLimit(_)
                 | Error::UnsupportedEncoding(_)
                 | Error::Marshal(_) => {
-                    tracing::warn!(target: "floe::network", "closing connection after a protocol violation: {reason}\n{}", self.conn)
+                    tracing::warn!(
+                        target: "floe::network",
+                        "closing connection after a protocol violation: {reason}\n{}",
+                        self.conn,
+                    )
                 }
                 _ if net >= 1 => {
-                    tracing::info!(target: "floe::network", "closed tcp connection\n{}\n{}", self.conn, reason)
+                    tracing::info!(
+                        target: "floe::network",
+                        "closed tcp connection\n{}\n{}",
+                        self.conn,
+                        reason,
+                    )
                 }
                 _ => {}
             }
@@ -756,7 +774,7 @@ where
                     match r {
                         Ok(0) => {
                             return match self.state {
-                                State::CloseSent => End::Graceful(Error::ConnectionClosed("closed gracefully".into())),
+                                State::CloseSent => graceful_close("closed gracefully"),
                                 _ if !self.rbuf.is_empty() => End::Failed(Error::Protocol(format!(
                                     "connection closed in the middle of a message ({} bytes of it received)",
                                     self.rbuf.len()
@@ -786,7 +804,7 @@ where
                                 return end;
                             }
                         }
-                        None => return End::Graceful(Error::ConnectionClosed("connection handle dropped".into())),
+                        None => return graceful_close("connection handle dropped"),
                     }
                 }
                 _ = tick.tick() => {
@@ -795,7 +813,7 @@ where
                     }
                 }
                 _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => {
-                    return End::Graceful(Error::ConnectionClosed("peer did not close in time after CloseConnection".into()));
+                    return graceful_close("peer did not close in time after CloseConnection");
                 }
             }
             if self.state == State::Closing && self.pending.is_empty() && self.dispatches == 0 {
@@ -947,9 +965,7 @@ where
                 Message::ValidateConnection => {}
                 Message::CloseConnection => {
                     return Some(match self.state {
-                        State::CloseSent => {
-                            End::Graceful(Error::ConnectionClosed("closed gracefully".into()))
-                        }
+                        State::CloseSent => graceful_close("closed gracefully"),
                         _ => End::Graceful(Error::CloseConnection),
                     });
                 }

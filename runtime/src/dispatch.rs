@@ -218,7 +218,8 @@ pub(crate) fn check_encoding(encaps: &[u8]) -> Result<EncodingVersion> {
     };
     if v.major != 1 || v.minor > 1 {
         return Err(Error::UnsupportedEncoding(format!(
-            "unsupported encoding version: {v}\n(can only support encodings compatible with version 1.1)"
+            "unsupported encoding version: {v}\n\
+             (can only support encodings compatible with version 1.1)"
         )));
     }
     Ok(v)

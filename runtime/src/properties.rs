@@ -186,7 +186,8 @@ impl Properties {
             .collect()
     }
 
-    /// Sets `key` (trimmed) to `value`; an empty value removes the property. An empty key is ignored.
+    /// Sets `key` (trimmed) to `value`; an empty value removes the property. An empty key is
+    /// ignored.
     pub fn set_property(&self, key: &str, value: &str) {
         let key = key.trim();
         if key.is_empty() {

@@ -840,7 +840,11 @@ impl ObjectPrx {
                     Ok(Some(r)) => r.body.to_error().map(|e| e.to_string()).unwrap_or_default(),
                     Ok(None) => String::new(),
                 };
-                tracing::info!(target: "floe::retry", "retrying operation call `{}` (attempt {attempt}) because of: {why}", request.operation);
+                tracing::info!(
+                    target: "floe::retry",
+                    "retrying operation call `{}` (attempt {attempt}) because of: {why}",
+                    request.operation,
+                );
             }
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay as u64)).await;
