@@ -7,6 +7,23 @@
 //!
 //! # Quick start
 //!
+//! A server (the dispatcher is what `slice2rs` generates; see `docs/runtime.md`):
+//!
+//! ```no_run
+//! # async fn demo(dispatcher: std::sync::Arc<dyn floe::Dispatcher>) -> floe::Result<()> {
+//! let mut args: Vec<String> = std::env::args().collect();
+//! let communicator = floe::initialize(&mut args)?; // --Ice.Config=config.server
+//! let adapter = communicator.create_object_adapter("Hello").await?; // Hello.Endpoints
+//! adapter.add(dispatcher, "hello".parse()?)?;
+//! adapter.activate()?;
+//! communicator.wait_for_shutdown().await;
+//! communicator.destroy().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A client:
+//!
 //! ```no_run
 //! # async fn demo() -> floe::Result<()> {
 //! let mut args: Vec<String> = std::env::args().collect();
