@@ -170,6 +170,10 @@ impl ObjectAdapter {
             close_timeout: instance.close_timeout,
             trace_network: instance.trace_network,
             trace_protocol: instance.trace_protocol,
+            serialize: props.get_property_as_int_with_default(
+                &format!("{name}.ThreadPool.Serialize"),
+                props.get_property_as_int("Ice.ThreadPool.Server.Serialize"),
+            ) > 0,
             instance: Arc::downgrade(&instance),
         };
         let (state, _) = watch::channel(AdapterState::Created);

@@ -88,6 +88,10 @@ impl Instance {
             close_timeout: self.close_timeout,
             trace_network: self.trace_network,
             trace_protocol: self.trace_protocol,
+            serialize: self
+                .properties
+                .get_property_as_int("Ice.ThreadPool.Client.Serialize")
+                > 0,
             instance: self.self_ref.clone(),
         };
         let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));

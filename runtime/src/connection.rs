@@ -143,6 +143,9 @@ pub(crate) struct ConnectionConfig {
     pub trace_network: i32,
     /// `Ice.Trace.Protocol` level.
     pub trace_protocol: i32,
+    /// Dispatch this connection's requests one at a time, in arrival order
+    /// (`Ice.ThreadPool.Server.Serialize`, `<Adapter>.ThreadPool.Serialize`).
+    pub serialize: bool,
     /// The communicator that owns the connection (for proxies bound to it).
     pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
 }
@@ -573,6 +576,7 @@ where
         dispatches: 0,
         done_tx,
         done_rx,
+        serial: None,
         rx,
         closed_tx,
         state: State::Active,
@@ -634,6 +638,7 @@ struct Actor<R, W> {
     dispatches: usize,
     done_tx: mpsc::UnboundedSender<DispatchDone>,
     done_rx: mpsc::UnboundedReceiver<DispatchDone>,
+    serial: Option<mpsc::UnboundedSender<(Vec<RequestData>, bool)>>,
     rx: mpsc::UnboundedReceiver<Command>,
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
@@ -992,32 +997,31 @@ where
 
     fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
         self.dispatches += 1;
-        let handler = self.conn.inner.handler.read().clone();
-        let conn = self.conn.clone();
-        let done = self.done_tx.clone();
-        tokio::spawn(async move {
-            let mut last = None;
-            for req in reqs {
-                let request_id = req.request_id;
-                let reply = match &handler {
-                    Some(h) => h.handle(req, Some(conn.clone())).await,
-                    None => ReplyBody::ObjectNotExist(RequestFailed {
-                        name: req.name,
-                        category: req.category,
-                        facet: req.facet,
-                        operation: req.operation,
-                    }),
-                };
-                last = Some(DispatchDone {
-                    request_id,
-                    compress,
-                    reply,
-                });
-            }
-            if let Some(d) = last {
-                let _ = done.send(d);
-            }
+        if !self.config.serialize {
+            let handler = self.conn.inner.handler.read().clone();
+            tokio::spawn(run_dispatch(
+                handler,
+                self.conn.clone(),
+                reqs,
+                compress,
+                self.done_tx.clone(),
+            ));
+            return;
+        }
+        // Serialized: one task dispatches this connection's requests in arrival order.
+        let serial = self.serial.get_or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<RequestData>, bool)>();
+            let conn = self.conn.clone();
+            let done = self.done_tx.clone();
+            tokio::spawn(async move {
+                while let Some((reqs, compress)) = rx.recv().await {
+                    let handler = conn.inner.handler.read().clone();
+                    run_dispatch(handler, conn.clone(), reqs, compress, done.clone()).await;
+                }
+            });
+            tx
         });
+        let _ = serial.send((reqs, compress));
     }
 
     fn on_dispatched(&mut self, done: DispatchDone) {
@@ -1071,6 +1075,37 @@ where
             }
         }
         None
+    }
+}
+
+/// Dispatches one request (or a batch, in order) and reports the last reply to the actor.
+async fn run_dispatch(
+    handler: Option<Arc<dyn RequestHandler>>,
+    conn: Connection,
+    reqs: Vec<RequestData>,
+    compress: bool,
+    done: mpsc::UnboundedSender<DispatchDone>,
+) {
+    let mut last = None;
+    for req in reqs {
+        let request_id = req.request_id;
+        let reply = match &handler {
+            Some(h) => h.handle(req, Some(conn.clone())).await,
+            None => ReplyBody::ObjectNotExist(RequestFailed {
+                name: req.name,
+                category: req.category,
+                facet: req.facet,
+                operation: req.operation,
+            }),
+        };
+        last = Some(DispatchDone {
+            request_id,
+            compress,
+            reply,
+        });
+    }
+    if let Some(d) = last {
+        let _ = done.send(d);
     }
 }
 
@@ -1154,6 +1189,7 @@ mod tests {
             close_timeout: Duration::from_secs(10),
             trace_network: 0,
             trace_protocol: 0,
+            serialize: false,
             instance: std::sync::Weak::new(),
         }
     }

@@ -289,3 +289,79 @@ async fn communicator_flushes_every_batch_proxy() {
     comm.destroy().await;
     server.communicator.destroy().await;
 }
+
+struct Recorder(parking_lot::Mutex<Vec<i32>>);
+
+impl floe::Blobject for Recorder {
+    fn ice_invoke<'a>(
+        &'a self,
+        in_encaps: bytes::Bytes,
+        current: &'a floe::Current,
+    ) -> floe::codegen::BoxFuture<'a, floe::Result<(bool, bytes::Bytes)>> {
+        Box::pin(async move {
+            if current.operation != "record" {
+                return Ok((true, floe::protocol::empty_encapsulation(1, 1)));
+            }
+            let n = decode(&in_encaps, |is| is.read::<i32>());
+            // Uneven dispatch times would reorder concurrent dispatches.
+            let micros: u64 = rand::random::<u64>() % 300;
+            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+            self.0.lock().push(n);
+            Ok((true, floe::protocol::empty_encapsulation(1, 1)))
+        })
+    }
+}
+
+async fn record_oneways(serialize: bool) -> Vec<i32> {
+    let props: &[(&str, &str)] = if serialize {
+        &[("Test.ThreadPool.Serialize", "1")]
+    } else {
+        &[]
+    };
+    let server = start_floe_server(props).await;
+    let recorder = std::sync::Arc::new(Recorder(Default::default()));
+    let prx = server
+        .adapter
+        .add(
+            std::sync::Arc::new(floe::BlobjectDispatcher(recorder.clone())),
+            floe::Identity::new("rec", ""),
+        )
+        .unwrap();
+    let comm = client_communicator(&[]);
+    let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
+    let ow = prx.ice_oneway();
+    for i in 0..200 {
+        ow.ice_invoke(
+            "record",
+            OperationMode::Normal,
+            encaps(|os| os.write(&i)),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    prx.ice_ping().await.unwrap();
+    for _ in 0..300 {
+        if recorder.0.lock().len() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    comm.destroy().await;
+    server.communicator.destroy().await;
+    let got = recorder.0.lock().clone();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serialized_adapter_dispatches_in_arrival_order() {
+    let got = record_oneways(true).await;
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    let mut unordered = record_oneways(false).await;
+    unordered.sort();
+    assert_eq!(
+        unordered,
+        (0..200).collect::<Vec<_>>(),
+        "every request is dispatched either way"
+    );
+}
