@@ -174,6 +174,12 @@ impl ObjectAdapter {
                 &format!("{name}.ThreadPool.Serialize"),
                 props.get_property_as_int("Ice.ThreadPool.Server.Serialize"),
             ) > 0,
+            io_timeout: bound.iter().find_map(|e| match e {
+                Endpoint::Ip(ip) if ip.transport != Transport::Udp && ip.timeout > 0 => {
+                    Some(std::time::Duration::from_millis(ip.timeout as u64))
+                }
+                _ => None,
+            }),
             instance: Arc::downgrade(&instance),
         };
         let (state, _) = watch::channel(AdapterState::Created);

@@ -93,6 +93,7 @@ impl Instance {
                 .properties
                 .get_property_as_int("Ice.ThreadPool.Client.Serialize")
                 > 0,
+            io_timeout: (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64)),
             instance: self.self_ref.clone(),
         };
         let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));

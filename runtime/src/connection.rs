@@ -143,6 +143,9 @@ pub(crate) struct ConnectionConfig {
     pub trace_network: i32,
     /// `Ice.Trace.Protocol` level.
     pub trace_protocol: i32,
+    /// The endpoint timeout: a write that makes no progress, or a message that stops arriving
+    /// half-way, for this long closes the connection (Ice's `TimeoutException`).
+    pub io_timeout: Option<Duration>,
     /// Dispatch this connection's requests one at a time, in arrival order
     /// (`Ice.ThreadPool.Server.Serialize`, `<Adapter>.ThreadPool.Serialize`).
     pub serialize: bool,
@@ -581,6 +584,8 @@ where
         closed_tx,
         state: State::Active,
         last_activity: Instant::now(),
+        write_progress: Instant::now(),
+        read_progress: Instant::now(),
     };
     actor.decoder = FrameDecoder::new(actor.config.max_message_size);
     if server {
@@ -643,6 +648,10 @@ struct Actor<R, W> {
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
     last_activity: Instant,
+    /// When a byte was last written, or when the write queue last became non-empty.
+    write_progress: Instant,
+    /// When a byte was last read.
+    read_progress: Instant,
 }
 
 fn graceful_close(why: &str) -> End {
@@ -663,6 +672,9 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     fn push(&mut self, bytes: Bytes, request_id: Option<i32>, done: Option<Done>) {
+        if self.queue.is_empty() {
+            self.write_progress = Instant::now();
+        }
         self.queue.push_back(Outgoing {
             bytes,
             request_id,
@@ -772,8 +784,17 @@ where
         let mut close_deadline: Option<Instant> = None;
         loop {
             let writing = !self.queue.is_empty();
-            let deadline = close_deadline
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600 * 24 * 365));
+            let far = Instant::now() + Duration::from_secs(3600 * 24 * 365);
+            let deadline = close_deadline.unwrap_or(far);
+            // The endpoint timeout bounds a stalled write and a message stuck half-way.
+            let io_deadline = match self.config.io_timeout {
+                Some(t) if writing && !self.rbuf.is_empty() => {
+                    (self.write_progress + t).min(self.read_progress + t)
+                }
+                Some(t) if writing => self.write_progress + t,
+                Some(t) if !self.rbuf.is_empty() => self.read_progress + t,
+                _ => far,
+            };
             tokio::select! {
                 r = self.reader.read_buf(&mut self.rbuf) => {
                     match r {
@@ -788,6 +809,7 @@ where
                             };
                         }
                         Ok(_) => {
+                            self.read_progress = Instant::now();
                             if let Some(end) = self.on_readable() {
                                 return end;
                             }
@@ -816,6 +838,9 @@ where
                     if let Some(end) = self.on_acm_tick() {
                         return end;
                     }
+                }
+                _ = tokio::time::sleep_until(io_deadline), if io_deadline < far => {
+                    return End::Failed(Error::ConnectionTimeout);
                 }
                 _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => {
                     return graceful_close("peer did not close in time after CloseConnection");
@@ -915,6 +940,7 @@ where
     }
 
     fn on_written(&mut self, n: usize) {
+        self.write_progress = Instant::now();
         self.offset += n;
         while let Some(front) = self.queue.front() {
             if self.offset < front.bytes.len() {
@@ -1130,12 +1156,10 @@ fn describe(msg: &Message) -> String {
     }
 }
 
-/// The error a caller sees for a request that was never written: safe to retry.
+/// The error a caller sees for a request that was never written (its `sent` flag, false, is
+/// what makes it safe to retry).
 fn unsent_error(reason: &Error) -> Error {
-    match reason {
-        Error::CommunicatorDestroyed => Error::CommunicatorDestroyed,
-        _ => Error::CloseConnection,
-    }
+    reason.clone()
 }
 
 async fn write_some<W: AsyncWrite + Unpin>(
@@ -1189,6 +1213,7 @@ mod tests {
             close_timeout: Duration::from_secs(10),
             trace_network: 0,
             trace_protocol: 0,
+            io_timeout: None,
             serialize: false,
             instance: std::sync::Weak::new(),
         }

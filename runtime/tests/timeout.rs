@@ -157,3 +157,44 @@ async fn destroy_fails_pending_calls_at_once() {
     ));
     server.communicator.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_write_times_out_with_the_endpoint_timeout() {
+    // A peer that validates the connection and then never reads: the endpoint timeout (-t 300)
+    // closes the connection once a write has made no progress for 300 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stuck = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            use tokio::io::AsyncWriteExt;
+            s.write_all(&[0x49, 0x63, 0x65, 0x50, 1, 0, 1, 0, 3, 0, 14, 0, 0, 0])
+                .await
+                .unwrap();
+            held.push(s);
+        }
+    });
+    let comm = client_communicator(&[]);
+    let prx = comm
+        .string_to_proxy(&format!("x:tcp -h 127.0.0.1 -p {port} -t 300"))
+        .unwrap()
+        .unwrap();
+    const LEN: i32 = 64 * 1024 * 1024;
+    let mut params = (6 + 5 + LEN).to_le_bytes().to_vec();
+    params.extend_from_slice(&[1, 1, 0xff]);
+    params.extend_from_slice(&LEN.to_le_bytes());
+    params.resize(6 + 5 + LEN as usize, 7);
+    let start = Instant::now();
+    let r = prx
+        .ice_invoke("big", floe::OperationMode::Normal, params.into(), None)
+        .await;
+    assert!(matches!(r, Err(Error::ConnectionTimeout)), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    stuck.abort();
+    comm.destroy().await;
+}
