@@ -44,6 +44,7 @@ pub(crate) struct Instance {
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
+    locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -140,6 +141,18 @@ impl Instance {
         let socket = Arc::new(socket);
         sockets.insert(addr.to_string(), socket.clone());
         Ok(socket)
+    }
+
+    pub(crate) fn cached_location(&self, key: &str) -> Option<Vec<crate::endpoint::Endpoint>> {
+        self.locations.lock().get(key).cloned()
+    }
+
+    pub(crate) fn cache_location(&self, key: String, endpoints: Vec<crate::endpoint::Endpoint>) {
+        self.locations.lock().insert(key, endpoints);
+    }
+
+    pub(crate) fn forget_location(&self, key: &str) {
+        self.locations.lock().remove(key);
     }
 
     /// Remembers a batch proxy that has queued requests, for
@@ -257,6 +270,7 @@ impl Communicator {
             adapters: Mutex::new(HashMap::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
             batches: Mutex::new(Vec::new()),
+            locations: Mutex::new(HashMap::new()),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,

@@ -110,6 +110,7 @@ pub(crate) struct Reference {
     compress: Option<bool>,
     batch: Arc<Mutex<BatchQueue>>,
     fixed: Option<Connection>,
+    locator: Option<ObjectPrx>,
 }
 
 /// A proxy for a remote Ice object. Immutable: every `ice_*` builder returns a new proxy.
@@ -133,6 +134,7 @@ impl PartialEq for ObjectPrx {
             && a.invocation_timeout == b.invocation_timeout
             && a.compress == b.compress
             && a.fixed == b.fixed
+            && a.locator == b.locator
     }
 }
 
@@ -219,6 +221,7 @@ impl ObjectPrx {
                 compress: None,
                 batch: Arc::default(),
                 fixed: None,
+                locator: None,
             }),
         }
     }
@@ -289,6 +292,7 @@ impl ObjectPrx {
             compress: None,
             batch: Arc::default(),
             fixed: None,
+            locator: None,
         };
         // Options.
         loop {
@@ -786,8 +790,25 @@ impl ObjectPrx {
         if self.r.secure {
             return Err(Error::NoEndpoint(self.to_string()));
         }
+        if !self.r.endpoints.is_empty() {
+            return self.connect_to(&self.r.endpoints).await;
+        }
+        // An indirect or well-known proxy: ask the locator, then ask again (bypassing the cache)
+        // if the endpoints it gave no longer work.
+        let endpoints = self.locate_boxed(true).await?;
+        match self.connect_to(&endpoints).await {
+            Ok(c) => Ok(c),
+            Err(_) => {
+                self.r.instance.forget_location(&self.location_key());
+                let endpoints = self.locate_boxed(false).await?;
+                self.connect_to(&endpoints).await
+            }
+        }
+    }
+
+    async fn connect_to(&self, endpoints: &[Endpoint]) -> Result<Connection> {
         let mut last = None;
-        for ep in &self.r.endpoints {
+        for ep in endpoints {
             if let Endpoint::Ip(ip) = ep {
                 if matches!(ip.transport, Transport::Tcp | Transport::Ws) {
                     match self.r.instance.get_connection(ip).await {
@@ -798,6 +819,91 @@ impl ObjectPrx {
             }
         }
         Err(last.unwrap_or_else(|| Error::NoEndpoint(self.to_string())))
+    }
+
+    /// The locator this proxy uses: its own (`ice_locator`), or `Ice.Default.Locator`.
+    pub fn ice_get_locator(&self) -> Option<ObjectPrx> {
+        if let Some(l) = &self.r.locator {
+            return Some(l.clone());
+        }
+        let s = self
+            .r
+            .instance
+            .properties
+            .get_property("Ice.Default.Locator");
+        ObjectPrx::parse(self.r.instance.clone(), &s).ok().flatten()
+    }
+
+    /// The same proxy resolved through another locator (`None`: `Ice.Default.Locator`).
+    pub fn ice_locator(&self, locator: Option<ObjectPrx>) -> ObjectPrx {
+        self.with(|r| r.locator = locator)
+    }
+
+    fn location_key(&self) -> String {
+        if self.r.adapter_id.is_empty() {
+            format!("object {}", self.r.identity)
+        } else {
+            format!("adapter {}", self.r.adapter_id)
+        }
+    }
+
+    /// [`ObjectPrx::locate`], boxed: locating calls the locator, which is itself a proxy call.
+    fn locate_boxed(
+        &self,
+        use_cache: bool,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<Endpoint>>> {
+        Box::pin(self.locate(use_cache))
+    }
+
+    /// The endpoints of an indirect (`@ adapter`) or well-known proxy, from the locator (Ice's
+    /// `findAdapterById` / `findObjectById`), cached per communicator.
+    async fn locate(&self, use_cache: bool) -> Result<Vec<Endpoint>> {
+        let key = self.location_key();
+        if use_cache {
+            if let Some(eps) = self.r.instance.cached_location(&key) {
+                return Ok(eps);
+            }
+        }
+        let locator = self
+            .ice_get_locator()
+            .ok_or_else(|| Error::NoEndpoint(self.to_string()))?;
+        if !locator.r.endpoints.is_empty() && locator.r.adapter_id.is_empty() {
+            let eps = if self.r.adapter_id.is_empty() {
+                let found =
+                    find(&locator, "findObjectById", |os| os.write(&self.r.identity)).await?;
+                let found =
+                    found.ok_or_else(|| not_found("object", &self.r.identity.to_string()))?;
+                if !found.r.endpoints.is_empty() {
+                    found.r.endpoints.clone()
+                } else if !found.r.adapter_id.is_empty() {
+                    let id = found.r.adapter_id.clone();
+                    find(&locator, "findAdapterById", |os| os.write(&id))
+                        .await?
+                        .ok_or_else(|| not_found("object adapter", &id))?
+                        .r
+                        .endpoints
+                        .clone()
+                } else {
+                    Vec::new()
+                }
+            } else {
+                let id = &self.r.adapter_id;
+                find(&locator, "findAdapterById", |os| os.write(id))
+                    .await?
+                    .ok_or_else(|| not_found("object adapter", id))?
+                    .r
+                    .endpoints
+                    .clone()
+            };
+            if eps.is_empty() {
+                return Err(Error::NoEndpoint(self.to_string()));
+            }
+            self.r.instance.cache_location(key, eps.clone());
+            return Ok(eps);
+        }
+        Err(Error::NoEndpoint(format!(
+            "{self} (the locator must be a direct proxy)"
+        )))
     }
 
     async fn send_with_retries(&self, request: RequestData) -> Result<Option<ReplyBody>> {
@@ -872,6 +978,35 @@ impl ObjectPrx {
             }
         }
         result
+    }
+}
+
+/// Calls `findObjectById` or `findAdapterById` on a locator.
+async fn find(
+    locator: &ObjectPrx,
+    op: &'static str,
+    encode: impl FnOnce(&mut OutputStream),
+) -> Result<Option<ObjectPrx>> {
+    let r = locator
+        .invoke::<Option<ObjectPrx>, Error>(
+            op,
+            OperationMode::Nonmutating,
+            None,
+            true,
+            encode,
+            |is| is.read::<Option<ObjectPrx>>(),
+        )
+        .await;
+    match r {
+        Err(Error::UnknownUserException(t)) if t.ends_with("NotFoundException") => Ok(None),
+        other => other,
+    }
+}
+
+fn not_found(kind: &str, id: &str) -> Error {
+    Error::NotRegistered {
+        kind: kind.into(),
+        id: id.into(),
     }
 }
 

@@ -349,8 +349,7 @@ async fn record_oneways(serialize: bool) -> Vec<i32> {
     }
     comm.destroy().await;
     server.communicator.destroy().await;
-    let got = recorder.0.lock().clone();
-    got
+    recorder.0.lock().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,32 @@ class AdminI(FloeTest.Admin):
         return "python admin"
 
 
+class LocatorI(Ice.Locator):
+    """A minimal locator: knows the adapter "HelloAdapter" and the well-known object "hello"."""
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+
+    def findObjectById(self, id, current):
+        if id.name == "hello" and id.category == "":
+            return Ice.Future.completed(current.adapter.getCommunicator().stringToProxy("hello @ HelloAdapter"))
+        if id.name == "direct-hello":
+            return Ice.Future.completed(self.adapter.createDirectProxy(Ice.stringToIdentity("hello")))
+        f = Ice.Future()
+        f.set_exception(Ice.ObjectNotFoundException())
+        return f
+
+    def findAdapterById(self, id, current):
+        if id == "HelloAdapter":
+            return Ice.Future.completed(self.adapter.createDirectProxy(Ice.stringToIdentity("dummy")))
+        f = Ice.Future()
+        f.set_exception(Ice.AdapterNotFoundException())
+        return f
+
+    def getRegistry(self, current):
+        return None
+
+
 def main():
     # Several dispatch threads: a servant that calls a client back over the client's own
     # connection (bidir) waits for a reply that another thread has to read.
@@ -61,6 +87,7 @@ def main():
         adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0:ws -h 127.0.0.1 -p 0 -r /floe")
         prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
         adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
+        adapter.add(LocatorI(adapter), Ice.stringToIdentity("locator"))
         adapter.activate()
         print("PROXY " + comm.proxyToString(prx), flush=True)
         comm.waitForShutdown()
