@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# The project's main job on embedded defaults. Until the services land this builds
-# the workspace, shows the Slice compiler's usage and compiles slice/UsersManager.ice
-# with it into a temporary directory.
+# The main job on embedded defaults. Until the services exist it is Floe's `hello` demo: the
+# server starts on its config.server (tcp port 10000 on localhost, as ZeroC's demo), the client
+# calls it twoway and oneway with config.client, then asks it to shut down.
 set -euo pipefail
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-command -v cargo >/dev/null || { echo "scripts/run.sh: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "run.sh: cargo not found: install Rust with rustup" >&2; exit 1; }
 
-cpus=$(nproc 2>/dev/null || echo 2)
-jobs=${FLOE_JOBS:-$(( cpus < 2 ? cpus : 2 ))}
+cargo build -q -p hello-example
+bin="${CARGO_TARGET_DIR:-target}/debug"
+cd examples/hello
 
-cargo build --workspace -j "$jobs"
-cargo run -q -j "$jobs" --bin slice2rs -- --help
+"../../$bin/hello-server" --Ice.Config=config.server &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
 
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-cargo run -q -j "$jobs" --bin slice2rs -- -I slice --output-dir "$out" slice/UsersManager.ice
-echo "slice2rs compiled slice/UsersManager.ice into:"
-find "$out" -type f | sed "s|^$out/|  |"
+# Wait until the server listens.
+for _ in $(seq 1 50); do
+  if "../../$bin/hello-client" --Ice.Config=config.client t 2>/dev/null; then
+    break
+  fi
+  sleep 0.2
+done
+"../../$bin/hello-client" --Ice.Config=config.client o t s
+wait "$server"
+trap - EXIT
+echo "run.sh: the hello server answered twoway and oneway calls and shut down on request"

@@ -2479,31 +2479,8 @@ impl Parser {
             }
         }
         if is_class {
-            for base in self.ast.bases(cont).to_vec() {
-                let mut inherited = self.ast.all_operations(base);
-                inherited.extend(self.ast.all_data_members(base));
-                for q in inherited {
-                    let qname = self.ast.node(q).name.clone();
-                    let qkind = self.ast.kind_of(q);
-                    if qname == name {
-                        let n = if "aeiou".contains(&qkind[..1]) {
-                            "n"
-                        } else {
-                            ""
-                        };
-                        self.error(
-                            codes::INHERITANCE,
-                            format!("data member `{name}' is already defined as a{n} {qkind} in a base interface or class"),
-                        );
-                        return None;
-                    }
-                    if qname.to_lowercase() == name.to_lowercase() {
-                        self.error(
-                            codes::CASE,
-                            format!("data member `{name}' differs only in capitalization from {qkind} `{qname}', which is defined in a base interface or class"),
-                        );
-                    }
-                }
+            if !self.check_inherited_clash(cont, "data member", name) {
+                return None;
             }
         } else if !is_struct {
             for base in self.ast.exception_bases(cont) {
@@ -2697,6 +2674,34 @@ impl Parser {
         }
     }
 
+    /// Slice's check that a new operation or data member of a class or interface does not clash
+    /// with one inherited from a base. Returns false when the name is taken outright.
+    fn check_inherited_clash(&mut self, cl: NodeId, what: &str, name: &str) -> bool {
+        for base in self.ast.bases(cl).to_vec() {
+            let mut inherited = self.ast.all_operations(base);
+            inherited.extend(self.ast.all_data_members(base));
+            for q in inherited {
+                let qname = self.ast.node(q).name.clone();
+                let qkind = self.ast.kind_of(q);
+                if qname == name {
+                    let n = article(qkind);
+                    self.error(
+                        codes::INHERITANCE,
+                        format!("{what} `{name}' is already defined as {n} {qkind} in a base interface or class"),
+                    );
+                    return false;
+                }
+                if qname.to_lowercase() == name.to_lowercase() {
+                    self.error(
+                        codes::CASE,
+                        format!("{what} `{name}' differs only in capitalization from {qkind} `{qname}', which is defined in a base interface or class"),
+                    );
+                }
+            }
+        }
+        true
+    }
+
     fn create_operation(
         &mut self,
         name: &str,
@@ -2743,31 +2748,8 @@ impl Parser {
                 format!("operation `{name}' differs only in capitalization from enclosing {what} name `{cl_name}'"),
             );
         }
-        for base in self.ast.bases(cl).to_vec() {
-            let mut inherited = self.ast.all_operations(base);
-            inherited.extend(self.ast.all_data_members(base));
-            for q in inherited {
-                let qname = self.ast.node(q).name.clone();
-                let qkind = self.ast.kind_of(q);
-                if qname == name {
-                    let n = if "aeiou".contains(&qkind[..1]) {
-                        "n"
-                    } else {
-                        ""
-                    };
-                    self.error(
-                        codes::INHERITANCE,
-                        format!("operation `{name}' is already defined as a{n} {qkind} in a base interface or class"),
-                    );
-                    return None;
-                }
-                if qname.to_lowercase() == name.to_lowercase() {
-                    self.error(
-                        codes::CASE,
-                        format!("operation `{name}' differs only in capitalization from {qkind} `{qname}', which is defined in a base interface or class"),
-                    );
-                }
-            }
+        if !self.check_inherited_clash(cl, "operation", name) {
+            return None;
         }
         let local = self.ast.node(cl).local;
         if !local && ret.is_some_and(|t| self.ast.type_is_local(t)) {
@@ -3606,5 +3588,14 @@ fn describe(tok: &Tok) -> String {
         Tok::Punct(c) => format!("`{c}'"),
         Tok::Illegal(c) => format!("character `{c}'"),
         Tok::Eof => "end of file".into(),
+    }
+}
+
+/// "a" or "an", as Slice's messages choose it.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
