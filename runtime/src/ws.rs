@@ -1,6 +1,7 @@
 //! The WebSocket transport (`ws` endpoints) as Ice 3.7 uses it: an HTTP/1.1 upgrade with the
 //! subprotocol `ice.zeroc.com`, then Ice messages in binary frames (masked from client to
 //! server). A close frame ends the stream; ping frames are skipped (Ice never sends them).
+//! Ice reads the payloads of successive frames as one stream, so long messages may span frames.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +16,8 @@ use crate::error::{Error, Result};
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const PROTOCOL: &str = "ice.zeroc.com";
 const MAX_HEADERS: usize = 16 * 1024;
+/// Largest payload written in one frame.
+const MAX_FRAME: usize = 64 * 1024;
 
 fn ws_error(m: impl Into<String>) -> Error {
     Error::ConnectFailed(format!("websocket: {}", m.into()))
@@ -254,7 +257,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
     }
 }
 
-/// Writes each `write` call as one binary frame (masked when we are the client).
+/// Writes each `write` call as binary frames of up to 64 KiB (masked when we are the client).
 pub(crate) struct WsWriter<W> {
     inner: W,
     mask: bool,
@@ -296,6 +299,9 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for WsWriter<W> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.pending.is_empty() {
+            // Large writes go out as several frames, so that progress (and the endpoint
+            // timeout) is measured per frame; the peer reads frames as one byte stream.
+            let buf = &buf[..buf.len().min(MAX_FRAME)];
             let len = buf.len();
             this.pending.reserve(len + 14);
             this.pending.put_u8(0x82);
