@@ -76,14 +76,13 @@ impl OutgoingResponse {
     pub fn encapsulation(&self) -> &Bytes {
         match &self.body {
             ReplyBody::Ok(b) | ReplyBody::UserException(b) => b,
-            _ => unreachable_empty(),
+            // A response whose encoding failed carries no encapsulation.
+            _ => {
+                static EMPTY: Bytes = Bytes::from_static(&[]);
+                &EMPTY
+            }
         }
     }
-}
-
-fn unreachable_empty() -> &'static Bytes {
-    static EMPTY: Bytes = Bytes::from_static(&[]);
-    &EMPTY
 }
 
 impl IncomingRequest {
