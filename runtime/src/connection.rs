@@ -1337,6 +1337,41 @@ mod tests {
         assert!(read_msg(&mut r).await.is_none());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever a client sends, the server-side actor never panics and ends once the client
+        /// is gone; valid messages mixed in are answered.
+        #[test]
+        fn server_actor_survives_any_input(
+            chunks in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                    proptest::strategy::Just(ping_request(7).to_vec()),
+                    proptest::strategy::Just(validate_connection_message().to_vec()),
+                ],
+                0..6,
+            )
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+            rt.block_on(async {
+                let acm = AcmConfig::default_for(true);
+                let handler: Arc<dyn RequestHandler> = Arc::new(Slow(Duration::from_millis(1)));
+                let (conn, mut r, mut w) = pipe(true, acm, Some(handler));
+                for c in &chunks {
+                    if w.write_all(c).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = w.shutdown().await;
+                // Drain what the server sends until it closes.
+                let drain = async { while read_msg(&mut r).await.is_some() {} };
+                tokio::time::timeout(Duration::from_secs(120), drain).await.expect("server closes");
+                tokio::time::timeout(Duration::from_secs(120), conn.wait_closed()).await.expect("actor ends");
+            });
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn heartbeat_always_keeps_talking() {
         let acm = AcmConfig {
