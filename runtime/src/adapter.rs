@@ -241,6 +241,19 @@ impl ObjectAdapter {
                 Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
             });
         }
+        drop(tasks);
+        if self.adapter_id().is_some() {
+            let adapter = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = adapter.register_with_locator(true).await {
+                    tracing::warn!(
+                        target: "floe::network",
+                        "adapter `{}` could not register with the locator: {e}",
+                        adapter.name()
+                    );
+                }
+            });
+        }
         Ok(())
     }
 
@@ -251,6 +264,13 @@ impl ObjectAdapter {
             return;
         }
         self.inner.state.send_replace(AdapterState::Deactivated);
+        if self.adapter_id().is_some() && tokio::runtime::Handle::try_current().is_ok() {
+            // Best effort, as in Ice: the registry forgets the endpoints of a deactivated adapter.
+            let adapter = self.clone();
+            tokio::spawn(async move {
+                let _ = adapter.register_with_locator(false).await;
+            });
+        }
         for t in self.inner.accept_tasks.lock().drain(..) {
             t.abort();
         }
@@ -402,11 +422,73 @@ impl ObjectAdapter {
 
     /// A proxy for `id` with this adapter's published endpoints.
     pub fn create_proxy(&self, id: Identity) -> ObjectPrx {
+        let direct = self.create_direct_proxy(id);
+        match self.adapter_id() {
+            Some(adapter_id) => direct.ice_adapter_id(&adapter_id),
+            None => direct,
+        }
+    }
+
+    /// A proxy for `id` with this adapter's published endpoints, even when the adapter has an
+    /// adapter id.
+    pub fn create_direct_proxy(&self, id: Identity) -> ObjectPrx {
         ObjectPrx::new_direct(
             self.inner.instance.clone(),
             id,
             self.inner.published.clone(),
         )
+    }
+
+    /// `<name>.AdapterId`, when set: proxies created by the adapter are then indirect
+    /// (`id @ adapter-id`), and activation registers the adapter's endpoints with the locator.
+    pub fn adapter_id(&self) -> Option<String> {
+        let id = self
+            .inner
+            .instance
+            .properties
+            .get_property(&format!("{}.AdapterId", self.inner.name));
+        (!id.is_empty()).then_some(id)
+    }
+
+    /// Registers (or, with `register == false`, unregisters) the adapter's endpoints under its
+    /// adapter id with the locator's registry (`setAdapterDirectProxy`). Activation and
+    /// deactivation do this by themselves; this lets a caller wait for it.
+    pub async fn register_with_locator(&self, register: bool) -> Result<()> {
+        let Some(adapter_id) = self.adapter_id() else {
+            return Ok(());
+        };
+        let direct = self.create_direct_proxy(Identity::new("dummy", ""));
+        let Some(locator) = direct.ice_get_locator() else {
+            return Ok(());
+        };
+        let registry = locator
+            .invoke::<Option<ObjectPrx>, Error>(
+                "getRegistry",
+                crate::protocol::OperationMode::Nonmutating,
+                None,
+                true,
+                |_| {},
+                |is| is.read::<Option<ObjectPrx>>(),
+            )
+            .await?
+            .ok_or_else(|| Error::NotRegistered {
+                kind: "locator registry".into(),
+                id: locator.to_string(),
+            })?;
+        let proxy = register.then_some(direct);
+        registry
+            .invoke::<(), Error>(
+                "setAdapterDirectProxy",
+                crate::protocol::OperationMode::Idempotent,
+                None,
+                false,
+                |os| {
+                    os.write(adapter_id.as_str());
+                    os.write(&proxy);
+                },
+                |_| Ok(()),
+            )
+            .await
     }
 
     fn lookup(&self, id: &Identity, facet: &str) -> std::result::Result<Servant, bool> {

@@ -597,6 +597,15 @@ impl ObjectPrx {
         &self.r.adapter_id
     }
 
+    /// The same proxy made indirect: no endpoints, resolved through the locator by `adapter_id`
+    /// (Ice's `ice_adapterId`; `""` makes it well-known).
+    pub fn ice_adapter_id(&self, adapter_id: &str) -> ObjectPrx {
+        self.with(|r| {
+            r.adapter_id = adapter_id.to_string();
+            r.endpoints.clear();
+        })
+    }
+
     /// Checks that the object exists (`ice_ping`).
     pub async fn ice_ping(&self) -> Result<()> {
         let (ok, out) = self.invoke_builtin("ice_ping", &[]).await?;

@@ -163,3 +163,68 @@ async fn stale_locations_are_refreshed() {
     loc_comm.destroy().await;
     second.communicator.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapter_with_adapter_id_registers_with_the_locator() {
+    require_zeroc();
+    let py = start_python_server();
+    let locator = py.proxy.replacen("hello -t", "locator -t", 1);
+    let server = client_communicator(&[
+        ("Ice.Default.Locator", &locator),
+        ("Reg.AdapterId", "FloeAdapter"),
+    ]);
+    let adapter = server
+        .create_object_adapter_with_endpoints("Reg", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    let prx = adapter
+        .add(
+            std::sync::Arc::new(HelloDispatcher(Default::default())),
+            Identity::new("hello", ""),
+        )
+        .unwrap();
+    assert_eq!(
+        prx.to_string(),
+        "hello -t -e 1.1 @ FloeAdapter",
+        "proxies of the adapter are indirect"
+    );
+    adapter.activate().unwrap();
+    adapter.register_with_locator(true).await.unwrap();
+
+    // A ZeroC client and a Floe client both find the Floe adapter through the ZeroC locator.
+    run_python_client(
+        &prx.to_string(),
+        "operations",
+        &[&format!("--Ice.Default.Locator={locator}")],
+    )
+    .await;
+    let client = client_communicator(&[("Ice.Default.Locator", &locator)]);
+    let hello = HelloPrx::from_object(
+        client
+            .string_to_proxy("hello @ FloeAdapter")
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        hello.say_hello("registered").await.unwrap(),
+        "Hello, registered!"
+    );
+
+    // Unregistered: the locator no longer knows the adapter.
+    adapter.register_with_locator(false).await.unwrap();
+    let fresh = client_communicator(&[("Ice.Default.Locator", &locator)]);
+    let r = fresh
+        .string_to_proxy("hello @ FloeAdapter")
+        .unwrap()
+        .unwrap()
+        .ice_ping()
+        .await;
+    assert!(matches!(r, Err(Error::NotRegistered { .. })), "{r:?}");
+
+    let _ = HelloPrx::from_object(client.string_to_proxy(&py.proxy).unwrap().unwrap())
+        .shutdown()
+        .await;
+    fresh.destroy().await;
+    client.destroy().await;
+    server.destroy().await;
+}

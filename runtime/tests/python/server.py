@@ -54,11 +54,35 @@ class AdminI(FloeTest.Admin):
         return "python admin"
 
 
+class LocatorRegistryI(Ice.LocatorRegistry):
+    """Remembers the endpoints adapters register (setAdapterDirectProxy)."""
+
+    def __init__(self):
+        self.adapters = {}
+
+    def setAdapterDirectProxy(self, id, proxy, current):
+        if proxy is None:
+            self.adapters.pop(id, None)
+        else:
+            self.adapters[id] = proxy
+        return Ice.Future.completed(None)
+
+    def setReplicatedAdapterDirectProxy(self, id, group, proxy, current):
+        return self.setAdapterDirectProxy(id, proxy, current)
+
+    def setServerProcessProxy(self, id, proxy, current):
+        return Ice.Future.completed(None)
+
+
 class LocatorI(Ice.Locator):
-    """A minimal locator: knows the adapter "HelloAdapter" and the well-known object "hello"."""
+    """A minimal locator: knows the adapter "HelloAdapter", the well-known object "hello", and
+    every adapter registered with its registry."""
 
     def __init__(self, adapter):
         self.adapter = adapter
+        self.registry = LocatorRegistryI()
+        self.registry_prx = Ice.LocatorRegistryPrx.uncheckedCast(
+            adapter.add(self.registry, Ice.stringToIdentity("registry")))
 
     def findObjectById(self, id, current):
         if id.name == "hello" and id.category == "":
@@ -70,6 +94,8 @@ class LocatorI(Ice.Locator):
         return f
 
     def findAdapterById(self, id, current):
+        if id in self.registry.adapters:
+            return Ice.Future.completed(self.registry.adapters[id])
         if id == "HelloAdapter":
             return Ice.Future.completed(self.adapter.createDirectProxy(Ice.stringToIdentity("dummy")))
         f = Ice.Future()
@@ -77,7 +103,7 @@ class LocatorI(Ice.Locator):
         return f
 
     def getRegistry(self, current):
-        return None
+        return self.registry_prx
 
 
 def main():
