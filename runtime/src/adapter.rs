@@ -55,6 +55,9 @@ struct AdapterInner {
     connections: Mutex<HashSet<Connection>>,
     state: watch::Sender<AdapterState>,
     config: ConnectionConfig,
+    /// Bounds concurrent dispatches (`<name>.ThreadPool.SizeMax` or
+    /// `Ice.ThreadPool.Server.SizeMax`); unbounded when unset.
+    dispatch_limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A set of servants reachable through a set of endpoints. Cheap to clone (a handle).
@@ -182,6 +185,12 @@ impl ObjectAdapter {
             }),
             instance: Arc::downgrade(&instance),
         };
+        let size_max = props.get_property_as_int_with_default(
+            &format!("{name}.ThreadPool.SizeMax"),
+            props.get_property_as_int("Ice.ThreadPool.Server.SizeMax"),
+        );
+        let dispatch_limit =
+            (size_max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(size_max as usize)));
         let (state, _) = watch::channel(AdapterState::Created);
         Ok(ObjectAdapter {
             inner: Arc::new(AdapterInner {
@@ -195,6 +204,7 @@ impl ObjectAdapter {
                 connections: Mutex::new(HashSet::new()),
                 state,
                 config,
+                dispatch_limit,
             }),
         })
     }
@@ -668,6 +678,10 @@ impl RequestHandler for AdapterHandler {
                         ReplyBody::ObjectNotExist(failed)
                     };
                 }
+            };
+            let _permit = match &adapter.inner.dispatch_limit {
+                Some(limit) => limit.clone().acquire_owned().await.ok(),
+                None => None,
             };
             let mut incoming = IncomingRequest::new(current.clone(), request.params);
             let result = std::panic::AssertUnwindSafe(servant.dispatch(&mut incoming))

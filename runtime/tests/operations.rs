@@ -364,3 +364,35 @@ async fn serialized_adapter_dispatches_in_arrival_order() {
         "every request is dispatched either way"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_pool_size_max_bounds_concurrent_dispatches() {
+    use floe::Proxy;
+    for (size_max, concurrent) in [("1", false), ("", true)] {
+        let props: Vec<(&str, &str)> = if size_max.is_empty() {
+            vec![]
+        } else {
+            vec![("Test.ThreadPool.SizeMax", size_max)]
+        };
+        let server = start_floe_server(&props).await;
+        let comm = client_communicator(&[]);
+        let hello = HelloPrx::from_object(
+            comm.string_to_proxy(&server.proxy.to_string())
+                .unwrap()
+                .unwrap(),
+        );
+        hello.ice_ping().await.unwrap();
+        let start = std::time::Instant::now();
+        let (a, b) = tokio::join!(hello.slow(400), hello.slow(400));
+        a.unwrap();
+        b.unwrap();
+        let took = start.elapsed();
+        if concurrent {
+            assert!(took < std::time::Duration::from_millis(750), "{took:?}");
+        } else {
+            assert!(took >= std::time::Duration::from_millis(800), "{took:?}");
+        }
+        comm.destroy().await;
+        server.communicator.destroy().await;
+    }
+}
