@@ -30,6 +30,10 @@ pub(crate) struct Instance {
     pub(crate) default_timeout: i32,
     pub(crate) default_invocation_timeout: i32,
     pub(crate) override_compress: Option<bool>,
+    /// `Ice.Override.Timeout`: replaces every endpoint timeout.
+    override_timeout: Option<i32>,
+    /// `Ice.Override.ConnectTimeout`: replaces the endpoint timeout when connecting.
+    override_connect_timeout: Option<i32>,
     pub(crate) max_message_size: usize,
     pub(crate) client_acm: AcmConfig,
     pub(crate) server_acm: AcmConfig,
@@ -93,10 +97,13 @@ impl Instance {
                 .properties
                 .get_property_as_int("Ice.ThreadPool.Client.Serialize")
                 > 0,
-            io_timeout: (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64)),
+            io_timeout: ms(self.override_timeout.unwrap_or(ep.timeout)),
             instance: self.self_ref.clone(),
         };
-        let timeout = (ep.timeout > 0).then(|| Duration::from_millis(ep.timeout as u64));
+        let timeout = ms(self
+            .override_connect_timeout
+            .or(self.override_timeout)
+            .unwrap_or(ep.timeout));
         let dial = match target.transport {
             crate::endpoint::Transport::Ws => connection::Dial::Ws {
                 host: target.host.clone(),
@@ -180,6 +187,16 @@ impl Instance {
     }
 }
 
+/// A timeout property in milliseconds, when set (-1 = infinite).
+fn override_ms(p: &Properties, key: &str) -> Option<i32> {
+    (!p.get_property(key).is_empty()).then(|| p.get_property_as_int_with_default(key, -1))
+}
+
+/// Milliseconds to a duration; zero or negative means no timeout.
+fn ms(v: i32) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v as u64))
+}
+
 /// The entry point of the runtime: a `Clone` handle over one configured instance.
 #[derive(Clone)]
 pub struct Communicator {
@@ -244,6 +261,8 @@ impl Communicator {
             },
             default_invocation_timeout: p
                 .get_property_as_int_with_default("Ice.Default.InvocationTimeout", -1),
+            override_timeout: override_ms(p, "Ice.Override.Timeout"),
+            override_connect_timeout: override_ms(p, "Ice.Override.ConnectTimeout"),
             override_compress: {
                 let v = p.get_property("Ice.Override.Compress");
                 if v.is_empty() {

@@ -198,3 +198,31 @@ async fn stalled_write_times_out_with_the_endpoint_timeout() {
     stuck.abort();
     comm.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_connect_timeout_replaces_the_endpoint_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let comm = client_communicator(&[("Ice.Override.ConnectTimeout", "200")]);
+    let prx = comm
+        .string_to_proxy(&format!("x:tcp -h 127.0.0.1 -p {port} -t 60000"))
+        .unwrap()
+        .unwrap();
+    let start = Instant::now();
+    let r = prx.ice_ping().await;
+    assert!(matches!(r, Err(Error::ConnectTimeout(_))), "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    silent.abort();
+    comm.destroy().await;
+}
