@@ -127,13 +127,18 @@ pub fn main(args: Vec<String>) -> ExitCode {
                 &args.options.defines,
                 &args.options.undefines,
             );
+            let mut stdout = std::io::stdout().lock();
             for seg in &pre.segments {
-                println!(
-                    "#line {} \"{}\"",
+                let header = format!(
+                    "#line {} \"{}\"\n",
                     seg.first_line,
                     pre.files[seg.file].display()
                 );
-                print!("{}", seg.text);
+                let _ = std::io::Write::write_all(&mut stdout, header.as_bytes());
+                let _ = std::io::Write::write_all(
+                    &mut stdout,
+                    &crate::preprocess::encode_raw(&seg.text),
+                );
             }
             failed |= report(&pre.diagnostics, args.json);
             continue;

@@ -115,14 +115,41 @@ const RUST_KEYWORDS: [&str; 52] = [
     "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
-/// Escapes a Rust keyword.
+/// Escapes a Rust keyword. A backslash, which Slice allows between the parts of an identifier
+/// (`S\\T`), becomes an underscore.
 pub fn escape(name: &str) -> String {
+    if name.contains('\\') {
+        return escape(&name.replace('\\', "_"));
+    }
     if matches!(name, "self" | "Self" | "super" | "crate") {
         format!("{name}_")
     } else if RUST_KEYWORDS.contains(&name) {
         format!("r#{name}")
     } else {
         name.to_string()
+    }
+}
+
+/// The module holding an interface's per-operation types: its name in snake case, or with a
+/// trailing underscore when that is the interface's own name (an all-lowercase interface), so the
+/// module and the servant trait never collide.
+fn ops_module_name(interface: &str) -> String {
+    let snake = snake_case(&interface.replace('\\', "_"));
+    if snake == interface {
+        format!("{snake}_")
+    } else {
+        escape(&snake)
+    }
+}
+
+/// The Rust method of an operation: snake case, with a trailing underscore when it would collide
+/// with the proxy's own `checked_cast` and `unchecked_cast`.
+fn op_method_name(operation: &str) -> String {
+    let name = escape(&snake_case(operation));
+    if matches!(name.as_str(), "checked_cast" | "unchecked_cast") {
+        format!("{name}_")
+    } else {
+        name
     }
 }
 
@@ -578,11 +605,11 @@ impl<'a> Gen<'a> {
         };
         let enc: String = members
             .iter()
-            .map(|m| format!("os.write(&self.{});\n", self.field_name(*m)))
+            .map(|m| format!("__os.write(&self.{});\n", self.field_name(*m)))
             .collect();
         let dec: String = members
             .iter()
-            .map(|m| format!("{}: is.read()?,\n", self.field_name(*m)))
+            .map(|m| format!("{}: __is.read()?,\n", self.field_name(*m)))
             .collect();
         let min = if min.is_empty() {
             "0".to_string()
@@ -593,7 +620,7 @@ impl<'a> Gen<'a> {
             .iter()
             .map(|m| {
                 let f = self.field_name(*m);
-                format!("{RT}::SliceType::dictionary_key_order(&self.{f}, &other.{f})")
+                format!("{RT}::SliceType::dictionary_key_order(&self.{f}, &__other.{f})")
             })
             .collect();
         let order = order
@@ -604,9 +631,9 @@ impl<'a> Gen<'a> {
             "impl {RT}::SliceType for {name} {{
                 const MIN_WIRE_SIZE: usize = {min};
                 const FIXED_SIZE: {OPTION}<usize> = {fixed};
-                fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {{ {order} }}
-                fn encode(&self, os: &mut {RT}::OutputStream) {{ {enc} }}
-                fn decode(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{ ::std::result::Result::Ok(Self {{ {dec} }}) }}
+                fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {{ {order} }}
+                fn encode(&self, __os: &mut {RT}::OutputStream) {{ {enc} }}
+                fn decode(__is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{ ::std::result::Result::Ok(Self {{ {dec} }}) }}
             }}"
         ));
     }
@@ -641,12 +668,12 @@ impl<'a> Gen<'a> {
             impl {RT}::SliceType for {name} {{
                 const MIN_WIRE_SIZE: usize = 1;
                 const TAG_FORMAT: {RT}::OptionalFormat = {RT}::OptionalFormat::Size;
-                fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {{ (*self as i32).cmp(&(*other as i32)) }}
-                fn encode(&self, os: &mut {RT}::OutputStream) {{ os.write_enum(*self as i32, {max}); }}
-                fn decode(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
-                    match is.read_enum({max})? {{
+                fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {{ (*self as i32).cmp(&(*__other as i32)) }}
+                fn encode(&self, __os: &mut {RT}::OutputStream) {{ __os.write_enum(*self as i32, {max}); }}
+                fn decode(__is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
+                    match __is.read_enum({max})? {{
                         {arms}
-                        v => ::std::result::Result::Err({RT}::Error::marshal(::std::format!(\"invalid enumerator {{v}} for {scoped}\"))),
+                        __v => ::std::result::Result::Err({RT}::Error::marshal(::std::format!(\"invalid enumerator {{__v}} for {scoped}\"))),
                     }}
                 }}
             }}"
@@ -666,8 +693,8 @@ impl<'a> Gen<'a> {
             if optional {
                 optionals.push((tag, m));
             } else {
-                let _ = writeln!(enc, "os.write(&self.{f});");
-                let _ = writeln!(dec, "{target}.{f} = is.read()?;");
+                let _ = writeln!(enc, "__os.write(&self.{f});");
+                let _ = writeln!(dec, "{target}.{f} = __is.read()?;");
             }
         }
         optionals.sort_by_key(|(t, _)| *t);
@@ -688,10 +715,10 @@ impl<'a> Gen<'a> {
             };
             let nullable = self.member_type(m).is_some_and(|t| self.is_nullable(t));
             let suffix = if nullable { "_nullable" } else { "" };
-            let _ = writeln!(enc, "os.write_tagged{suffix}({tag}, &self.{f});");
+            let _ = writeln!(enc, "__os.write_tagged{suffix}({tag}, &self.{f});");
             let _ = writeln!(
                 dec,
-                "{target}.{f} = is.read_tagged{suffix}::<{inner}>({tag})?;"
+                "{target}.{f} = __is.read_tagged{suffix}::<{inner}>({tag})?;"
             );
         }
         (enc, dec)
@@ -720,13 +747,13 @@ impl<'a> Gen<'a> {
         let mut dec = String::new();
         for (i, &c) in chain.iter().enumerate() {
             let last = i + 1 == chain.len();
-            let (e, d) = self.slice_members(&self.ast.data_members(c), "v");
+            let (e, d) = self.slice_members(&self.ast.data_members(c), "__v");
             let tid = &self.ast.node(c).scoped;
             let _ = write!(
                 enc,
-                "os.start_slice({tid:?}, ::std::option::Option::None, {last});\n{e}os.end_slice();\n"
+                "__os.start_slice({tid:?}, ::std::option::Option::None, {last});\n{e}__os.end_slice();\n"
             );
-            let _ = write!(dec, "is.start_slice()?;\n{d}is.end_slice()?;\n");
+            let _ = write!(dec, "__is.start_slice()?;\n{d}__is.end_slice()?;\n");
         }
         // The 1.0 `usesClasses` byte counts required members only, as Ice does.
         let uses_classes = members.iter().any(|m| {
@@ -741,31 +768,31 @@ impl<'a> Gen<'a> {
                 .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
         });
         let scoped = &node.scoped;
-        let binding = if members.is_empty() { "v" } else { "mut v" };
+        let binding = if members.is_empty() { "__v" } else { "mut __v" };
         let factory = format!("__floe_decode_{}", snake_case(&node.name));
         let factory_const = format!("__FLOE_EXCEPTION_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
             "impl ::std::fmt::Display for {name} {{
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str({scoped:?}) }}
+                fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ __f.write_str({scoped:?}) }}
             }}
             impl ::std::error::Error for {name} {{}}
             impl {RT}::UserException for {name} {{
                 fn ice_id(&self) -> &'static str {{ {scoped:?} }}
-                fn encode_exception(&self, os: &mut {RT}::OutputStream) {{ {enc} }}
+                fn encode_exception(&self, __os: &mut {RT}::OutputStream) {{ {enc} }}
                 fn uses_classes(&self) -> bool {{ {uses_classes} }}
             }}
             impl {name} {{
                 /// The Slice type id.
                 pub const TYPE_ID: &'static str = {scoped:?};
                 /// Decodes this exception's slices and its bases'.
-                pub fn decode_exception(is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
+                pub fn decode_exception(__is: &mut {RT}::InputStream<'_>) -> {RESULT}<Self, {RT}::Error> {{
                     let {binding} = <Self as ::std::default::Default>::default();
                     {dec}
-                    ::std::result::Result::Ok(v)
+                    ::std::result::Result::Ok(__v)
                 }}
             }}
-            fn {factory}(is: &mut {RT}::InputStream<'_>) -> {RESULT}<::std::boxed::Box<dyn {RT}::UserException>, {RT}::Error> {{
-                ::std::result::Result::Ok(::std::boxed::Box::new({name}::decode_exception(is)?))
+            fn {factory}(__is: &mut {RT}::InputStream<'_>) -> {RESULT}<::std::boxed::Box<dyn {RT}::UserException>, {RT}::Error> {{
+                ::std::result::Result::Ok(::std::boxed::Box::new({name}::decode_exception(__is)?))
             }}
             const {factory_const}: {RT}::ExceptionFactory = {RT}::ExceptionFactory {{ type_id: {scoped:?}, decode: {factory} }};
             {RT}::inventory::submit! {{ {factory_const} }}"
@@ -811,9 +838,9 @@ impl<'a> Gen<'a> {
             };
             let _ = write!(
                 enc,
-                "os.start_slice({tid:?}, {compact}, {last});\n{e}os.end_slice();\n"
+                "__os.start_slice({tid:?}, {compact}, {last});\n{e}__os.end_slice();\n"
             );
-            let _ = write!(dec, "is.start_slice()?;\n{d}is.end_slice()?;\n");
+            let _ = write!(dec, "__is.start_slice()?;\n{d}__is.end_slice()?;\n");
         }
         let scoped = &node.scoped;
         let compact = match node.kind {
@@ -827,8 +854,8 @@ impl<'a> Gen<'a> {
         self.line(&format!(
             "impl {RT}::Value for {name} {{
                 fn ice_id(&self) -> &'static str {{ {scoped:?} }}
-                fn encode_value(&self, os: &mut {RT}::OutputStream) {{ {enc} }}
-                fn decode_value(&mut self, is: &mut {RT}::InputStream<'_>) -> {RESULT}<(), {RT}::Error> {{
+                fn encode_value(&self, __os: &mut {RT}::OutputStream) {{ {enc} }}
+                fn decode_value(&mut self, __is: &mut {RT}::InputStream<'_>) -> {RESULT}<(), {RT}::Error> {{
                     {dec}
                     ::std::result::Result::Ok(())
                 }}
@@ -904,7 +931,7 @@ impl<'a> Gen<'a> {
             pub struct {prx}({RT}::ObjectPrx);
             impl {RT}::Proxy for {prx} {{
                 const TYPE_ID: &'static str = {scoped:?};
-                fn from_object(prx: {RT}::ObjectPrx) -> Self {{ Self(prx) }}
+                fn from_object(__prx: {RT}::ObjectPrx) -> Self {{ Self(__prx) }}
                 fn as_object(&self) -> &{RT}::ObjectPrx {{ &self.0 }}
             }}
             impl ::std::ops::Deref for {prx} {{
@@ -913,15 +940,15 @@ impl<'a> Gen<'a> {
             }}
             impl {prx} {{
                 /// Asks the object whether it implements this interface; returns the typed proxy if so.
-                pub async fn checked_cast(prx: &{RT}::ObjectPrx) -> {RESULT}<{OPTION}<Self>, {RT}::Error> {{
-                    if prx.ice_is_a({scoped:?}).await? {{
-                        ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+                pub async fn checked_cast(__prx: &{RT}::ObjectPrx) -> {RESULT}<{OPTION}<Self>, {RT}::Error> {{
+                    if __prx.ice_is_a({scoped:?}).await? {{
+                        ::std::result::Result::Ok(::std::option::Option::Some(Self(__prx.clone())))
                     }} else {{
                         ::std::result::Result::Ok(::std::option::Option::None)
                     }}
                 }}
                 /// Converts without asking the object.
-                pub fn unchecked_cast(prx: {RT}::ObjectPrx) -> Self {{ Self(prx) }}
+                pub fn unchecked_cast(__prx: {RT}::ObjectPrx) -> Self {{ Self(__prx) }}
                 {methods}
             }}"
         ));
@@ -933,7 +960,7 @@ impl<'a> Gen<'a> {
         let ops = self.ast.all_operations(id);
         let own_ops = self.ast.operations(id);
         self.proxy_type(id, &ops);
-        let submod = escape(&snake_case(&node.name));
+        let submod = ops_module_name(&node.name);
         let scoped = node.scoped.clone();
         let ids: Vec<String> = self.type_ids(id).iter().map(|s| format!("{s:?}")).collect();
         // Per-operation types, in the interface's module.
@@ -990,15 +1017,15 @@ impl<'a> Gen<'a> {
             "/// Dispatches requests for `{scoped}` to a servant.
             pub struct {disp}<T>(pub ::std::sync::Arc<T>);
             impl<T> ::std::fmt::Debug for {disp}<T> {{
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ f.write_str({:?}) }}
+                fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{ __f.write_str({:?}) }}
             }}
             impl<T: {trait_ident}> {RT}::Dispatcher for {disp}<T> {{
-                fn dispatch<'a>(&'a self, request: &'a mut {RT}::IncomingRequest) -> {RT}::BoxFuture<'a, {RESULT}<{RT}::OutgoingResponse, {RT}::Error>> {{
+                fn dispatch<'a>(&'a self, __request: &'a mut {RT}::IncomingRequest) -> {RT}::BoxFuture<'a, {RESULT}<{RT}::OutgoingResponse, {RT}::Error>> {{
                     ::std::boxed::Box::pin(async move {{
-                        let operation = request.current().operation.clone();
-                        match operation.as_str() {{
+                        let __operation = __request.current().operation.clone();
+                        match __operation.as_str() {{
                             {arms}
-                            _ => {RT}::dispatch_builtin(request, {submod}::TYPE_ID, {submod}::TYPE_IDS).await,
+                            _ => {RT}::dispatch_builtin(__request, {submod}::TYPE_ID, {submod}::TYPE_IDS).await,
                         }}
                     }})
                 }}
@@ -1016,7 +1043,7 @@ impl<'a> Gen<'a> {
             .expect("operations have an owner");
         self.path_to(
             &self.module_path(owner),
-            &escape(&snake_case(&self.ast.node(owner).name)),
+            &ops_module_name(&self.ast.node(owner).name),
             0,
         )
     }
@@ -1176,19 +1203,19 @@ impl<'a> Gen<'a> {
                 let _ = writeln!(variants, "/// `{scoped}`.\n{v}({path}),");
                 let _ = writeln!(
                     froms,
-                    "impl ::std::convert::From<{path}> for {ename} {{ fn from(e: {path}) -> Self {{ Self::{v}(e) }} }}"
+                    "impl ::std::convert::From<{path}> for {ename} {{ fn from(__e: {path}) -> Self {{ Self::{v}(__e) }} }}"
                 );
                 let _ = writeln!(
                     decode_arms,
-                    "{scoped:?} => ::std::option::Option::Some({path}::decode_exception(is).map(Self::{v})),"
+                    "{scoped:?} => ::std::option::Option::Some({path}::decode_exception(__is).map(Self::{v})),"
                 );
                 let _ = writeln!(
                     split_arms,
-                    "Self::{v}(e) => {RT}::DispatchError::User(::std::boxed::Box::new(e)),"
+                    "Self::{v}(__e) => {RT}::DispatchError::User(::std::boxed::Box::new(__e)),"
                 );
                 let _ = writeln!(
                     display_arms,
-                    "Self::{v}(e) => ::std::fmt::Display::fmt(e, f),"
+                    "Self::{v}(__e) => ::std::fmt::Display::fmt(__e, __f),"
                 );
             }
             let _ = writeln!(
@@ -1201,19 +1228,19 @@ impl<'a> Gen<'a> {
                     Runtime({RT}::Error),
                 }}
                 {froms}
-                impl ::std::convert::From<{RT}::Error> for {ename} {{ fn from(e: {RT}::Error) -> Self {{ Self::Runtime(e) }} }}
+                impl ::std::convert::From<{RT}::Error> for {ename} {{ fn from(__e: {RT}::Error) -> Self {{ Self::Runtime(__e) }} }}
                 impl ::std::fmt::Display for {ename} {{
-                    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{
-                        match self {{ {display_arms} Self::Runtime(e) => ::std::fmt::Display::fmt(e, f), }}
+                    fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{
+                        match self {{ {display_arms} Self::Runtime(__e) => ::std::fmt::Display::fmt(__e, __f), }}
                     }}
                 }}
                 impl ::std::error::Error for {ename} {{}}
                 impl {RT}::OperationError for {ename} {{
-                    fn decode_user_exception(type_id: &str, is: &mut {RT}::InputStream<'_>) -> {OPTION}<{RESULT}<Self, {RT}::Error>> {{
+                    fn decode_user_exception(type_id: &str, __is: &mut {RT}::InputStream<'_>) -> {OPTION}<{RESULT}<Self, {RT}::Error>> {{
                         match type_id {{ {decode_arms} _ => ::std::option::Option::None, }}
                     }}
                     fn into_dispatch(self) -> {RT}::DispatchError {{
-                        match self {{ {split_arms} Self::Runtime(e) => {RT}::DispatchError::Runtime(e), }}
+                        match self {{ {split_arms} Self::Runtime(__e) => {RT}::DispatchError::Runtime(__e), }}
                     }}
                 }}"
             );
@@ -1234,17 +1261,17 @@ impl<'a> Gen<'a> {
                     ..
                 } => optionals.push((tag, expr.clone(), self.is_nullable(ty))),
                 _ => {
-                    let _ = writeln!(out, "os.write({expr});");
+                    let _ = writeln!(out, "__os.write({expr});");
                 }
             }
         }
         optionals.sort_by_key(|(t, _, _)| *t);
         for (tag, expr, nullable) in optionals {
             let suffix = if nullable { "_nullable" } else { "" };
-            let _ = writeln!(out, "os.write_tagged{suffix}({tag}, {expr});");
+            let _ = writeln!(out, "__os.write_tagged{suffix}({tag}, {expr});");
         }
         if uses_classes {
-            out.push_str("os.write_pending_values();\n");
+            out.push_str("__os.write_pending_values();\n");
         }
         out
     }
@@ -1273,7 +1300,7 @@ impl<'a> Gen<'a> {
             if v.2 {
                 optionals.push(v);
             } else {
-                let _ = writeln!(out, "let {}: {} = is.read()?;", v.0, self.rust_type(v.1));
+                let _ = writeln!(out, "let {}: {} = __is.read()?;", v.0, self.rust_type(v.1));
             }
         }
         optionals.sort_by_key(|v| v.3);
@@ -1285,14 +1312,14 @@ impl<'a> Gen<'a> {
             };
             let _ = writeln!(
                 out,
-                "let {} = is.read_tagged{suffix}::<{}>({})?;",
+                "let {} = __is.read_tagged{suffix}::<{}>({})?;",
                 v.0,
                 self.tagged_inner(v.1),
                 v.3
             );
         }
         if uses_classes {
-            out.push_str("is.read_pending_values()?;\n");
+            out.push_str("__is.read_pending_values()?;\n");
         }
         out
     }
@@ -1319,7 +1346,7 @@ impl<'a> Gen<'a> {
     fn proxy_method(&self, op: NodeId) -> String {
         let node = self.ast.node(op);
         let (ret, _, _, mode, _) = self.op_info(op);
-        let method = escape(&snake_case(&node.name));
+        let method = op_method_name(&node.name);
         let ins = self.ins(op);
         let mut args = String::new();
         let mut writes = Vec::new();
@@ -1370,8 +1397,8 @@ impl<'a> Gen<'a> {
                     {RT}::OperationMode::{mode},
                     {format},
                     {twoway_only},
-                    |os: &mut {RT}::OutputStream| {{ let _ = &os; {enc} }},
-                    |is: &mut {RT}::InputStream<'_>| {{ let _ = &is; {reads} ::std::result::Result::Ok({result_expr}) }},
+                    |__os: &mut {RT}::OutputStream| {{ let _ = &__os; {enc} }},
+                    |__is: &mut {RT}::InputStream<'_>| {{ let _ = &__is; {reads} ::std::result::Result::Ok({result_expr}) }},
                 ).await
             }}\n",
             self.op_return_type(op),
@@ -1382,7 +1409,7 @@ impl<'a> Gen<'a> {
 
     fn servant_method(&self, op: NodeId) -> String {
         let node = self.ast.node(op);
-        let method = escape(&snake_case(&node.name));
+        let method = op_method_name(&node.name);
         let mut args = String::new();
         for p in self.ins(op) {
             let NodeKind::Param { ty, optional, .. } = self.ast.node(p).kind else {
@@ -1406,7 +1433,7 @@ impl<'a> Gen<'a> {
     fn dispatch_arm(&self, op: NodeId) -> String {
         let node = self.ast.node(op);
         let (ret, _, _, mode, _) = self.op_info(op);
-        let method = escape(&snake_case(&node.name));
+        let method = op_method_name(&node.name);
         let ins = self.ins(op);
         let mut values = Vec::new();
         let mut names = Vec::new();
@@ -1420,11 +1447,11 @@ impl<'a> Gen<'a> {
             }
         }
         let read = if ins.is_empty() {
-            "request.read_empty_params()?;".to_string()
+            "__request.read_empty_params()?;".to_string()
         } else {
             let reads = self.read_values(&values, self.params_use_classes(&ins));
             format!(
-                "let ({},) = request.read_params(|is: &mut {RT}::InputStream<'_>| {{ {reads} ::std::result::Result::Ok(({},)) }})?;",
+                "let ({},) = __request.read_params(|__is: &mut {RT}::InputStream<'_>| {{ {reads} ::std::result::Result::Ok(({},)) }})?;",
                 names.join(", "),
                 names.join(", ")
             )
@@ -1435,25 +1462,25 @@ impl<'a> Gen<'a> {
         let mut optionals = Vec::new();
         for v in &reply_values {
             let expr = if !outs.is_empty() {
-                format!("&ret.{}", v.0)
+                format!("&__ret.{}", v.0)
             } else {
-                "&ret".to_string()
+                "&__ret".to_string()
             };
             if v.2 {
                 optionals.push((v.3, expr, self.is_nullable(v.1)));
             } else {
-                let _ = writeln!(writes, "os.write({expr});");
+                let _ = writeln!(writes, "__os.write({expr});");
             }
         }
         optionals.sort_by_key(|o| o.0);
         for (tag, expr, nullable) in optionals {
             let suffix = if nullable { "_nullable" } else { "" };
-            let _ = writeln!(writes, "os.write_tagged{suffix}({tag}, {expr});");
+            let _ = writeln!(writes, "__os.write_tagged{suffix}({tag}, {expr});");
         }
         let reply_uses_classes = self.params_use_classes(&outs)
             || ret.is_some_and(|t| self.uses_classes(t, &mut Vec::new()));
         if reply_uses_classes {
-            writes.push_str("os.write_pending_values();\n");
+            writes.push_str("__os.write_pending_values();\n");
         }
         let mode = match mode {
             Mode::Normal => "Normal",
@@ -1463,12 +1490,12 @@ impl<'a> Gen<'a> {
         let call_args: String = names.iter().map(|n| format!("{n}, ")).collect();
         format!(
             "{:?} => {{
-                request.check_mode({RT}::OperationMode::{mode})?;
+                __request.check_mode({RT}::OperationMode::{mode})?;
                 {read}
-                let result = self.0.{method}({call_args}request.current()).await;
-                match result {{
-                    ::std::result::Result::Ok(ret) => ::std::result::Result::Ok(request.reply({format}, |os: &mut {RT}::OutputStream| {{ let _ = (&os, &ret); {writes} }})),
-                    ::std::result::Result::Err(e) => request.reply_error(e),
+                let __result = self.0.{method}({call_args}__request.current()).await;
+                match __result {{
+                    ::std::result::Result::Ok(__ret) => ::std::result::Result::Ok(__request.reply({format}, |__os: &mut {RT}::OutputStream| {{ let _ = (&__os, &__ret); {writes} }})),
+                    ::std::result::Result::Err(__e) => __request.reply_error(__e),
                 }}
             }}\n",
             node.name

@@ -113,13 +113,10 @@ pub struct LexError {
 pub fn lex(segments: &[Segment]) -> (Vec<Token>, Vec<LexError>) {
     let mut tokens = Vec::new();
     let mut errors = Vec::new();
+    let mut span = Span::default();
     for seg in segments {
-        lex_segment(seg, &mut tokens, &mut errors);
+        span = lex_segment(seg, &mut tokens, &mut errors);
     }
-    let span = tokens
-        .last()
-        .map(|t: &Token| t.span.clone())
-        .unwrap_or_default();
     tokens.push(Token {
         tok: Tok::Eof,
         span,
@@ -160,7 +157,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn lex_segment(seg: &Segment, tokens: &mut Vec<Token>, errors: &mut Vec<LexError>) {
+/// Lexes one segment; returns the position just past its end.
+fn lex_segment(seg: &Segment, tokens: &mut Vec<Token>, errors: &mut Vec<LexError>) -> Span {
     let mut cur = Cursor {
         rest: &seg.text,
         line: seg.first_line,
@@ -215,6 +213,7 @@ fn lex_segment(seg: &Segment, tokens: &mut Vec<Token>, errors: &mut Vec<LexError
             doc: doc.take(),
         });
     }
+    cur.span()
 }
 
 fn clean_block_doc(body: &str) -> String {
@@ -248,11 +247,7 @@ fn ident_part(input: &str) -> IResult<&str, &str> {
 
 /// `((::)?\\?[alpha_][alnum_]*)+`, as Slice's scanner defines an identifier.
 fn identifier(input: &str) -> IResult<&str, &str> {
-    recognize(pair(
-        pair(opt(tag("::")), ident_part),
-        nom::multi::many0_count(pair(tag("::"), ident_part)),
-    ))
-    .parse(input)
+    recognize(nom::multi::many1_count(pair(opt(tag("::")), ident_part))).parse(input)
 }
 
 fn sign(input: &str) -> IResult<&str, Option<char>> {
@@ -433,9 +428,11 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
     let mut value = String::new();
     let mut chars = input.char_indices().skip(1).peekable();
     let mut end = input.len();
-    let mut err = |message: String, warning: bool| {
+    // Errors point at the backslash of the escape they concern.
+    let mut at = span.clone();
+    let mut err = |at: &Span, message: String, warning: bool| {
         errors.push(LexError {
-            span: span.clone(),
+            span: at.clone(),
             message,
             warning,
         })
@@ -450,6 +447,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
             }
             '\n' => {
                 err(
+                    &at,
                     "a string literal can only contain printable ASCII characters and non-ASCII characters".into(),
                     false,
                 );
@@ -457,13 +455,25 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                 closed = true;
                 break;
             }
+            c if crate::preprocess::raw_byte(c).is_some() => {
+                // A cut-short sequence after a valid lead byte passes, as in ZeroC's compilers;
+                // a byte that cannot start a sequence does not.
+                let b = crate::preprocess::raw_byte(c).unwrap_or(0);
+                if !(0xc2..=0xf4).contains(&b) {
+                    let mut bad = span.clone();
+                    bad.column = span.column + input[..i].chars().count();
+                    err(&bad, "a string literal must be valid UTF-8".into(), false);
+                }
+            }
             c if (c as u32) < 32 || c as u32 == 127 => {
                 err(
+                    &at,
                     "a string literal can only contain printable ASCII characters and non-ASCII characters".into(),
                     false,
                 );
             }
             '\\' => {
+                at.column = span.column + input[..i].chars().count();
                 let Some((_, n)) = chars.next() else { break };
                 match n {
                     '\\' => value.push('\\'),
@@ -489,6 +499,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                         let v = u32::from_str_radix(&digits, 8).unwrap_or(0);
                         if v > 255 {
                             err(
+                                &at,
                                 format!("octal escape sequence out of range: `\\{digits}'"),
                                 false,
                             );
@@ -507,7 +518,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                             }
                         }
                         if digits.is_empty() {
-                            err("no hex digit in hex escape sequence".into(), false);
+                            err(&at, "no hex digit in hex escape sequence".into(), false);
                         }
                         let v = u32::from_str_radix(&digits, 16).unwrap_or(0);
                         value.push(char::from_u32(v).unwrap_or('\0'));
@@ -526,6 +537,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                                     let next =
                                         other.map(|(_, c)| c.to_string()).unwrap_or_default();
                                     err(
+                                        &at,
                                         format!(
                                             "unknown escape sequence in string literal: `\\{n}{digits}{next}'"
                                         ),
@@ -538,8 +550,17 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                         }
                         if ok {
                             let cp = u32::from_str_radix(&digits, 16).unwrap_or(0);
-                            if (0xd800..=0xdfff).contains(&cp) {
+                            if cp > 0x10ffff {
                                 err(
+                                    &at,
+                                    format!(
+                                        "universal character name `\\{n}{digits}' is beyond the last code point"
+                                    ),
+                                    false,
+                                );
+                            } else if (0xd800..=0xdfff).contains(&cp) {
+                                err(
+                                    &at,
                                     format!(
                                         "a universal character name cannot designate a surrogate: `\\{n}{digits}'"
                                     ),
@@ -551,7 +572,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
                         }
                     }
                     other => {
-                        err(format!("unknown escape sequence `\\{other}'"), true);
+                        err(&at, format!("unknown escape sequence `\\{other}'"), true);
                         value.push('\\');
                         value.push(other);
                     }
@@ -561,7 +582,7 @@ fn lex_string(input: &str, span: &Span, errors: &mut Vec<LexError>) -> (Tok, usi
         }
     }
     if !closed {
-        err("EOF in string".into(), false);
+        err(span, "EOF in string".into(), false);
     }
     (Tok::Str(value, input[..end].to_string()), end, false)
 }

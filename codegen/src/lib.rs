@@ -70,6 +70,7 @@ pub fn check(file: &Path, options: &Options) -> Checked {
         &options.undefines,
     );
     let mut diagnostics = pre.diagnostics.clone();
+    diagnostics.extend(pre.deferred.iter().cloned());
     let files = pre.files.clone();
     if pre.files.is_empty() {
         return Checked {

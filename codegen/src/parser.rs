@@ -1010,7 +1010,27 @@ impl Parser {
         }
     }
 
+    /// Slice's `lookupType`: the builtin names come first, so an escaped `\\int` is still `int`.
     fn lookup_type(&mut self, container: Option<NodeId>, scoped: &str) -> Vec<Type> {
+        let sc: String = scoped.chars().filter(|c| !c.is_whitespace()).collect();
+        let builtin = match sc.as_str() {
+            "byte" => Some(Builtin::Byte),
+            "bool" => Some(Builtin::Bool),
+            "short" => Some(Builtin::Short),
+            "int" => Some(Builtin::Int),
+            "long" => Some(Builtin::Long),
+            "float" => Some(Builtin::Float),
+            "double" => Some(Builtin::Double),
+            "string" => Some(Builtin::String),
+            "Object" => Some(Builtin::Object),
+            "Object*" => Some(Builtin::ObjectProxy),
+            "LocalObject" => Some(Builtin::LocalObject),
+            "Value" => Some(Builtin::Value),
+            _ => None,
+        };
+        if let Some(b) = builtin {
+            return vec![Type::Builtin(b)];
+        }
         self.lookup_type_no_builtin(container, scoped, true, false)
     }
 
@@ -1667,12 +1687,12 @@ impl Parser {
             None => {
                 if value < 0 {
                     self.error_at_value(
-                        codes::PLACEMENT,
+                        codes::CONSTANT,
                         "invalid compact id for class: id must be a positive integer",
                     );
                 } else if value > INT32_MAX {
                     self.error_at_value(
-                        codes::PLACEMENT,
+                        codes::CONSTANT,
                         "invalid compact id for class: value is out of range",
                     );
                 } else if let Some(t) = self.ast.compact_ids.get(&(value as i32)).cloned() {
@@ -1687,7 +1707,7 @@ impl Parser {
                 let v = self.tag_from_name(&scoped, "compact id for class is out of range")?;
                 if v < 0 {
                     self.error_at_value(
-                        codes::PLACEMENT,
+                        codes::CONSTANT,
                         "invalid compact id for class: id must be a positive integer",
                     );
                 } else if let Some(t) = self.ast.compact_ids.get(&v).cloned() {
@@ -2968,6 +2988,11 @@ impl Parser {
     fn parameters(&mut self) -> PResult<()> {
         if self.is_punct(')') {
             return Ok(());
+        }
+        // The grammar's parameter list may be empty before a comma: `f(, int a)` is read as an
+        // empty list, then `, int a`.
+        if self.is_punct(',') {
+            self.bump();
         }
         loop {
             self.param_span = self.next_span();

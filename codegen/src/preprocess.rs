@@ -31,6 +31,9 @@ pub struct Preprocessed {
     pub segments: Vec<Segment>,
     /// Errors and warnings of the preprocessor.
     pub diagnostics: Vec<Diagnostic>,
+    /// Errors about lines the preprocessor passes through that only the parser rejects (unknown
+    /// `#pragma`s): `-E` succeeds despite them, compiling does not.
+    pub deferred: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +79,53 @@ struct Cond {
     line: usize,
 }
 
+/// Bytes that are not valid UTF-8 are kept as the characters `U+F700 + byte`, so that the lexer
+/// can judge them as ZeroC's compilers do (a byte that cannot start a UTF-8 sequence is rejected
+/// in a string literal, a cut-short sequence is accepted) and `-E` can print them unchanged.
+pub const RAW_BYTE_BASE: u32 = 0xf700;
+
+/// The byte a character stands for, if it stands for one that is not valid UTF-8.
+pub fn raw_byte(c: char) -> Option<u8> {
+    let v = c as u32;
+    (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xff)
+        .contains(&v)
+        .then(|| (v - RAW_BYTE_BASE) as u8)
+}
+
+/// Decodes UTF-8, keeping invalid bytes as described at [`RAW_BYTE_BASE`].
+fn decode_utf8(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::from_u32(RAW_BYTE_BASE + rest[0] as u32).unwrap_or('\u{fffd}'));
+                bytes = &rest[1..];
+            }
+        }
+    }
+}
+
+/// Encodes preprocessed text back to the bytes it came from.
+pub fn encode_raw(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match raw_byte(c) {
+            Some(b) => out.push(b),
+            None => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out
+}
+
 /// Preprocesses `path` with the given include directories and macro definitions.
 pub fn preprocess(
     path: &Path,
@@ -90,6 +140,8 @@ pub fn preprocess(
         out: Preprocessed::default(),
         depth: 0,
         directive_column: None,
+        directive_line: String::new(),
+        bad_calls: std::cell::RefCell::new(Vec::new()),
     };
     pp.define_builtin("__SLICE2RS__", "1");
     pp.define_builtin("ICE_VERSION", "30708");
@@ -112,6 +164,10 @@ struct Preprocessor {
     depth: usize,
     /// Column of the operand of the directive being processed.
     directive_column: Option<usize>,
+    /// The directive line being processed.
+    directive_line: String,
+    /// Macro calls with the wrong number of arguments: (macro name, arguments given, expected).
+    bad_calls: std::cell::RefCell<Vec<(String, usize, usize)>>,
 }
 
 impl Preprocessor {
@@ -138,16 +194,35 @@ impl Preprocessor {
         });
     }
 
-    fn warning(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+    fn error_col(&mut self, file: &Path, line: usize, column: usize, message: impl Into<String>) {
         self.out.diagnostics.push(Diagnostic {
-            severity: Severity::Warning,
-            code: codes::WARNING.to_string(),
+            severity: Severity::Error,
+            code: codes::PREPROCESSOR.to_string(),
             message: message.into(),
             file: file.to_path_buf(),
             line,
-            column: 1,
+            column,
             notes: vec![],
         });
+    }
+
+    /// Reports tokens after a directive that takes no more (comments are fine), as ZeroC's
+    /// preprocessor does.
+    fn excess_tokens(&mut self, file: &Path, line: usize, logical: &str, rest: &str) {
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return;
+        }
+        let column = logical
+            .find(rest)
+            .map(|i| logical[..i].chars().count() + 1)
+            .unwrap_or(1);
+        self.error_col(
+            file,
+            line,
+            column,
+            format!("excessive token sequence `{rest}`"),
+        );
     }
 
     fn process_file(&mut self, path: &Path, from: Option<(&Path, usize)>) {
@@ -184,8 +259,12 @@ impl Preprocessor {
         }
         let file_index = self.out.files.len();
         self.out.files.push(path.to_path_buf());
-        let mut text = String::from_utf8(bytes.clone())
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        // ZeroC's scanner stops at a NUL byte; what follows it is not read.
+        let bytes = match bytes.iter().position(|b| *b == 0) {
+            Some(nul) => &bytes[..nul],
+            None => &bytes[..],
+        };
+        let mut text = decode_utf8(bytes);
         if let Some(stripped) = text.strip_prefix('\u{feff}') {
             text = stripped.to_string();
         }
@@ -229,8 +308,20 @@ impl Preprocessor {
                             false
                         } else {
                             match name {
-                                "ifdef" => self.macros.contains_key(split_word(rest).0),
-                                "ifndef" => !self.macros.contains_key(split_word(rest).0),
+                                "ifdef" | "ifndef" => {
+                                    let (macro_name, after) = split_word(rest);
+                                    if macro_name.is_empty() {
+                                        self.error_col(
+                                            path,
+                                            line_no,
+                                            1,
+                                            format!("#{name} without a macro name"),
+                                        );
+                                    } else {
+                                        self.excess_tokens(path, line_no, &logical, after);
+                                    }
+                                    self.macros.contains_key(macro_name) == (name == "ifdef")
+                                }
                                 _ => self.eval_condition(path, line_no, rest),
                             }
                         };
@@ -258,6 +349,13 @@ impl Preprocessor {
                             }
                         }
                     },
+                    "else" if !rest.trim().is_empty() => {
+                        self.excess_tokens(path, line_no, &logical, rest);
+                    }
+                    "endif" if !rest.trim().is_empty() => {
+                        self.excess_tokens(path, line_no, &logical, rest);
+                        conds.pop();
+                    }
                     "else" => match conds.last_mut() {
                         None => self.error(path, line_no, "#else without #if"),
                         Some(c) => {
@@ -275,11 +373,15 @@ impl Preprocessor {
                         }
                     }
                     _ if !active => {}
-                    "define" => self.define(path, line_no, rest),
+                    "define" => {
+                        self.directive_line = logical.clone();
+                        self.define(path, line_no, rest)
+                    }
                     "undef" => {
                         self.macros.remove(split_word(rest).0);
                     }
                     "include" => {
+                        self.directive_line = logical.clone();
                         self.directive_column = logical
                             .find(['"', '<'])
                             .map(|i| logical[..i].chars().count() + 1);
@@ -291,17 +393,39 @@ impl Preprocessor {
                         continue;
                     }
                     "pragma" => {
-                        if split_word(rest).0 == "once" {
+                        let (pragma, after) = split_word(rest);
+                        if pragma == "once" && after.trim().is_empty() {
                             self.once.insert(canonical.to_path_buf());
+                        } else if pragma.is_empty() && after.trim().is_empty() {
+                            // An empty #pragma is accepted and ignored.
                         } else {
                             // ZeroC's preprocessor passes other pragmas through, and its parser
                             // then rejects the line.
+                            // ZeroC's preprocessor passes other pragmas through, and its parser
+                            // then rejects the line.
                             self.error(path, line_no, format!("unknown #pragma `{}`", rest.trim()));
+                            if let Some(d) = self.out.diagnostics.pop() {
+                                self.out.deferred.push(d);
+                            }
+                            output_line = logical.clone();
                         }
                     }
                     "error" => self.error(path, line_no, format!("#error {}", rest.trim())),
-                    "warning" => self.warning(path, line_no, format!("#warning {}", rest.trim())),
-                    "line" | "" => {}
+                    "line" => {}
+                    "" if rest.trim().is_empty() => {}
+                    "" => {
+                        let column = logical.find('#').map(|i| i + 2).unwrap_or(1);
+                        let column = logical[column.saturating_sub(1)..]
+                            .find(|c: char| !c.is_whitespace())
+                            .map(|i| column + i)
+                            .unwrap_or(column);
+                        self.error_col(
+                            path,
+                            line_no,
+                            column,
+                            format!("illegal directive `{}`", rest.trim()),
+                        );
+                    }
                     other if other.chars().all(|c| c.is_ascii_digit()) => {}
                     other => self.error(
                         path,
@@ -310,7 +434,19 @@ impl Preprocessor {
                     ),
                 }
             } else if active {
+                if let Some(column) = unterminated_string(&logical, in_comment) {
+                    self.out.diagnostics.push(Diagnostic {
+                        severity: Severity::Error,
+                        code: codes::LEXICAL.to_string(),
+                        message: "unterminated string literal".into(),
+                        file: path.to_path_buf(),
+                        line: line_no,
+                        column,
+                        notes: vec![],
+                    });
+                }
                 output_line = self.expand_line(&logical, &mut in_comment);
+                self.report_bad_calls(path, line_no, &logical);
             } else {
                 // Keep track of comments in skipped regions, output nothing.
                 strip_comments(&logical, &mut in_comment);
@@ -365,6 +501,28 @@ impl Preprocessor {
             self.error(path, line, "#include expects \"FILENAME\" or <FILENAME>");
             return;
         };
+        let consumed = spec
+            .find(name)
+            .map(|i| i + name.len() + 1)
+            .unwrap_or(spec.len());
+        let after = spec.get(consumed..).unwrap_or("").trim().to_string();
+        if !after.is_empty() {
+            let logical = self.directive_line.clone();
+            let spec_end = self.directive_column.unwrap_or(1) + name.chars().count() + 1;
+            let column = logical
+                .char_indices()
+                .skip(spec_end)
+                .find(|(_, c)| !c.is_whitespace())
+                .map(|(i, _)| logical[..i].chars().count() + 1)
+                .unwrap_or(spec_end);
+            self.error_col(
+                path,
+                line,
+                column,
+                format!("excessive token sequence `{after}`"),
+            );
+            return;
+        }
         let mut candidates = Vec::new();
         if quoted {
             if let Some(dir) = path.parent() {
@@ -395,6 +553,7 @@ impl Preprocessor {
     }
 
     fn define(&mut self, path: &Path, line: usize, rest: &str) {
+        let _ = &self.directive_line;
         let rest = rest.trim_start();
         let name_len = rest
             .char_indices()
@@ -409,7 +568,8 @@ impl Preprocessor {
         let after = &rest[name_len..];
         let (params, variadic, body) = if let Some(p) = after.strip_prefix('(') {
             let Some(close) = p.find(')') else {
-                self.error(path, line, "missing `)` in macro parameter list");
+                let column = self.directive_line.find('(').map(|i| i + 1).unwrap_or(1);
+                self.error_col(path, line, column, "missing `)` in macro parameter list");
                 return;
             };
             let mut params = Vec::new();
@@ -532,6 +692,23 @@ impl Preprocessor {
         out
     }
 
+    /// Reports the macro calls of the last expanded line that had the wrong number of arguments.
+    fn report_bad_calls(&mut self, path: &Path, line: usize, text: &str) {
+        let calls: Vec<(String, usize, usize)> = self.bad_calls.borrow_mut().drain(..).collect();
+        for (name, given, expected) in calls {
+            let column = text
+                .find(&name)
+                .map(|i| text[..i].chars().count() + 1)
+                .unwrap_or(1);
+            self.error_col(
+                path,
+                line,
+                column,
+                format!("macro `{name}` takes {expected} argument(s), {given} given"),
+            );
+        }
+    }
+
     fn expand_text(&mut self, text: &str) -> String {
         let (tokens, _) = tokenize(text);
         self.expand_tokens(tokens, &mut Vec::new())
@@ -584,6 +761,18 @@ impl Preprocessor {
                         i += 1;
                         continue;
                     };
+                    let given = if args.len() == 1 && args[0].is_empty() {
+                        0
+                    } else {
+                        args.len()
+                    };
+                    if (!mac.variadic && given != params.len())
+                        || (mac.variadic && given + 1 < params.len())
+                    {
+                        self.bad_calls
+                            .borrow_mut()
+                            .push((name.clone(), given, params.len()));
+                    }
                     let args = fit_args(args, params.len(), mac.variadic);
                     let body = substitute(&mac.body, params, &args, |a| {
                         self.expand_tokens(a.to_vec(), &mut active.clone())
@@ -752,6 +941,39 @@ fn split_word(s: &str) -> (&str, &str) {
         .map(|(i, _)| i)
         .unwrap_or(s.len());
     (&s[..end], &s[end..])
+}
+
+/// The column of a string literal that the line does not close, outside comments.
+fn unterminated_string(line: &str, mut in_comment: bool) -> Option<usize> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if in_comment {
+            if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                in_comment = false;
+                i += 1;
+            }
+        } else if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+            in_comment = true;
+            i += 1;
+        } else if chars[i] == '/' && chars.get(i + 1) == Some(&'/') {
+            return None;
+        } else if chars[i] == '"' {
+            let start = i;
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Some(start + 1);
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Removes comments from a line, tracking block comments across lines.

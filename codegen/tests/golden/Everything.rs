@@ -26,24 +26,24 @@ pub mod everything {
     impl ::floe::codegen::SliceType for Color {
         const MIN_WIRE_SIZE: usize = 1;
         const TAG_FORMAT: ::floe::codegen::OptionalFormat = ::floe::codegen::OptionalFormat::Size;
-        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
-            (*self as i32).cmp(&(*other as i32))
+        fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {
+            (*self as i32).cmp(&(*__other as i32))
         }
-        fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.write_enum(*self as i32, 6);
+        fn encode(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.write_enum(*self as i32, 6);
         }
         fn decode(
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
-            match is.read_enum(6)? {
+            match __is.read_enum(6)? {
                 0 => ::std::result::Result::Ok(Self::Red),
                 5 => ::std::result::Result::Ok(Self::Green),
                 6 => ::std::result::Result::Ok(Self::Blue),
-                v => {
+                __v => {
                     ::std::result::Result::Err(
                         ::floe::codegen::Error::marshal(
                             ::std::format!(
-                                "invalid enumerator {v} for ::Everything::Color"
+                                "invalid enumerator {__v} for ::Everything::Color"
                             ),
                         ),
                     )
@@ -78,23 +78,23 @@ pub mod everything {
         const MIN_WIRE_SIZE: usize = <i32 as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
             + <i32 as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
         const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::Some(8);
-        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
-            ::floe::codegen::SliceType::dictionary_key_order(&self.x, &other.x)
+        fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {
+            ::floe::codegen::SliceType::dictionary_key_order(&self.x, &__other.x)
                 .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
                     &self.y,
-                    &other.y,
+                    &__other.y,
                 ))
         }
-        fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.write(&self.x);
-            os.write(&self.y);
+        fn encode(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.write(&self.x);
+            __os.write(&self.y);
         }
         fn decode(
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
             ::std::result::Result::Ok(Self {
-                x: is.read()?,
-                y: is.read()?,
+                x: __is.read()?,
+                y: __is.read()?,
             })
         }
     }
@@ -121,35 +121,35 @@ pub mod everything {
             + <super::everything::Color as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
             + <super::everything::Point as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
         const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::None;
-        fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
-            ::floe::codegen::SliceType::dictionary_key_order(&self.name, &other.name)
+        fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {
+            ::floe::codegen::SliceType::dictionary_key_order(&self.name, &__other.name)
                 .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
                     &self.age,
-                    &other.age,
+                    &__other.age,
                 ))
                 .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
                     &self.color,
-                    &other.color,
+                    &__other.color,
                 ))
                 .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
                     &self.r#where,
-                    &other.r#where,
+                    &__other.r#where,
                 ))
         }
-        fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.write(&self.name);
-            os.write(&self.age);
-            os.write(&self.color);
-            os.write(&self.r#where);
+        fn encode(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.write(&self.name);
+            __os.write(&self.age);
+            __os.write(&self.color);
+            __os.write(&self.r#where);
         }
         fn decode(
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
             ::std::result::Result::Ok(Self {
-                name: is.read()?,
-                age: is.read()?,
-                color: is.read()?,
-                r#where: is.read()?,
+                name: __is.read()?,
+                age: __is.read()?,
+                color: __is.read()?,
+                r#where: __is.read()?,
             })
         }
     }
@@ -164,8 +164,8 @@ pub mod everything {
         pub code: i32,
     }
     impl ::std::fmt::Display for BaseError {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str("::Everything::BaseError")
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("::Everything::BaseError")
         }
     }
     impl ::std::error::Error for BaseError {}
@@ -173,10 +173,14 @@ pub mod everything {
         fn ice_id(&self) -> &'static str {
             "::Everything::BaseError"
         }
-        fn encode_exception(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.start_slice("::Everything::BaseError", ::std::option::Option::None, true);
-            os.write(&self.code);
-            os.end_slice();
+        fn encode_exception(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice(
+                "::Everything::BaseError",
+                ::std::option::Option::None,
+                true,
+            );
+            __os.write(&self.code);
+            __os.end_slice();
         }
         fn uses_classes(&self) -> bool {
             false
@@ -187,23 +191,23 @@ pub mod everything {
         pub const TYPE_ID: &'static str = "::Everything::BaseError";
         /// Decodes this exception's slices and its bases'.
         pub fn decode_exception(
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
-            let mut v = <Self as ::std::default::Default>::default();
-            is.start_slice()?;
-            v.code = is.read()?;
-            is.end_slice()?;
-            ::std::result::Result::Ok(v)
+            let mut __v = <Self as ::std::default::Default>::default();
+            __is.start_slice()?;
+            __v.code = __is.read()?;
+            __is.end_slice()?;
+            ::std::result::Result::Ok(__v)
         }
     }
     fn __floe_decode_base_error(
-        is: &mut ::floe::codegen::InputStream<'_>,
+        __is: &mut ::floe::codegen::InputStream<'_>,
     ) -> ::std::result::Result<
         ::std::boxed::Box<dyn ::floe::codegen::UserException>,
         ::floe::codegen::Error,
     > {
         ::std::result::Result::Ok(
-            ::std::boxed::Box::new(BaseError::decode_exception(is)?),
+            ::std::boxed::Box::new(BaseError::decode_exception(__is)?),
         )
     }
     const __FLOE_EXCEPTION_BASE_ERROR: ::floe::codegen::ExceptionFactory = ::floe::codegen::ExceptionFactory {
@@ -222,8 +226,8 @@ pub mod everything {
         pub origin: ::std::option::Option<::floe::codegen::ObjectPrx>,
     }
     impl ::std::fmt::Display for DerivedError {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str("::Everything::DerivedError")
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("::Everything::DerivedError")
         }
     }
     impl ::std::error::Error for DerivedError {}
@@ -231,19 +235,23 @@ pub mod everything {
         fn ice_id(&self) -> &'static str {
             "::Everything::DerivedError"
         }
-        fn encode_exception(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.start_slice(
+        fn encode_exception(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice(
                 "::Everything::DerivedError",
                 ::std::option::Option::None,
                 false,
             );
-            os.write(&self.detail);
-            os.write_tagged(1, &self.note);
-            os.write_tagged_nullable(2, &self.origin);
-            os.end_slice();
-            os.start_slice("::Everything::BaseError", ::std::option::Option::None, true);
-            os.write(&self.code);
-            os.end_slice();
+            __os.write(&self.detail);
+            __os.write_tagged(1, &self.note);
+            __os.write_tagged_nullable(2, &self.origin);
+            __os.end_slice();
+            __os.start_slice(
+                "::Everything::BaseError",
+                ::std::option::Option::None,
+                true,
+            );
+            __os.write(&self.code);
+            __os.end_slice();
         }
         fn uses_classes(&self) -> bool {
             false
@@ -254,28 +262,28 @@ pub mod everything {
         pub const TYPE_ID: &'static str = "::Everything::DerivedError";
         /// Decodes this exception's slices and its bases'.
         pub fn decode_exception(
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
-            let mut v = <Self as ::std::default::Default>::default();
-            is.start_slice()?;
-            v.detail = is.read()?;
-            v.note = is.read_tagged::<::std::string::String>(1)?;
-            v.origin = is.read_tagged_nullable::<::floe::codegen::ObjectPrx>(2)?;
-            is.end_slice()?;
-            is.start_slice()?;
-            v.code = is.read()?;
-            is.end_slice()?;
-            ::std::result::Result::Ok(v)
+            let mut __v = <Self as ::std::default::Default>::default();
+            __is.start_slice()?;
+            __v.detail = __is.read()?;
+            __v.note = __is.read_tagged::<::std::string::String>(1)?;
+            __v.origin = __is.read_tagged_nullable::<::floe::codegen::ObjectPrx>(2)?;
+            __is.end_slice()?;
+            __is.start_slice()?;
+            __v.code = __is.read()?;
+            __is.end_slice()?;
+            ::std::result::Result::Ok(__v)
         }
     }
     fn __floe_decode_derived_error(
-        is: &mut ::floe::codegen::InputStream<'_>,
+        __is: &mut ::floe::codegen::InputStream<'_>,
     ) -> ::std::result::Result<
         ::std::boxed::Box<dyn ::floe::codegen::UserException>,
         ::floe::codegen::Error,
     > {
         ::std::result::Result::Ok(
-            ::std::boxed::Box::new(DerivedError::decode_exception(is)?),
+            ::std::boxed::Box::new(DerivedError::decode_exception(__is)?),
         )
     }
     const __FLOE_EXCEPTION_DERIVED_ERROR: ::floe::codegen::ExceptionFactory = ::floe::codegen::ExceptionFactory {
@@ -294,20 +302,20 @@ pub mod everything {
         fn ice_id(&self) -> &'static str {
             "::Everything::Shape"
         }
-        fn encode_value(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.start_slice("::Everything::Shape", ::std::option::Option::None, true);
-            os.write(&self.name);
-            os.write(&self.next);
-            os.end_slice();
+        fn encode_value(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice("::Everything::Shape", ::std::option::Option::None, true);
+            __os.write(&self.name);
+            __os.write(&self.next);
+            __os.end_slice();
         }
         fn decode_value(
             &mut self,
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<(), ::floe::codegen::Error> {
-            is.start_slice()?;
-            self.name = is.read()?;
-            self.next = is.read()?;
-            is.end_slice()?;
+            __is.start_slice()?;
+            self.name = __is.read()?;
+            self.next = __is.read()?;
+            __is.end_slice()?;
             ::std::result::Result::Ok(())
         }
         fn as_any(&self) -> &dyn ::std::any::Any {
@@ -336,8 +344,8 @@ pub mod everything {
     pub struct ShapePrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for ShapePrx {
         const TYPE_ID: &'static str = "::Everything::Shape";
-        fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         fn as_object(&self) -> &::floe::codegen::ObjectPrx {
             &self.0
@@ -352,17 +360,19 @@ pub mod everything {
     impl ShapePrx {
         /// Asks the object whether it implements this interface; returns the typed proxy if so.
         pub async fn checked_cast(
-            prx: &::floe::codegen::ObjectPrx,
+            __prx: &::floe::codegen::ObjectPrx,
         ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
-            if prx.ice_is_a("::Everything::Shape").await? {
-                ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+            if __prx.ice_is_a("::Everything::Shape").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
             } else {
                 ::std::result::Result::Ok(::std::option::Option::None)
             }
         }
         /// Converts without asking the object.
-        pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
     }
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -376,32 +386,32 @@ pub mod everything {
         fn ice_id(&self) -> &'static str {
             "::Everything::Circle"
         }
-        fn encode_value(&self, os: &mut ::floe::codegen::OutputStream) {
-            os.start_slice(
+        fn encode_value(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice(
                 "::Everything::Circle",
                 ::std::option::Option::Some(7),
                 false,
             );
-            os.write(&self.radius);
-            os.write_tagged(2, &self.center);
-            os.end_slice();
-            os.start_slice("::Everything::Shape", ::std::option::Option::None, true);
-            os.write(&self.name);
-            os.write(&self.next);
-            os.end_slice();
+            __os.write(&self.radius);
+            __os.write_tagged(2, &self.center);
+            __os.end_slice();
+            __os.start_slice("::Everything::Shape", ::std::option::Option::None, true);
+            __os.write(&self.name);
+            __os.write(&self.next);
+            __os.end_slice();
         }
         fn decode_value(
             &mut self,
-            is: &mut ::floe::codegen::InputStream<'_>,
+            __is: &mut ::floe::codegen::InputStream<'_>,
         ) -> ::std::result::Result<(), ::floe::codegen::Error> {
-            is.start_slice()?;
-            self.radius = is.read()?;
-            self.center = is.read_tagged::<super::everything::Point>(2)?;
-            is.end_slice()?;
-            is.start_slice()?;
-            self.name = is.read()?;
-            self.next = is.read()?;
-            is.end_slice()?;
+            __is.start_slice()?;
+            self.radius = __is.read()?;
+            self.center = __is.read_tagged::<super::everything::Point>(2)?;
+            __is.end_slice()?;
+            __is.start_slice()?;
+            self.name = __is.read()?;
+            self.next = __is.read()?;
+            __is.end_slice()?;
             ::std::result::Result::Ok(())
         }
         fn as_any(&self) -> &dyn ::std::any::Any {
@@ -430,8 +440,8 @@ pub mod everything {
     pub struct CirclePrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for CirclePrx {
         const TYPE_ID: &'static str = "::Everything::Circle";
-        fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         fn as_object(&self) -> &::floe::codegen::ObjectPrx {
             &self.0
@@ -446,25 +456,27 @@ pub mod everything {
     impl CirclePrx {
         /// Asks the object whether it implements this interface; returns the typed proxy if so.
         pub async fn checked_cast(
-            prx: &::floe::codegen::ObjectPrx,
+            __prx: &::floe::codegen::ObjectPrx,
         ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
-            if prx.ice_is_a("::Everything::Circle").await? {
-                ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+            if __prx.ice_is_a("::Everything::Circle").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
             } else {
                 ::std::result::Result::Ok(::std::option::Option::None)
             }
         }
         /// Converts without asking the object.
-        pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
     }
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct BasePrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for BasePrx {
         const TYPE_ID: &'static str = "::Everything::Base";
-        fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         fn as_object(&self) -> &::floe::codegen::ObjectPrx {
             &self.0
@@ -479,17 +491,19 @@ pub mod everything {
     impl BasePrx {
         /// Asks the object whether it implements this interface; returns the typed proxy if so.
         pub async fn checked_cast(
-            prx: &::floe::codegen::ObjectPrx,
+            __prx: &::floe::codegen::ObjectPrx,
         ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
-            if prx.ice_is_a("::Everything::Base").await? {
-                ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+            if __prx.ice_is_a("::Everything::Base").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
             } else {
                 ::std::result::Result::Ok(::std::option::Option::None)
             }
         }
         /// Converts without asking the object.
-        pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         pub async fn ping(&self) -> ::std::result::Result<(), ::floe::codegen::Error> {
             self.0
@@ -498,11 +512,11 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     false,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         ::std::result::Result::Ok(())
                     },
                 )
@@ -527,14 +541,14 @@ pub mod everything {
     /// Dispatches requests for `::Everything::Base` to a servant.
     pub struct BaseDispatcher<T>(pub ::std::sync::Arc<T>);
     impl<T> ::std::fmt::Debug for BaseDispatcher<T> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str("BaseDispatcher")
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("BaseDispatcher")
         }
     }
     impl<T: Base> ::floe::codegen::Dispatcher for BaseDispatcher<T> {
         fn dispatch<'a>(
             &'a self,
-            request: &'a mut ::floe::codegen::IncomingRequest,
+            __request: &'a mut ::floe::codegen::IncomingRequest,
         ) -> ::floe::codegen::BoxFuture<
             'a,
             ::std::result::Result<
@@ -543,30 +557,30 @@ pub mod everything {
             >,
         > {
             ::std::boxed::Box::pin(async move {
-                let operation = request.current().operation.clone();
-                match operation.as_str() {
+                let __operation = __request.current().operation.clone();
+                match __operation.as_str() {
                     "ping" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        request.read_empty_params()?;
-                        let result = self.0.ping(request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.ping(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     _ => {
                         ::floe::codegen::dispatch_builtin(
-                                request,
+                                __request,
                                 base::TYPE_ID,
                                 base::TYPE_IDS,
                             )
@@ -580,8 +594,8 @@ pub mod everything {
     pub struct OtherPrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for OtherPrx {
         const TYPE_ID: &'static str = "::Everything::Other";
-        fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         fn as_object(&self) -> &::floe::codegen::ObjectPrx {
             &self.0
@@ -596,17 +610,19 @@ pub mod everything {
     impl OtherPrx {
         /// Asks the object whether it implements this interface; returns the typed proxy if so.
         pub async fn checked_cast(
-            prx: &::floe::codegen::ObjectPrx,
+            __prx: &::floe::codegen::ObjectPrx,
         ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
-            if prx.ice_is_a("::Everything::Other").await? {
-                ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+            if __prx.ice_is_a("::Everything::Other").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
             } else {
                 ::std::result::Result::Ok(::std::option::Option::None)
             }
         }
         /// Converts without asking the object.
-        pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         pub async fn count(&self) -> ::std::result::Result<i32, ::floe::codegen::Error> {
             self.0
@@ -615,12 +631,12 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Idempotent,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: i32 = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: i32 = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -645,14 +661,14 @@ pub mod everything {
     /// Dispatches requests for `::Everything::Other` to a servant.
     pub struct OtherDispatcher<T>(pub ::std::sync::Arc<T>);
     impl<T> ::std::fmt::Debug for OtherDispatcher<T> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str("OtherDispatcher")
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("OtherDispatcher")
         }
     }
     impl<T: Other> ::floe::codegen::Dispatcher for OtherDispatcher<T> {
         fn dispatch<'a>(
             &'a self,
-            request: &'a mut ::floe::codegen::IncomingRequest,
+            __request: &'a mut ::floe::codegen::IncomingRequest,
         ) -> ::floe::codegen::BoxFuture<
             'a,
             ::std::result::Result<
@@ -661,31 +677,32 @@ pub mod everything {
             >,
         > {
             ::std::boxed::Box::pin(async move {
-                let operation = request.current().operation.clone();
-                match operation.as_str() {
+                let __operation = __request.current().operation.clone();
+                match __operation.as_str() {
                     "count" => {
-                        request.check_mode(::floe::codegen::OperationMode::Idempotent)?;
-                        request.read_empty_params()?;
-                        let result = self.0.count(request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        __request
+                            .check_mode(::floe::codegen::OperationMode::Idempotent)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.count(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     _ => {
                         ::floe::codegen::dispatch_builtin(
-                                request,
+                                __request,
                                 other::TYPE_ID,
                                 other::TYPE_IDS,
                             )
@@ -700,8 +717,8 @@ pub mod everything {
     pub struct DerivedPrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for DerivedPrx {
         const TYPE_ID: &'static str = "::Everything::Derived";
-        fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         fn as_object(&self) -> &::floe::codegen::ObjectPrx {
             &self.0
@@ -716,17 +733,19 @@ pub mod everything {
     impl DerivedPrx {
         /// Asks the object whether it implements this interface; returns the typed proxy if so.
         pub async fn checked_cast(
-            prx: &::floe::codegen::ObjectPrx,
+            __prx: &::floe::codegen::ObjectPrx,
         ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
-            if prx.ice_is_a("::Everything::Derived").await? {
-                ::std::result::Result::Ok(::std::option::Option::Some(Self(prx.clone())))
+            if __prx.ice_is_a("::Everything::Derived").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
             } else {
                 ::std::result::Result::Ok(::std::option::Option::None)
             }
         }
         /// Converts without asking the object.
-        pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-            Self(prx)
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
         }
         pub async fn echo(
             &self,
@@ -741,13 +760,13 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(s);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(s);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: ::std::string::String = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: ::std::string::String = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -764,14 +783,14 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&a);
-                        os.write(&b);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&a);
+                        __os.write(&b);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: i32 = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: i32 = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -790,14 +809,14 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&a);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&a);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let b: i32 = is.read()?;
-                        let c: ::std::string::String = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let b: i32 = __is.read()?;
+                        let c: ::std::string::String = __is.read()?;
                         ::std::result::Result::Ok(super::everything::derived::OutsResult {
                             b,
                             c,
@@ -819,14 +838,14 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&c);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&c);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let d: super::everything::Color = is.read()?;
-                        let return_value: super::everything::Color = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let d: super::everything::Color = __is.read()?;
+                        let return_value: super::everything::Color = __is.read()?;
                         ::std::result::Result::Ok(super::everything::derived::ColorsResult {
                             d,
                             return_value,
@@ -849,15 +868,15 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&a);
-                        os.write_tagged(1, &b);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&a);
+                        __os.write_tagged(1, &b);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value = is.read_tagged::<i32>(3)?;
-                        let c = is.read_tagged::<::std::string::String>(4)?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value = __is.read_tagged::<i32>(3)?;
+                        let c = __is.read_tagged::<::std::string::String>(4)?;
                         ::std::result::Result::Ok(super::everything::derived::OptionalsResult {
                             c,
                             return_value,
@@ -878,14 +897,14 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         let return_value: ::std::option::Option<
                             super::everything::DerivedPrx,
-                        > = is.read()?;
+                        > = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -904,15 +923,15 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&o);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&o);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         let return_value: ::std::option::Option<
                             ::floe::codegen::ObjectPrx,
-                        > = is.read()?;
+                        > = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -931,17 +950,17 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&s);
-                        os.write_pending_values();
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&s);
+                        __os.write_pending_values();
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         let return_value: ::std::option::Option<
                             ::floe::codegen::ValueRef,
-                        > = is.read()?;
-                        is.read_pending_values()?;
+                        > = __is.read()?;
+                        __is.read_pending_values()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -957,12 +976,12 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::Some(::floe::codegen::FormatType::Sliced),
                     false,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(&code);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(&code);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         ::std::result::Result::Ok(())
                     },
                 )
@@ -983,15 +1002,15 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(p);
-                        os.write(a);
-                        os.write(b);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(p);
+                        __os.write(a);
+                        __os.write(b);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: ::std::vec::Vec<super::everything::Point> = is
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: ::std::vec::Vec<super::everything::Point> = __is
                             .read()?;
                         ::std::result::Result::Ok(return_value)
                     },
@@ -1008,13 +1027,13 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(p);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(p);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: super::everything::Person = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: super::everything::Person = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -1030,12 +1049,12 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Idempotent,
                     ::std::option::Option::None,
                     false,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write(message);
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write(message);
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         ::std::result::Result::Ok(())
                     },
                 )
@@ -1055,19 +1074,19 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
-                        os.write_tagged_nullable(6, &o);
-                        os.write_tagged_nullable(7, &s);
-                        os.write_pending_values();
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                        __os.write_tagged_nullable(6, &o);
+                        __os.write_tagged_nullable(7, &s);
+                        __os.write_pending_values();
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value = is
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value = __is
                             .read_tagged_nullable::<::floe::codegen::ValueRef>(5)?;
-                        let d = is
+                        let d = __is
                             .read_tagged_nullable::<super::everything::DerivedPrx>(8)?;
-                        is.read_pending_values()?;
+                        __is.read_pending_values()?;
                         ::std::result::Result::Ok(super::everything::derived::NullablesResult {
                             d,
                             return_value,
@@ -1083,11 +1102,11 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Normal,
                     ::std::option::Option::None,
                     false,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
                         ::std::result::Result::Ok(())
                     },
                 )
@@ -1100,12 +1119,12 @@ pub mod everything {
                     ::floe::codegen::OperationMode::Idempotent,
                     ::std::option::Option::None,
                     true,
-                    |os: &mut ::floe::codegen::OutputStream| {
-                        let _ = &os;
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
                     },
-                    |is: &mut ::floe::codegen::InputStream<'_>| {
-                        let _ = &is;
-                        let return_value: i32 = is.read()?;
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        let return_value: i32 = __is.read()?;
                         ::std::result::Result::Ok(return_value)
                     },
                 )
@@ -1134,26 +1153,26 @@ pub mod everything {
             Runtime(::floe::codegen::Error),
         }
         impl ::std::convert::From<super::super::everything::BaseError> for EchoError {
-            fn from(e: super::super::everything::BaseError) -> Self {
-                Self::BaseError(e)
+            fn from(__e: super::super::everything::BaseError) -> Self {
+                Self::BaseError(__e)
             }
         }
         impl ::std::convert::From<super::super::everything::DerivedError> for EchoError {
-            fn from(e: super::super::everything::DerivedError) -> Self {
-                Self::DerivedError(e)
+            fn from(__e: super::super::everything::DerivedError) -> Self {
+                Self::DerivedError(__e)
             }
         }
         impl ::std::convert::From<::floe::codegen::Error> for EchoError {
-            fn from(e: ::floe::codegen::Error) -> Self {
-                Self::Runtime(e)
+            fn from(__e: ::floe::codegen::Error) -> Self {
+                Self::Runtime(__e)
             }
         }
         impl ::std::fmt::Display for EchoError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 match self {
-                    Self::BaseError(e) => ::std::fmt::Display::fmt(e, f),
-                    Self::DerivedError(e) => ::std::fmt::Display::fmt(e, f),
-                    Self::Runtime(e) => ::std::fmt::Display::fmt(e, f),
+                    Self::BaseError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                    Self::DerivedError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                    Self::Runtime(__e) => ::std::fmt::Display::fmt(__e, __f),
                 }
             }
         }
@@ -1161,20 +1180,22 @@ pub mod everything {
         impl ::floe::codegen::OperationError for EchoError {
             fn decode_user_exception(
                 type_id: &str,
-                is: &mut ::floe::codegen::InputStream<'_>,
+                __is: &mut ::floe::codegen::InputStream<'_>,
             ) -> ::std::option::Option<
                 ::std::result::Result<Self, ::floe::codegen::Error>,
             > {
                 match type_id {
                     "::Everything::BaseError" => {
                         ::std::option::Option::Some(
-                            super::super::everything::BaseError::decode_exception(is)
+                            super::super::everything::BaseError::decode_exception(__is)
                                 .map(Self::BaseError),
                         )
                     }
                     "::Everything::DerivedError" => {
                         ::std::option::Option::Some(
-                            super::super::everything::DerivedError::decode_exception(is)
+                            super::super::everything::DerivedError::decode_exception(
+                                    __is,
+                                )
                                 .map(Self::DerivedError),
                         )
                     }
@@ -1183,13 +1204,13 @@ pub mod everything {
             }
             fn into_dispatch(self) -> ::floe::codegen::DispatchError {
                 match self {
-                    Self::BaseError(e) => {
-                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(e))
+                    Self::BaseError(__e) => {
+                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(__e))
                     }
-                    Self::DerivedError(e) => {
-                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(e))
+                    Self::DerivedError(__e) => {
+                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(__e))
                     }
-                    Self::Runtime(e) => ::floe::codegen::DispatchError::Runtime(e),
+                    Self::Runtime(__e) => ::floe::codegen::DispatchError::Runtime(__e),
                 }
             }
         }
@@ -1226,20 +1247,20 @@ pub mod everything {
             Runtime(::floe::codegen::Error),
         }
         impl ::std::convert::From<super::super::everything::DerivedError> for FailError {
-            fn from(e: super::super::everything::DerivedError) -> Self {
-                Self::DerivedError(e)
+            fn from(__e: super::super::everything::DerivedError) -> Self {
+                Self::DerivedError(__e)
             }
         }
         impl ::std::convert::From<::floe::codegen::Error> for FailError {
-            fn from(e: ::floe::codegen::Error) -> Self {
-                Self::Runtime(e)
+            fn from(__e: ::floe::codegen::Error) -> Self {
+                Self::Runtime(__e)
             }
         }
         impl ::std::fmt::Display for FailError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 match self {
-                    Self::DerivedError(e) => ::std::fmt::Display::fmt(e, f),
-                    Self::Runtime(e) => ::std::fmt::Display::fmt(e, f),
+                    Self::DerivedError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                    Self::Runtime(__e) => ::std::fmt::Display::fmt(__e, __f),
                 }
             }
         }
@@ -1247,14 +1268,16 @@ pub mod everything {
         impl ::floe::codegen::OperationError for FailError {
             fn decode_user_exception(
                 type_id: &str,
-                is: &mut ::floe::codegen::InputStream<'_>,
+                __is: &mut ::floe::codegen::InputStream<'_>,
             ) -> ::std::option::Option<
                 ::std::result::Result<Self, ::floe::codegen::Error>,
             > {
                 match type_id {
                     "::Everything::DerivedError" => {
                         ::std::option::Option::Some(
-                            super::super::everything::DerivedError::decode_exception(is)
+                            super::super::everything::DerivedError::decode_exception(
+                                    __is,
+                                )
                                 .map(Self::DerivedError),
                         )
                     }
@@ -1263,10 +1286,10 @@ pub mod everything {
             }
             fn into_dispatch(self) -> ::floe::codegen::DispatchError {
                 match self {
-                    Self::DerivedError(e) => {
-                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(e))
+                    Self::DerivedError(__e) => {
+                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(__e))
                     }
-                    Self::Runtime(e) => ::floe::codegen::DispatchError::Runtime(e),
+                    Self::Runtime(__e) => ::floe::codegen::DispatchError::Runtime(__e),
                 }
             }
         }
@@ -1410,14 +1433,14 @@ pub mod everything {
     /// Dispatches requests for `::Everything::Derived` to a servant.
     pub struct DerivedDispatcher<T>(pub ::std::sync::Arc<T>);
     impl<T> ::std::fmt::Debug for DerivedDispatcher<T> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str("DerivedDispatcher")
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("DerivedDispatcher")
         }
     }
     impl<T: Derived> ::floe::codegen::Dispatcher for DerivedDispatcher<T> {
         fn dispatch<'a>(
             &'a self,
-            request: &'a mut ::floe::codegen::IncomingRequest,
+            __request: &'a mut ::floe::codegen::IncomingRequest,
         ) -> ::floe::codegen::BoxFuture<
             'a,
             ::std::result::Result<
@@ -1426,382 +1449,384 @@ pub mod everything {
             >,
         > {
             ::std::boxed::Box::pin(async move {
-                let operation = request.current().operation.clone();
-                match operation.as_str() {
+                let __operation = __request.current().operation.clone();
+                match __operation.as_str() {
                     "echo" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (s,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let s: ::std::string::String = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (s,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let s: ::std::string::String = __is.read()?;
                                 ::std::result::Result::Ok((s,))
                             })?;
-                        let result = self.0.echo(s, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.echo(s, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "add" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (a, b) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let a: i32 = is.read()?;
-                                let b: i32 = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (a, b) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let a: i32 = __is.read()?;
+                                let b: i32 = __is.read()?;
                                 ::std::result::Result::Ok((a, b))
                             })?;
-                        let result = self.0.add(a, b, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.add(a, b, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "outs" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (a,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let a: i32 = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (a,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let a: i32 = __is.read()?;
                                 ::std::result::Result::Ok((a,))
                             })?;
-                        let result = self.0.outs(a, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.outs(a, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret.b);
-                                                os.write(&ret.c);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret.b);
+                                                __os.write(&__ret.c);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "colors" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (c,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let c: super::everything::Color = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (c,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let c: super::everything::Color = __is.read()?;
                                 ::std::result::Result::Ok((c,))
                             })?;
-                        let result = self.0.colors(c, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.colors(c, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret.d);
-                                                os.write(&ret.return_value);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret.d);
+                                                __os.write(&__ret.return_value);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "optionals" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (a, b) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let a: i32 = is.read()?;
-                                let b = is.read_tagged::<::std::string::String>(1)?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (a, b) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let a: i32 = __is.read()?;
+                                let b = __is.read_tagged::<::std::string::String>(1)?;
                                 ::std::result::Result::Ok((a, b))
                             })?;
-                        let result = self.0.optionals(a, b, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.optionals(a, b, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write_tagged(3, &ret.return_value);
-                                                os.write_tagged(4, &ret.c);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write_tagged(3, &__ret.return_value);
+                                                __os.write_tagged(4, &__ret.c);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "self" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        request.read_empty_params()?;
-                        let result = self.0.self_(request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.self_(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "any" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (o,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let o: ::std::option::Option<::floe::codegen::ObjectPrx> = is
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (o,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let o: ::std::option::Option<::floe::codegen::ObjectPrx> = __is
                                     .read()?;
                                 ::std::result::Result::Ok((o,))
                             })?;
-                        let result = self.0.any(o, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.any(o, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "reshape" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (s,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let s: ::std::option::Option<::floe::codegen::ValueRef> = is
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (s,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let s: ::std::option::Option<::floe::codegen::ValueRef> = __is
                                     .read()?;
-                                is.read_pending_values()?;
+                                __is.read_pending_values()?;
                                 ::std::result::Result::Ok((s,))
                             })?;
-                        let result = self.0.reshape(s, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.reshape(s, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
-                                                os.write_pending_values();
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
+                                                __os.write_pending_values();
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "fail" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (code,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let code: i32 = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (code,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let code: i32 = __is.read()?;
                                 ::std::result::Result::Ok((code,))
                             })?;
-                        let result = self.0.fail(code, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.fail(code, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::Some(
                                                 ::floe::codegen::FormatType::Sliced,
                                             ),
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "movePoints" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (p, a, b) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let p: ::std::vec::Vec<super::everything::Point> = is
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (p, a, b) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let p: ::std::vec::Vec<super::everything::Point> = __is
                                     .read()?;
                                 let a: ::std::collections::HashMap<
                                     ::std::string::String,
                                     i32,
-                                > = is.read()?;
-                                let b: ::std::vec::Vec<u8> = is.read()?;
+                                > = __is.read()?;
+                                let b: ::std::vec::Vec<u8> = __is.read()?;
                                 ::std::result::Result::Ok((p, a, b))
                             })?;
-                        let result = self
+                        let __result = self
                             .0
-                            .move_points(p, a, b, request.current())
+                            .move_points(p, a, b, __request.current())
                             .await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "findPerson" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (p,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let p: super::everything::Person = is.read()?;
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (p,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let p: super::everything::Person = __is.read()?;
                                 ::std::result::Result::Ok((p,))
                             })?;
-                        let result = self.0.find_person(p, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.find_person(p, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "notify" => {
-                        request.check_mode(::floe::codegen::OperationMode::Idempotent)?;
-                        let (message,) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let message: ::std::string::String = is.read()?;
+                        __request
+                            .check_mode(::floe::codegen::OperationMode::Idempotent)?;
+                        let (message,) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let message: ::std::string::String = __is.read()?;
                                 ::std::result::Result::Ok((message,))
                             })?;
-                        let result = self.0.notify(message, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.notify(message, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "nullables" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        let (o, s) = request
-                            .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                let o = is
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        let (o, s) = __request
+                            .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                let o = __is
                                     .read_tagged_nullable::<::floe::codegen::ObjectPrx>(6)?;
-                                let s = is
+                                let s = __is
                                     .read_tagged_nullable::<::floe::codegen::ValueRef>(7)?;
-                                is.read_pending_values()?;
+                                __is.read_pending_values()?;
                                 ::std::result::Result::Ok((o, s))
                             })?;
-                        let result = self.0.nullables(o, s, request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        let __result = self.0.nullables(o, s, __request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write_tagged_nullable(5, &ret.return_value);
-                                                os.write_tagged_nullable(8, &ret.d);
-                                                os.write_pending_values();
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write_tagged_nullable(5, &__ret.return_value);
+                                                __os.write_tagged_nullable(8, &__ret.d);
+                                                __os.write_pending_values();
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "ping" => {
-                        request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                        request.read_empty_params()?;
-                        let result = self.0.ping(request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.ping(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     "count" => {
-                        request.check_mode(::floe::codegen::OperationMode::Idempotent)?;
-                        request.read_empty_params()?;
-                        let result = self.0.count(request.current()).await;
-                        match result {
-                            ::std::result::Result::Ok(ret) => {
+                        __request
+                            .check_mode(::floe::codegen::OperationMode::Idempotent)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.count(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
                                 ::std::result::Result::Ok(
-                                    request
+                                    __request
                                         .reply(
                                             ::std::option::Option::None,
-                                            |os: &mut ::floe::codegen::OutputStream| {
-                                                let _ = (&os, &ret);
-                                                os.write(&ret);
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                                __os.write(&__ret);
                                             },
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(e) => request.reply_error(e),
+                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
                         }
                     }
                     _ => {
                         ::floe::codegen::dispatch_builtin(
-                                request,
+                                __request,
                                 derived::TYPE_ID,
                                 derived::TYPE_IDS,
                             )
@@ -1821,23 +1846,23 @@ pub mod everything {
             const MIN_WIRE_SIZE: usize = <super::super::everything::Point as ::floe::codegen::SliceType>::MIN_WIRE_SIZE
                 + <super::super::everything::Color as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
             const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::None;
-            fn dictionary_key_order(&self, other: &Self) -> ::std::cmp::Ordering {
-                ::floe::codegen::SliceType::dictionary_key_order(&self.p, &other.p)
+            fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {
+                ::floe::codegen::SliceType::dictionary_key_order(&self.p, &__other.p)
                     .then_with(|| ::floe::codegen::SliceType::dictionary_key_order(
                         &self.c,
-                        &other.c,
+                        &__other.c,
                     ))
             }
-            fn encode(&self, os: &mut ::floe::codegen::OutputStream) {
-                os.write(&self.p);
-                os.write(&self.c);
+            fn encode(&self, __os: &mut ::floe::codegen::OutputStream) {
+                __os.write(&self.p);
+                __os.write(&self.c);
             }
             fn decode(
-                is: &mut ::floe::codegen::InputStream<'_>,
+                __is: &mut ::floe::codegen::InputStream<'_>,
             ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
                 ::std::result::Result::Ok(Self {
-                    p: is.read()?,
-                    c: is.read()?,
+                    p: __is.read()?,
+                    c: __is.read()?,
                 })
             }
         }
@@ -1845,8 +1870,8 @@ pub mod everything {
         pub struct UsesOuterPrx(::floe::codegen::ObjectPrx);
         impl ::floe::codegen::Proxy for UsesOuterPrx {
             const TYPE_ID: &'static str = "::Everything::Nested::UsesOuter";
-            fn from_object(prx: ::floe::codegen::ObjectPrx) -> Self {
-                Self(prx)
+            fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+                Self(__prx)
             }
             fn as_object(&self) -> &::floe::codegen::ObjectPrx {
                 &self.0
@@ -1861,22 +1886,22 @@ pub mod everything {
         impl UsesOuterPrx {
             /// Asks the object whether it implements this interface; returns the typed proxy if so.
             pub async fn checked_cast(
-                prx: &::floe::codegen::ObjectPrx,
+                __prx: &::floe::codegen::ObjectPrx,
             ) -> ::std::result::Result<
                 ::std::option::Option<Self>,
                 ::floe::codegen::Error,
             > {
-                if prx.ice_is_a("::Everything::Nested::UsesOuter").await? {
+                if __prx.ice_is_a("::Everything::Nested::UsesOuter").await? {
                     ::std::result::Result::Ok(
-                        ::std::option::Option::Some(Self(prx.clone())),
+                        ::std::option::Option::Some(Self(__prx.clone())),
                     )
                 } else {
                     ::std::result::Result::Ok(::std::option::Option::None)
                 }
             }
             /// Converts without asking the object.
-            pub fn unchecked_cast(prx: ::floe::codegen::ObjectPrx) -> Self {
-                Self(prx)
+            pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+                Self(__prx)
             }
             pub async fn wrap(
                 &self,
@@ -1891,13 +1916,13 @@ pub mod everything {
                         ::floe::codegen::OperationMode::Normal,
                         ::std::option::Option::None,
                         true,
-                        |os: &mut ::floe::codegen::OutputStream| {
-                            let _ = &os;
-                            os.write(p);
+                        |__os: &mut ::floe::codegen::OutputStream| {
+                            let _ = &__os;
+                            __os.write(p);
                         },
-                        |is: &mut ::floe::codegen::InputStream<'_>| {
-                            let _ = &is;
-                            let return_value: super::super::everything::nested::Wrapper = is
+                        |__is: &mut ::floe::codegen::InputStream<'_>| {
+                            let _ = &__is;
+                            let return_value: super::super::everything::nested::Wrapper = __is
                                 .read()?;
                             ::std::result::Result::Ok(return_value)
                         },
@@ -1926,27 +1951,30 @@ pub mod everything {
             }
             impl ::std::convert::From<super::super::super::everything::BaseError>
             for WrapError {
-                fn from(e: super::super::super::everything::BaseError) -> Self {
-                    Self::BaseError(e)
+                fn from(__e: super::super::super::everything::BaseError) -> Self {
+                    Self::BaseError(__e)
                 }
             }
             impl ::std::convert::From<super::super::super::everything::DerivedError>
             for WrapError {
-                fn from(e: super::super::super::everything::DerivedError) -> Self {
-                    Self::DerivedError(e)
+                fn from(__e: super::super::super::everything::DerivedError) -> Self {
+                    Self::DerivedError(__e)
                 }
             }
             impl ::std::convert::From<::floe::codegen::Error> for WrapError {
-                fn from(e: ::floe::codegen::Error) -> Self {
-                    Self::Runtime(e)
+                fn from(__e: ::floe::codegen::Error) -> Self {
+                    Self::Runtime(__e)
                 }
             }
             impl ::std::fmt::Display for WrapError {
-                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                fn fmt(
+                    &self,
+                    __f: &mut ::std::fmt::Formatter<'_>,
+                ) -> ::std::fmt::Result {
                     match self {
-                        Self::BaseError(e) => ::std::fmt::Display::fmt(e, f),
-                        Self::DerivedError(e) => ::std::fmt::Display::fmt(e, f),
-                        Self::Runtime(e) => ::std::fmt::Display::fmt(e, f),
+                        Self::BaseError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                        Self::DerivedError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                        Self::Runtime(__e) => ::std::fmt::Display::fmt(__e, __f),
                     }
                 }
             }
@@ -1954,7 +1982,7 @@ pub mod everything {
             impl ::floe::codegen::OperationError for WrapError {
                 fn decode_user_exception(
                     type_id: &str,
-                    is: &mut ::floe::codegen::InputStream<'_>,
+                    __is: &mut ::floe::codegen::InputStream<'_>,
                 ) -> ::std::option::Option<
                     ::std::result::Result<Self, ::floe::codegen::Error>,
                 > {
@@ -1962,7 +1990,7 @@ pub mod everything {
                         "::Everything::BaseError" => {
                             ::std::option::Option::Some(
                                 super::super::super::everything::BaseError::decode_exception(
-                                        is,
+                                        __is,
                                     )
                                     .map(Self::BaseError),
                             )
@@ -1970,7 +1998,7 @@ pub mod everything {
                         "::Everything::DerivedError" => {
                             ::std::option::Option::Some(
                                 super::super::super::everything::DerivedError::decode_exception(
-                                        is,
+                                        __is,
                                     )
                                     .map(Self::DerivedError),
                             )
@@ -1980,17 +2008,19 @@ pub mod everything {
                 }
                 fn into_dispatch(self) -> ::floe::codegen::DispatchError {
                     match self {
-                        Self::BaseError(e) => {
+                        Self::BaseError(__e) => {
                             ::floe::codegen::DispatchError::User(
-                                ::std::boxed::Box::new(e),
+                                ::std::boxed::Box::new(__e),
                             )
                         }
-                        Self::DerivedError(e) => {
+                        Self::DerivedError(__e) => {
                             ::floe::codegen::DispatchError::User(
-                                ::std::boxed::Box::new(e),
+                                ::std::boxed::Box::new(__e),
                             )
                         }
-                        Self::Runtime(e) => ::floe::codegen::DispatchError::Runtime(e),
+                        Self::Runtime(__e) => {
+                            ::floe::codegen::DispatchError::Runtime(__e)
+                        }
                     }
                 }
             }
@@ -2010,14 +2040,14 @@ pub mod everything {
         /// Dispatches requests for `::Everything::Nested::UsesOuter` to a servant.
         pub struct UsesOuterDispatcher<T>(pub ::std::sync::Arc<T>);
         impl<T> ::std::fmt::Debug for UsesOuterDispatcher<T> {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str("UsesOuterDispatcher")
+            fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                __f.write_str("UsesOuterDispatcher")
             }
         }
         impl<T: UsesOuter> ::floe::codegen::Dispatcher for UsesOuterDispatcher<T> {
             fn dispatch<'a>(
                 &'a self,
-                request: &'a mut ::floe::codegen::IncomingRequest,
+                __request: &'a mut ::floe::codegen::IncomingRequest,
             ) -> ::floe::codegen::BoxFuture<
                 'a,
                 ::std::result::Result<
@@ -2026,35 +2056,38 @@ pub mod everything {
                 >,
             > {
                 ::std::boxed::Box::pin(async move {
-                    let operation = request.current().operation.clone();
-                    match operation.as_str() {
+                    let __operation = __request.current().operation.clone();
+                    match __operation.as_str() {
                         "wrap" => {
-                            request.check_mode(::floe::codegen::OperationMode::Normal)?;
-                            let (p,) = request
-                                .read_params(|is: &mut ::floe::codegen::InputStream<'_>| {
-                                    let p: super::super::everything::Point = is.read()?;
+                            __request
+                                .check_mode(::floe::codegen::OperationMode::Normal)?;
+                            let (p,) = __request
+                                .read_params(|__is: &mut ::floe::codegen::InputStream<'_>| {
+                                    let p: super::super::everything::Point = __is.read()?;
                                     ::std::result::Result::Ok((p,))
                                 })?;
-                            let result = self.0.wrap(p, request.current()).await;
-                            match result {
-                                ::std::result::Result::Ok(ret) => {
+                            let __result = self.0.wrap(p, __request.current()).await;
+                            match __result {
+                                ::std::result::Result::Ok(__ret) => {
                                     ::std::result::Result::Ok(
-                                        request
+                                        __request
                                             .reply(
                                                 ::std::option::Option::None,
-                                                |os: &mut ::floe::codegen::OutputStream| {
-                                                    let _ = (&os, &ret);
-                                                    os.write(&ret);
+                                                |__os: &mut ::floe::codegen::OutputStream| {
+                                                    let _ = (&__os, &__ret);
+                                                    __os.write(&__ret);
                                                 },
                                             ),
                                     )
                                 }
-                                ::std::result::Result::Err(e) => request.reply_error(e),
+                                ::std::result::Result::Err(__e) => {
+                                    __request.reply_error(__e)
+                                }
                             }
                         }
                         _ => {
                             ::floe::codegen::dispatch_builtin(
-                                    request,
+                                    __request,
                                     uses_outer::TYPE_ID,
                                     uses_outer::TYPE_IDS,
                                 )
