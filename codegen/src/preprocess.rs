@@ -396,8 +396,9 @@ impl Preprocessor {
                         let (pragma, after) = split_word(rest);
                         if pragma == "once" && after.trim().is_empty() {
                             self.once.insert(canonical.to_path_buf());
-                        } else if pragma.is_empty() && after.trim().is_empty() {
-                            // An empty #pragma is accepted and ignored.
+                        } else if pragma.is_empty() {
+                            // An empty #pragma, or one that does not start with an identifier, is
+                            // dropped by ZeroC's preprocessor.
                         } else {
                             // ZeroC's preprocessor passes other pragmas through, and its parser
                             // then rejects the line.
