@@ -433,44 +433,44 @@ impl Parser {
         construct: &str,
     ) -> bool {
         let mut module = container.filter(|c| self.is_module(Some(*c)));
-        if let Some(m) = module {
-            let mname = self.ast.node(m).name.clone();
-            if new_name == mname {
-                self.error(
-                    codes::REDEFINITION,
-                    format!("{construct} name `{new_name}' must differ from the name of its immediately enclosing module"),
-                );
-                return false;
-            }
-            if new_name.to_lowercase() == mname.to_lowercase() {
-                self.error(
-                    codes::CASE,
-                    format!("{construct} name `{}' cannot differ only in capitalization from its immediately enclosing module name `{mname}'", new_name.to_lowercase()),
-                );
-                return false;
-            }
-            module = self
-                .ast
-                .node(m)
-                .container
-                .filter(|c| self.is_module(Some(*c)));
-        }
+        let mut immediate = true;
         while let Some(m) = module {
             let mname = self.ast.node(m).name.clone();
-            if new_name == mname {
-                self.error(
+            let lower = new_name.to_lowercase();
+            let problem = if new_name == mname {
+                Some((
                     codes::REDEFINITION,
-                    format!("{construct} name `{new_name}' must differ from the name of enclosing module `{mname}'"),
-                );
-                return false;
-            }
-            if new_name.to_lowercase() == mname.to_lowercase() {
-                self.error(
+                    if immediate {
+                        format!(
+                            "{construct} name `{new_name}' must differ from the name of its immediately enclosing module"
+                        )
+                    } else {
+                        format!(
+                            "{construct} name `{new_name}' must differ from the name of enclosing module `{mname}'"
+                        )
+                    },
+                ))
+            } else if lower == mname.to_lowercase() {
+                Some((
                     codes::CASE,
-                    format!("{construct} name `{}' cannot differ only in capitalization from enclosing module `{mname}'", new_name.to_lowercase()),
-                );
+                    if immediate {
+                        format!(
+                            "{construct} name `{lower}' cannot differ only in capitalization from its immediately enclosing module name `{mname}'"
+                        )
+                    } else {
+                        format!(
+                            "{construct} name `{lower}' cannot differ only in capitalization from enclosing module `{mname}'"
+                        )
+                    },
+                ))
+            } else {
+                None
+            };
+            if let Some((code, message)) = problem {
+                self.error(code, message);
                 return false;
             }
+            immediate = false;
             module = self
                 .ast
                 .node(m)
