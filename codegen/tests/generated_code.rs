@@ -1,7 +1,9 @@
 //! Generated Rust compiles (under `deny(warnings)`) for every input our compiler accepts: the
 //! differential suite and ZeroC's source corpus (one file per distinct content). A scratch crate
 //! under cargo's test scratch directory includes the generated code of each input in a module of
-//! its own; its build script runs `floe_slice::Builder`, and the test builds it with cargo.
+//! its own; its build script runs `floe_slice::Builder`, and the test runs `cargo check` on it
+//! (type checking and lints are the point; generating machine code for ~600 modules would take
+//! minutes on two cores).
 //! Inputs our compiler rejects are left to the verdict tests.
 
 mod common;
@@ -108,7 +110,7 @@ fn generated_code_compiles_for_every_accepted_input() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let output = Command::new(cargo)
         .current_dir(&work)
-        .args(["build", "--quiet", "--message-format", "short", "-j"])
+        .args(["check", "--quiet", "--message-format", "short", "-j"])
         .arg(workers().min(2).to_string())
         .arg("--target-dir")
         .arg(work.join("target"))
