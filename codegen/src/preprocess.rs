@@ -396,7 +396,8 @@ impl Preprocessor {
                         let (pragma, after) = split_word(rest);
                         if pragma == "once" && after.trim().is_empty() {
                             self.once.insert(canonical.to_path_buf());
-                        } else if !pragma.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                        } else if !pragma.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        {
                             // An empty #pragma, or one that does not start with an identifier, is
                             // dropped by ZeroC's preprocessor.
                         } else {
