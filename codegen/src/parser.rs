@@ -1460,22 +1460,10 @@ impl Parser {
         self.bump();
         let name = self.definition_name("exception")?;
         match self.peek_tok() {
-            Tok::Punct(';') => {
-                self.error(codes::FORWARD, "exceptions cannot be forward declared");
-                self.bump();
-                return Ok(None);
-            }
             Tok::Punct('{') | Tok::Keyword("extends") => {}
             _ => {
                 self.error(codes::FORWARD, "exceptions cannot be forward declared");
-                {
-                    let at = self.next_span();
-                    self.error_at(
-                        codes::SYNTAX,
-                        "`;' missing after exception forward declaration",
-                        at,
-                    )
-                };
+                self.required_semicolon("`;' missing after exception forward declaration");
                 return Ok(None);
             }
         }
@@ -1507,21 +1495,9 @@ impl Parser {
         let name = self.definition_name("struct")?;
         match self.peek_tok() {
             Tok::Punct('{') => {}
-            Tok::Punct(';') => {
-                self.error(codes::FORWARD, "structs cannot be forward declared");
-                self.bump();
-                return Ok(None);
-            }
             _ => {
                 self.error(codes::FORWARD, "structs cannot be forward declared");
-                {
-                    let at = self.next_span();
-                    self.error_at(
-                        codes::SYNTAX,
-                        "`;' missing after struct forward declaration",
-                        at,
-                    )
-                };
+                self.required_semicolon("`;' missing after struct forward declaration");
                 return Ok(None);
             }
         }
@@ -1573,18 +1549,7 @@ impl Parser {
                     Tok::Punct('{') | Tok::Keyword("extends") | Tok::Keyword("implements") => {}
                     _ => {
                         let decl = self.create_class_decl(&n, false, local);
-                        if self.is_punct(';') {
-                            self.bump();
-                        } else {
-                            {
-                                let at = self.next_span();
-                                self.error_at(
-                                    codes::SYNTAX,
-                                    "`;' missing after class forward declaration",
-                                    at,
-                                )
-                            };
-                        }
+                        self.required_semicolon("`;' missing after class forward declaration");
                         return Ok(decl);
                     }
                 }
@@ -1789,18 +1754,7 @@ impl Parser {
             _ => {
                 let decl = self.create_class_decl(&name, true, local);
                 self.check_introduced(cont, &name, decl);
-                if self.is_punct(';') {
-                    self.bump();
-                } else {
-                    {
-                        let at = self.next_span();
-                        self.error_at(
-                            codes::SYNTAX,
-                            "`;' missing after interface forward declaration",
-                            at,
-                        )
-                    };
-                }
+                self.required_semicolon("`;' missing after interface forward declaration");
                 return Ok(decl);
             }
         }
