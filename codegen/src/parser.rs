@@ -3107,23 +3107,29 @@ impl Parser {
 
     // ---------------------------------------------------------------- sequences, dictionaries, enums, constants
 
+    /// The name ending a sequence or dictionary definition: an identifier, or a keyword (which is
+    /// an error reported by the caller after the definition is created, as slice2py orders it).
+    fn name_or_keyword(&mut self) -> PResult<(String, bool)> {
+        match self.peek_tok() {
+            Tok::Ident(n) => {
+                self.bump();
+                Ok((n, false))
+            }
+            Tok::Keyword(k) => {
+                self.bump();
+                Ok((k.to_string(), true))
+            }
+            _ => self.syntax_error(),
+        }
+    }
+
     fn sequence_def(&mut self, local: bool) -> PResult<Option<NodeId>> {
         self.bump();
         self.expect_punct('<')?;
         let metadata = self.metadata()?;
         let ty = self.parse_type()?;
         self.expect_punct('>')?;
-        let (name, keyword) = match self.peek_tok() {
-            Tok::Ident(n) => {
-                self.bump();
-                (n, false)
-            }
-            Tok::Keyword(k) => {
-                self.bump();
-                (k.to_string(), true)
-            }
-            _ => return self.syntax_error(),
-        };
+        let (name, keyword) = self.name_or_keyword()?;
         self.peek();
         let seq = self.create_sequence(&name, ty, metadata, local);
         if keyword {
@@ -3176,17 +3182,7 @@ impl Parser {
         self.metadata()?;
         let value = self.parse_type()?;
         self.expect_punct('>')?;
-        let (name, keyword) = match self.peek_tok() {
-            Tok::Ident(n) => {
-                self.bump();
-                (n, false)
-            }
-            Tok::Keyword(k) => {
-                self.bump();
-                (k.to_string(), true)
-            }
-            _ => return self.syntax_error(),
-        };
+        let (name, keyword) = self.name_or_keyword()?;
         self.peek();
         let d = self.create_dictionary(&name, key, value, local, key_span);
         if keyword {
