@@ -562,34 +562,68 @@ impl<'a> Gen<'a> {
         (decls, any_default.then_some(defaults))
     }
 
-    fn derives(&self, members: &[NodeId], default: bool) -> String {
-        let hashable = members
-            .iter()
-            .all(|m| self.member_type(*m).is_some_and(|t| self.is_hashable(t)));
-        let mut d = vec!["Debug", "Clone", "PartialEq"];
+    /// Emits the Rust struct of a struct, exception or class with the given members, its derives,
+    /// and an `impl Default` when some member has a Slice default value.
+    fn record(&mut self, doc: &str, name: &str, members: &[NodeId], hashable: bool) {
+        let (decls, defaults) = self.fields(members);
+        let mut derives = vec!["Debug", "Clone", "PartialEq"];
         if hashable {
-            d.push("Eq");
-            d.push("Hash");
+            derives.extend(["Eq", "Hash"]);
         }
-        if default {
-            d.push("Default");
+        if defaults.is_none() {
+            derives.push("Default");
         }
-        format!("#[derive({})]", d.join(", "))
-    }
-
-    fn struct_def(&mut self, id: NodeId) {
-        let node = self.ast.node(id);
-        let name = escape(&node.name);
-        let members = self.ast.data_members(id);
-        let (decls, defaults) = self.fields(&members);
-        let doc = doc_attrs(&node.doc);
-        let derives = self.derives(&members, defaults.is_none());
+        let derives = format!("#[derive({})]", derives.join(", "));
         self.line(&format!("{doc}{derives}\npub struct {name} {{\n{decls}}}"));
         if let Some(d) = defaults {
             self.line(&format!(
                 "impl ::std::default::Default for {name} {{ fn default() -> Self {{ Self {{ {d} }} }} }}"
             ));
         }
+    }
+
+    /// A class's compact id as an `Option<i32>` expression.
+    fn compact_id_expr(&self, class: NodeId) -> String {
+        match self.ast.node(class).kind {
+            NodeKind::ClassDef { compact_id, .. } if compact_id >= 0 => {
+                format!("::std::option::Option::Some({compact_id})")
+            }
+            _ => "::std::option::Option::None".into(),
+        }
+    }
+
+    /// Encoding and decoding of a chain of slices (most-derived first), for exceptions and
+    /// classes; `compact_ids` writes each class's compact id when it has one.
+    fn slice_chain(&self, chain: &[NodeId], target: &str, compact_ids: bool) -> (String, String) {
+        let mut enc = String::new();
+        let mut dec = String::new();
+        for (i, &c) in chain.iter().enumerate() {
+            let last = i + 1 == chain.len();
+            let (e, d) = self.slice_members(&self.ast.data_members(c), target);
+            let tid = &self.ast.node(c).scoped;
+            let compact = if compact_ids {
+                self.compact_id_expr(c)
+            } else {
+                "::std::option::Option::None".into()
+            };
+            let _ = write!(
+                enc,
+                "__os.start_slice({tid:?}, {compact}, {last});\n{e}__os.end_slice();\n"
+            );
+            let _ = write!(dec, "__is.start_slice()?;\n{d}__is.end_slice()?;\n");
+        }
+        (enc, dec)
+    }
+
+    fn struct_def(&mut self, id: NodeId) {
+        let node = self.ast.node(id);
+        let name = escape(&node.name);
+        let members = self.ast.data_members(id);
+        let doc = doc_attrs(&node.doc);
+        let hashable = members
+            .iter()
+            .all(|m| self.member_type(*m).is_some_and(|t| self.is_hashable(t)));
+        self.record(&doc, &name, &members, hashable);
         let min: Vec<String> = members
             .iter()
             .filter_map(|m| self.member_type(*m))
@@ -734,27 +768,8 @@ impl<'a> Gen<'a> {
         for &c in chain.iter().rev() {
             members.extend(self.ast.data_members(c));
         }
-        let (decls, defaults) = self.fields(&members);
-        let derives = self.derives(&[], defaults.is_none());
-        let derives = derives.replace(", Eq, Hash", "");
-        self.line(&format!("{doc}{derives}\npub struct {name} {{\n{decls}}}"));
-        if let Some(d) = defaults {
-            self.line(&format!(
-                "impl ::std::default::Default for {name} {{ fn default() -> Self {{ Self {{ {d} }} }} }}"
-            ));
-        }
-        let mut enc = String::new();
-        let mut dec = String::new();
-        for (i, &c) in chain.iter().enumerate() {
-            let last = i + 1 == chain.len();
-            let (e, d) = self.slice_members(&self.ast.data_members(c), "__v");
-            let tid = &self.ast.node(c).scoped;
-            let _ = write!(
-                enc,
-                "__os.start_slice({tid:?}, ::std::option::Option::None, {last});\n{e}__os.end_slice();\n"
-            );
-            let _ = write!(dec, "__is.start_slice()?;\n{d}__is.end_slice()?;\n");
-        }
+        self.record(&doc, &name, &members, false);
+        let (enc, dec) = self.slice_chain(&chain, "__v", false);
         // The 1.0 `usesClasses` byte counts required members only, as Ice does.
         let uses_classes = members.iter().any(|m| {
             matches!(
@@ -814,41 +829,10 @@ impl<'a> Gen<'a> {
             cur = b;
         }
         let members = self.ast.all_data_members(id);
-        let (decls, defaults) = self.fields(&members);
-        let derives = self
-            .derives(&[], defaults.is_none())
-            .replace(", Eq, Hash", "");
-        self.line(&format!("{doc}{derives}\npub struct {name} {{\n{decls}}}"));
-        if let Some(d) = defaults {
-            self.line(&format!(
-                "impl ::std::default::Default for {name} {{ fn default() -> Self {{ Self {{ {d} }} }} }}"
-            ));
-        }
-        let mut enc = String::new();
-        let mut dec = String::new();
-        for (i, &c) in chain.iter().enumerate() {
-            let last = i + 1 == chain.len();
-            let (e, d) = self.slice_members(&self.ast.data_members(c), "self");
-            let tid = &self.ast.node(c).scoped;
-            let compact = match self.ast.node(c).kind {
-                NodeKind::ClassDef { compact_id, .. } if compact_id >= 0 => {
-                    format!("::std::option::Option::Some({compact_id})")
-                }
-                _ => "::std::option::Option::None".into(),
-            };
-            let _ = write!(
-                enc,
-                "__os.start_slice({tid:?}, {compact}, {last});\n{e}__os.end_slice();\n"
-            );
-            let _ = write!(dec, "__is.start_slice()?;\n{d}__is.end_slice()?;\n");
-        }
+        self.record(&doc, &name, &members, false);
+        let (enc, dec) = self.slice_chain(&chain, "self", true);
         let scoped = &node.scoped;
-        let compact = match node.kind {
-            NodeKind::ClassDef { compact_id, .. } if compact_id >= 0 => {
-                format!("::std::option::Option::Some({compact_id})")
-            }
-            _ => "::std::option::Option::None".into(),
-        };
+        let compact = self.compact_id_expr(id);
         let factory = format!("__floe_create_{}", snake_case(&node.name));
         let factory_const = format!("__FLOE_VALUE_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
