@@ -182,28 +182,32 @@ impl Preprocessor {
         );
     }
 
-    fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+    /// Records an error with its code and position.
+    fn diag(
+        &mut self,
+        code: &str,
+        file: &Path,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) {
         self.out.diagnostics.push(Diagnostic {
             severity: Severity::Error,
-            code: codes::PREPROCESSOR.to_string(),
-            message: message.into(),
-            file: file.to_path_buf(),
-            line,
-            column: 1,
-            notes: vec![],
-        });
-    }
-
-    fn error_col(&mut self, file: &Path, line: usize, column: usize, message: impl Into<String>) {
-        self.out.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            code: codes::PREPROCESSOR.to_string(),
+            code: code.to_string(),
             message: message.into(),
             file: file.to_path_buf(),
             line,
             column,
             notes: vec![],
         });
+    }
+
+    fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+        self.diag(codes::PREPROCESSOR, file, line, 1, message);
+    }
+
+    fn error_col(&mut self, file: &Path, line: usize, column: usize, message: impl Into<String>) {
+        self.diag(codes::PREPROCESSOR, file, line, column, message);
     }
 
     /// Reports tokens after a directive that takes no more (comments are fine), as ZeroC's
@@ -437,15 +441,13 @@ impl Preprocessor {
                 }
             } else if active {
                 if let Some(column) = unterminated_string(&logical, in_comment) {
-                    self.out.diagnostics.push(Diagnostic {
-                        severity: Severity::Error,
-                        code: codes::LEXICAL.to_string(),
-                        message: "unterminated string literal".into(),
-                        file: path.to_path_buf(),
-                        line: line_no,
+                    self.diag(
+                        codes::LEXICAL,
+                        path,
+                        line_no,
                         column,
-                        notes: vec![],
-                    });
+                        "unterminated string literal",
+                    );
                 }
                 output_line = self.expand_line(&logical, &mut in_comment);
                 self.report_bad_calls(path, line_no, &logical);
@@ -541,15 +543,13 @@ impl Preprocessor {
             Some(found) => self.process_file(&found, Some((path, line))),
             None => {
                 let column = self.directive_column.unwrap_or(1);
-                self.out.diagnostics.push(Diagnostic {
-                    severity: Severity::Error,
-                    code: codes::IO.to_string(),
-                    message: format!("cannot open include file \"{name}\""),
-                    file: path.to_path_buf(),
+                self.diag(
+                    codes::IO,
+                    path,
                     line,
                     column,
-                    notes: vec![],
-                });
+                    format!("cannot open include file \"{name}\""),
+                );
             }
         }
     }
