@@ -170,6 +170,19 @@ struct Preprocessor {
     bad_calls: std::cell::RefCell<Vec<(String, usize, usize)>>,
 }
 
+/// Predefined macros that ZeroC's preprocessor refuses to `#define`.
+const UNREDEFINABLE: [&str; 4] = ["__FILE__", "__LINE__", "__DATE__", "__TIME__"];
+
+/// Predefined macros that ZeroC's preprocessor refuses to `#undef`.
+const UNDEFINABLE: [&str; 6] = [
+    "__FILE__",
+    "__LINE__",
+    "__DATE__",
+    "__TIME__",
+    "__STDC__",
+    "__STDC_VERSION__",
+];
+
 impl Preprocessor {
     fn define_builtin(&mut self, name: &str, value: &str) {
         self.macros.insert(
@@ -227,6 +240,29 @@ impl Preprocessor {
             column,
             format!("excessive token sequence `{rest}`"),
         );
+    }
+
+    /// Reads the one macro name that `#ifdef`, `#ifndef` and `#undef` take, reporting a missing
+    /// name, a token that is not an identifier, and anything after the name.
+    fn directive_name<'a>(
+        &mut self,
+        file: &Path,
+        line: usize,
+        logical: &str,
+        rest: &'a str,
+    ) -> Option<&'a str> {
+        let (name, after) = split_word(rest);
+        if name.is_empty() && after.trim().is_empty() {
+            self.error(file, line, "directive without a macro name");
+            return None;
+        }
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            let token = rest.split_whitespace().next().unwrap_or_default();
+            self.error(file, line, format!("`{token}` is not an identifier"));
+            return None;
+        }
+        self.excess_tokens(file, line, logical, after);
+        Some(name)
     }
 
     fn process_file(&mut self, path: &Path, from: Option<(&Path, usize)>) {
@@ -313,18 +349,10 @@ impl Preprocessor {
                         } else {
                             match name {
                                 "ifdef" | "ifndef" => {
-                                    let (macro_name, after) = split_word(rest);
-                                    if macro_name.is_empty() {
-                                        self.error_col(
-                                            path,
-                                            line_no,
-                                            1,
-                                            format!("#{name} without a macro name"),
-                                        );
-                                    } else {
-                                        self.excess_tokens(path, line_no, &logical, after);
-                                    }
-                                    self.macros.contains_key(macro_name) == (name == "ifdef")
+                                    let defined = self
+                                        .directive_name(path, line_no, &logical, rest)
+                                        .is_some_and(|m| self.macros.contains_key(m));
+                                    defined == (name == "ifdef")
                                 }
                                 _ => self.eval_condition(path, line_no, rest),
                             }
@@ -382,7 +410,13 @@ impl Preprocessor {
                         self.define(path, line_no, rest)
                     }
                     "undef" => {
-                        self.macros.remove(split_word(rest).0);
+                        if let Some(name) = self.directive_name(path, line_no, &logical, rest) {
+                            if UNDEFINABLE.contains(&name) {
+                                self.error(path, line_no, format!("`{name}` cannot be undefined"));
+                            } else {
+                                self.macros.remove(name);
+                            }
+                        }
                     }
                     "include" => {
                         self.directive_line = logical.clone();
@@ -565,6 +599,10 @@ impl Preprocessor {
         let name = &rest[..name_len];
         if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
             self.error(path, line, "macro names must be identifiers");
+            return;
+        }
+        if name == "defined" || UNREDEFINABLE.contains(&name) {
+            self.error(path, line, format!("`{name}` cannot be defined"));
             return;
         }
         let after = &rest[name_len..];
