@@ -1,0 +1,471 @@
+//! Runs ZeroC's own Ice 3.7 Python test clients (`python/test/Ice/<test>/Client.py` of the
+//! zeroc-ice source package named by `FLOE_ICE_SOURCE`) against the Floe servers of this crate,
+//! in every variant ZeroC's test driver runs them with, and prints a table: test, variant,
+//! pass/fail, seconds. Any failure fails the run (exit code 1) after printing the client's and
+//! the server's output.
+//!
+//! Each client runs as ZeroC's driver runs it:
+//! `cd python/test/Ice/<test>; PYTHONPATH=$PWD /usr/bin/python3 ../../TestHelper.py Client.py
+//! --Ice.Default.Host=127.0.0.1 --Test.BasePort=<port> --Ice.Warn.Connections=1 --Ice.IPv6=0
+//! --Ice.PrintStackTraces=1 --Ice.Default.Protocol=tcp <variant properties>`; the server gets
+//! the same properties, as ZeroC's driver gives them to both processes.
+//!
+//! Arguments: words select the tests whose name contains one of them (`cargo test -p
+//! floe-conformance --test zeroc -- exceptions`); options starting with `-` (those cargo passes
+//! to test binaries) are ignored. `FLOE_CONFORMANCE_JOBS` sets how many runs go in parallel
+//! (default 2).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// One variant of a test: a name and the properties both processes get.
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    name: &'static str,
+    props: &'static [&'static str],
+}
+
+const DEFAULT: Variant = Variant {
+    name: "default",
+    props: &[],
+};
+const COMPACT: Variant = Variant {
+    name: "compact format",
+    props: &[],
+};
+const SLICED: Variant = Variant {
+    name: "sliced format",
+    props: &["--Ice.Default.SlicedFormat=1"],
+};
+const ENCODING_10: Variant = Variant {
+    name: "1.0 encoding",
+    props: &["--Ice.Default.EncodingVersion=1.0"],
+};
+const COMPRESS: Variant = Variant {
+    name: "compress",
+    props: &["--Ice.Override.Compress=1"],
+};
+const SERIALIZE: Variant = Variant {
+    name: "serialize",
+    props: &["--Ice.ThreadPool.Server.Serialize=1"],
+};
+
+/// A ZeroC test and the variants it runs in.
+///
+/// The variants are the test cases of ZeroC's `scripts/tests/Ice/<test>.py` (the default
+/// client/server case when the test has no such script), plus the `compress` and `serialize`
+/// options of ZeroC's option matrix (`--all`) unless the test's script excludes them. The AMD
+/// server cases are the same client against the same Floe server (Floe servants are always
+/// asynchronous), and collocated cases have no server, so neither adds a run. Only the `tcp`
+/// protocol runs.
+#[derive(Debug, Clone, Copy)]
+struct TestCase {
+    /// The folder under `python/test/Ice`; the server binary is its name with `/` as `_`.
+    name: &'static str,
+    variants: &'static [Variant],
+    /// Ports the test uses above `Test.BasePort`.
+    ports: u16,
+    /// How long the client may run.
+    timeout: Duration,
+}
+
+const TESTS: &[TestCase] = &[
+    TestCase {
+        name: "operations",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
+    TestCase {
+        name: "exceptions",
+        variants: &[COMPACT, SLICED, ENCODING_10, COMPRESS, SERIALIZE],
+        ports: 3,
+        timeout: Duration::from_secs(120),
+    },
+];
+
+/// One run of one client against one server.
+#[derive(Debug)]
+struct Outcome {
+    test: &'static str,
+    variant: &'static str,
+    passed: bool,
+    seconds: f64,
+    /// Why it failed, with the client's and server's output.
+    detail: String,
+}
+
+fn main() -> ExitCode {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let source = match ice_source() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zeroc conformance: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = check_python() {
+        eprintln!("zeroc conformance: {e}");
+        return ExitCode::FAILURE;
+    }
+    let jobs: usize = std::env::var("FLOE_CONFORMANCE_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .filter(|&j| j > 0)
+        .unwrap_or(2);
+
+    let mut runs = Vec::new();
+    for test in TESTS {
+        if !filters.is_empty() && !filters.iter().any(|f| test.name.contains(f.as_str())) {
+            continue;
+        }
+        for variant in test.variants {
+            runs.push((*test, *variant));
+        }
+    }
+    if runs.is_empty() {
+        eprintln!("zeroc conformance: no test matches {filters:?}");
+        return ExitCode::FAILURE;
+    }
+
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let runs = Arc::new(runs);
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let mut workers = Vec::new();
+    for _ in 0..jobs.min(runs.len()) {
+        let (next, runs, results, source, done_tx) = (
+            next.clone(),
+            runs.clone(),
+            results.clone(),
+            source.clone(),
+            done_tx.clone(),
+        );
+        workers.push(std::thread::spawn(move || {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((test, variant)) = runs.get(i) else {
+                    break;
+                };
+                let outcome = run_one(&source, test, variant);
+                eprintln!(
+                    "zeroc conformance: Ice/{} ({}): {} in {:.1}s",
+                    outcome.test,
+                    outcome.variant,
+                    if outcome.passed { "pass" } else { "FAIL" },
+                    outcome.seconds
+                );
+                if let Ok(mut r) = results.lock() {
+                    r.push((i, outcome));
+                }
+                let _ = done_tx.send(());
+            }
+        }));
+    }
+    drop(done_tx);
+    for _ in done_rx {}
+    for w in workers {
+        let _ = w.join();
+    }
+
+    let mut results = match Arc::try_unwrap(results) {
+        Ok(m) => m.into_inner().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    results.sort_by_key(|(i, _)| *i);
+    let failed: Vec<&Outcome> = results
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| !o.passed)
+        .collect();
+    for o in &failed {
+        println!(
+            "\n==== Ice/{} ({}) failed ====\n{}",
+            o.test, o.variant, o.detail
+        );
+    }
+    println!("\n| test | variant | result | seconds |");
+    println!("| --- | --- | --- | --- |");
+    for (_, o) in &results {
+        println!(
+            "| Ice/{} | {} | {} | {:.1} |",
+            o.test,
+            o.variant,
+            if o.passed { "pass" } else { "FAIL" },
+            o.seconds
+        );
+    }
+    println!(
+        "\n{} runs, {} passed, {} failed, {:.0}s with {} in parallel",
+        results.len(),
+        results.len() - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64(),
+        jobs
+    );
+    if failed.is_empty() && results.len() == runs.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The unpacked zeroc-ice source tree: `FLOE_ICE_SOURCE` at run time, else the one the crate
+/// was built from.
+fn ice_source() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("FLOE_ICE_SOURCE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| option_env!("FLOE_ICE_SOURCE").map(PathBuf::from))
+        .ok_or_else(|| {
+            "FLOE_ICE_SOURCE is not set: run scripts/test.sh, or set it to an unpacked zeroc-ice 3.7.8 source tree".to_string()
+        })?;
+    if dir.join("python/test/TestHelper.py").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} has no python/test/TestHelper.py: FLOE_ICE_SOURCE must name an unpacked zeroc-ice 3.7.8 source tree",
+            dir.display()
+        ))
+    }
+}
+
+fn check_python() -> Result<(), String> {
+    let status = Command::new("/usr/bin/python3")
+        .args(["-c", "import Ice"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| {
+            format!("cannot run /usr/bin/python3 ({e}): install the Debian package python3")
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("'/usr/bin/python3 -c \"import Ice\"' failed: install the Debian package python3-zeroc-ice".into())
+    }
+}
+
+/// A block of `count` consecutive free ports on 127.0.0.1, different from every block given
+/// before by this process.
+fn free_ports(count: u16) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    if NEXT.load(Ordering::SeqCst) == 0 {
+        let seed = (std::process::id() % 200) as u16 * 100;
+        let _ = NEXT.compare_exchange(0, 21000 + seed, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    loop {
+        let base = NEXT.fetch_add(count + 1, Ordering::SeqCst);
+        if base > 60000 {
+            NEXT.store(21000, Ordering::SeqCst);
+            continue;
+        }
+        let all_free =
+            (base..base + count + 1).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
+fn run_one(source: &Path, test: &TestCase, variant: &Variant) -> Outcome {
+    let started = Instant::now();
+    let result = run_client_server(source, test, variant);
+    let seconds = started.elapsed().as_secs_f64();
+    let (passed, detail) = match result {
+        Ok(()) => (true, String::new()),
+        Err(d) => (false, d),
+    };
+    Outcome {
+        test: test.name,
+        variant: variant.name,
+        passed,
+        seconds,
+        detail,
+    }
+}
+
+/// Kills the child when dropped, so a failed run leaves no server behind.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Reads a pipe to its end on a thread; the text comes back through the handle.
+fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Waits for a child for at most `limit`; `None` if it is still running.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Result<(), String> {
+    let port = free_ports(test.ports);
+    let mut args: Vec<String> = [
+        "--Ice.Default.Host=127.0.0.1".to_string(),
+        format!("--Test.BasePort={port}"),
+        "--Ice.Warn.Connections=1".into(),
+        "--Ice.IPv6=0".into(),
+        "--Ice.PrintStackTraces=1".into(),
+        "--Ice.Default.Protocol=tcp".into(),
+    ]
+    .into();
+    args.extend(variant.props.iter().map(|p| p.to_string()));
+
+    let server_exe = server_binary(test.name)?;
+    let mut server = Reaper(
+        Command::new(&server_exe)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", server_exe.display()))?,
+    );
+    let server_err = server.0.stderr.take().map(collect);
+    let server_out = server.0.stdout.take();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server_out = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(out) = server_out {
+            let mut lines = BufReader::new(out).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if line.ends_with(" ready") {
+                    let _ = ready_tx.send(());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    });
+    let server_output =
+        |server_out: std::thread::JoinHandle<String>,
+         server_err: Option<std::thread::JoinHandle<String>>| {
+            let out = server_out.join().unwrap_or_default();
+            let err = server_err
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default();
+            format!("--- server stdout:\n{out}--- server stderr:\n{err}")
+        };
+
+    if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let status = server.0.try_wait().ok().flatten();
+        let _ = server.0.kill();
+        let _ = server.0.wait();
+        return Err(format!(
+            "the server did not print `{} ready` within 30s (exit: {status:?})\n{}",
+            test.name,
+            server_output(server_out, server_err)
+        ));
+    }
+
+    let dir = source.join("python/test/Ice").join(test.name);
+    let mut client = Reaper(
+        Command::new("/usr/bin/python3")
+            .current_dir(&dir)
+            .env("PYTHONPATH", &dir)
+            .arg("../".repeat(test.name.matches('/').count() + 2) + "TestHelper.py")
+            .arg("Client.py")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start /usr/bin/python3 in {}: {e}", dir.display()))?,
+    );
+    let client_out = client.0.stdout.take().map(collect);
+    let client_err = client.0.stderr.take().map(collect);
+    let client_status = wait_for(&mut client.0, test.timeout);
+    if client_status.is_none() {
+        let _ = client.0.kill();
+        let _ = client.0.wait();
+    }
+    let client_text = format!(
+        "--- client stdout:\n{}--- client stderr:\n{}",
+        client_out
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default(),
+        client_err
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    );
+    let command = format!(
+        "cd {}; PYTHONPATH=$PWD /usr/bin/python3 {}TestHelper.py Client.py {}",
+        dir.display(),
+        "../".repeat(test.name.matches('/').count() + 2),
+        args.join(" ")
+    );
+
+    // The client's last call is shutdown(): the server must exit by itself, and cleanly.
+    let server_status = wait_for(&mut server.0, Duration::from_secs(15));
+    if server_status.is_none() {
+        let _ = server.0.kill();
+        let _ = server.0.wait();
+    }
+    let server_text = server_output(server_out, server_err);
+    let problem = match (client_status, server_status) {
+        (None, _) => Some(format!(
+            "the client did not finish within {}s",
+            test.timeout.as_secs()
+        )),
+        (Some(c), _) if !c.success() => Some(format!("the client failed ({c})")),
+        (Some(_), None) => {
+            Some("the server did not exit within 15s of the client's end (shutdown)".into())
+        }
+        (Some(_), Some(s)) if !s.success() => Some(format!("the server failed ({s})")),
+        _ => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(format!("{p}\n$ {command}\n{client_text}{server_text}")),
+    }
+}
+
+/// The server binary of a test, built by cargo next to this test binary.
+fn server_binary(test: &str) -> Result<PathBuf, String> {
+    let name = test.replace('/', "_");
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
+    // target/<profile>/deps/zeroc-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?;
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "server binary {} is missing: build it with `cargo build -p floe-conformance`",
+            path.display()
+        ))
+    }
+}
