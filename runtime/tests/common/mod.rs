@@ -3,6 +3,9 @@
 //! run the Python client and server scripts.
 #![allow(dead_code)]
 
+pub mod cpp;
+pub mod types;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
