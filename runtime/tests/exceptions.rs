@@ -187,3 +187,105 @@ async fn panicking_servant_gives_unknown_exception() {
     comm.destroy().await;
     server.communicator.destroy().await;
 }
+
+/// A Floe client against ZeroC's C++ server: user exceptions known to the client (base and
+/// derived, through an operation that declares the base), in encodings 1.1 (compact) and 1.0;
+/// ObjectNotExist, FacetNotExist and OperationNotExist with ZeroC's fields; a parameter
+/// unmarshaling failure on the server side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floe_client_sees_zeroc_cpp_exceptions() {
+    use common::types::{Base, Derived, ThrowError, TypesPrx};
+    let cpp = cpp::start_cpp_server();
+    let comm = client_communicator(&[]);
+    let hello = HelloPrx(comm.string_to_proxy(&cpp.hello).unwrap().unwrap());
+    let types = TypesPrx(comm.string_to_proxy(&cpp.types).unwrap().unwrap());
+    for encoding in [EncodingVersion::V1_1, EncodingVersion::V1_0] {
+        let hello = HelloPrx(hello.ice_encoding_version(encoding));
+        let types = types.with(|p| p.ice_encoding_version(encoding));
+        match hello.fail("why").await {
+            Err(FailError::TestFailure(e)) => assert_eq!(e.reason, "why"),
+            other => panic!("{encoding}: expected TestFailure, got {other:?}"),
+        }
+        match types.throw_base("plain").await {
+            Err(ThrowError::Base(e)) => assert_eq!(
+                e,
+                Base {
+                    reason: "plain".into()
+                }
+            ),
+            other => panic!("{encoding}: expected Base, got {other:?}"),
+        }
+        match types.throw_derived("more", -9).await {
+            Err(ThrowError::Derived(e)) => assert_eq!(
+                e,
+                Derived {
+                    reason: "more".into(),
+                    code: -9
+                }
+            ),
+            other => panic!("{encoding}: expected Derived, got {other:?}"),
+        }
+        match hello
+            .ice_identity(Identity::new("nosuch", "cat"))
+            .ice_facet("f")
+            .ice_ping()
+            .await
+        {
+            Err(Error::ObjectNotExist(f)) => assert_eq!(
+                (
+                    f.name.as_str(),
+                    f.category.as_str(),
+                    f.facet.as_str(),
+                    f.operation.as_str()
+                ),
+                ("nosuch", "cat", "f", "ice_ping")
+            ),
+            other => panic!("{encoding}: expected ObjectNotExist, got {other:?}"),
+        }
+        match hello.ice_facet("nofacet").ice_ping().await {
+            Err(Error::FacetNotExist(f)) => {
+                assert_eq!((f.name.as_str(), f.facet.as_str()), ("hello", "nofacet"))
+            }
+            other => panic!("{encoding}: expected FacetNotExist, got {other:?}"),
+        }
+        match hello
+            .ice_invoke("noSuchOp", OperationMode::Normal, encaps(|_| {}), None)
+            .await
+        {
+            Err(Error::OperationNotExist(f)) => assert_eq!(
+                (f.name.as_str(), f.operation.as_str()),
+                ("hello", "noSuchOp")
+            ),
+            other => panic!("{encoding}: expected OperationNotExist, got {other:?}"),
+        }
+    }
+    // Parameters the server cannot read: ZeroC answers UnknownLocalException (status 5).
+    match hello
+        .ice_invoke("sayHello", OperationMode::Normal, encaps(|_| {}), None)
+        .await
+    {
+        Err(Error::UnknownLocalException(text)) => {
+            assert!(text.contains("UnmarshalOutOfBounds"), "{text}")
+        }
+        other => panic!("expected UnknownLocalException, got {other:?}"),
+    }
+    // A Normal-mode call of an idempotent operation: ZeroC checks the mode as Floe does.
+    match hello
+        .ice_invoke(
+            "add",
+            OperationMode::Normal,
+            encaps(|os| {
+                os.write(&1i32);
+                os.write(&2i32)
+            }),
+            None,
+        )
+        .await
+    {
+        Err(Error::UnknownLocalException(text)) => {
+            assert!(text.contains("unexpected operation mode"), "{text}")
+        }
+        other => panic!("expected a mode error, got {other:?}"),
+    }
+    comm.destroy().await;
+}

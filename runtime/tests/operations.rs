@@ -396,3 +396,300 @@ async fn thread_pool_size_max_bounds_concurrent_dispatches() {
         server.communicator.destroy().await;
     }
 }
+
+/// A ZeroC C++ server (`tests/cpp/server.cpp`, built with slice2cpp and g++) called by a Floe
+/// client with typed proxies: checked casts, the built-in operations, twoway calls with
+/// contexts, sequences (plain and compressed), encoding 1.0, proxies as values, facets, default
+/// servants, oneway and batch oneway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floe_client_calls_zeroc_cpp_server() {
+    let cpp = cpp::start_cpp_server();
+    let comm = client_communicator(&[]);
+    let base = comm.string_to_proxy(&cpp.hello).unwrap().unwrap();
+    base.ice_ping().await.unwrap();
+    assert!(base.ice_is_a("::FloeTest::Hello").await.unwrap());
+    assert!(!base.ice_is_a("::FloeTest::Admin").await.unwrap());
+    assert_eq!(base.ice_id().await.unwrap(), "::FloeTest::Hello");
+    assert_eq!(
+        base.ice_ids().await.unwrap(),
+        vec!["::FloeTest::Hello", "::Ice::Object"]
+    );
+    let types = comm.string_to_proxy(&cpp.types).unwrap().unwrap();
+    assert!(HelloPrx::checked_cast(&types).await.unwrap().is_none());
+    let hello = HelloPrx::checked_cast(&base)
+        .await
+        .unwrap()
+        .expect("is a Hello");
+
+    assert_eq!(hello.say_hello("floe").await.unwrap(), "Hello, floe!");
+    assert_eq!(hello.add(i32::MAX, 1).await.unwrap(), i32::MIN);
+    assert_eq!(hello.add(-2, 44).await.unwrap(), 42);
+
+    let mut ctx = Context::new();
+    ctx.insert("user".into(), "bob".into());
+    ctx.insert("trace".into(), "é1".into());
+    let (ok, out) = hello
+        .ice_context(ctx.clone())
+        .ice_invoke("getContext", OperationMode::Normal, encaps(|_| {}), None)
+        .await
+        .unwrap();
+    assert!(ok);
+    assert_eq!(
+        decode(&out, |is| is
+            .read::<std::collections::HashMap<String, String>>()),
+        ctx
+    );
+
+    // Sequences, small and large, with and without compression (the C++ server compresses its
+    // reply when the request was compressed).
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for p in [hello.0.clone(), hello.ice_compress(true)] {
+        for data in [vec![], vec![0u8, 1, 255], big.clone()] {
+            let (ok, out) = p
+                .ice_invoke(
+                    "echoBytes",
+                    OperationMode::Normal,
+                    encaps(|os| os.write(&data)),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert!(ok);
+            assert_eq!(decode(&out, |is| is.read::<Vec<u8>>()), data);
+        }
+    }
+
+    // Encoding 1.0.
+    let old = HelloPrx(hello.ice_encoding_version(EncodingVersion::V1_0));
+    assert_eq!(old.say_hello("old").await.unwrap(), "Hello, old!");
+    let (ok, out) = old
+        .ice_invoke(
+            "sayHello",
+            OperationMode::Normal,
+            {
+                let mut os = OutputStream::new(EncodingVersion::V1_0);
+                os.start_encapsulation(EncodingVersion::V1_0, Default::default());
+                os.write("raw old");
+                os.end_encapsulation();
+                os.finish().unwrap().into()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(ok);
+    assert_eq!(&out[4..6], &[1, 0], "reply in the request's encoding");
+    assert_eq!(decode(&out, |is| is.read::<String>()), "Hello, raw old!");
+
+    // Proxies as values, in both encodings.
+    let p = comm
+        .string_to_proxy("cat/obj -f fac -o:tcp -h 127.0.0.1 -p 4061 -t 5000 -z")
+        .unwrap()
+        .unwrap();
+    assert_eq!(hello.echo_proxy(Some(&p)).await.unwrap(), Some(p.clone()));
+    assert_eq!(
+        old.echo_proxy(Some(&p)).await.unwrap(),
+        Some(p.ice_encoding_version(EncodingVersion::V1_0))
+    );
+    assert_eq!(hello.echo_proxy(None).await.unwrap(), None);
+
+    // The facet and the default servant of category "any".
+    let admin = hello.ice_facet("admin");
+    assert!(admin.ice_is_a("::FloeTest::Admin").await.unwrap());
+    let (_, out) = admin
+        .ice_invoke("name", OperationMode::Normal, encaps(|_| {}), None)
+        .await
+        .unwrap();
+    assert_eq!(decode(&out, |is| is.read::<String>()), "c++ admin");
+    let any = HelloPrx(hello.ice_identity(floe::Identity::new("whatever", "any")));
+    assert_eq!(
+        any.say_hello("x").await.unwrap(),
+        "Hello, x! (default servant for any/whatever)"
+    );
+
+    // Oneway and batch oneway: nothing is lost, and the batch waits for its flush.
+    let before = hello.notify_count().await.unwrap();
+    let ow = HelloPrx(hello.ice_oneway());
+    assert!(matches!(
+        ow.say_hello("x").await,
+        Err(floe::Error::TwowayOnly(_))
+    ));
+    for i in 0..20 {
+        ow.notify(&format!("o{i}")).await.unwrap();
+    }
+    let batch = HelloPrx(hello.ice_batch_oneway());
+    for i in 0..5 {
+        batch.notify(&format!("b{i}")).await.unwrap();
+    }
+    let mut n = 0;
+    for _ in 0..300 {
+        n = hello.notify_count().await.unwrap() - before;
+        if n >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, 20, "the oneways arrived, the batch is still queued");
+    batch.ice_flush_batch_requests().await.unwrap();
+    for _ in 0..300 {
+        n = hello.notify_count().await.unwrap() - before;
+        if n == 25 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, 25);
+
+    // Concurrent twoway calls on one connection while a slow dispatch is running.
+    let slow = hello.slow(800);
+    let fast = async {
+        let start = std::time::Instant::now();
+        let calls: Vec<_> = (0..16).map(|i| hello.add(i, i)).collect();
+        let results = futures_util::future::join_all(calls).await;
+        (start.elapsed(), results)
+    };
+    let (slow, (took, results)) = tokio::join!(slow, fast);
+    slow.unwrap();
+    assert!(took < std::time::Duration::from_millis(700), "{took:?}");
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), 2 * i as i32);
+    }
+
+    hello.shutdown().await.unwrap();
+    comm.destroy().await;
+}
+
+fn basics(i: i32, str: &str, c: common::types::Color) -> common::types::Basics {
+    common::types::Basics {
+        b: i % 2 == 0,
+        y: 250u8.wrapping_add(i as u8),
+        s: -300 + i as i16,
+        i,
+        l: i as i64 * 1_000_000_000_007 - 3,
+        f: 1.5 * i as f32,
+        d: -0.25 * i as f64,
+        str: str.to_string(),
+        c,
+    }
+}
+
+/// Every Slice type category (builtins, strings, enums with explicit values, structs, sequences
+/// of builtins, structs and sequences, dictionaries keyed by strings, integers and enums, nested
+/// structs with proxies) passed to and computed on by the ZeroC C++ server, in encodings 1.1
+/// and 1.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floe_client_passes_every_type_category_to_zeroc_cpp() {
+    use common::types::{Basics, Color, Nested, TypesPrx};
+    use std::collections::HashMap;
+    let cpp = cpp::start_cpp_server();
+    let comm = client_communicator(&[]);
+    let base = comm.string_to_proxy(&cpp.types).unwrap().unwrap();
+    let types11 = TypesPrx::checked_cast(&base)
+        .await
+        .unwrap()
+        .expect("a Types");
+    let types10 = types11.with(|p| p.ice_encoding_version(EncodingVersion::V1_0));
+    for types in [types11, types10] {
+        let b = basics(7, "grüße", Color::Green);
+        let n = types.next(&b).await.unwrap();
+        assert_eq!(
+            n,
+            Basics {
+                b: true,
+                y: 2,
+                s: -292,
+                i: 8,
+                l: 7 * 1_000_000_000_007 - 2,
+                f: 21.0,
+                d: -3.5,
+                str: "grüße!".into(),
+                c: Color::Blue,
+            }
+        );
+        let wrapped = types
+            .next(&Basics {
+                i: i32::MAX,
+                l: i64::MAX,
+                y: 255,
+                s: i16::MAX,
+                c: Color::Blue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (wrapped.i, wrapped.l, wrapped.y, wrapped.s, wrapped.c),
+            (i32::MIN, i64::MIN, 0, i16::MIN, Color::Red)
+        );
+
+        let list: Vec<Basics> = [5, -3, 9, 0]
+            .iter()
+            .map(|&i| basics(i, &format!("s{i}"), Color::Red))
+            .collect();
+        let (sorted, count) = types.sort_basics(&list).await.unwrap();
+        assert_eq!(count, 4);
+        assert_eq!(
+            sorted.iter().map(|b| b.i).collect::<Vec<_>>(),
+            vec![-3, 0, 5, 9]
+        );
+        assert_eq!(sorted[0], list[1]);
+        assert_eq!(types.sort_basics(&[]).await.unwrap(), (vec![], 0));
+
+        let (scaled, negative) = types.scale(&[1.0, -2.5, 0.0, 1e300], -2.0).await.unwrap();
+        assert_eq!(scaled, vec![-2.0, 5.0, -0.0, -2e300]);
+        assert_eq!(negative, vec![false, true, false, false]);
+
+        let lines = vec![
+            "a bb  ccc".to_string(),
+            String::new(),
+            "ünï cödé".to_string(),
+        ];
+        assert_eq!(
+            types.split(&lines).await.unwrap(),
+            vec![
+                vec!["a".to_string(), "bb".into(), "ccc".into()],
+                vec![],
+                vec!["ünï".to_string(), "cödé".into()],
+            ]
+        );
+
+        let d: HashMap<String, i32> = [("one", 1), ("minus", -1), ("big", i32::MAX)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let inv = types.invert(&d).await.unwrap();
+        assert_eq!(inv.len(), 3);
+        assert_eq!(inv[&-1], "minus");
+        assert_eq!(inv[&i32::MAX], "big");
+        assert!(types.invert(&HashMap::new()).await.unwrap().is_empty());
+
+        let mut names = HashMap::new();
+        names.insert(Color::Red, vec!["rose".to_string(), "cherry".into()]);
+        names.insert(Color::Blue, vec![]);
+        let shifted = types.shift_colors(&names).await.unwrap();
+        let mut expected = HashMap::new();
+        expected.insert(Color::Green, vec!["cherry".to_string(), "rose".into()]);
+        expected.insert(Color::Red, vec![]);
+        assert_eq!(shifted, expected);
+
+        let nested = Nested {
+            basics: basics(1, "n", Color::Red),
+            keys: vec!["ignored".into()],
+            counts: d.clone(),
+            target: None,
+        };
+        let out = types.wrap(&nested).await.unwrap();
+        assert_eq!(out.basics, types.next(&nested.basics).await.unwrap());
+        assert_eq!(out.keys, vec!["big", "minus", "one"]);
+        assert_eq!(out.counts, d);
+        let target = out.target.expect("the server's own proxy");
+        assert_eq!(target.ice_get_identity(), types.ice_get_identity());
+        assert_eq!(
+            target.ice_get_encoding_version(),
+            types.ice_get_encoding_version(),
+            "a proxy marshaled in 1.0 carries no encoding version"
+        );
+        target.ice_ping().await.unwrap();
+    }
+    comm.destroy().await;
+}
