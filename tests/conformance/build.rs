@@ -6,7 +6,15 @@
 use std::path::{Path, PathBuf};
 
 /// Every test whose Slice a server of this crate is built from.
-const TESTS: &[&str] = &["operations", "exceptions"];
+const TESTS: &[&str] = &[
+    "operations",
+    "exceptions",
+    "proxy",
+    "enums",
+    "inheritance",
+    "facets",
+    "scope",
+];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=FLOE_ICE_SOURCE");

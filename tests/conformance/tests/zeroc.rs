@@ -34,6 +34,10 @@ const DEFAULT: Variant = Variant {
     name: "default",
     props: &[],
 };
+const DEFAULT_ENCODING: Variant = Variant {
+    name: "default encoding",
+    props: &[],
+};
 const COMPACT: Variant = Variant {
     name: "compact format",
     props: &[],
@@ -86,6 +90,36 @@ const TESTS: &[TestCase] = &[
         variants: &[COMPACT, SLICED, ENCODING_10, COMPRESS, SERIALIZE],
         ports: 3,
         timeout: Duration::from_secs(120),
+    },
+    TestCase {
+        name: "proxy",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
+    TestCase {
+        name: "enums",
+        variants: &[DEFAULT_ENCODING, ENCODING_10, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+    },
+    TestCase {
+        name: "inheritance",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+    },
+    TestCase {
+        name: "facets",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+    },
+    TestCase {
+        name: "scope",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
     },
 ];
 
@@ -425,8 +459,13 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
         args.join(" ")
     );
 
-    // The client's last call is shutdown(): the server must exit by itself, and cleanly.
-    let server_status = wait_for(&mut server.0, Duration::from_secs(15));
+    // The client's last call is shutdown(): the server must exit by itself, and cleanly. A
+    // failed client may never have called it.
+    let grace = match client_status {
+        Some(c) if c.success() => Duration::from_secs(15),
+        _ => Duration::from_millis(500),
+    };
+    let server_status = wait_for(&mut server.0, grace);
     if server_status.is_none() {
         let _ = server.0.kill();
         let _ = server.0.wait();
