@@ -1,0 +1,191 @@
+//! The broker's configuration, read from the same properties as ZeroC's IceStorm service.
+//!
+//! | property | default | meaning |
+//! | --- | --- | --- |
+//! | `IceStorm.InstanceName` | `IceStorm` | category of every identity (`IceStorm/TopicManager`, `IceStorm/topic.NAME`, ...) |
+//! | `IceStorm.TopicManager.Endpoints` | `tcp -h 127.0.0.1 -p 0` | endpoints of the topic manager and topic objects |
+//! | `IceStorm.Publish.Endpoints` | `tcp -h 127.0.0.1 -p 0` | endpoints of the publisher and link objects |
+//! | `IceStorm.Transient` | `0` | `1`: keep nothing on disk |
+//! | `IceStorm.LMDB.Path` | none (library), `IceStorm` (binary) | directory of the database (sled, in `DIR/icestorm-lite.sled`) |
+//! | `IceStorm.Send.Timeout` | `60000` | ms; endpoint timeout applied to subscriber proxies |
+//! | `IceStorm.Discard.Interval` | `60` | seconds (fractions accepted) a failing subscriber stays offline, its events discarded |
+//! | `IceStorm.Flush.Timeout` | `1000` | ms between flushes of batch-oneway subscribers |
+//! | `IceStorm.Send.QueueSizeMax` | `65536` | events queued per subscriber at most; `-1` = no limit |
+//! | `IceStorm.Send.QueueSizeMaxPolicy` | `RemoveSubscriber` | or `DropEvents` (drop the oldest queued event) |
+//! | `IceStorm.Trace.TopicManager`, `.Topic`, `.Subscriber` | `0` | tracing levels (targets `icestorm::topic_manager`, `icestorm::topic`, `icestorm::subscriber`) |
+//!
+//! Adapter properties (`IceStorm.TopicManager.PublishedEndpoints`, `.ThreadPool.*`, ...) and every
+//! `Ice.*` property apply as usual, since the adapters are named `IceStorm.TopicManager` and
+//! `IceStorm.Publish` as in ZeroC's service.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use floe::Properties;
+
+use crate::BrokerError;
+
+/// The endpoints used when none are configured: a port of the loopback interface chosen by the
+/// system.
+pub const DEFAULT_ENDPOINTS: &str = "tcp -h 127.0.0.1 -p 0";
+
+/// Longest topic name accepted by `TopicManager::create`, in bytes.
+pub const MAX_TOPIC_NAME_BYTES: usize = 512;
+
+/// What to do when a subscriber's queue is full (`IceStorm.Send.QueueSizeMaxPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Remove the subscriber, as after a hard delivery failure (ZeroC's default).
+    RemoveSubscriber,
+    /// Drop the oldest queued event to make room.
+    DropEvents,
+}
+
+/// Tracing levels (`IceStorm.Trace.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceLevels {
+    /// `IceStorm.Trace.TopicManager`.
+    pub topic_manager: i32,
+    /// `IceStorm.Trace.Topic`.
+    pub topic: i32,
+    /// `IceStorm.Trace.Subscriber`.
+    pub subscriber: i32,
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Category of the broker's identities.
+    pub instance_name: String,
+    /// Where topics, subscribers and links are kept; `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Endpoint timeout given to subscriber proxies, ms.
+    pub send_timeout_ms: i32,
+    /// How long a failing subscriber stays offline.
+    pub discard_interval: Duration,
+    /// Interval between flushes of batch subscribers.
+    pub flush_interval: Duration,
+    /// Most events queued per subscriber (`None`: no limit).
+    pub queue_size_max: Option<usize>,
+    /// What a full queue does.
+    pub queue_full_policy: QueueFullPolicy,
+    /// Tracing levels.
+    pub trace: TraceLevels,
+}
+
+impl Config {
+    /// Reads the settings from `props` (the `IceStorm.*` properties). `default_data_dir` is the
+    /// directory used when `IceStorm.LMDB.Path` is not set and `IceStorm.Transient` is not 1.
+    pub fn from_properties(
+        props: &Properties,
+        default_data_dir: Option<PathBuf>,
+    ) -> Result<Config, BrokerError> {
+        let transient = props.get_property_as_int_with_default("IceStorm.Transient", 0) > 0;
+        let path = props.get_property("IceStorm.LMDB.Path");
+        let data_dir = if transient {
+            None
+        } else if !path.is_empty() {
+            Some(PathBuf::from(path))
+        } else {
+            default_data_dir
+        };
+        let discard = props.get_property("IceStorm.Discard.Interval");
+        let discard_interval = if discard.trim().is_empty() {
+            Duration::from_secs(60)
+        } else {
+            let secs: f64 = discard.trim().parse().map_err(|_| {
+                BrokerError::Config(format!(
+                    "IceStorm.Discard.Interval `{discard}` is not a number of seconds"
+                ))
+            })?;
+            if !(0.0..=1e9).contains(&secs) {
+                return Err(BrokerError::Config(format!(
+                    "IceStorm.Discard.Interval `{discard}` is out of range"
+                )));
+            }
+            Duration::from_secs_f64(secs)
+        };
+        let flush = props.get_property_as_int_with_default("IceStorm.Flush.Timeout", 1000);
+        let queue_max = props.get_property_as_int_with_default("IceStorm.Send.QueueSizeMax", 65536);
+        let policy = match props
+            .get_property("IceStorm.Send.QueueSizeMaxPolicy")
+            .as_str()
+        {
+            "" | "RemoveSubscriber" => QueueFullPolicy::RemoveSubscriber,
+            "DropEvents" => QueueFullPolicy::DropEvents,
+            other => {
+                return Err(BrokerError::Config(format!(
+                    "IceStorm.Send.QueueSizeMaxPolicy `{other}` is neither RemoveSubscriber nor DropEvents"
+                )));
+            }
+        };
+        let instance_name = props.get_property_with_default("IceStorm.InstanceName", "IceStorm");
+        if instance_name.is_empty() {
+            return Err(BrokerError::Config(
+                "IceStorm.InstanceName must not be empty".into(),
+            ));
+        }
+        Ok(Config {
+            instance_name,
+            data_dir,
+            send_timeout_ms: props
+                .get_property_as_int_with_default("IceStorm.Send.Timeout", 60_000),
+            discard_interval,
+            flush_interval: Duration::from_millis(flush.max(1) as u64),
+            queue_size_max: (queue_max > 0).then_some(queue_max as usize),
+            queue_full_policy: policy,
+            trace: TraceLevels {
+                topic_manager: props.get_property_as_int("IceStorm.Trace.TopicManager"),
+                topic: props.get_property_as_int("IceStorm.Trace.Topic"),
+                subscriber: props.get_property_as_int("IceStorm.Trace.Subscriber"),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroc_names_and_defaults() {
+        let p = Properties::new();
+        let c = Config::from_properties(&p, None).unwrap();
+        assert_eq!(c.instance_name, "IceStorm");
+        assert_eq!(c.data_dir, None);
+        assert_eq!(c.send_timeout_ms, 60_000);
+        assert_eq!(c.discard_interval, Duration::from_secs(60));
+        assert_eq!(c.flush_interval, Duration::from_millis(1000));
+        assert_eq!(c.queue_size_max, Some(65536));
+        assert_eq!(c.queue_full_policy, QueueFullPolicy::RemoveSubscriber);
+
+        p.load_str(
+            "IceStorm.InstanceName=Demo\nIceStorm.LMDB.Path=db\nIceStorm.Discard.Interval=0.25\n\
+             IceStorm.Send.QueueSizeMax=-1\nIceStorm.Send.QueueSizeMaxPolicy=DropEvents\n\
+             IceStorm.Trace.Subscriber=2\nIceStorm.Send.Timeout=500\n",
+        );
+        let c = Config::from_properties(&p, None).unwrap();
+        assert_eq!(c.instance_name, "Demo");
+        assert_eq!(c.data_dir, Some(PathBuf::from("db")));
+        assert_eq!(c.discard_interval, Duration::from_millis(250));
+        assert_eq!(c.queue_size_max, None);
+        assert_eq!(c.queue_full_policy, QueueFullPolicy::DropEvents);
+        assert_eq!(c.trace.subscriber, 2);
+        assert_eq!(c.send_timeout_ms, 500);
+
+        p.set_property("IceStorm.Transient", "1");
+        assert_eq!(Config::from_properties(&p, None).unwrap().data_dir, None);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let p = Properties::new();
+        p.set_property("IceStorm.Discard.Interval", "soon");
+        let e = Config::from_properties(&p, None).unwrap_err().to_string();
+        assert!(e.contains("IceStorm.Discard.Interval"), "{e}");
+        let p = Properties::new();
+        p.set_property("IceStorm.Send.QueueSizeMaxPolicy", "Panic");
+        let e = Config::from_properties(&p, None).unwrap_err().to_string();
+        assert!(e.contains("QueueSizeMaxPolicy"), "{e}");
+    }
+}

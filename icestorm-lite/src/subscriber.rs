@@ -1,0 +1,615 @@
+//! One subscriber of a topic (or one link to another topic): its bounded queue, the task that
+//! delivers the queue, and ZeroC's retry and removal rules (see the crate documentation).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use floe::codegen::BoxFuture;
+use floe::{Blobject, Context, Current, Error, Identity, ObjectPrx, OperationMode};
+
+use crate::Shared;
+use crate::config::QueueFullPolicy;
+use crate::slice::ice_storm::{EventData, EventMode, TopicLinkPrx};
+use crate::store::SubscriberRecord;
+use crate::topic::TopicImpl;
+
+/// One event: what a publisher sent, without its target.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub op: String,
+    pub mode: OperationMode,
+    pub ctx: Context,
+    pub data: Bytes,
+}
+
+impl Event {
+    pub(crate) fn from_current(data: Bytes, current: &Current) -> Event {
+        Event {
+            op: current.operation.clone(),
+            mode: current.mode,
+            ctx: current.ctx.clone(),
+            data,
+        }
+    }
+
+    pub(crate) fn from_data(e: EventData) -> Event {
+        Event {
+            op: e.op,
+            mode: match e.mode {
+                EventMode::Normal => OperationMode::Normal,
+                EventMode::Nonmutating => OperationMode::Nonmutating,
+                EventMode::Idempotent => OperationMode::Idempotent,
+            },
+            ctx: e.context,
+            data: Bytes::from(e.data),
+        }
+    }
+
+    fn to_data(&self) -> EventData {
+        EventData {
+            op: self.op.clone(),
+            mode: match self.mode {
+                OperationMode::Normal => EventMode::Normal,
+                OperationMode::Nonmutating => EventMode::Nonmutating,
+                OperationMode::Idempotent => EventMode::Idempotent,
+            },
+            data: self.data.to_vec(),
+            context: self.ctx.clone(),
+        }
+    }
+
+    /// The `cost` entry of the event's context (0 when absent or not a number, as `atoi`).
+    fn cost(&self) -> i32 {
+        self.ctx.get("cost").map(|c| leading_int(c)).unwrap_or(0)
+    }
+}
+
+/// Parses like C's `atoi`: optional blanks and sign, then digits; anything else ends the number
+/// (no digits gives 0). ZeroC reads `retryCount` and event costs this way.
+pub(crate) fn leading_int(s: &str) -> i32 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        v = (v * 10 + i64::from(b - b'0')).min(i64::from(i32::MAX) + 1);
+    }
+    let v = if neg { -v } else { v };
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// How a subscriber receives its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Twoway requests, at most this many outstanding (1 for `reliability=ordered`).
+    Twoway(usize),
+    /// Oneway (or datagram) requests, in queue order.
+    Oneway,
+    /// Batched requests flushed every `IceStorm.Flush.Timeout`.
+    Batch,
+    /// A link to another topic: batches of events through `TopicLink::forward`.
+    Link,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Online,
+    /// Events are discarded until then.
+    Offline(Instant),
+    /// Removed (or being removed): nothing more is delivered.
+    Error,
+}
+
+#[derive(Debug)]
+struct Inner {
+    events: VecDeque<Arc<Event>>,
+    state: State,
+    current_retry: i32,
+    outstanding: usize,
+}
+
+/// A subscriber of one topic.
+pub(crate) struct Subscriber {
+    /// What is stored for it.
+    pub rec: SubscriberRecord,
+    /// Its identity (for a link: the linked topic's identity).
+    pub id: Identity,
+    /// For a link: the linked topic.
+    pub linked_topic: Option<ObjectPrx>,
+    /// The publisher object for this subscriber alone (`None` for links).
+    pub publisher: Option<ObjectPrx>,
+    obj: ObjectPrx,
+    kind: Kind,
+    retry_count: i32,
+    inner: Mutex<Inner>,
+    wake: Notify,
+    reaping: AtomicBool,
+    shared: Arc<Shared>,
+    topic: Weak<TopicImpl>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("key", &self.rec.key)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a subscription is refused.
+#[derive(Debug)]
+pub(crate) enum CreateError {
+    BadQoS(String),
+    Runtime(Error),
+}
+
+impl Subscriber {
+    /// Builds a subscriber from its record (checking its QoS as ZeroC does), registers its
+    /// per-subscriber publisher and starts its delivery task.
+    pub(crate) fn create(
+        shared: &Arc<Shared>,
+        topic: &Arc<TopicImpl>,
+        rec: SubscriberRecord,
+    ) -> Result<Arc<Subscriber>, CreateError> {
+        let comm = &shared.comm;
+        let parse = |s: &str| -> Result<ObjectPrx, CreateError> {
+            comm.string_to_proxy(s)
+                .map_err(CreateError::Runtime)?
+                .ok_or_else(|| CreateError::Runtime(Error::IllegalArgument("null proxy".into())))
+        };
+        let stored = parse(&rec.proxy)?;
+        let obj = stored.ice_timeout(shared.config.send_timeout_ms);
+        let (kind, retry_count, linked_topic) = if rec.link {
+            let t = match &rec.topic {
+                Some(t) => parse(t)?,
+                None => {
+                    return Err(CreateError::Runtime(Error::IllegalArgument(
+                        "link without a topic".into(),
+                    )));
+                }
+            };
+            (Kind::Link, -1, Some(t))
+        } else {
+            let retry = rec.qos.get("retryCount").map_or(0, |v| leading_int(v));
+            let reliability = rec.qos.get("reliability").map_or("", String::as_str);
+            if !reliability.is_empty() && reliability != "ordered" {
+                return Err(CreateError::BadQoS(format!(
+                    "invalid reliability: {reliability}"
+                )));
+            }
+            for (key, what) in [
+                ("locatorCacheTimeout", "invalid locator cache timeout"),
+                ("connectionCached", "invalid connection cached setting"),
+            ] {
+                if let Some(v) = rec.qos.get(key) {
+                    if v.trim().parse::<i32>().is_err() {
+                        return Err(CreateError::BadQoS(format!(
+                            "{what} (numeric value required): {v}"
+                        )));
+                    }
+                }
+            }
+            let kind = if reliability == "ordered" {
+                if !obj.ice_is_twoway() {
+                    return Err(CreateError::BadQoS(
+                        "ordered reliability requires a twoway proxy".into(),
+                    ));
+                }
+                Kind::Twoway(1)
+            } else if obj.ice_get_mode().is_twoway() {
+                Kind::Twoway(5)
+            } else if obj.ice_get_mode().is_batch() {
+                Kind::Batch
+            } else {
+                Kind::Oneway
+            };
+            (kind, retry, None)
+        };
+        let id = match &linked_topic {
+            Some(t) => t.ice_get_identity().clone(),
+            None => stored.ice_get_identity().clone(),
+        };
+        let publisher = (!rec.link).then(|| {
+            let pid = Identity::new(
+                &format!(
+                    "topic.{}.publish.{}",
+                    topic.name,
+                    comm.identity_to_string(&id)
+                ),
+                &shared.config.instance_name,
+            );
+            shared.publish_adapter.create_proxy(pid)
+        });
+        let sub = Arc::new(Subscriber {
+            rec,
+            id,
+            linked_topic,
+            publisher,
+            obj: if kind == Kind::Batch {
+                obj.ice_batch_oneway()
+            } else {
+                obj
+            },
+            kind,
+            retry_count,
+            inner: Mutex::new(Inner {
+                events: VecDeque::new(),
+                state: State::Online,
+                current_retry: 0,
+                outstanding: 0,
+            }),
+            wake: Notify::new(),
+            reaping: AtomicBool::new(false),
+            shared: shared.clone(),
+            topic: Arc::downgrade(topic),
+        });
+        if let Some(p) = &sub.publisher {
+            let servant = PerSubscriberPublisher {
+                sub: Arc::downgrade(&sub),
+            };
+            shared
+                .publish_adapter
+                .add(
+                    Arc::new(floe::BlobjectDispatcher(Arc::new(servant))),
+                    p.ice_get_identity().clone(),
+                )
+                .map_err(CreateError::Runtime)?;
+        }
+        tokio::spawn(sub.clone().run());
+        Ok(sub)
+    }
+
+    /// Queues events; returns false when the subscriber is in error and must be reaped.
+    /// `forwarded` events (from a linked topic) are not queued on links.
+    pub(crate) fn queue(&self, forwarded: bool, events: &[Arc<Event>]) -> bool {
+        if forwarded && self.kind == Kind::Link {
+            return true;
+        }
+        let mut g = self.inner.lock();
+        match g.state {
+            State::Error => return false,
+            State::Offline(until) => {
+                if Instant::now() < until {
+                    return true;
+                }
+                g.state = State::Online;
+                self.trace_state("online");
+            }
+            State::Online => {}
+        }
+        for e in events {
+            if let Some(max) = self.shared.config.queue_size_max {
+                if g.events.len() >= max {
+                    match self.shared.config.queue_full_policy {
+                        QueueFullPolicy::RemoveSubscriber => {
+                            drop(g);
+                            self.fail(&Error::MemoryLimit(format!(
+                                "queue of {max} events is full (IceStorm.Send.QueueSizeMax)"
+                            )));
+                            return false;
+                        }
+                        QueueFullPolicy::DropEvents => {
+                            g.events.pop_front();
+                        }
+                    }
+                }
+            }
+            g.events.push_back(e.clone());
+        }
+        drop(g);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Whether the subscriber failed for good (links in error are not listed).
+    pub(crate) fn errored(&self) -> bool {
+        self.inner.lock().state == State::Error
+    }
+
+    /// Stops delivery: the queue is dropped and the per-subscriber publisher removed.
+    pub(crate) fn destroy(&self) {
+        {
+            let mut g = self.inner.lock();
+            g.state = State::Error;
+            g.events.clear();
+        }
+        self.wake.notify_one();
+        if let Some(p) = &self.publisher {
+            let _ = self.shared.publish_adapter.remove(p.ice_get_identity());
+        }
+    }
+
+    /// Whether everything queued has been handed over (nothing queued, nothing outstanding).
+    pub(crate) fn drained(&self) -> bool {
+        let g = self.inner.lock();
+        g.state == State::Error || (g.events.is_empty() && g.outstanding == 0)
+    }
+
+    /// Takes up to `n` events to deliver now, counting them outstanding; `None` once in error.
+    fn take(&self, n: usize) -> Option<Vec<Arc<Event>>> {
+        let mut g = self.inner.lock();
+        match g.state {
+            State::Error => None,
+            State::Offline(_) => Some(Vec::new()),
+            State::Online => {
+                let n = n.min(g.events.len());
+                g.outstanding += n;
+                Some(g.events.drain(..n).collect())
+            }
+        }
+    }
+
+    fn delivered(&self, n: usize, ok: bool) {
+        let mut g = self.inner.lock();
+        g.outstanding = g.outstanding.saturating_sub(n);
+        if ok {
+            g.current_retry = 0;
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        match self.kind {
+            Kind::Twoway(max) => self.run_twoway(max).await,
+            Kind::Oneway => self.run_oneway().await,
+            Kind::Batch => self.run_batch().await,
+            Kind::Link => self.run_link().await,
+        }
+    }
+
+    fn invoke(&self, e: Arc<Event>) -> impl Future<Output = floe::Result<(bool, Bytes)>> + '_ {
+        async move {
+            self.obj
+                .ice_invoke(&e.op, e.mode, e.data.clone(), Some(&e.ctx))
+                .await
+        }
+    }
+
+    async fn run_twoway(self: &Arc<Self>, max: usize) {
+        let mut inflight = FuturesUnordered::new();
+        loop {
+            let room = max - inflight.len();
+            match self.take(room) {
+                None => return,
+                Some(events) => {
+                    for e in events {
+                        inflight.push(self.invoke(e));
+                    }
+                }
+            }
+            if inflight.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            tokio::select! {
+                r = inflight.next() => {
+                    if let Some(r) = r {
+                        match r {
+                            Ok(_) => self.delivered(1, true),
+                            Err(e) => {
+                                self.delivered(1, false);
+                                self.fail(&e);
+                            }
+                        }
+                    }
+                }
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    async fn run_oneway(self: &Arc<Self>) {
+        loop {
+            let Some(events) = self.take(64) else { return };
+            if events.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            let n = events.len();
+            let mut failed = None;
+            for e in events {
+                if let Err(err) = self.invoke(e).await {
+                    failed = Some(err);
+                    break;
+                }
+            }
+            self.delivered(n, failed.is_none());
+            if let Some(e) = failed {
+                self.fail(&e);
+            }
+        }
+    }
+
+    async fn run_batch(self: &Arc<Self>) {
+        loop {
+            let pending = {
+                let g = self.inner.lock();
+                if g.state == State::Error {
+                    return;
+                }
+                !g.events.is_empty()
+            };
+            if !pending {
+                self.wake.notified().await;
+                continue;
+            }
+            tokio::time::sleep(self.shared.config.flush_interval).await;
+            let Some(events) = self.take(usize::MAX) else {
+                return;
+            };
+            let n = events.len();
+            let mut result = Ok(());
+            for e in events {
+                if let Err(err) = self.invoke(e).await {
+                    result = Err(err);
+                    break;
+                }
+            }
+            if result.is_ok() {
+                result = self.obj.ice_flush_batch_requests().await;
+            }
+            self.delivered(n, result.is_ok());
+            if let Err(e) = result {
+                self.fail(&e);
+            }
+        }
+    }
+
+    async fn run_link(self: &Arc<Self>) {
+        let link = TopicLinkPrx::unchecked_cast(self.obj.clone());
+        loop {
+            let Some(events) = self.take(usize::MAX) else {
+                return;
+            };
+            if events.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            let n = events.len();
+            let cost = self.rec.cost;
+            let batch: Vec<EventData> = events
+                .iter()
+                .filter(|e| cost == 0 || e.cost() <= cost)
+                .map(|e| e.to_data())
+                .collect();
+            let result = if batch.is_empty() {
+                Ok(())
+            } else {
+                link.forward(&batch).await
+            };
+            self.delivered(n, result.is_ok());
+            if let Err(e) = result {
+                self.fail(&e);
+            }
+        }
+    }
+
+    /// ZeroC's rules for a failed delivery: ObjectNotExist and NotRegistered (and a full queue)
+    /// remove the subscriber at once; other failures put it offline for `Discard.Interval`
+    /// (its queue dropped, new events discarded) while it has retries left (`retryCount`, -1 =
+    /// forever), and remove it after that.
+    fn fail(&self, err: &Error) {
+        let hard = matches!(
+            err,
+            Error::ObjectNotExist(_) | Error::NotRegistered { .. } | Error::MemoryLimit(_)
+        );
+        let now = Instant::now();
+        let trace = self.shared.config.trace.subscriber;
+        let name = self.shared.comm.identity_to_string(&self.id);
+        let mut g = self.inner.lock();
+        match g.state {
+            State::Error => return,
+            State::Offline(until) if !hard && now < until => return,
+            _ => {}
+        }
+        if !hard && (self.retry_count == -1 || g.current_retry < self.retry_count) {
+            let discard = self.shared.config.discard_interval;
+            if g.current_retry == 0 {
+                tracing::warn!(
+                    target: "icestorm::subscriber",
+                    "{name}: subscriber offline: {err}; discarding events for {:?}, retryCount: {}",
+                    discard,
+                    self.retry_count
+                );
+            } else if trace > 0 {
+                tracing::info!(
+                    target: "icestorm::subscriber",
+                    "{name}: subscriber offline: {err}; discarding events for {:?}, retry {}/{}",
+                    discard,
+                    g.current_retry,
+                    self.retry_count
+                );
+            }
+            g.state = State::Offline(now + discard);
+            g.current_retry += 1;
+            g.events.clear();
+        } else {
+            g.state = State::Error;
+            g.events.clear();
+            let retry = g.current_retry;
+            drop(g);
+            if trace > 0 {
+                tracing::info!(
+                    target: "icestorm::subscriber",
+                    "{name}: subscriber errored out: {err}; retry {retry}/{}",
+                    self.retry_count
+                );
+            }
+            self.reap();
+        }
+    }
+
+    /// Asks the topic to remove this subscriber (once).
+    pub(crate) fn reap(&self) {
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(t) = self.topic.upgrade() {
+            t.reap_later(vec![self.rec.key.clone()]);
+        }
+    }
+
+    fn trace_state(&self, state: &str) {
+        if self.shared.config.trace.subscriber > 1 {
+            tracing::debug!(
+                target: "icestorm::subscriber",
+                "{}: now {state}",
+                self.shared.comm.identity_to_string(&self.id)
+            );
+        }
+    }
+}
+
+/// The publisher object of one subscriber (`subscribeAndGetPublisher`'s result): its events go to
+/// that subscriber only.
+struct PerSubscriberPublisher {
+    sub: Weak<Subscriber>,
+}
+
+impl Blobject for PerSubscriberPublisher {
+    fn ice_invoke<'a>(
+        &'a self,
+        in_encaps: Bytes,
+        current: &'a Current,
+    ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
+        Box::pin(async move {
+            if let Some(sub) = self.sub.upgrade() {
+                let event = Arc::new(Event::from_current(in_encaps, current));
+                if !sub.queue(false, &[event]) {
+                    sub.reap();
+                }
+            }
+            Ok((
+                true,
+                floe::protocol::empty_encapsulation(current.encoding.major, current.encoding.minor),
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leading_int;
+
+    #[test]
+    fn leading_int_reads_like_atoi() {
+        assert_eq!(leading_int("3"), 3);
+        assert_eq!(leading_int(" -1"), -1);
+        assert_eq!(leading_int("12abc"), 12);
+        assert_eq!(leading_int("abc"), 0);
+        assert_eq!(leading_int(""), 0);
+        assert_eq!(leading_int("99999999999999"), i32::MAX);
+        assert_eq!(leading_int("-99999999999999"), i32::MIN);
+    }
+}
