@@ -69,7 +69,11 @@ struct ReadClasses {
     last_id: i32,
     type_ids: Vec<String>,
     stack: Vec<ReadInstance>,
+    /// Depth in the class graph of the instance being decoded (0: outside any instance).
     depth: usize,
+    /// 1.0: for each referenced instance not read yet, the deepest depth it was referenced
+    /// from; the instance sits one level below.
+    referenced_from: HashMap<i32, usize>,
 }
 
 impl ReadClasses {
@@ -513,6 +517,9 @@ impl<'a> InputStream<'a> {
             let id = v
                 .checked_neg()
                 .ok_or_else(|| Error::marshal("invalid class reference"))?;
+            let depth = self.classes.depth;
+            let from = self.classes.referenced_from.entry(id).or_insert(0);
+            *from = (*from).max(depth);
             return Ok(Some(self.classes.cell(id)));
         }
         let index = self.read_size()?;
@@ -810,10 +817,20 @@ impl<'a> InputStream<'a> {
         if self.classes.instances.contains_key(&id) && !self.classes.unfilled.contains(&id) {
             return Err(Error::marshal(format!("class instance {id} is sent twice")));
         }
+        // As Ice does in 1.0: an instance is one level deeper than the deepest instance that
+        // referenced it.
+        let depth = self.classes.referenced_from.get(&id).copied().unwrap_or(0) + 1;
+        if depth > CLASS_GRAPH_DEPTH_MAX {
+            return Err(Error::marshal(format!(
+                "class graph deeper than Ice.ClassGraphDepthMax ({CLASS_GRAPH_DEPTH_MAX})"
+            )));
+        }
+        let outer_depth = std::mem::replace(&mut self.classes.depth, depth);
         let height = self.classes.stack.len();
         self.classes.stack.push(ReadInstance::new(SliceKind::Value));
         let result = self.decode_instance_10();
         self.classes.stack.truncate(height);
+        self.classes.depth = outer_depth;
         let value = result?;
         self.classes.cell(id).set(value);
         self.classes.unfilled.remove(&id);
