@@ -121,6 +121,12 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
     },
+    TestCase {
+        name: "objects",
+        variants: &[COMPACT, SLICED, ENCODING_10, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
 ];
 
 /// One run of one client against one server.

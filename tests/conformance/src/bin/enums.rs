@@ -9,7 +9,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/enums/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/enums/Server.rs"));
 }
 
 use generated::test::{self, ByteEnum, IntEnum, ShortEnum, SimpleEnum, test_intf as r};

@@ -10,7 +10,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/exceptions/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/exceptions/Server.rs"));
 }
 
 use generated::test::{self, A, B, C, D, thrower};

@@ -10,7 +10,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/facets/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/facets/Server.rs"));
 }
 
 use generated::test;

@@ -11,7 +11,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/inheritance/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/inheritance/Server.rs"));
 }
 
 use generated::test::{self, ma, mb};

@@ -12,7 +12,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/operations/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/operations/Server.rs"));
 }
 
 use generated::m;

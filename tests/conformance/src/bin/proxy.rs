@@ -13,7 +13,7 @@ use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
-    include!(concat!(env!("OUT_DIR"), "/proxy/Test.rs"));
+    include!(concat!(env!("OUT_DIR"), "/proxy/Server.rs"));
 }
 
 use generated::test;
