@@ -149,6 +149,7 @@ pub struct Recorder {
     pub ticks: Mutex<Vec<(String, i32)>>,
     pub latencies: Mutex<Vec<i64>>,
     pub stall: std::sync::atomic::AtomicBool,
+    pub release: tokio::sync::Notify,
 }
 
 impl clock::demo::Clock for Recorder {
@@ -160,7 +161,7 @@ impl clock::demo::Clock for Recorder {
         _current: &Current,
     ) -> Result<(), Error> {
         if self.stall.load(std::sync::atomic::Ordering::Relaxed) {
-            std::future::pending::<()>().await;
+            self.release.notified().await;
         }
         self.latencies.lock().push(now_micros() - sent_micros);
         self.ticks.lock().push((source, seq));
@@ -169,6 +170,13 @@ impl clock::demo::Clock for Recorder {
 }
 
 impl Recorder {
+    /// Lets every stalled dispatch return.
+    pub fn unstall(&self) {
+        self.stall
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.release.notify_waiters();
+    }
+
     pub fn count(&self, source: &str) -> usize {
         self.ticks.lock().iter().filter(|t| t.0 == source).count()
     }

@@ -1,0 +1,138 @@
+//! A stalled subscriber never slows the others: one twoway-ordered subscriber whose servant never
+//! answers, and one oneway subscriber whose peer accepts the connection and then never reads
+//! (its socket buffers fill and the broker's writes block). The healthy subscribers receive the
+//! same burst of events about as fast as without them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use icestorm_lite::Broker;
+use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx};
+use tokio::io::AsyncWriteExt;
+
+const EVENTS: i32 = 1500;
+
+/// Publishes a burst oneway and returns how long until every healthy subscriber had it all.
+async fn burst(
+    publisher: &clock::demo::ClockPrx,
+    source: &str,
+    healthy: &[Arc<Recorder>],
+) -> Duration {
+    let started = Instant::now();
+    for i in 0..EVENTS {
+        publisher.tick(source, i, now_micros()).await.unwrap();
+    }
+    for r in healthy {
+        assert!(
+            r.wait(source, EVENTS as usize, Duration::from_secs(60))
+                .await,
+            "a healthy subscriber received {} of {EVENTS} events while another was stalled",
+            r.count(source)
+        );
+    }
+    started.elapsed()
+}
+
+/// A peer that completes Ice's connection handshake and then never reads a byte.
+async fn deaf_peer() -> (tokio::task::JoinHandle<()>, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            // ValidateConnection: magic, protocol 1.0, encoding 1.0, type 3, no compression, size 14.
+            let _ = s
+                .write_all(&[b'I', b'c', b'e', b'P', 1, 0, 1, 0, 3, 0, 14, 0, 0, 0])
+                .await;
+            held.push(s);
+        }
+    });
+    (task, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_subscribers_do_not_slow_the_others() {
+    let broker = Broker::start(transient_props()).await.unwrap();
+    let (comm, adapter) = floe_subscriber_side().await;
+    let tm = TopicManagerPrx::unchecked_cast(
+        comm.string_to_proxy(&broker.topic_manager().to_string())
+            .unwrap()
+            .unwrap(),
+    );
+    let topic: TopicPrx = tm.create("slow").await.unwrap().unwrap();
+    let mut healthy = Vec::new();
+    for kind in ["twoway", "ordered", "oneway"] {
+        let (rec, prx) = add_recorder(&adapter, &format!("healthy-{kind}"));
+        let mut qos = HashMap::new();
+        let prx = match kind {
+            "oneway" => prx.ice_oneway(),
+            "ordered" => {
+                qos.insert("reliability".to_string(), "ordered".to_string());
+                prx
+            }
+            _ => prx,
+        };
+        topic
+            .subscribe_and_get_publisher(&qos, Some(prx))
+            .await
+            .unwrap();
+        healthy.push(rec);
+    }
+    let publisher = clock::demo::ClockPrx::unchecked_cast(
+        topic.get_publisher().await.unwrap().unwrap().ice_oneway(),
+    );
+    // Large events, so that a peer that does not read fills its socket buffers quickly.
+    let source = |tag: &str| format!("{tag}{}", "x".repeat(16 * 1024));
+
+    let baseline = burst(&publisher, &source("baseline"), &healthy).await;
+
+    // A subscriber whose servant never answers, on its own endpoint.
+    let stalled_adapter = comm
+        .create_object_adapter_with_endpoints("Stalled", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    stalled_adapter.activate().unwrap();
+    let (stalled, prx) = add_recorder(&stalled_adapter, "stalled-ordered");
+    stalled.stall.store(true, Ordering::Relaxed);
+    let ordered: HashMap<String, String> =
+        [("reliability".to_string(), "ordered".to_string())].into();
+    topic
+        .subscribe_and_get_publisher(&ordered, Some(prx))
+        .await
+        .unwrap();
+    // A oneway subscriber that never reads.
+    let (deaf_task, port) = deaf_peer().await;
+    let deaf = comm
+        .string_to_proxy(&format!("deaf -o:tcp -h 127.0.0.1 -p {port}"))
+        .unwrap()
+        .unwrap();
+    topic
+        .subscribe_and_get_publisher(&HashMap::new(), Some(deaf))
+        .await
+        .unwrap();
+    assert_eq!(topic.get_subscribers().await.unwrap().len(), 5);
+
+    let with_stalled = burst(&publisher, &source("stalled"), &healthy).await;
+    let with_stalled_again = burst(&publisher, &source("again"), &healthy).await;
+    eprintln!(
+        "baseline {baseline:?}, with stalled subscribers {with_stalled:?}, {with_stalled_again:?}"
+    );
+    for t in [with_stalled, with_stalled_again] {
+        assert!(
+            t <= baseline * 3 + Duration::from_millis(500),
+            "healthy subscribers slowed down by stalled ones: {t:?} against {baseline:?} without them"
+        );
+    }
+    // The stalled subscribers are still subscribed (Send.Timeout is a minute) and got nothing.
+    assert_eq!(stalled.count(&source("stalled")), 0);
+    assert_eq!(topic.get_subscribers().await.unwrap().len(), 5);
+    stalled.unstall();
+    deaf_task.abort();
+    comm.destroy().await;
+    broker.shutdown_within(Duration::from_millis(100)).await;
+}
