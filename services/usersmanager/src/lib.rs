@@ -1,0 +1,266 @@
+//! `usersmanager`: the user-management service of the lab spec on Floe.
+//!
+//! Redundant instances that never know about each other keep users (persistently, in sled) and
+//! sessions (in memory), and answer each other's queries through an IceStorm topic. An instance
+//! is a drop-in member of a cluster of the lab's Python instances: same Slice
+//! (`slice/UsersManager.ice`), adapter, identities, properties and queries.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), usersmanager::ServiceError> {
+//! let properties = floe::Properties::new();
+//! properties.set_property("IceStorm.TopicManager.Proxy", "IceStorm/TopicManager:tcp -h 127.0.0.1 -p 10000");
+//! properties.set_property("UsersManager.DataDir", "/tmp/users");
+//! let service = usersmanager::Service::start(usersmanager::Config::from_properties(properties)?).await?;
+//! println!("{}", service.manager_proxy());
+//! service.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod core;
+pub mod servants;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe::{Communicator, Identity, ObjectPrx};
+use tracing::{info, warn};
+
+pub use config::Config;
+use core::{Core, QUERY_CATEGORY, RESPONSE_CATEGORY, SESSION_CATEGORY, random_hex};
+use servants::{ManagerI, ManagerQueryI, ResponseI, SessionI};
+use slice::users_manager::{
+    ManagerDispatcher, ManagerQueryDispatcher, ManagerQueryPrx, ManagerQueryResponseDispatcher,
+    SessionDispatcher,
+};
+use store::SledStore;
+use storm::ice_storm::{TopicManagerPrx, TopicPrx, topic_manager};
+
+/// Code generated from `slice/UsersManager.ice`.
+#[allow(missing_docs, clippy::all)]
+pub mod slice {
+    floe::include_slice!("UsersManager");
+}
+
+/// Code generated from IceStorm's Slice (the broker's interface).
+#[allow(missing_docs, clippy::all)]
+pub mod storm {
+    floe::include_slice!("IceStorm");
+}
+
+/// Why an instance could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A property has a bad value.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The user database cannot be used.
+    #[error("data directory {dir}: {reason}")]
+    Storage {
+        /// The data directory.
+        dir: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The broker cannot be reached or refused something.
+    #[error("IceStorm broker: {0}")]
+    Broker(String),
+    /// The runtime failed (bad endpoint, port in use, ...).
+    #[error("{0}")]
+    Runtime(#[from] floe::Error),
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct Service {
+    communicator: Communicator,
+    core: Arc<Core>,
+    manager: ObjectPrx,
+    topic: TopicPrx,
+    subscriber: ObjectPrx,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    /// Opens the user database, connects to the broker, serves the Manager and subscribes to the
+    /// query topic.
+    pub async fn start(config: Config) -> Result<Service, ServiceError> {
+        let dir = config.data_dir.clone();
+        let storage_error = |reason: String| ServiceError::Storage {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| storage_error(e.to_string()))?;
+        let store = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || SledStore::open(&dir))
+                .await
+                .map_err(|e| storage_error(e.to_string()))?
+                .map_err(|e| storage_error(e.to_string()))?
+        };
+        let communicator = Communicator::with_properties(config.properties.clone())?;
+        match Self::start_on(config, Arc::new(store), communicator.clone()).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                communicator.destroy().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_on(
+        config: Config,
+        store: Arc<SledStore>,
+        communicator: Communicator,
+    ) -> Result<Service, ServiceError> {
+        let tm_string = config.topic_manager.clone().ok_or_else(|| {
+            ServiceError::Config(format!("{} is not set", config::TOPIC_MANAGER_PROPERTY))
+        })?;
+        let tm = communicator
+            .string_to_proxy(&tm_string)
+            .map_err(|e| ServiceError::Config(format!("{}: {e}", config::TOPIC_MANAGER_PROPERTY)))?
+            .ok_or_else(|| {
+                ServiceError::Config(format!(
+                    "{} is a null proxy",
+                    config::TOPIC_MANAGER_PROPERTY
+                ))
+            })?;
+        let tm = TopicManagerPrx::unchecked_cast(tm);
+        let topic = open_topic(&tm, &config.topic)
+            .await
+            .map_err(|e| ServiceError::Broker(format!("{tm_string}: {e}")))?;
+
+        let adapter = communicator
+            .create_object_adapter_with_endpoints(config::ADAPTER_NAME, &config.endpoints)
+            .await
+            .map_err(|e| {
+                ServiceError::Config(format!(
+                    "{}.Endpoints `{}`: {e}",
+                    config::ADAPTER_NAME,
+                    config.endpoints
+                ))
+            })?;
+        let retention = config.session_retention;
+        let core = Arc::new(Core::new(config, store, adapter.clone()));
+        let manager = adapter.add(
+            Arc::new(ManagerDispatcher(Arc::new(ManagerI(core.clone())))),
+            Identity::new(config::MANAGER_IDENTITY, ""),
+        )?;
+        adapter.add_default_servant(
+            Arc::new(SessionDispatcher(Arc::new(SessionI(core.clone())))),
+            SESSION_CATEGORY,
+        )?;
+        adapter.add_default_servant(
+            Arc::new(ManagerQueryResponseDispatcher(Arc::new(ResponseI(
+                core.clone(),
+            )))),
+            RESPONSE_CATEGORY,
+        )?;
+        let subscriber = adapter.add(
+            Arc::new(ManagerQueryDispatcher(Arc::new(ManagerQueryI(
+                core.clone(),
+            )))),
+            Identity::new(random_hex(16), QUERY_CATEGORY),
+        )?;
+        adapter.activate()?;
+
+        let broker_error =
+            |e: String| ServiceError::Broker(format!("topic `{}`: {e}", core.config.topic));
+        topic
+            .subscribe_and_get_publisher(&HashMap::new(), Some(subscriber.ice_oneway()))
+            .await
+            .map_err(|e| broker_error(e.to_string()))?;
+        let publisher = topic
+            .get_publisher()
+            .await
+            .map_err(|e| broker_error(e.to_string()))?
+            .ok_or_else(|| broker_error("the broker returned no publisher".into()))?;
+        core.set_publisher(ManagerQueryPrx::unchecked_cast(publisher));
+
+        let sweeper = tokio::spawn({
+            let core = Arc::downgrade(&core);
+            let period = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+            async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    let Some(core) = core.upgrade() else { break };
+                    let n = core.sweep_sessions();
+                    if n > 0 {
+                        info!(target: "usersmanager::session", forgotten = n, "expired sessions forgotten");
+                    }
+                }
+            }
+        });
+        info!(target: "usersmanager", manager = %manager, topic = %core.config.topic, "ready");
+        Ok(Service {
+            communicator,
+            core,
+            manager,
+            topic,
+            subscriber,
+            sweeper,
+        })
+    }
+
+    /// The Manager's proxy (`manager -t -e 1.1:<endpoints>`).
+    pub fn manager_proxy(&self) -> &ObjectPrx {
+        &self.manager
+    }
+
+    /// The communicator of the instance.
+    pub fn communicator(&self) -> &Communicator {
+        &self.communicator
+    }
+
+    /// Unsubscribes from the topic and stops serving.
+    pub async fn shutdown(self) {
+        let unsubscribe = self.topic.unsubscribe(Some(self.subscriber.ice_oneway()));
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(2), unsubscribe)
+            .await
+            .unwrap_or(Err(floe::Error::InvocationTimeout(2000)))
+        {
+            warn!(target: "usersmanager", error = %e, "could not unsubscribe from the topic");
+        }
+        self.sweeper.abort();
+        self.communicator.destroy().await;
+        drop(self.core);
+    }
+}
+
+async fn open_topic(tm: &TopicManagerPrx, name: &str) -> Result<TopicPrx, String> {
+    for _ in 0..3 {
+        match tm.retrieve(name).await {
+            Ok(Some(topic)) => return Ok(topic),
+            Ok(None) => return Err(format!("retrieve(`{name}`) returned a null proxy")),
+            Err(topic_manager::RetrieveError::NoSuchTopic(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match tm.create(name).await {
+            Ok(Some(topic)) => {
+                info!(target: "usersmanager", topic = name, "topic created");
+                return Ok(topic);
+            }
+            Ok(None) => return Err(format!("create(`{name}`) returned a null proxy")),
+            Err(topic_manager::CreateError::TopicExists(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("topic `{name}` keeps appearing and disappearing"))
+}
+
+/// Runs one instance until `shutdown` completes: prints the Manager's proxy on stdout when
+/// ready, then serves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let service = Service::start(config).await?;
+    println!("{}", service.manager_proxy());
+    let communicator = service.communicator().clone();
+    tokio::select! {
+        _ = shutdown => {}
+        _ = communicator.wait_for_shutdown() => {}
+    }
+    service.shutdown().await;
+    Ok(())
+}
