@@ -155,28 +155,68 @@ impl Instance {
 
     /// Starts the binary on an existing config file.
     pub fn start_with_config(config: &Path, data_dir: &Path, log: &Path) -> Instance {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_usersmanager"));
+        command
+            .arg(format!("--Ice.Config={}", config.display()))
+            .env("RUST_LOG", "info");
+        Self::spawn(command, config, data_dir, log)
+    }
+
+    /// Starts the Python implementation of tests/usersmanager/ with the same kind of config.
+    pub fn start_python(
+        dir: &Path,
+        name: &str,
+        topic_manager: &str,
+        extra: &str,
+        stubs: &Path,
+    ) -> Instance {
+        let data_dir = dir.join(format!("{name}-data"));
+        let config = dir.join(format!("{name}.config"));
+        std::fs::write(
+            &config,
+            format!(
+                "usersmanageradapter.Endpoints=tcp -h 127.0.0.1 -p 0\n\
+                 UsersManager.DataDir={}\n\
+                 UsersManager.QueryTimeout={QUERY_TIMEOUT_MS}\n\
+                 IceStorm.TopicManager.Proxy={topic_manager}\n{extra}",
+                data_dir.display()
+            ),
+        )
+        .expect("write instance config");
+        let mut command = Command::new(PYTHON);
+        command
+            .arg(python_program("usersmanager_py.py"))
+            .arg(stubs)
+            .arg(format!("--Ice.Config={}", config.display()));
+        Self::spawn(
+            command,
+            &config,
+            &data_dir,
+            &dir.join(format!("{name}.log")),
+        )
+    }
+
+    fn spawn(mut command: Command, config: &Path, data_dir: &Path, log: &Path) -> Instance {
         let logfile = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("open instance log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_usersmanager"))
-            .arg(format!("--Ice.Config={}", config.display()))
-            .env("RUST_LOG", "info")
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(logfile)
             .spawn()
-            .expect("start usersmanager");
+            .expect("start the instance");
         let manager = first_line(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
             let _ = child.kill();
             panic!(
-                "usersmanager did not print its proxy; log:\n{}",
+                "the instance did not print its proxy; log:\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
             )
         });
         assert!(
             manager.starts_with("manager "),
-            "usersmanager printed {manager:?} instead of the Manager's proxy"
+            "the instance printed {manager:?} instead of the Manager's proxy"
         );
         Instance {
             child,
@@ -256,4 +296,23 @@ pub fn python_stubs(dir: &Path) {
 /// A Python program of tests/usersmanager/.
 pub fn python_program(name: &str) -> PathBuf {
     repo_root().join("tests/usersmanager").join(name)
+}
+
+/// A client communicator for the Rust side of tests.
+pub fn client() -> floe::Communicator {
+    let props = floe::Properties::new();
+    props.set_property("Ice.Default.Host", "127.0.0.1");
+    floe::Communicator::with_properties(props).expect("client communicator")
+}
+
+/// The Manager of `instance`, seen from `communicator`.
+pub fn manager_of(
+    communicator: &floe::Communicator,
+    instance: &Instance,
+) -> usersmanager::slice::users_manager::ManagerPrx {
+    let prx = communicator
+        .string_to_proxy(&instance.manager)
+        .expect("parse the Manager's proxy")
+        .expect("not a null proxy");
+    usersmanager::slice::users_manager::ManagerPrx::unchecked_cast(prx)
 }
