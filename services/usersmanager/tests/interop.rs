@@ -1,0 +1,131 @@
+//! A cluster of one Python instance (tests/usersmanager/usersmanager_py.py, on ZeroC Ice) and two
+//! Floe instances on ZeroC's IceStorm: every query flows both ways.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use usersmanager::slice::users_manager::manager;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_floe_instances_form_one_cluster() {
+    require_python_ice();
+    let icebox = IceBox::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stubs = dir.path().join("stubs");
+    python_stubs(&stubs);
+    let p = Instance::start_python(dir.path(), "py", &icebox.topic_manager, "", &stubs);
+    let a = Instance::start(dir.path(), "a", Some(&icebox.topic_manager), "");
+    let b = Instance::start(dir.path(), "b", Some(&icebox.topic_manager), "");
+    let communicator = client();
+    let (mp, ma, mb) = (
+        manager_of(&communicator, &p),
+        manager_of(&communicator, &a),
+        manager_of(&communicator, &b),
+    );
+    let endpoints = |i: &Instance| i.manager[i.manager.find(':').expect(":")..].to_string();
+    let logs = || {
+        format!(
+            "python:\n{}\nA:\n{}\nB:\n{}",
+            p.log_text(),
+            a.log_text(),
+            b.log_text()
+        )
+    };
+    let quick = |start: Instant, what: &str| {
+        assert!(
+            start.elapsed().as_millis() < u128::from(QUERY_TIMEOUT_MS),
+            "{what} waited for the timeout: nobody answered\n{}",
+            logs()
+        )
+    };
+
+    // Python answers Floe's queries.
+    let py_session = mp
+        .create_user("pyuser", "pw")
+        .await
+        .expect("create on Python")
+        .expect("s");
+    let t = Instant::now();
+    let via_a = ma
+        .login("pyuser", "pw")
+        .await
+        .expect("login through A")
+        .expect("s");
+    quick(t, "A's login query");
+    assert!(
+        via_a.to_string().ends_with(&endpoints(&p)),
+        "session from the Python owner"
+    );
+    let t = Instant::now();
+    assert!(
+        mb.verify_session(Some(py_session.clone()))
+            .await
+            .expect("verify"),
+        "{}",
+        logs()
+    );
+    quick(t, "B's checkSession query");
+    let t = Instant::now();
+    match ma.create_user("pyuser", "x").await {
+        Err(manager::CreateUserError::Unauthorized(_)) => {}
+        other => panic!("duplicate of a Python user: {other:?}\n{}", logs()),
+    }
+    quick(t, "A's checkUsername query");
+
+    // Floe answers Python's queries.
+    let rs_session = ma
+        .create_user("rsuser", "pw")
+        .await
+        .expect("create on A")
+        .expect("s");
+    let t = Instant::now();
+    let via_p = mp
+        .login("rsuser", "pw")
+        .await
+        .expect("login through Python")
+        .expect("s");
+    quick(t, "Python's login query");
+    assert!(
+        via_p.to_string().ends_with(&endpoints(&a)),
+        "session from the Floe owner"
+    );
+    let t = Instant::now();
+    assert!(
+        mp.verify_session(Some(rs_session.clone()))
+            .await
+            .expect("verify"),
+        "{}",
+        logs()
+    );
+    quick(t, "Python's checkSession query");
+    match mp.create_user("rsuser", "x").await {
+        Err(manager::CreateUserError::Unauthorized(_)) => {}
+        other => panic!(
+            "duplicate of a Floe user through Python: {other:?}\n{}",
+            logs()
+        ),
+    }
+
+    // Removal both ways.
+    let t = Instant::now();
+    mp.remove_user(Some(via_p))
+        .await
+        .expect("Python asks A to remove rsuser");
+    quick(t, "Python's removeUserBySession query");
+    let t = Instant::now();
+    mb.remove_user(Some(via_a))
+        .await
+        .expect("B asks Python to remove pyuser");
+    quick(t, "B's removeUserBySession query");
+    for m in [&mp, &ma, &mb] {
+        for user in ["pyuser", "rsuser"] {
+            match m.login(user, "pw").await {
+                Err(manager::LoginError::Unauthorized(_)) => {}
+                other => panic!("{user} still logs in: {other:?}"),
+            }
+        }
+    }
+    drop(icebox);
+}
