@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults. Until the services exist it is Floe's `hello` demo: the
-# server starts on its config.server (tcp port 10000 on localhost, as ZeroC's demo), the client
-# calls it twoway and oneway with config.client, then asks it to shut down.
+# The main job on embedded defaults: the users manager service as a cluster on loopback
+# (`usersmanager cluster --instances 3`: an in-process icestorm-lite broker and three instances),
+# then a walkthrough against it (`usersmanager demo`): a user created on instance A logs in
+# through B, is verified through C, refreshes its session and is removed through B. The
+# cluster keeps its users in a temporary directory and stops at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,24 +12,31 @@ if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 command -v cargo >/dev/null || { echo "run.sh: cargo not found: install Rust with rustup" >&2; exit 1; }
 
-cargo build -q -p hello-example
+cargo build -q -p usersmanager
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
-bin="$target/debug"
-cd examples/hello
+bin="$target/debug/usersmanager"
 
-"$bin/hello-server" --Ice.Config=config.server &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+work=$(mktemp -d)
+cluster=
+cleanup() {
+  [ -n "$cluster" ] && kill "$cluster" 2>/dev/null && wait "$cluster" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-# Wait until the server listens.
-for _ in $(seq 1 50); do
-  if "$bin/hello-client" --Ice.Config=config.client t 2>/dev/null; then
-    break
-  fi
-  sleep 0.2
+"$bin" cluster --instances 3 --data-dir "$work/data" >"$work/managers" 2>"$work/cluster.log" &
+cluster=$!
+
+# Wait for the three Manager proxies.
+for _ in $(seq 1 100); do
+  [ "$(wc -l <"$work/managers")" -ge 3 ] && break
+  kill -0 "$cluster" 2>/dev/null || { cat "$work/cluster.log" >&2; echo "run.sh: the cluster did not start" >&2; exit 1; }
+  sleep 0.1
 done
-"$bin/hello-client" --Ice.Config=config.client o t s
-wait "$server"
-trap - EXIT
-echo "run.sh: the hello server answered twoway and oneway calls and shut down on request"
+mapfile -t managers <"$work/managers"
+[ "${#managers[@]}" -ge 3 ] || { cat "$work/cluster.log" >&2; echo "run.sh: the cluster did not print its proxies" >&2; exit 1; }
+printf 'instance %s\n' "${managers[@]}"
+
+"$bin" demo "${managers[@]}"
+echo "run.sh: three usersmanager instances on one broker served the walkthrough"

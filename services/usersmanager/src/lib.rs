@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod servants;
@@ -31,24 +32,18 @@ use tracing::{info, warn};
 
 pub use config::Config;
 use core::{Core, QUERY_CATEGORY, RESPONSE_CATEGORY, SESSION_CATEGORY, random_hex};
+use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx, topic_manager};
 use servants::{ManagerI, ManagerQueryI, ResponseI, SessionI};
 use slice::users_manager::{
     ManagerDispatcher, ManagerQueryDispatcher, ManagerQueryPrx, ManagerQueryResponseDispatcher,
     SessionDispatcher,
 };
 use store::SledStore;
-use storm::ice_storm::{TopicManagerPrx, TopicPrx, topic_manager};
 
 /// Code generated from `slice/UsersManager.ice`.
 #[allow(missing_docs, clippy::all)]
 pub mod slice {
     floe::include_slice!("UsersManager");
-}
-
-/// Code generated from IceStorm's Slice (the broker's interface).
-#[allow(missing_docs, clippy::all)]
-pub mod storm {
-    floe::include_slice!("IceStorm");
 }
 
 /// Why an instance could not start or stopped.
@@ -82,6 +77,7 @@ pub struct Service {
     topic: TopicPrx,
     subscriber: ObjectPrx,
     sweeper: tokio::task::JoinHandle<()>,
+    broker: Option<icestorm_lite::Broker>,
 }
 
 impl Service {
@@ -101,11 +97,24 @@ impl Service {
                 .map_err(|e| storage_error(e.to_string()))?
                 .map_err(|e| storage_error(e.to_string()))?
         };
+        let (tm_string, broker) = match &config.topic_manager {
+            Some(tm) => (tm.clone(), None),
+            None => {
+                let broker = start_embedded_broker(&config).await?;
+                (broker.topic_manager().to_string(), Some(broker))
+            }
+        };
         let communicator = Communicator::with_properties(config.properties.clone())?;
-        match Self::start_on(config, Arc::new(store), communicator.clone()).await {
-            Ok(s) => Ok(s),
+        match Self::start_on(config, Arc::new(store), communicator.clone(), &tm_string).await {
+            Ok(mut s) => {
+                s.broker = broker;
+                Ok(s)
+            }
             Err(e) => {
                 communicator.destroy().await;
+                if let Some(b) = broker {
+                    b.shutdown().await;
+                }
                 Err(e)
             }
         }
@@ -115,12 +124,10 @@ impl Service {
         config: Config,
         store: Arc<SledStore>,
         communicator: Communicator,
+        tm_string: &str,
     ) -> Result<Service, ServiceError> {
-        let tm_string = config.topic_manager.clone().ok_or_else(|| {
-            ServiceError::Config(format!("{} is not set", config::TOPIC_MANAGER_PROPERTY))
-        })?;
         let tm = communicator
-            .string_to_proxy(&tm_string)
+            .string_to_proxy(tm_string)
             .map_err(|e| ServiceError::Config(format!("{}: {e}", config::TOPIC_MANAGER_PROPERTY)))?
             .ok_or_else(|| {
                 ServiceError::Config(format!(
@@ -202,7 +209,13 @@ impl Service {
             topic,
             subscriber,
             sweeper,
+            broker: None,
         })
+    }
+
+    /// The embedded broker's topic manager, when this instance runs one.
+    pub fn embedded_broker(&self) -> Option<ObjectPrx> {
+        self.broker.as_ref().map(|b| b.topic_manager())
     }
 
     /// The Manager's proxy (`manager -t -e 1.1:<endpoints>`).
@@ -226,8 +239,27 @@ impl Service {
         }
         self.sweeper.abort();
         self.communicator.destroy().await;
+        if let Some(broker) = self.broker {
+            broker.shutdown().await;
+        }
         drop(self.core);
     }
+}
+
+/// Starts icestorm-lite in this process for an instance configured without
+/// `IceStorm.TopicManager.Proxy`. It reads the instance's `IceStorm.*` properties (so
+/// `IceStorm.TopicManager.Endpoints` can give it a fixed port other instances join on) and keeps
+/// its topics in memory unless `IceStorm.LMDB.Path` names a directory.
+async fn start_embedded_broker(config: &Config) -> Result<icestorm_lite::Broker, ServiceError> {
+    let props = config.properties.deep_clone();
+    if props.get_property("IceStorm.LMDB.Path").is_empty() {
+        props.set_property("IceStorm.Transient", "1");
+    }
+    let broker = icestorm_lite::Broker::start(props)
+        .await
+        .map_err(|e| ServiceError::Broker(format!("embedded icestorm-lite: {e}")))?;
+    info!(target: "usersmanager", topic_manager = %broker.topic_manager(), "embedded broker started (no IceStorm.TopicManager.Proxy)");
+    Ok(broker)
 }
 
 async fn open_topic(tm: &TopicManagerPrx, name: &str) -> Result<TopicPrx, String> {

@@ -1,16 +1,67 @@
 //! `usersmanager --Ice.Config=FILE`: one instance of the users manager; prints the Manager's
-//! proxy on stdout when ready and serves until interrupted.
+//! proxy on stdout when ready and serves until interrupted (Ctrl-C, SIGTERM).
+//!
+//! `usersmanager cluster --instances N`: an icestorm-lite broker and N instances on loopback;
+//! prints the N Manager proxies, one a line.
+//!
+//! `usersmanager demo PROXY...`: walks through the service on running instances.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 use floe::Properties;
-use usersmanager::{Config, run};
+use usersmanager::cluster::{Cluster, demo};
+use usersmanager::{Config, ServiceError, run};
 
 /// The users manager service (see the README's "usersmanager" section for its properties).
 #[derive(Debug, Parser)]
 #[command(name = "usersmanager", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a broker and several instances on loopback, for trying the service.
+    Cluster {
+        /// How many instances.
+        #[arg(long, default_value_t = 3)]
+        instances: usize,
+        /// Where instance i keeps its users (`DIR/instance-i`); default UsersManager.DataDir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Creates a user on the first Manager, logs in through the second, verifies through the
+    /// third, refreshes and removes the user.
+    Demo {
+        /// Manager proxies (as `usersmanager` prints them).
+        #[arg(required = true)]
+        proxies: Vec<String>,
+    },
+}
+
+async fn run_cluster(
+    properties: Properties,
+    instances: usize,
+    data_dir: Option<PathBuf>,
+) -> Result<(), ServiceError> {
+    let data_dir = data_dir.unwrap_or_else(|| {
+        PathBuf::from(properties.get_property_with_default(
+            usersmanager::config::DATA_DIR_PROPERTY,
+            usersmanager::config::DEFAULT_DATA_DIR,
+        ))
+    });
+    let cluster = Cluster::start(instances, &properties, &data_dir).await?;
+    for m in cluster.managers() {
+        println!("{m}");
+    }
+    interrupted().await;
+    cluster.shutdown().await;
+    Ok(())
+}
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn interrupted() {
@@ -50,7 +101,7 @@ fn main() -> ExitCode {
     ] {
         properties.parse_command_line_options(prefix, &mut args);
     }
-    let _cli = Cli::parse_from(args);
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -66,9 +117,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        let config = Config::from_properties(properties)?;
-        run(config, interrupted()).await
+    let result: Result<(), String> = runtime.block_on(async move {
+        match cli.command {
+            None => {
+                let config = Config::from_properties(properties).map_err(|e| e.to_string())?;
+                run(config, interrupted()).await.map_err(|e| e.to_string())
+            }
+            Some(Command::Cluster {
+                instances,
+                data_dir,
+            }) => run_cluster(properties, instances, data_dir)
+                .await
+                .map_err(|e| e.to_string()),
+            Some(Command::Demo { proxies }) => {
+                let communicator =
+                    floe::Communicator::with_properties(properties).map_err(|e| e.to_string())?;
+                let steps = demo(&communicator, &proxies).await;
+                communicator.destroy().await;
+                for line in steps.map_err(|e| e.to_string())? {
+                    println!("{line}");
+                }
+                Ok(())
+            }
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! Three instances on one broker (ZeroC's IceStorm): users, sessions and queries across
-//! instances, duplicate names, every timeout path, and requests that wait never blocking others.
+//! Three instances on one broker (icestorm-lite, and ZeroC's IceStorm for the main scenario):
+//! users, sessions and queries across instances, duplicate names, every timeout path, and
+//! requests that wait never blocking others.
 
 mod common;
 
@@ -9,7 +10,7 @@ use common::*;
 use usersmanager::slice::users_manager::{ManagerPrx, manager, session};
 
 struct Cluster {
-    _icebox: IceBox,
+    _broker: Broker,
     _dir: tempfile::TempDir,
     instances: Vec<Instance>,
     communicator: floe::Communicator,
@@ -17,20 +18,23 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize, extra: &str) -> Cluster {
-        let icebox = IceBox::start();
+        Self::start_on(Broker::Lite(LiteBroker::start()), n, extra)
+    }
+
+    fn start_on(broker: Broker, n: usize, extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let instances = (0..n)
             .map(|i| {
                 Instance::start(
                     dir.path(),
                     &format!("i{i}"),
-                    Some(&icebox.topic_manager),
+                    Some(broker.topic_manager()),
                     extra,
                 )
             })
             .collect();
         Cluster {
-            _icebox: icebox,
+            _broker: broker,
             _dir: dir,
             instances,
             communicator: client(),
@@ -61,7 +65,15 @@ fn wait() -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_created_on_a_logs_in_through_b_and_c_is_verified_through_c_and_removed_through_b() {
-    let cluster = Cluster::start(3, "");
+    across_instances(Cluster::start(3, "")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scenario_on_zeroc_icestorm() {
+    across_instances(Cluster::start_on(Broker::ZeroC(IceBox::start()), 3, "")).await;
+}
+
+async fn across_instances(cluster: Cluster) {
     let (a, b, c) = (cluster.manager(0), cluster.manager(1), cluster.manager(2));
 
     let sa = a

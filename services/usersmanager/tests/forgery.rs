@@ -30,7 +30,7 @@ impl um::Session for Liar {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_sessions_are_never_verified_nor_remove_users() {
-    let icebox = IceBox::start();
+    let icebox = LiteBroker::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let a = Instance::start(dir.path(), "a", Some(&icebox.topic_manager), "");
     let b = Instance::start(dir.path(), "b", Some(&icebox.topic_manager), "");

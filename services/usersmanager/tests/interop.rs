@@ -1,5 +1,5 @@
 //! A cluster of one Python instance (tests/usersmanager/usersmanager_py.py, on ZeroC Ice) and two
-//! Floe instances on ZeroC's IceStorm: every query flows both ways.
+//! Floe instances, on ZeroC's IceStorm and on icestorm-lite: every query flows both ways.
 
 mod common;
 
@@ -9,15 +9,24 @@ use common::*;
 use usersmanager::slice::users_manager::manager;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_and_floe_instances_form_one_cluster() {
+async fn python_and_floe_instances_form_one_cluster_on_zeroc_icestorm() {
     require_python_ice();
-    let icebox = IceBox::start();
+    mixed_cluster(Broker::ZeroC(IceBox::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_floe_instances_form_one_cluster_on_icestorm_lite() {
+    require_python_ice();
+    mixed_cluster(Broker::Lite(LiteBroker::start())).await;
+}
+
+async fn mixed_cluster(broker: Broker) {
     let dir = tempfile::tempdir().expect("temp dir");
     let stubs = dir.path().join("stubs");
     python_stubs(&stubs);
-    let p = Instance::start_python(dir.path(), "py", &icebox.topic_manager, "", &stubs);
-    let a = Instance::start(dir.path(), "a", Some(&icebox.topic_manager), "");
-    let b = Instance::start(dir.path(), "b", Some(&icebox.topic_manager), "");
+    let p = Instance::start_python(dir.path(), "py", broker.topic_manager(), "", &stubs);
+    let a = Instance::start(dir.path(), "a", Some(broker.topic_manager()), "");
+    let b = Instance::start(dir.path(), "b", Some(broker.topic_manager()), "");
     let communicator = client();
     let (mp, ma, mb) = (
         manager_of(&communicator, &p),
@@ -127,5 +136,5 @@ async fn python_and_floe_instances_form_one_cluster() {
             }
         }
     }
-    drop(icebox);
+    drop(broker);
 }

@@ -7,7 +7,7 @@ use usersmanager::slice::users_manager::manager;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_survive_sigkill_and_restart_sessions_do_not() {
-    let icebox = IceBox::start();
+    let icebox = LiteBroker::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let fixed = format!("usersmanageradapter.Endpoints=tcp -h 127.0.0.1 -p {port}\n");

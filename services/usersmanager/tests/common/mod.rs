@@ -97,6 +97,72 @@ impl IceBox {
     }
 }
 
+/// icestorm-lite running in this test process (on its own thread and runtime, so sync and
+/// async tests can use it alike), in memory.
+pub struct LiteBroker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub topic_manager: String,
+}
+
+impl LiteBroker {
+    pub fn start() -> LiteBroker {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("broker runtime");
+            runtime.block_on(async move {
+                let props = floe::Properties::new();
+                props.set_property("IceStorm.Transient", "1");
+                let broker = icestorm_lite::Broker::start(props)
+                    .await
+                    .expect("start icestorm-lite");
+                let _ = ready_tx.send(broker.topic_manager().to_string());
+                let _ = stopped.await;
+                broker.shutdown().await;
+            });
+        });
+        let topic_manager = ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("icestorm-lite did not start");
+        LiteBroker {
+            stop: Some(stop),
+            thread: Some(thread),
+            topic_manager,
+        }
+    }
+}
+
+impl Drop for LiteBroker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Either broker, for tests that run on both.
+pub enum Broker {
+    Lite(LiteBroker),
+    ZeroC(IceBox),
+}
+
+impl Broker {
+    pub fn topic_manager(&self) -> &str {
+        match self {
+            Broker::Lite(b) => &b.topic_manager,
+            Broker::ZeroC(b) => &b.topic_manager,
+        }
+    }
+}
+
 /// Short waits so that timeout paths take a fraction of a second.
 pub const QUERY_TIMEOUT_MS: u64 = 700;
 
