@@ -1260,11 +1260,27 @@ impl<'a> Gen<'a> {
         out
     }
 
+    /// Whether the required parameters among `params` carry classes: Ice's
+    /// `sendsClasses(false)` / `returnsClasses(false)`, which decide whether the 1.0 pending
+    /// instances follow. Optional parameters do not count (1.0 does not send them).
     fn params_use_classes(&self, params: &[NodeId]) -> bool {
         params.iter().any(|p| {
-            self.member_type(*p)
-                .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
+            let optional = matches!(
+                self.ast.node(*p).kind,
+                NodeKind::Param { optional: true, .. }
+            );
+            !optional
+                && self
+                    .member_type(*p)
+                    .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
         })
+    }
+
+    /// Whether a reply carries classes in required values (Ice's `returnsClasses(false)`).
+    fn reply_uses_classes(&self, op: NodeId) -> bool {
+        let (ret, ret_optional, ..) = self.op_info(op);
+        self.params_use_classes(&self.outs(op))
+            || (!ret_optional && ret.is_some_and(|t| self.uses_classes(t, &mut Vec::new())))
     }
 
     fn tagged_inner(&self, ty: Type) -> String {
@@ -1352,8 +1368,7 @@ impl<'a> Gen<'a> {
         let outs = self.outs(op);
         let twoway_only = ret.is_some() || !outs.is_empty();
         let values = self.reply_values(op);
-        let reply_uses_classes = self.params_use_classes(&outs)
-            || ret.is_some_and(|t| self.uses_classes(t, &mut Vec::new()));
+        let reply_uses_classes = self.reply_uses_classes(op);
         let reads = self.read_values(&values, reply_uses_classes);
         let result_expr = if !outs.is_empty() {
             let fields: Vec<String> = values.iter().map(|v| v.0.clone()).collect();
@@ -1461,8 +1476,7 @@ impl<'a> Gen<'a> {
             let suffix = if nullable { "_nullable" } else { "" };
             let _ = writeln!(writes, "__os.write_tagged{suffix}({tag}, {expr});");
         }
-        let reply_uses_classes = self.params_use_classes(&outs)
-            || ret.is_some_and(|t| self.uses_classes(t, &mut Vec::new()));
+        let reply_uses_classes = self.reply_uses_classes(op);
         if reply_uses_classes {
             writes.push_str("__os.write_pending_values();\n");
         }

@@ -1078,7 +1078,6 @@ pub mod everything {
                         let _ = &__os;
                         __os.write_tagged_nullable(6, &o);
                         __os.write_tagged_nullable(7, &s);
-                        __os.write_pending_values();
                     },
                     |__is: &mut ::floe::codegen::InputStream<'_>| {
                         let _ = &__is;
@@ -1086,7 +1085,6 @@ pub mod everything {
                             .read_tagged_nullable::<::floe::codegen::ValueRef>(5)?;
                         let d = __is
                             .read_tagged_nullable::<super::everything::DerivedPrx>(8)?;
-                        __is.read_pending_values()?;
                         ::std::result::Result::Ok(super::everything::derived::NullablesResult {
                             d,
                             return_value,
@@ -1762,7 +1760,6 @@ pub mod everything {
                                     .read_tagged_nullable::<::floe::codegen::ObjectPrx>(6)?;
                                 let s = __is
                                     .read_tagged_nullable::<::floe::codegen::ValueRef>(7)?;
-                                __is.read_pending_values()?;
                                 ::std::result::Result::Ok((o, s))
                             })?;
                         let __result = self.0.nullables(o, s, __request.current()).await;
@@ -1776,7 +1773,6 @@ pub mod everything {
                                                 let _ = (&__os, &__ret);
                                                 __os.write_tagged_nullable(5, &__ret.return_value);
                                                 __os.write_tagged_nullable(8, &__ret.d);
-                                                __os.write_pending_values();
                                             },
                                         ),
                                 )
