@@ -17,6 +17,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("facets", &["Test.ice"]),
     ("scope", &["Test.ice"]),
     ("objects", &["Test.ice", "Forward.ice", "ServerPrivate.ice"]),
+    ("optional", &["Test.ice"]),
 ];
 
 fn main() {

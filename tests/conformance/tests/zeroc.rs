@@ -127,6 +127,12 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
     },
+    TestCase {
+        name: "optional",
+        variants: &[COMPACT, SLICED, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
 ];
 
 /// One run of one client against one server.
