@@ -352,8 +352,12 @@ impl Connection {
         }
     }
 
-    /// Writes a complete message (for instance a BatchRequest) and waits until it is written.
-    pub(crate) async fn send_raw(&self, message: Bytes) -> Result<()> {
+    /// Writes `message` as it is and resolves once it is written. `message` holds one or more
+    /// complete protocol messages back to back (a BatchRequest, or several oneway Requests built
+    /// with [`crate::protocol::build_message`], which then go out in one write); the caller is
+    /// responsible for their being well-formed, and must not send twoway requests this way (their
+    /// replies would be discarded as unknown).
+    pub async fn send_raw(&self, message: Bytes) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         if self
             .inner

@@ -127,3 +127,54 @@ async fn blobject_gets_any_encapsulation_unchanged() {
     }
     comm.destroy().await;
 }
+
+/// Several oneway Requests built by hand and written together with `Connection::send_raw` (as
+/// IceStorm forwarders do to save a write per event) reach a ZeroC server as separate requests,
+/// in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneway_requests_written_together_with_send_raw() {
+    require_zeroc();
+    let py = start_python_server();
+    let comm = client_communicator(&[]);
+    let hello = comm.string_to_proxy(&py.proxy).unwrap().unwrap();
+    let before = notify_count(&hello).await;
+    let conn = hello.ice_get_connection().await.unwrap();
+    let mut many = bytes::BytesMut::new();
+    for i in 0..10 {
+        let mut os = floe::codegen::OutputStream::new(floe::EncodingVersion::V1_0);
+        os.start_encapsulation(floe::EncodingVersion::V1_1, Default::default());
+        os.write(&format!("raw {i}"));
+        os.end_encapsulation();
+        let request = floe::protocol::RequestData {
+            request_id: 0,
+            name: hello.ice_get_identity().name.clone(),
+            category: hello.ice_get_identity().category.clone(),
+            operation: "notify".into(),
+            params: os.finish().unwrap().into(),
+            ..Default::default()
+        };
+        many.extend_from_slice(&floe::protocol::build_message(
+            floe::protocol::MessageType::Request,
+            &request.request_body(),
+            false,
+        ));
+    }
+    conn.send_raw(many.freeze()).await.unwrap();
+    // A twoway call on the same connection is answered after the oneways were dispatched.
+    assert_eq!(notify_count(&hello).await, before + 10);
+    comm.destroy().await;
+}
+
+async fn notify_count(hello: &ObjectPrx) -> i32 {
+    hello
+        .invoke::<i32, Error>(
+            "notifyCount",
+            floe::OperationMode::Idempotent,
+            None,
+            true,
+            |_| {},
+            |is| is.read::<i32>(),
+        )
+        .await
+        .unwrap()
+}
