@@ -6,14 +6,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use floe::codegen::BoxFuture;
+use floe::protocol::{MessageType, RequestData, build_message};
 use floe::{Blobject, Context, Current, Error, Identity, ObjectPrx, OperationMode};
+
+/// Most bytes of oneway requests written to a subscriber at once.
+const ONEWAY_WRITE_MAX: usize = 256 * 1024;
 
 use crate::Shared;
 use crate::config::QueueFullPolicy;
@@ -409,26 +413,73 @@ impl Subscriber {
         }
     }
 
+    /// Oneway subscribers: the queued events are written as consecutive oneway Requests, up to
+    /// [`ONEWAY_WRITE_MAX`] bytes in one write, in queue order. Datagram subscribers send one
+    /// datagram per event.
     async fn run_oneway(self: &Arc<Self>) {
+        let datagram = self.obj.ice_get_mode() == floe::InvocationMode::Datagram;
+        let identity = self.obj.ice_get_identity().clone();
+        let facet = self.obj.ice_get_facet().to_string();
         loop {
-            let Some(events) = self.take(64) else { return };
+            let Some(events) = self.take(256) else { return };
             if events.is_empty() {
                 self.wake.notified().await;
+                // Let the events published meanwhile join this write.
+                tokio::task::yield_now().await;
                 continue;
             }
             let n = events.len();
-            let mut failed = None;
-            for e in events {
-                if let Err(err) = self.invoke(e).await {
-                    failed = Some(err);
-                    break;
+            let result = if datagram {
+                let mut r = Ok(());
+                for e in events {
+                    if let Err(err) = self.invoke(e).await {
+                        r = Err(err);
+                        break;
+                    }
                 }
-            }
-            self.delivered(n, failed.is_none());
-            if let Some(e) = failed {
+                r
+            } else {
+                self.write_oneways(&identity, &facet, &events).await
+            };
+            self.delivered(n, result.is_ok());
+            if let Err(e) = result {
                 self.fail(&e);
             }
         }
+    }
+
+    async fn write_oneways(
+        &self,
+        identity: &Identity,
+        facet: &str,
+        events: &[Arc<Event>],
+    ) -> floe::Result<()> {
+        let conn = self.obj.ice_get_connection().await?;
+        let mut buf = BytesMut::new();
+        for e in events {
+            let request = RequestData {
+                request_id: 0,
+                name: identity.name.clone(),
+                category: identity.category.clone(),
+                facet: facet.to_string(),
+                operation: e.op.clone(),
+                mode: e.mode,
+                context: e.ctx.clone(),
+                params: e.data.clone(),
+            };
+            buf.extend_from_slice(&build_message(
+                MessageType::Request,
+                &request.request_body(),
+                false,
+            ));
+            if buf.len() >= ONEWAY_WRITE_MAX {
+                conn.send_raw(buf.split().freeze()).await?;
+            }
+        }
+        if !buf.is_empty() {
+            conn.send_raw(buf.freeze()).await?;
+        }
+        Ok(())
     }
 
     async fn run_batch(self: &Arc<Self>) {
