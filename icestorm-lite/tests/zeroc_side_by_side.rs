@@ -1,0 +1,183 @@
+//! The same raw requests to ZeroC's IceStorm (Debian's icebox) and to icestorm-lite get the same
+//! reply bytes: TopicExists, NoSuchTopic, AlreadySubscribed, BadQoS and InvalidSubscriber, and
+//! publisher and topic proxies of the same form.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use floe::{EncodingVersion, ObjectPrx, OperationMode};
+use icestorm_lite::Broker;
+
+/// The icebox process and the directory of its configuration (removed on drop).
+struct IceBox(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for IceBox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_icebox() -> (IceBox, u16, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let (tm, publish) = (free_port(), free_port());
+    let cfg = dir.path().join("icebox.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "IceBox.InheritProperties=1\nIceBox.Service.IceStorm=IceStormService,37:createIceStorm\n\
+             IceStorm.InstanceName=IceStorm\nIceStorm.Transient=1\n\
+             IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {tm}\n\
+             IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p {publish}\nIce.Warn.Connections=0\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("icebox")
+        .arg(format!("--Ice.Config={}", cfg.display()))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("`icebox` is missing: apt-get install -y zeroc-icebox libzeroc-icestorm3.7");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tm)).is_err() {
+        assert!(Instant::now() < deadline, "icebox did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (IceBox(child, dir), tm, publish)
+}
+
+fn params(f: impl FnOnce(&mut floe::codegen::OutputStream)) -> Bytes {
+    let mut os = floe::codegen::OutputStream::new(EncodingVersion::V1_0);
+    os.start_encapsulation(EncodingVersion::V1_1, Default::default());
+    f(&mut os);
+    os.end_encapsulation();
+    os.finish().unwrap().into()
+}
+
+/// The replies of one broker to the scenario, with its own port numbers masked.
+async fn scenario(
+    comm: &floe::Communicator,
+    tm_port: u16,
+    pub_port: u16,
+    sub: &ObjectPrx,
+) -> Vec<(bool, String)> {
+    let tm = comm
+        .string_to_proxy(&format!(
+            "IceStorm/TopicManager:tcp -h 127.0.0.1 -p {tm_port}"
+        ))
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    // Ports differ between the brokers: their little-endian bytes in proxies are masked.
+    let mut record = |ok: bool, bytes: &Bytes, _comm: &floe::Communicator| {
+        let mut v = bytes.to_vec();
+        for (port, mark) in [(tm_port, b"<TM>"), (pub_port, b"<PB>")] {
+            let pat = i32::from(port).to_le_bytes();
+            let mut i = 0;
+            while i + 4 <= v.len() {
+                if v[i..i + 4] == pat {
+                    v[i..i + 4].copy_from_slice(mark);
+                    i += 4;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        out.push((ok, String::from_utf8_lossy(&v).into_owned()));
+    };
+    let name = params(|os| os.write("news"));
+    let (ok, r) = tm
+        .ice_invoke("create", OperationMode::Normal, name.clone(), None)
+        .await
+        .unwrap();
+    record(ok, &r, comm);
+    let (ok, r) = tm
+        .ice_invoke("create", OperationMode::Normal, name.clone(), None)
+        .await
+        .unwrap();
+    record(ok, &r, comm);
+    let missing = params(|os| os.write("missing"));
+    let (ok, r) = tm
+        .ice_invoke("retrieve", OperationMode::Nonmutating, missing, None)
+        .await
+        .unwrap();
+    record(ok, &r, comm);
+    let topic = comm
+        .string_to_proxy(&format!(
+            "IceStorm/topic.news:tcp -h 127.0.0.1 -p {tm_port}"
+        ))
+        .unwrap()
+        .unwrap();
+    let (ok, r) = topic
+        .ice_invoke(
+            "getPublisher",
+            OperationMode::Nonmutating,
+            params(|_| {}),
+            None,
+        )
+        .await
+        .unwrap();
+    record(ok, &r, comm);
+    for (qos, subscriber) in [
+        (vec![], Some(sub.clone())),
+        (vec![], Some(sub.clone())),
+        (
+            vec![("reliability", "sometimes")],
+            Some(sub.ice_identity("other".parse().unwrap())),
+        ),
+        (
+            vec![("reliability", "ordered")],
+            Some(sub.ice_identity("third".parse().unwrap()).ice_oneway()),
+        ),
+        (vec![], None),
+    ] {
+        let q: std::collections::HashMap<String, String> = qos
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = params(|os| {
+            os.write(&q);
+            os.write(&subscriber);
+        });
+        let (ok, r) = topic
+            .ice_invoke("subscribeAndGetPublisher", OperationMode::Normal, p, None)
+            .await
+            .unwrap();
+        record(ok, &r, comm);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_replies_and_proxies_match_zerocs_icestorm() {
+    let (_icebox, zc_tm, zc_pub) = start_icebox();
+    let (lite_tm, lite_pub) = (free_port(), free_port());
+    let props = transient_props();
+    props.set_property(
+        "IceStorm.TopicManager.Endpoints",
+        &format!("tcp -h 127.0.0.1 -p {lite_tm}"),
+    );
+    props.set_property(
+        "IceStorm.Publish.Endpoints",
+        &format!("tcp -h 127.0.0.1 -p {lite_pub}"),
+    );
+    let broker = Broker::start(props).await.unwrap();
+    let (comm, adapter) = floe_subscriber_side().await;
+    let sub = adapter.create_proxy("subs/s1".parse().unwrap());
+    let theirs = scenario(&comm, zc_tm, zc_pub, &sub).await;
+    let ours = scenario(&comm, lite_tm, lite_pub, &sub).await;
+    assert_eq!(theirs.len(), 9);
+    assert!(
+        !theirs[1].0 && !theirs[2].0 && !theirs[5].0,
+        "user exceptions from ZeroC: {theirs:?}"
+    );
+    for (i, (t, o)) in theirs.iter().zip(&ours).enumerate() {
+        assert_eq!(o, t, "reply {i} differs from ZeroC's");
+    }
+    comm.destroy().await;
+    broker.shutdown().await;
+}
