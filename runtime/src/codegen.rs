@@ -8,8 +8,8 @@ pub use crate::dispatch::{
 };
 pub use crate::encoding::{
     AnyUserException, DispatchError, Encodable, EncodingVersion, ExceptionFactory, FormatType,
-    InputStream, OperationError, OptionalFormat, OutputStream, SliceType, UserException, Value,
-    ValueFactory, ValueRef, inventory,
+    InputStream, OperationError, OptionalFormat, OutputStream, SliceInfo, SliceType, UserException,
+    Value, ValueFactory, ValueRef, inventory,
 };
 pub use crate::error::Error;
 pub use crate::identity::Identity;

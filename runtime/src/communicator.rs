@@ -43,6 +43,9 @@ pub(crate) struct Instance {
     pub(crate) trace_protocol: i32,
     pub(crate) trace_retry: i32,
     pub(crate) warn_dispatch: i32,
+    /// `Ice.Default.SlicedFormat`: the format of classes and exceptions sent by operations
+    /// without `["format:…"]` metadata.
+    pub(crate) default_format: crate::encoding::FormatType,
     connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
@@ -286,6 +289,11 @@ impl Communicator {
             trace_protocol: p.get_property_as_int("Ice.Trace.Protocol"),
             trace_retry: p.get_property_as_int("Ice.Trace.Retry"),
             warn_dispatch: p.get_property_as_int_with_default("Ice.Warn.Dispatch", 1),
+            default_format: if p.get_property_as_int("Ice.Default.SlicedFormat") > 0 {
+                crate::encoding::FormatType::Sliced
+            } else {
+                crate::encoding::FormatType::Compact
+            },
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),

@@ -90,6 +90,15 @@ impl IncomingRequest {
         IncomingRequest { current, params }
     }
 
+    /// The format of replies without `["format:…"]` metadata (`Ice.Default.SlicedFormat`).
+    fn default_format(&self) -> FormatType {
+        self.current
+            .adapter
+            .communicator()
+            .instance()
+            .default_format
+    }
+
     /// The request's [`Current`].
     pub fn current(&self) -> &Current {
         &self.current
@@ -157,12 +166,22 @@ impl IncomingRequest {
     /// compact format); a runtime error is returned as `Err` and becomes the reply Ice sends for
     /// it.
     pub fn reply_error<E: OperationError>(&self, e: E) -> Result<OutgoingResponse> {
+        self.reply_error_with_format(None, e)
+    }
+
+    /// [`IncomingRequest::reply_error`] for an operation with `["format:…"]` metadata: a user
+    /// exception is written in `format` (`None`: `Ice.Default.SlicedFormat`).
+    pub fn reply_error_with_format<E: OperationError>(
+        &self,
+        format: Option<FormatType>,
+        e: E,
+    ) -> Result<OutgoingResponse> {
         match e.into_dispatch() {
             DispatchError::Runtime(err) => Err(err),
             DispatchError::User(ex) => {
                 let enc = self.current.encoding;
                 let mut os = OutputStream::new(EncodingVersion::V1_0);
-                os.start_encapsulation(enc, FormatType::Compact);
+                os.start_encapsulation(enc, format.unwrap_or_else(|| self.default_format()));
                 os.write_exception(&*ex);
                 os.end_encapsulation();
                 Ok(OutgoingResponse::user_exception(Bytes::from(os.finish()?)))
@@ -179,7 +198,7 @@ impl IncomingRequest {
     ) -> OutgoingResponse {
         let enc = self.current.encoding;
         let mut os = OutputStream::new(EncodingVersion::V1_0);
-        os.start_encapsulation(enc, format.unwrap_or_default());
+        os.start_encapsulation(enc, format.unwrap_or_else(|| self.default_format()));
         f(&mut os);
         os.end_encapsulation();
         match os.finish() {

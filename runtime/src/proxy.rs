@@ -1294,7 +1294,7 @@ impl ObjectPrx {
         }
         let enc = self.r.encoding;
         let mut os = OutputStream::new(EncodingVersion::V1_0);
-        os.start_encapsulation(enc, format.unwrap_or_default());
+        os.start_encapsulation(enc, format.unwrap_or(self.r.instance.default_format));
         encode(&mut os);
         os.end_encapsulation();
         let params = Bytes::from(os.finish().map_err(E::from)?);

@@ -120,6 +120,8 @@ pub struct InputStream<'a> {
     encoding: EncodingVersion,
     encaps: Vec<ReadEncaps>,
     classes: ReadClasses,
+    /// Slices of the exception being read whose types were not known, most-derived first.
+    exception_slices: Vec<SliceInfo>,
 }
 
 pub(crate) fn out_of_bounds() -> Error {
@@ -136,6 +138,7 @@ impl<'a> InputStream<'a> {
             encoding,
             encaps: Vec::new(),
             classes: ReadClasses::new(encoding),
+            exception_slices: Vec::new(),
         }
     }
 
@@ -875,7 +878,15 @@ impl<'a> InputStream<'a> {
         }
     }
 
+    /// The slices of the exception being decoded whose types were skipped as unknown (1.1,
+    /// sliced format): a `["preserve-slice"]` exception's generated `decode_exception` takes
+    /// them to write them back when the exception is sent on.
+    pub fn take_exception_sliced_data(&mut self) -> Vec<SliceInfo> {
+        std::mem::take(&mut self.exception_slices)
+    }
+
     fn read_exception_inner<E: OperationError>(&mut self) -> Result<E, Error> {
+        self.exception_slices.clear();
         let v10 = self.encoding.is_1_0();
         let uses_classes = v10 && self.read_bool()?;
         self.classes
@@ -887,6 +898,7 @@ impl<'a> InputStream<'a> {
             self.top_mut()?.skip_first_slice = true;
             let type_id = self.top()?.type_id.clone();
             if let Some(result) = E::decode_user_exception(&type_id, self) {
+                self.exception_slices.clear();
                 let e = result?;
                 self.classes.stack.pop();
                 if uses_classes {
@@ -900,7 +912,10 @@ impl<'a> InputStream<'a> {
             if !v10 && f & flags::HAS_SLICE_SIZE == 0 {
                 return Err(Error::UnknownUserException(most_derived));
             }
-            self.skip_slice()?;
+            let skipped = self.skip_slice()?;
+            if !v10 {
+                self.exception_slices.push(skipped);
+            }
             if (!v10 && f & flags::IS_LAST_SLICE != 0) || (v10 && self.is_at_end()) {
                 return Err(Error::UnknownUserException(most_derived));
             }

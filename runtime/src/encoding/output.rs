@@ -667,6 +667,15 @@ impl OutputStream {
         }
     }
 
+    /// Writes the preserved slices of a `["preserve-slice"]` exception (generated code calls it
+    /// first in `encode_exception`): only encoding 1.1 in the sliced format can carry them, so
+    /// otherwise nothing is written.
+    pub fn write_sliced_data(&mut self, slices: &[SliceInfo]) {
+        if !self.encoding.is_1_0() && self.format == FormatType::Sliced {
+            self.write_preserved_slices(slices);
+        }
+    }
+
     /// Writes preserved slices of an instance whose type was unknown to the receiver that
     /// decoded it, with their indirection tables, so that it can be forwarded unchanged.
     pub(crate) fn write_preserved_slices(&mut self, slices: &[SliceInfo]) {
