@@ -564,8 +564,28 @@ impl<'a> Gen<'a> {
 
     /// Emits the Rust struct of a struct, exception or class with the given members, its derives,
     /// and an `impl Default` when some member has a Slice default value.
-    fn record(&mut self, doc: &str, name: &str, members: &[NodeId], hashable: bool) {
-        let (decls, defaults) = self.fields(members);
+    /// A struct for a Slice struct, class or exception; `preserved` adds the `ice_sliced_data`
+    /// field of `["preserve-slice"]` classes and exceptions (Slice names cannot start with
+    /// `ice`, so it clashes with no member).
+    fn record(
+        &mut self,
+        doc: &str,
+        name: &str,
+        members: &[NodeId],
+        hashable: bool,
+        preserved: bool,
+    ) {
+        let (mut decls, mut defaults) = self.fields(members);
+        if preserved {
+            let _ = writeln!(
+                decls,
+                "/// Slices of more-derived types unknown here, kept to be sent on unchanged (`[\"preserve-slice\"]`; encoding 1.1, sliced format).\n\
+                 pub ice_sliced_data: ::std::vec::Vec<{RT}::SliceInfo>,"
+            );
+            if let Some(d) = defaults.as_mut() {
+                d.push_str("ice_sliced_data: ::std::vec::Vec::new(),\n");
+            }
+        }
         let mut derives = vec!["Debug", "Clone", "PartialEq"];
         if hashable {
             derives.extend(["Eq", "Hash"]);
@@ -580,6 +600,28 @@ impl<'a> Gen<'a> {
                 "impl ::std::default::Default for {name} {{ fn default() -> Self {{ Self {{ {d} }} }} }}"
             ));
         }
+    }
+
+    /// The `FormatType` expression of an operation: its own `["format:…"]` metadata, else its
+    /// interface's (or class's), as in Ice.
+    fn op_format(&self, op: NodeId) -> String {
+        let own = format_attr(&self.ast.node(op).metadata);
+        match self.ast.node(op).container {
+            Some(c) if own.ends_with("None") => format_attr(&self.ast.node(c).metadata),
+            _ => own,
+        }
+    }
+
+    /// Whether a class or exception keeps the slices of unknown derived types: it or one of
+    /// its bases (`chain`) has `["preserve-slice"]`, as in Ice.
+    fn preserves_slices(&self, chain: &[NodeId]) -> bool {
+        chain.iter().any(|c| {
+            self.ast
+                .node(*c)
+                .metadata
+                .iter()
+                .any(|m| m == "preserve-slice")
+        })
     }
 
     /// A class's compact id as an `Option<i32>` expression.
@@ -623,7 +665,7 @@ impl<'a> Gen<'a> {
         let hashable = members
             .iter()
             .all(|m| self.member_type(*m).is_some_and(|t| self.is_hashable(t)));
-        self.record(&doc, &name, &members, hashable);
+        self.record(&doc, &name, &members, hashable, false);
         let min: Vec<String> = members
             .iter()
             .filter_map(|m| self.member_type(*m))
@@ -768,8 +810,16 @@ impl<'a> Gen<'a> {
         for &c in chain.iter().rev() {
             members.extend(self.ast.data_members(c));
         }
-        self.record(&doc, &name, &members, false);
-        let (enc, dec) = self.slice_chain(&chain, "__v", false);
+        let preserved = self.preserves_slices(&chain);
+        self.record(&doc, &name, &members, false, preserved);
+        let (mut enc, mut dec) = self.slice_chain(&chain, "__v", false);
+        if preserved {
+            enc.insert_str(0, "__os.write_sliced_data(&self.ice_sliced_data);\n");
+            dec.insert_str(
+                0,
+                "__v.ice_sliced_data = __is.take_exception_sliced_data();\n",
+            );
+        }
         // The 1.0 `usesClasses` byte counts required members only, as Ice does.
         let uses_classes = members.iter().any(|m| {
             matches!(
@@ -783,7 +833,11 @@ impl<'a> Gen<'a> {
                 .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
         });
         let scoped = &node.scoped;
-        let binding = if members.is_empty() { "__v" } else { "mut __v" };
+        let binding = if members.is_empty() && !preserved {
+            "__v"
+        } else {
+            "mut __v"
+        };
         let factory = format!("__floe_decode_{}", snake_case(&node.name));
         let factory_const = format!("__FLOE_EXCEPTION_{}", snake_case(&node.name).to_uppercase());
         self.line(&format!(
@@ -829,8 +883,20 @@ impl<'a> Gen<'a> {
             cur = b;
         }
         let members = self.ast.all_data_members(id);
-        self.record(&doc, &name, &members, false);
+        let preserved = self.preserves_slices(&chain);
+        self.record(&doc, &name, &members, false, preserved);
         let (enc, dec) = self.slice_chain(&chain, "self", true);
+        // The runtime hands over and writes back the unknown slices through these two.
+        let preserved_methods = if preserved {
+            format!(
+                "fn preserved_slices(&self) -> {OPTION}<&[{RT}::SliceInfo]> {{
+                    if self.ice_sliced_data.is_empty() {{ {OPTION}::None }} else {{ {OPTION}::Some(&self.ice_sliced_data) }}
+                }}
+                fn set_preserved_slices(&mut self, __slices: ::std::vec::Vec<{RT}::SliceInfo>) {{ self.ice_sliced_data = __slices; }}"
+            )
+        } else {
+            String::new()
+        };
         let scoped = &node.scoped;
         let compact = self.compact_id_expr(id);
         let factory = format!("__floe_create_{}", snake_case(&node.name));
@@ -845,6 +911,7 @@ impl<'a> Gen<'a> {
                 }}
                 fn as_any(&self) -> &dyn ::std::any::Any {{ self }}
                 fn as_any_mut(&mut self) -> &mut dyn ::std::any::Any {{ self }}
+                {preserved_methods}
             }}
             impl {name} {{
                 /// The Slice type id.
@@ -1388,7 +1455,7 @@ impl<'a> Gen<'a> {
             Mode::Idempotent => "Idempotent",
         };
         let doc = doc_attrs(&node.doc);
-        let format = format_attr(&node.metadata);
+        let format = self.op_format(op);
         format!(
             "{doc}pub async fn {method}(&self{args}) -> {RESULT}<{}, {}> {{
                 self.0.invoke(
@@ -1431,7 +1498,7 @@ impl<'a> Gen<'a> {
 
     fn dispatch_arm(&self, op: NodeId) -> String {
         let node = self.ast.node(op);
-        let (ret, _, _, mode, _) = self.op_info(op);
+        let (_, _, _, mode, _) = self.op_info(op);
         let method = op_method_name(&node.name);
         let ins = self.ins(op);
         let mut values = Vec::new();
@@ -1484,7 +1551,12 @@ impl<'a> Gen<'a> {
             Mode::Normal => "Normal",
             Mode::Idempotent => "Idempotent",
         };
-        let format = format_attr(&node.metadata);
+        let format = self.op_format(op);
+        let reply_error = if format.ends_with("None") {
+            "__request.reply_error(__e)".to_string()
+        } else {
+            format!("__request.reply_error_with_format({format}, __e)")
+        };
         let call_args: String = names.iter().map(|n| format!("{n}, ")).collect();
         format!(
             "{:?} => {{
@@ -1493,7 +1565,7 @@ impl<'a> Gen<'a> {
                 let __result = self.0.{method}({call_args}__request.current()).await;
                 match __result {{
                     ::std::result::Result::Ok(__ret) => ::std::result::Result::Ok(__request.reply({format}, |__os: &mut {RT}::OutputStream| {{ let _ = (&__os, &__ret); {writes} }})),
-                    ::std::result::Result::Err(__e) => __request.reply_error(__e),
+                    ::std::result::Result::Err(__e) => {reply_error},
                 }}
             }}\n",
             node.name

@@ -1668,7 +1668,15 @@ pub mod everything {
                                         ),
                                 )
                             }
-                            ::std::result::Result::Err(__e) => __request.reply_error(__e),
+                            ::std::result::Result::Err(__e) => {
+                                __request
+                                    .reply_error_with_format(
+                                        ::std::option::Option::Some(
+                                            ::floe::codegen::FormatType::Sliced,
+                                        ),
+                                        __e,
+                                    )
+                            }
                         }
                     }
                     "movePoints" => {
@@ -1825,6 +1833,457 @@ pub mod everything {
                                 __request,
                                 derived::TYPE_ID,
                                 derived::TYPE_IDS,
+                            )
+                            .await
+                    }
+                }
+            })
+        }
+    }
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct Keeper {
+        pub k: ::std::string::String,
+        /// Slices of more-derived types unknown here, kept to be sent on unchanged (`["preserve-slice"]`; encoding 1.1, sliced format).
+        pub ice_sliced_data: ::std::vec::Vec<::floe::codegen::SliceInfo>,
+    }
+    impl ::floe::codegen::Value for Keeper {
+        fn ice_id(&self) -> &'static str {
+            "::Everything::Keeper"
+        }
+        fn encode_value(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice("::Everything::Keeper", ::std::option::Option::None, true);
+            __os.write(&self.k);
+            __os.end_slice();
+        }
+        fn decode_value(
+            &mut self,
+            __is: &mut ::floe::codegen::InputStream<'_>,
+        ) -> ::std::result::Result<(), ::floe::codegen::Error> {
+            __is.start_slice()?;
+            self.k = __is.read()?;
+            __is.end_slice()?;
+            ::std::result::Result::Ok(())
+        }
+        fn as_any(&self) -> &dyn ::std::any::Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn ::std::any::Any {
+            self
+        }
+        fn preserved_slices(
+            &self,
+        ) -> ::std::option::Option<&[::floe::codegen::SliceInfo]> {
+            if self.ice_sliced_data.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(&self.ice_sliced_data)
+            }
+        }
+        fn set_preserved_slices(
+            &mut self,
+            __slices: ::std::vec::Vec<::floe::codegen::SliceInfo>,
+        ) {
+            self.ice_sliced_data = __slices;
+        }
+    }
+    impl Keeper {
+        /// The Slice type id.
+        pub const TYPE_ID: &'static str = "::Everything::Keeper";
+    }
+    fn __floe_create_keeper() -> ::std::boxed::Box<dyn ::floe::codegen::Value> {
+        ::std::boxed::Box::new(<Keeper as ::std::default::Default>::default())
+    }
+    const __FLOE_VALUE_KEEPER: ::floe::codegen::ValueFactory = ::floe::codegen::ValueFactory {
+        type_id: "::Everything::Keeper",
+        compact_id: ::std::option::Option::None,
+        create: __floe_create_keeper,
+    };
+    ::floe::codegen::inventory::submit! {
+        __FLOE_VALUE_KEEPER
+    }
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct KeeperPrx(::floe::codegen::ObjectPrx);
+    impl ::floe::codegen::Proxy for KeeperPrx {
+        const TYPE_ID: &'static str = "::Everything::Keeper";
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+        fn as_object(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl ::std::ops::Deref for KeeperPrx {
+        type Target = ::floe::codegen::ObjectPrx;
+        fn deref(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl KeeperPrx {
+        /// Asks the object whether it implements this interface; returns the typed proxy if so.
+        pub async fn checked_cast(
+            __prx: &::floe::codegen::ObjectPrx,
+        ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
+            if __prx.ice_is_a("::Everything::Keeper").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
+            } else {
+                ::std::result::Result::Ok(::std::option::Option::None)
+            }
+        }
+        /// Converts without asking the object.
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+    }
+    /// Inherits slice preservation.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct KeeperChild {
+        pub k: ::std::string::String,
+        pub more: i32,
+        /// Slices of more-derived types unknown here, kept to be sent on unchanged (`["preserve-slice"]`; encoding 1.1, sliced format).
+        pub ice_sliced_data: ::std::vec::Vec<::floe::codegen::SliceInfo>,
+    }
+    impl ::floe::codegen::Value for KeeperChild {
+        fn ice_id(&self) -> &'static str {
+            "::Everything::KeeperChild"
+        }
+        fn encode_value(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.start_slice(
+                "::Everything::KeeperChild",
+                ::std::option::Option::None,
+                false,
+            );
+            __os.write(&self.more);
+            __os.end_slice();
+            __os.start_slice("::Everything::Keeper", ::std::option::Option::None, true);
+            __os.write(&self.k);
+            __os.end_slice();
+        }
+        fn decode_value(
+            &mut self,
+            __is: &mut ::floe::codegen::InputStream<'_>,
+        ) -> ::std::result::Result<(), ::floe::codegen::Error> {
+            __is.start_slice()?;
+            self.more = __is.read()?;
+            __is.end_slice()?;
+            __is.start_slice()?;
+            self.k = __is.read()?;
+            __is.end_slice()?;
+            ::std::result::Result::Ok(())
+        }
+        fn as_any(&self) -> &dyn ::std::any::Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn ::std::any::Any {
+            self
+        }
+        fn preserved_slices(
+            &self,
+        ) -> ::std::option::Option<&[::floe::codegen::SliceInfo]> {
+            if self.ice_sliced_data.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(&self.ice_sliced_data)
+            }
+        }
+        fn set_preserved_slices(
+            &mut self,
+            __slices: ::std::vec::Vec<::floe::codegen::SliceInfo>,
+        ) {
+            self.ice_sliced_data = __slices;
+        }
+    }
+    impl KeeperChild {
+        /// The Slice type id.
+        pub const TYPE_ID: &'static str = "::Everything::KeeperChild";
+    }
+    fn __floe_create_keeper_child() -> ::std::boxed::Box<dyn ::floe::codegen::Value> {
+        ::std::boxed::Box::new(<KeeperChild as ::std::default::Default>::default())
+    }
+    const __FLOE_VALUE_KEEPER_CHILD: ::floe::codegen::ValueFactory = ::floe::codegen::ValueFactory {
+        type_id: "::Everything::KeeperChild",
+        compact_id: ::std::option::Option::None,
+        create: __floe_create_keeper_child,
+    };
+    ::floe::codegen::inventory::submit! {
+        __FLOE_VALUE_KEEPER_CHILD
+    }
+    /// Inherits slice preservation.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct KeeperChildPrx(::floe::codegen::ObjectPrx);
+    impl ::floe::codegen::Proxy for KeeperChildPrx {
+        const TYPE_ID: &'static str = "::Everything::KeeperChild";
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+        fn as_object(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl ::std::ops::Deref for KeeperChildPrx {
+        type Target = ::floe::codegen::ObjectPrx;
+        fn deref(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl KeeperChildPrx {
+        /// Asks the object whether it implements this interface; returns the typed proxy if so.
+        pub async fn checked_cast(
+            __prx: &::floe::codegen::ObjectPrx,
+        ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
+            if __prx.ice_is_a("::Everything::KeeperChild").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
+            } else {
+                ::std::result::Result::Ok(::std::option::Option::None)
+            }
+        }
+        /// Converts without asking the object.
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+    }
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct KeptError {
+        pub code: i32,
+        /// Slices of more-derived types unknown here, kept to be sent on unchanged (`["preserve-slice"]`; encoding 1.1, sliced format).
+        pub ice_sliced_data: ::std::vec::Vec<::floe::codegen::SliceInfo>,
+    }
+    impl ::std::fmt::Display for KeptError {
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("::Everything::KeptError")
+        }
+    }
+    impl ::std::error::Error for KeptError {}
+    impl ::floe::codegen::UserException for KeptError {
+        fn ice_id(&self) -> &'static str {
+            "::Everything::KeptError"
+        }
+        fn encode_exception(&self, __os: &mut ::floe::codegen::OutputStream) {
+            __os.write_sliced_data(&self.ice_sliced_data);
+            __os.start_slice(
+                "::Everything::KeptError",
+                ::std::option::Option::None,
+                true,
+            );
+            __os.write(&self.code);
+            __os.end_slice();
+        }
+        fn uses_classes(&self) -> bool {
+            false
+        }
+    }
+    impl KeptError {
+        /// The Slice type id.
+        pub const TYPE_ID: &'static str = "::Everything::KeptError";
+        /// Decodes this exception's slices and its bases'.
+        pub fn decode_exception(
+            __is: &mut ::floe::codegen::InputStream<'_>,
+        ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
+            let mut __v = <Self as ::std::default::Default>::default();
+            __v.ice_sliced_data = __is.take_exception_sliced_data();
+            __is.start_slice()?;
+            __v.code = __is.read()?;
+            __is.end_slice()?;
+            ::std::result::Result::Ok(__v)
+        }
+    }
+    fn __floe_decode_kept_error(
+        __is: &mut ::floe::codegen::InputStream<'_>,
+    ) -> ::std::result::Result<
+        ::std::boxed::Box<dyn ::floe::codegen::UserException>,
+        ::floe::codegen::Error,
+    > {
+        ::std::result::Result::Ok(
+            ::std::boxed::Box::new(KeptError::decode_exception(__is)?),
+        )
+    }
+    const __FLOE_EXCEPTION_KEPT_ERROR: ::floe::codegen::ExceptionFactory = ::floe::codegen::ExceptionFactory {
+        type_id: "::Everything::KeptError",
+        decode: __floe_decode_kept_error,
+    };
+    ::floe::codegen::inventory::submit! {
+        __FLOE_EXCEPTION_KEPT_ERROR
+    }
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    pub struct RelayPrx(::floe::codegen::ObjectPrx);
+    impl ::floe::codegen::Proxy for RelayPrx {
+        const TYPE_ID: &'static str = "::Everything::Relay";
+        fn from_object(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+        fn as_object(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl ::std::ops::Deref for RelayPrx {
+        type Target = ::floe::codegen::ObjectPrx;
+        fn deref(&self) -> &::floe::codegen::ObjectPrx {
+            &self.0
+        }
+    }
+    impl RelayPrx {
+        /// Asks the object whether it implements this interface; returns the typed proxy if so.
+        pub async fn checked_cast(
+            __prx: &::floe::codegen::ObjectPrx,
+        ) -> ::std::result::Result<::std::option::Option<Self>, ::floe::codegen::Error> {
+            if __prx.ice_is_a("::Everything::Relay").await? {
+                ::std::result::Result::Ok(
+                    ::std::option::Option::Some(Self(__prx.clone())),
+                )
+            } else {
+                ::std::result::Result::Ok(::std::option::Option::None)
+            }
+        }
+        /// Converts without asking the object.
+        pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
+            Self(__prx)
+        }
+        pub async fn pass(
+            &self,
+        ) -> ::std::result::Result<(), super::everything::relay::PassError> {
+            self.0
+                .invoke(
+                    "pass",
+                    ::floe::codegen::OperationMode::Normal,
+                    ::std::option::Option::Some(::floe::codegen::FormatType::Sliced),
+                    false,
+                    |__os: &mut ::floe::codegen::OutputStream| {
+                        let _ = &__os;
+                    },
+                    |__is: &mut ::floe::codegen::InputStream<'_>| {
+                        let _ = &__is;
+                        ::std::result::Result::Ok(())
+                    },
+                )
+                .await
+        }
+    }
+    /// Type ids and per-operation types of `::Everything::Relay`.
+    pub mod relay {
+        /// The Slice type id.
+        pub const TYPE_ID: &str = "::Everything::Relay";
+        /// Every type id implemented, sorted.
+        pub const TYPE_IDS: &[&str] = &["::Everything::Relay", "::Ice::Object"];
+        /// The errors of `pass`.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum PassError {
+            /// `::Everything::KeptError`.
+            KeptError(super::super::everything::KeptError),
+            /// A failure of the runtime or the transport.
+            Runtime(::floe::codegen::Error),
+        }
+        impl ::std::convert::From<super::super::everything::KeptError> for PassError {
+            fn from(__e: super::super::everything::KeptError) -> Self {
+                Self::KeptError(__e)
+            }
+        }
+        impl ::std::convert::From<::floe::codegen::Error> for PassError {
+            fn from(__e: ::floe::codegen::Error) -> Self {
+                Self::Runtime(__e)
+            }
+        }
+        impl ::std::fmt::Display for PassError {
+            fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match self {
+                    Self::KeptError(__e) => ::std::fmt::Display::fmt(__e, __f),
+                    Self::Runtime(__e) => ::std::fmt::Display::fmt(__e, __f),
+                }
+            }
+        }
+        impl ::std::error::Error for PassError {}
+        impl ::floe::codegen::OperationError for PassError {
+            fn decode_user_exception(
+                type_id: &str,
+                __is: &mut ::floe::codegen::InputStream<'_>,
+            ) -> ::std::option::Option<
+                ::std::result::Result<Self, ::floe::codegen::Error>,
+            > {
+                match type_id {
+                    "::Everything::KeptError" => {
+                        ::std::option::Option::Some(
+                            super::super::everything::KeptError::decode_exception(__is)
+                                .map(Self::KeptError),
+                        )
+                    }
+                    _ => ::std::option::Option::None,
+                }
+            }
+            fn into_dispatch(self) -> ::floe::codegen::DispatchError {
+                match self {
+                    Self::KeptError(__e) => {
+                        ::floe::codegen::DispatchError::User(::std::boxed::Box::new(__e))
+                    }
+                    Self::Runtime(__e) => ::floe::codegen::DispatchError::Runtime(__e),
+                }
+            }
+        }
+    }
+    pub trait Relay: ::std::marker::Send + ::std::marker::Sync + 'static {
+        fn pass(
+            &self,
+            current: &::floe::codegen::Current,
+        ) -> impl ::std::future::Future<
+            Output = ::std::result::Result<(), super::everything::relay::PassError>,
+        > + ::std::marker::Send;
+    }
+    /// Dispatches requests for `::Everything::Relay` to a servant.
+    pub struct RelayDispatcher<T>(pub ::std::sync::Arc<T>);
+    impl<T> ::std::fmt::Debug for RelayDispatcher<T> {
+        fn fmt(&self, __f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            __f.write_str("RelayDispatcher")
+        }
+    }
+    impl<T: Relay> ::floe::codegen::Dispatcher for RelayDispatcher<T> {
+        fn dispatch<'a>(
+            &'a self,
+            __request: &'a mut ::floe::codegen::IncomingRequest,
+        ) -> ::floe::codegen::BoxFuture<
+            'a,
+            ::std::result::Result<
+                ::floe::codegen::OutgoingResponse,
+                ::floe::codegen::Error,
+            >,
+        > {
+            ::std::boxed::Box::pin(async move {
+                let __operation = __request.current().operation.clone();
+                match __operation.as_str() {
+                    "pass" => {
+                        __request.check_mode(::floe::codegen::OperationMode::Normal)?;
+                        __request.read_empty_params()?;
+                        let __result = self.0.pass(__request.current()).await;
+                        match __result {
+                            ::std::result::Result::Ok(__ret) => {
+                                ::std::result::Result::Ok(
+                                    __request
+                                        .reply(
+                                            ::std::option::Option::Some(
+                                                ::floe::codegen::FormatType::Sliced,
+                                            ),
+                                            |__os: &mut ::floe::codegen::OutputStream| {
+                                                let _ = (&__os, &__ret);
+                                            },
+                                        ),
+                                )
+                            }
+                            ::std::result::Result::Err(__e) => {
+                                __request
+                                    .reply_error_with_format(
+                                        ::std::option::Option::Some(
+                                            ::floe::codegen::FormatType::Sliced,
+                                        ),
+                                        __e,
+                                    )
+                            }
+                        }
+                    }
+                    _ => {
+                        ::floe::codegen::dispatch_builtin(
+                                __request,
+                                relay::TYPE_ID,
+                                relay::TYPE_IDS,
                             )
                             .await
                     }
