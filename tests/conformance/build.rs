@@ -18,6 +18,8 @@ const TESTS: &[(&str, &[&str])] = &[
     ("scope", &["Test.ice"]),
     ("objects", &["Test.ice", "Forward.ice", "ServerPrivate.ice"]),
     ("optional", &["Test.ice"]),
+    ("slicing/exceptions", &["Test.ice", "ServerPrivate.ice"]),
+    ("slicing/objects", &["Test.ice", "ServerPrivate.ice"]),
 ];
 
 fn main() {

@@ -133,6 +133,18 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
     },
+    TestCase {
+        name: "slicing/exceptions",
+        variants: &[DEFAULT, ENCODING_10, COMPRESS],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
+    TestCase {
+        name: "slicing/objects",
+        variants: &[DEFAULT, ENCODING_10, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
 ];
 
 /// One run of one client against one server.
