@@ -155,10 +155,18 @@ impl IncomingRequest {
         let communicator = self.current.adapter.communicator();
         communicator.decode_scope(|| {
             let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
-            is.start_encapsulation()?;
-            let v = f(&mut is)?;
-            is.end_encapsulation()?;
-            Ok(v)
+            let read = |is: &mut InputStream<'_>| {
+                is.start_encapsulation()?;
+                let v = f(is)?;
+                is.end_encapsulation()?;
+                Ok(v)
+            };
+            let result = read(&mut is);
+            if result.is_err() {
+                // Whatever was read is dropped with the error: class cycles must not keep it.
+                is.discard_values();
+            }
+            result
         })
     }
 

@@ -1311,9 +1311,17 @@ impl ObjectPrx {
             let mut is = InputStream::new(&out, EncodingVersion::V1_0);
             is.start_encapsulation().map_err(E::from)?;
             if ok {
-                let r = decode(&mut is).map_err(E::from)?;
-                is.end_encapsulation().map_err(E::from)?;
-                Ok(r)
+                let read = |is: &mut InputStream<'_>| {
+                    let r = decode(is)?;
+                    is.end_encapsulation()?;
+                    Ok(r)
+                };
+                let result = read(&mut is);
+                if result.is_err() {
+                    // Whatever was read is dropped with the error: class cycles must not keep it.
+                    is.discard_values();
+                }
+                result.map_err(E::from)
             } else {
                 Err(is.read_exception::<E>())
             }

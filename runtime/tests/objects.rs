@@ -85,3 +85,147 @@ async fn floe_client_exchanges_class_graphs_with_zeroc_cpp() {
     }
     comm.destroy().await;
 }
+
+/// Instances alive of [`Tracked`], a class whose instances count themselves.
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// `class Tracked { Tracked next; }` (module FloeCycles), counting its live instances.
+#[derive(Debug)]
+struct Tracked {
+    next: Option<ValueRef>,
+}
+
+impl Default for Tracked {
+    fn default() -> Self {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Tracked { next: None }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl floe::codegen::Value for Tracked {
+    fn ice_id(&self) -> &'static str {
+        "::FloeCycles::Tracked"
+    }
+    fn encode_value(&self, os: &mut floe::codegen::OutputStream) {
+        os.start_slice("::FloeCycles::Tracked", None, true);
+        os.write_value(&self.next);
+        os.end_slice();
+    }
+    fn decode_value(&mut self, is: &mut floe::codegen::InputStream<'_>) -> floe::Result<()> {
+        is.start_slice()?;
+        self.next = is.read_value()?;
+        is.end_slice()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+floe::codegen::inventory::submit! {
+    floe::codegen::ValueFactory {
+        type_id: "::FloeCycles::Tracked",
+        compact_id: None,
+        create: || Box::new(Tracked::default()),
+    }
+}
+
+/// A 1.1 encapsulation holding one `Tracked` whose `next` is itself, then a stray byte.
+fn self_cycle_then_garbage() -> bytes::Bytes {
+    let mut body = vec![0x01, 0x21, 21];
+    body.extend_from_slice(b"::FloeCycles::Tracked");
+    body.extend_from_slice(&[0x02, 0x00]);
+    let mut encaps = ((body.len() + 6) as i32).to_le_bytes().to_vec();
+    encaps.extend_from_slice(&[1, 1]);
+    encaps.extend_from_slice(&body);
+    encaps.into()
+}
+
+/// Takes one `Tracked` parameter (`take`), or answers `give` with [`self_cycle_then_garbage`].
+struct CycleServant;
+
+impl floe::Dispatcher for CycleServant {
+    fn dispatch<'a>(
+        &'a self,
+        request: &'a mut floe::IncomingRequest,
+    ) -> floe::codegen::BoxFuture<'a, floe::Result<floe::OutgoingResponse>> {
+        Box::pin(async move {
+            match request.current().operation.as_str() {
+                "take" => {
+                    let v = request.read_params(|is| is.read_value())?;
+                    drop(v);
+                    Ok(request.reply(None, |_| {}))
+                }
+                "give" => Ok(floe::OutgoingResponse::ok(self_cycle_then_garbage())),
+                _ => floe::dispatch_builtin(request, "::FloeCycles::S", &["::Ice::Object"]).await,
+            }
+        })
+    }
+}
+
+/// Regression (found by the `message` fuzz target): a class graph with a cycle in a message
+/// that then fails to decode was kept alive by its own cycle, on the server (parameters) and
+/// on the client (results). Every instance read is now freed with the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
+    use std::sync::atomic::Ordering;
+    let server = start_floe_server(&[]).await;
+    let prx = server
+        .adapter
+        .add(
+            std::sync::Arc::new(CycleServant),
+            floe::Identity::new("cycles", ""),
+        )
+        .unwrap();
+    let comm = client_communicator(&[]);
+    let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
+    for _ in 0..3 {
+        match prx
+            .ice_invoke(
+                "take",
+                floe::OperationMode::Normal,
+                self_cycle_then_garbage(),
+                None,
+            )
+            .await
+        {
+            Err(floe::Error::UnknownLocalException(text)) => {
+                assert!(text.contains("MarshalException"), "{text}")
+            }
+            other => panic!("expected a marshaling failure, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        LIVE.load(Ordering::SeqCst),
+        0,
+        "server side: instances leaked"
+    );
+    for _ in 0..3 {
+        let r: floe::Result<Option<ValueRef>> = prx
+            .invoke(
+                "give",
+                floe::OperationMode::Normal,
+                None,
+                true,
+                |_| {},
+                |is| is.read_value(),
+            )
+            .await;
+        assert!(r.is_err(), "{r:?}");
+    }
+    assert_eq!(
+        LIVE.load(Ordering::SeqCst),
+        0,
+        "client side: instances leaked"
+    );
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}

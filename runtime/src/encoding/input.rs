@@ -84,6 +84,18 @@ impl ReadClasses {
         }
     }
 
+    /// Empties every instance read so far; see [`InputStream::discard_values`].
+    fn discard(&mut self) {
+        for cell in self.instances.values() {
+            cell.clear();
+        }
+        self.instances.clear();
+        self.unfilled.clear();
+        for cur in &mut self.stack {
+            cur.table.clear();
+        }
+    }
+
     /// The cell of instance `id`, created empty on first reference.
     fn cell(&mut self, id: i32) -> ValueRef {
         if let Some(v) = self.instances.get(&id) {
@@ -506,6 +518,18 @@ impl<'a> InputStream<'a> {
         Ok(self.read_tagged::<Option<T>>(tag)?.flatten())
     }
 
+    /// Empties every class instance this stream has read (in every encapsulation still open),
+    /// so that none outlives a decoding that failed. Graphs received from a peer may have
+    /// cycles, which reference counting alone never frees: once the values read so far are
+    /// being dropped because of an error, this breaks those cycles. Never call it while values
+    /// read from the stream are still in use: they are left empty.
+    pub fn discard_values(&mut self) {
+        self.classes.discard();
+        for e in &mut self.encaps {
+            e.outer_classes.discard();
+        }
+    }
+
     /// Reads a class reference. The returned cell may still be empty: it is filled when the
     /// instance arrives later in the stream (cycles; 1.0's pending instances).
     pub fn read_value(&mut self) -> Result<Option<ValueRef>, Error> {
@@ -874,7 +898,10 @@ impl<'a> InputStream<'a> {
         self.classes.stack.truncate(height);
         match result {
             Ok(e) => e,
-            Err(e) => E::from(e),
+            Err(e) => {
+                self.discard_values();
+                E::from(e)
+            }
         }
     }
 

@@ -120,6 +120,12 @@ impl ValueRef {
         *self.0.write() = value;
     }
 
+    /// Empties the cell, dropping the instance it held (and with it the instance's own
+    /// references, which breaks any cycle through this cell).
+    pub(crate) fn clear(&self) {
+        self.set(Box::new(UnsetValue));
+    }
+
     /// The address of the cell, the identity of the instance in the stream's tables.
     pub(crate) fn addr(&self) -> usize {
         Arc::as_ptr(&self.0) as *const () as usize
