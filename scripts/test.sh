@@ -89,6 +89,9 @@ jobs=${FLOE_JOBS:-$(( cpus < 2 ? cpus : 2 ))}
 say "cargo build --workspace --all-targets (-j $jobs)"
 cargo build --workspace --all-targets -j "$jobs"
 
+say "cargo check of the fuzz targets (fuzz/, outside the workspace; stable, without libFuzzer)"
+cargo check --manifest-path fuzz/Cargo.toml --no-default-features --bins -j "$jobs"
+
 say "cargo test --workspace (-j $jobs, $jobs test threads)"
 cargo test --workspace --no-fail-fast -j "$jobs" -- --test-threads="$jobs"
 
