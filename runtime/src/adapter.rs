@@ -54,6 +54,9 @@ struct AdapterInner {
     accept_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     connections: Mutex<HashSet<Connection>>,
     state: watch::Sender<AdapterState>,
+    /// True while the adapter holds: no connection is accepted and its connections stop
+    /// reading (`hold()`; `activate()` resumes).
+    hold: watch::Sender<bool>,
     config: ConnectionConfig,
     /// Bounds concurrent dispatches (`<name>.ThreadPool.SizeMax` or
     /// `Ice.ThreadPool.Server.SizeMax`); unbounded when unset.
@@ -123,7 +126,7 @@ impl ObjectAdapter {
                 let local = socket.local_addr().map_err(cannot)?;
                 (Listener::Udp(socket), local)
             } else {
-                let listener = TcpListener::bind(&addr).await.map_err(cannot)?;
+                let listener = listen(&addr, props).await.map_err(cannot)?;
                 let local = listener.local_addr().map_err(cannot)?;
                 if ip.transport == Transport::Ws {
                     (Listener::Ws(listener), local)
@@ -183,6 +186,7 @@ impl ObjectAdapter {
                 }
                 _ => None,
             }),
+            hold: None,
             instance: Arc::downgrade(&instance),
         };
         let size_max = props.get_property_as_int_with_default(
@@ -192,6 +196,9 @@ impl ObjectAdapter {
         let dispatch_limit =
             (size_max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(size_max as usize)));
         let (state, _) = watch::channel(AdapterState::Created);
+        let hold = watch::Sender::new(false);
+        let mut config = config;
+        config.hold = Some(hold.subscribe());
         Ok(ObjectAdapter {
             inner: Arc::new(AdapterInner {
                 name: name.to_string(),
@@ -203,6 +210,7 @@ impl ObjectAdapter {
                 accept_tasks: Mutex::new(Vec::new()),
                 connections: Mutex::new(HashSet::new()),
                 state,
+                hold,
                 config,
                 dispatch_limit,
             }),
@@ -231,8 +239,10 @@ impl ObjectAdapter {
         self.inner.published.clone()
     }
 
-    /// Starts accepting connections and dispatching requests.
+    /// Starts accepting connections and dispatching requests; on a holding adapter, resumes
+    /// (Ice's `activate` after `hold`).
     pub fn activate(&self) -> Result<()> {
+        self.inner.hold.send_replace(false);
         match *self.inner.state.borrow() {
             AdapterState::Deactivated => {
                 return Err(Error::ObjectAdapterDeactivated(self.inner.name.clone()));
@@ -267,6 +277,21 @@ impl ObjectAdapter {
         Ok(())
     }
 
+    /// Holds the adapter, as Ice's `hold`: new connections wait in the listen backlog and the
+    /// adapter's connections stop reading, so requests queue up in the network (and, once its
+    /// buffers are full, senders block) until [`ObjectAdapter::activate`] resumes. Dispatches
+    /// already running go on. Idempotent.
+    pub fn hold(&self) {
+        if *self.inner.state.borrow() != AdapterState::Deactivated {
+            self.inner.hold.send_replace(true);
+        }
+    }
+
+    /// Whether the adapter is holding ([`ObjectAdapter::hold`]).
+    pub fn is_holding(&self) -> bool {
+        *self.inner.hold.borrow()
+    }
+
     /// Stops accepting connections and closes the existing ones gracefully (after their
     /// dispatches finish). Idempotent.
     pub fn deactivate(&self) {
@@ -274,6 +299,8 @@ impl ObjectAdapter {
             return;
         }
         self.inner.state.send_replace(AdapterState::Deactivated);
+        // Closing needs the connections to read again (the peer's side of the close).
+        self.inner.hold.send_replace(false);
         if self.adapter_id().is_some() && tokio::runtime::Handle::try_current().is_ok() {
             // Best effort, as in Ice: the registry forgets the endpoints of a deactivated adapter.
             let adapter = self.clone();
@@ -519,6 +546,14 @@ impl ObjectAdapter {
 
 async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
     loop {
+        // A holding adapter leaves new connections in the listen backlog.
+        let hold = match adapter.upgrade() {
+            Some(inner) => inner.hold.subscribe(),
+            None => return,
+        };
+        if wait_while_holding(hold).await.is_err() {
+            return;
+        }
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -555,6 +590,47 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
             }
         }
     }
+}
+
+/// Binds a TCP listener. `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes
+/// of its socket, which the connections it accepts inherit (a small receive buffer makes a
+/// sender block sooner when the adapter holds or dispatches slowly).
+async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpListener> {
+    let rcv = props.get_property_as_int("Ice.TCP.RcvSize");
+    let snd = props.get_property_as_int("Ice.TCP.SndSize");
+    if rcv <= 0 && snd <= 0 {
+        return TcpListener::bind(addr).await;
+    }
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if rcv > 0 {
+            socket.set_recv_buffer_size(rcv as u32)?;
+        }
+        if snd > 0 {
+            socket.set_send_buffer_size(snd as u32)?;
+        }
+        match socket.bind(sa).and_then(|()| socket.listen(1024)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        )
+    }))
+}
+
+/// Returns once `hold` is false; `Err` when the adapter is gone.
+async fn wait_while_holding(mut hold: watch::Receiver<bool>) -> std::result::Result<(), ()> {
+    hold.wait_for(|h| !*h).await.map(|_| ()).map_err(|_| ())
 }
 
 fn register_connection(inner: &AdapterInner, conn: Connection) {

@@ -101,6 +101,7 @@ impl Instance {
                 .get_property_as_int("Ice.ThreadPool.Client.Serialize")
                 > 0,
             io_timeout: ms(self.override_timeout.unwrap_or(ep.timeout)),
+            hold: None,
             instance: self.self_ref.clone(),
         };
         let timeout = ms(self

@@ -149,6 +149,8 @@ pub(crate) struct ConnectionConfig {
     /// Dispatch this connection's requests one at a time, in arrival order
     /// (`Ice.ThreadPool.Server.Serialize`, `<Adapter>.ThreadPool.Serialize`).
     pub serialize: bool,
+    /// While it holds true, the connection does not read (its object adapter holds).
+    pub hold: Option<tokio::sync::watch::Receiver<bool>>,
     /// The communicator that owns the connection (for proxies bound to it).
     pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
 }
@@ -786,21 +788,32 @@ where
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut close_deadline: Option<Instant> = None;
+        let mut hold = self.config.hold.clone();
         loop {
             let writing = !self.queue.is_empty();
+            // A holding adapter's connection leaves incoming bytes in the network.
+            let holding = hold.as_ref().is_some_and(|h| *h.borrow());
             let far = Instant::now() + Duration::from_secs(3600 * 24 * 365);
             let deadline = close_deadline.unwrap_or(far);
-            // The endpoint timeout bounds a stalled write and a message stuck half-way.
+            // The endpoint timeout bounds a stalled write and a message stuck half-way (not
+            // while holding: then nothing is read on purpose).
+            let reading_half = !self.rbuf.is_empty() && !holding;
             let io_deadline = match self.config.io_timeout {
-                Some(t) if writing && !self.rbuf.is_empty() => {
+                Some(t) if writing && reading_half => {
                     (self.write_progress + t).min(self.read_progress + t)
                 }
                 Some(t) if writing => self.write_progress + t,
-                Some(t) if !self.rbuf.is_empty() => self.read_progress + t,
+                Some(t) if reading_half => self.read_progress + t,
                 _ => far,
             };
             tokio::select! {
-                r = self.reader.read_buf(&mut self.rbuf) => {
+                changed = hold_changed(&mut hold) => {
+                    if changed.is_err() {
+                        hold = None;
+                    }
+                    self.read_progress = Instant::now();
+                }
+                r = self.reader.read_buf(&mut self.rbuf), if !holding => {
                     match r {
                         Ok(0) => {
                             return match self.state {
@@ -1109,6 +1122,16 @@ where
 }
 
 /// Dispatches one request (or a batch, in order) and reports the last reply to the actor.
+/// Waits for the next change of a hold flag; `Err` once its adapter is gone.
+async fn hold_changed(
+    hold: &mut Option<tokio::sync::watch::Receiver<bool>>,
+) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
+    match hold {
+        Some(h) => h.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run_dispatch(
     handler: Option<Arc<dyn RequestHandler>>,
     conn: Connection,
@@ -1219,6 +1242,7 @@ mod tests {
             trace_protocol: 0,
             io_timeout: None,
             serialize: false,
+            hold: None,
             instance: std::sync::Weak::new(),
         }
     }
