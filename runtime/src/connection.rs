@@ -200,6 +200,9 @@ struct Inner {
     id: u64,
     /// False once the connection stops taking new requests (closing or closed).
     active: std::sync::atomic::AtomicBool,
+    /// Set by a forceful [`Connection::close`]: from then on nothing more is written (a reply
+    /// still being dispatched is dropped, as Ice drops it).
+    forced: std::sync::atomic::AtomicBool,
     tx: mpsc::UnboundedSender<Command>,
     closed: watch::Receiver<Option<Error>>,
     local: SocketAddr,
@@ -305,6 +308,9 @@ impl Connection {
     /// the CloseConnection handshake. Forceful: drops the socket at once.
     pub fn close(&self, graceful: bool) {
         self.inner.active.store(false, Ordering::Release);
+        if !graceful {
+            self.inner.forced.store(true, Ordering::Release);
+        }
         let _ = self.inner.tx.send(Command::Close { graceful });
     }
 
@@ -561,6 +567,7 @@ where
         inner: Arc::new(Inner {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             active: std::sync::atomic::AtomicBool::new(true),
+            forced: std::sync::atomic::AtomicBool::new(false),
             tx,
             closed: closed_rx,
             local,
@@ -790,6 +797,11 @@ where
         let mut close_deadline: Option<Instant> = None;
         let mut hold = self.config.hold.clone();
         loop {
+            // A forceful close wins over whatever became ready at the same time (a reply
+            // finished by the dispatch that asked for the close, for instance).
+            if self.conn.inner.forced.load(Ordering::Acquire) {
+                return End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
+            }
             let writing = !self.queue.is_empty();
             // A holding adapter's connection leaves incoming bytes in the network.
             let holding = hold.as_ref().is_some_and(|h| *h.borrow());
@@ -1069,7 +1081,8 @@ where
 
     fn on_dispatched(&mut self, done: DispatchDone) {
         self.dispatches = self.dispatches.saturating_sub(1);
-        if done.request_id != 0 && self.state != State::CloseSent {
+        let forced = self.conn.inner.forced.load(Ordering::Acquire);
+        if done.request_id != 0 && self.state != State::CloseSent && !forced {
             let body = ReplyData {
                 request_id: done.request_id,
                 body: done.reply,
