@@ -20,6 +20,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("optional", &["Test.ice"]),
     ("slicing/exceptions", &["Test.ice", "ServerPrivate.ice"]),
     ("slicing/objects", &["Test.ice", "ServerPrivate.ice"]),
+    ("ami", &["Test.ice"]),
 ];
 
 fn main() {

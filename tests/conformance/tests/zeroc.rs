@@ -145,6 +145,12 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
     },
+    TestCase {
+        name: "ami",
+        variants: &[DEFAULT],
+        ports: 2,
+        timeout: Duration::from_secs(180),
+    },
 ];
 
 /// One run of one client against one server.
