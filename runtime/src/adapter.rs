@@ -15,12 +15,13 @@ use tracing::Instrument;
 use crate::communicator::{Communicator, Instance};
 use crate::connection::{self, AcmConfig, Connection, ConnectionConfig, RequestHandler};
 use crate::dispatch::{Current, Dispatcher, IncomingRequest, reply_for};
-use crate::encoding::EncodingVersion;
+use crate::encoding::{AnyUserException, DispatchError, EncodingVersion};
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::{Error, RequestFailed, Result};
 use crate::identity::Identity;
 use crate::protocol::{ReplyBody, RequestData};
 use crate::proxy::ObjectPrx;
+use crate::servant_locator::ServantLocator;
 
 type Servant = Arc<dyn Dispatcher>;
 
@@ -48,6 +49,8 @@ struct AdapterInner {
     name: String,
     instance: Arc<Instance>,
     servants: RwLock<ServantMap>,
+    /// Servant locators by category.
+    locators: RwLock<HashMap<String, Arc<dyn ServantLocator>>>,
     endpoints: Vec<Endpoint>,
     published: Vec<Endpoint>,
     listeners: Mutex<Vec<Listener>>,
@@ -204,6 +207,7 @@ impl ObjectAdapter {
                 name: name.to_string(),
                 instance,
                 servants: RwLock::new(ServantMap::default()),
+                locators: RwLock::new(HashMap::new()),
                 endpoints: bound,
                 published,
                 listeners: Mutex::new(listeners),
@@ -332,6 +336,11 @@ impl ObjectAdapter {
         self.deactivate();
         self.wait_for_deactivate().await;
         *self.inner.servants.write() = ServantMap::default();
+        let locators: Vec<(String, Arc<dyn ServantLocator>)> =
+            self.inner.locators.write().drain().collect();
+        for (category, locator) in locators {
+            locator.deactivate(&category);
+        }
         self.inner.instance.remove_adapter(&self.inner.name);
     }
 
@@ -375,6 +384,47 @@ impl ObjectAdapter {
     /// Registers a servant under a fresh UUID identity and returns a proxy for it.
     pub fn add_with_uuid(&self, servant: Arc<dyn Dispatcher>) -> Result<ObjectPrx> {
         self.add(servant, Identity::new(uuid_v4(), ""))
+    }
+
+    /// Registers a servant locator for `category` (`""`: for every category without its own
+    /// locator); see [`ServantLocator`].
+    pub fn add_servant_locator(
+        &self,
+        locator: Arc<dyn ServantLocator>,
+        category: &str,
+    ) -> Result<()> {
+        let mut map = self.inner.locators.write();
+        if map.contains_key(category) {
+            return Err(Error::AlreadyRegistered {
+                kind: "servant locator".into(),
+                id: category.to_string(),
+            });
+        }
+        map.insert(category.to_string(), locator);
+        Ok(())
+    }
+
+    /// Removes the servant locator of `category` (without calling its `deactivate`).
+    pub fn remove_servant_locator(&self, category: &str) -> Result<Arc<dyn ServantLocator>> {
+        self.inner
+            .locators
+            .write()
+            .remove(category)
+            .ok_or_else(|| Error::NotRegistered {
+                kind: "servant locator".into(),
+                id: category.to_string(),
+            })
+    }
+
+    /// The servant locator registered for `category`.
+    pub fn find_servant_locator(&self, category: &str) -> Option<Arc<dyn ServantLocator>> {
+        self.inner.locators.read().get(category).cloned()
+    }
+
+    /// The locator asked for an identity of `category`: its own, else the one of `""`.
+    fn locator_for(&self, category: &str) -> Option<Arc<dyn ServantLocator>> {
+        let map = self.inner.locators.read();
+        map.get(category).or_else(|| map.get("")).cloned()
     }
 
     /// Registers a default servant for `category` ("" for every category without its own):
@@ -628,6 +678,18 @@ async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpLis
     }))
 }
 
+/// The reply for an error of a servant locator: a user exception is marshaled as the
+/// operation's own would be.
+fn error_reply(e: DispatchError, incoming: &IncomingRequest) -> ReplyBody {
+    let current = incoming.current();
+    match e {
+        DispatchError::Runtime(err) => reply_for(Err(err), current),
+        DispatchError::User(ex) => {
+            reply_for(incoming.reply_error(AnyUserException::User(ex)), current)
+        }
+    }
+}
+
 /// Returns once `hold` is false; `Err` when the adapter is gone.
 async fn wait_while_holding(mut hold: watch::Receiver<bool>) -> std::result::Result<(), ()> {
     hold.wait_for(|h| !*h).await.map(|_| ()).map_err(|_| ())
@@ -739,21 +801,32 @@ impl RequestHandler for AdapterHandler {
                 identity = %current.id.to_string(),
                 request_id = current.request_id
             );
-            let servant = match adapter.lookup(&current.id, &current.facet) {
-                Ok(s) => s,
-                Err(has_identity) => {
-                    let failed = RequestFailed {
-                        name: current.id.name.clone(),
-                        category: current.id.category.clone(),
-                        facet: current.facet.clone(),
-                        operation: current.operation.clone(),
-                    };
-                    return if has_identity {
-                        ReplyBody::FacetNotExist(failed)
-                    } else {
-                        ReplyBody::ObjectNotExist(failed)
-                    };
+            let not_exist = |has_identity: bool| {
+                let failed = RequestFailed {
+                    name: current.id.name.clone(),
+                    category: current.id.category.clone(),
+                    facet: current.facet.clone(),
+                    operation: current.operation.clone(),
+                };
+                if has_identity {
+                    ReplyBody::FacetNotExist(failed)
+                } else {
+                    ReplyBody::ObjectNotExist(failed)
                 }
+            };
+            let (servant, located) = match adapter.lookup(&current.id, &current.facet) {
+                Ok(s) => (s, None),
+                Err(has_identity) => match adapter.locator_for(&current.id.category) {
+                    None => return not_exist(has_identity),
+                    Some(locator) => match locator.locate(&current).await {
+                        Ok(Some(l)) => (l.servant, Some((locator, l.cookie))),
+                        Ok(None) => return not_exist(has_identity),
+                        Err(e) => {
+                            let incoming = IncomingRequest::new(current.clone(), request.params);
+                            return error_reply(e, &incoming);
+                        }
+                    },
+                },
             };
             let _permit = match &adapter.inner.dispatch_limit {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
@@ -764,7 +837,7 @@ impl RequestHandler for AdapterHandler {
                 .catch_unwind()
                 .instrument(span)
                 .await;
-            let reply = match result {
+            let mut reply = match result {
                 Ok(r) => reply_for(r, &current),
                 Err(panic) => {
                     let what = panic
@@ -775,6 +848,11 @@ impl RequestHandler for AdapterHandler {
                     ReplyBody::UnknownException(format!("servant panicked: {what}"))
                 }
             };
+            if let Some((locator, cookie)) = located {
+                if let Err(e) = locator.finished(&current, servant, cookie).await {
+                    reply = error_reply(e, &incoming);
+                }
+            }
             if let ReplyBody::UnknownLocalException(text) | ReplyBody::UnknownException(text) =
                 &reply
             {

@@ -49,6 +49,7 @@ pub mod identity;
 pub mod properties;
 pub mod protocol;
 pub mod proxy;
+pub mod servant_locator;
 mod ws;
 
 pub use adapter::ObjectAdapter;
@@ -65,6 +66,7 @@ pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};
 pub use proxy::{InvocationMode, ObjectPrx, Proxy};
+pub use servant_locator::{Cookie, Located, ServantLocator};
 
 /// Includes the Rust code that `floe_slice::Builder` generated in the build script for the Slice
 /// file `NAME.ice`: `floe::include_slice!("UsersManager");` brings in `OUT_DIR/UsersManager.rs`.
