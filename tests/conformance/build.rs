@@ -21,6 +21,8 @@ const TESTS: &[(&str, &[&str])] = &[
     ("slicing/exceptions", &["Test.ice", "ServerPrivate.ice"]),
     ("slicing/objects", &["Test.ice", "ServerPrivate.ice"]),
     ("ami", &["Test.ice"]),
+    ("adapterDeactivation", &["Test.ice", "Ice/Router.ice"]),
+    ("servantLocator", &["Test.ice"]),
 ];
 
 fn main() {

@@ -151,6 +151,18 @@ const TESTS: &[TestCase] = &[
         ports: 2,
         timeout: Duration::from_secs(180),
     },
+    TestCase {
+        name: "adapterDeactivation",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
+    TestCase {
+        name: "servantLocator",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(120),
+    },
 ];
 
 /// One run of one client against one server.
