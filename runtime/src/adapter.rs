@@ -696,6 +696,13 @@ async fn wait_while_holding(mut hold: watch::Receiver<bool>) -> std::result::Res
 }
 
 fn register_connection(inner: &AdapterInner, conn: Connection) {
+    // The endpoint it came through: the stream endpoint bound to its local port.
+    let port = conn.local_address().port();
+    if let Some(ep) = inner.endpoints.iter().find(
+        |e| matches!(e, Endpoint::Ip(ip) if ip.port == port && ip.transport != Transport::Udp),
+    ) {
+        conn.set_endpoint(ep.clone());
+    }
     let mut conns = inner.connections.lock();
     conns.retain(|c| !c.is_closed());
     if *inner.state.borrow() == AdapterState::Deactivated {
@@ -765,6 +772,10 @@ async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<A
 struct AdapterHandler(ObjectAdapter);
 
 impl RequestHandler for AdapterHandler {
+    fn adapter_name(&self) -> String {
+        self.0.inner.name.clone()
+    }
+
     fn handle(
         &self,
         request: RequestData,

@@ -118,6 +118,7 @@ impl Instance {
         };
         let conn =
             connection::connect(&target.socket_address(), dial, timeout, config, None).await?;
+        conn.set_endpoint(crate::endpoint::Endpoint::Ip(target.clone()));
         if self.destroyed.load(Ordering::Acquire) {
             conn.close(false);
             return Err(Error::CommunicatorDestroyed);

@@ -164,6 +164,11 @@ pub(crate) trait RequestHandler: Send + Sync + 'static {
         request: RequestData,
         connection: Option<Connection>,
     ) -> BoxFuture<'static, ReplyBody>;
+
+    /// The name of the object adapter behind this handler.
+    fn adapter_name(&self) -> String {
+        String::new()
+    }
 }
 
 /// Why a request failed on a connection, and whether it may have reached the peer.
@@ -209,6 +214,8 @@ struct Inner {
     remote: SocketAddr,
     server: bool,
     handler: parking_lot::RwLock<Option<Arc<dyn RequestHandler>>>,
+    /// The endpoint it was accepted on or connected to.
+    endpoint: parking_lot::Mutex<Option<crate::endpoint::Endpoint>>,
     instance: std::sync::Weak<crate::communicator::Instance>,
 }
 
@@ -261,6 +268,27 @@ impl Connection {
     /// Whether this connection was accepted by an object adapter (rather than opened by a proxy).
     pub fn is_incoming(&self) -> bool {
         self.inner.server
+    }
+
+    /// The endpoint the connection was accepted on (an adapter's endpoint, with its bound
+    /// port) or connected to: Ice's `Connection::getEndpoint`.
+    pub fn endpoint(&self) -> Option<crate::endpoint::Endpoint> {
+        self.inner.endpoint.lock().clone()
+    }
+
+    pub(crate) fn set_endpoint(&self, endpoint: crate::endpoint::Endpoint) {
+        *self.inner.endpoint.lock() = Some(endpoint);
+    }
+
+    /// The name of the object adapter that dispatches the requests arriving on this connection
+    /// ("" when there is none): the `adapterName` of Ice's `ConnectionInfo`.
+    pub fn adapter_name(&self) -> String {
+        self.inner
+            .handler
+            .read()
+            .as_ref()
+            .map(|h| h.adapter_name())
+            .unwrap_or_default()
     }
 
     /// Why the connection is closed, or `None` while it is open.
@@ -574,6 +602,7 @@ where
             remote,
             server,
             handler: parking_lot::RwLock::new(handler),
+            endpoint: parking_lot::Mutex::new(None),
             instance: config.instance.clone(),
         }),
     };
