@@ -23,6 +23,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("ami", &["Test.ice"]),
     ("adapterDeactivation", &["Test.ice", "Ice/Router.ice"]),
     ("servantLocator", &["Test.ice"]),
+    ("info", &["Test.ice"]),
 ];
 
 fn main() {

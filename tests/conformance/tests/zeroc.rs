@@ -76,6 +76,9 @@ struct TestCase {
     ports: u16,
     /// How long the client may run.
     timeout: Duration,
+    /// The client also uses fixed ports of its own (Ice/info listens on 15000): its runs never
+    /// overlap.
+    serial: bool,
 }
 
 const TESTS: &[TestCase] = &[
@@ -84,84 +87,105 @@ const TESTS: &[TestCase] = &[
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "exceptions",
         variants: &[COMPACT, SLICED, ENCODING_10, COMPRESS, SERIALIZE],
         ports: 3,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "proxy",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "enums",
         variants: &[DEFAULT_ENCODING, ENCODING_10, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(60),
+        serial: false,
     },
     TestCase {
         name: "inheritance",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(60),
+        serial: false,
     },
     TestCase {
         name: "facets",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(60),
+        serial: false,
     },
     TestCase {
         name: "scope",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(60),
+        serial: false,
     },
     TestCase {
         name: "objects",
         variants: &[COMPACT, SLICED, ENCODING_10, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "optional",
         variants: &[COMPACT, SLICED, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "slicing/exceptions",
         variants: &[DEFAULT, ENCODING_10, COMPRESS],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "slicing/objects",
         variants: &[DEFAULT, ENCODING_10, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "ami",
         variants: &[DEFAULT],
         ports: 2,
         timeout: Duration::from_secs(180),
+        serial: false,
     },
     TestCase {
         name: "adapterDeactivation",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
     },
     TestCase {
         name: "servantLocator",
         variants: &[DEFAULT, COMPRESS, SERIALIZE],
         ports: 1,
         timeout: Duration::from_secs(120),
+        serial: false,
+    },
+    TestCase {
+        name: "info",
+        variants: &[DEFAULT, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+        serial: true,
     },
 ];
 
@@ -354,6 +378,10 @@ fn free_ports(count: u16) -> u16 {
 }
 
 fn run_one(source: &Path, test: &TestCase, variant: &Variant) -> Outcome {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = test
+        .serial
+        .then(|| SERIAL.lock().unwrap_or_else(|e| e.into_inner()));
     let started = Instant::now();
     let result = run_client_server(source, test, variant);
     let seconds = started.elapsed().as_secs_f64();
