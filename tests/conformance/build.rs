@@ -24,6 +24,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("adapterDeactivation", &["Test.ice", "Ice/Router.ice"]),
     ("servantLocator", &["Test.ice"]),
     ("info", &["Test.ice"]),
+    ("binding", &["Test.ice"]),
 ];
 
 fn main() {

@@ -79,6 +79,8 @@ struct TestCase {
     /// The client also uses fixed ports of its own (Ice/info listens on 15000): its runs never
     /// overlap.
     serial: bool,
+    /// The open-file limit ZeroC's driver gives the server (`RLIMIT_NOFILE`), if any.
+    nofile: Option<u32>,
 }
 
 const TESTS: &[TestCase] = &[
@@ -88,6 +90,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "exceptions",
@@ -95,6 +98,7 @@ const TESTS: &[TestCase] = &[
         ports: 3,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "proxy",
@@ -102,6 +106,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "enums",
@@ -109,6 +114,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "inheritance",
@@ -116,6 +122,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "facets",
@@ -123,6 +130,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "scope",
@@ -130,6 +138,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "objects",
@@ -137,6 +146,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "optional",
@@ -144,6 +154,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "slicing/exceptions",
@@ -151,6 +162,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "slicing/objects",
@@ -158,6 +170,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "ami",
@@ -165,6 +178,7 @@ const TESTS: &[TestCase] = &[
         ports: 2,
         timeout: Duration::from_secs(180),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "adapterDeactivation",
@@ -172,6 +186,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "servantLocator",
@@ -179,6 +194,7 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(120),
         serial: false,
+        nofile: None,
     },
     TestCase {
         name: "info",
@@ -186,6 +202,17 @@ const TESTS: &[TestCase] = &[
         ports: 1,
         timeout: Duration::from_secs(60),
         serial: true,
+        nofile: None,
+    },
+    TestCase {
+        name: "binding",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        // The server creates adapters on the ports above the base port.
+        ports: 120,
+        timeout: Duration::from_secs(180),
+        serial: false,
+        // ZeroC's scripts/tests/Ice/binding.py: at most 92 open files for the server.
+        nofile: Some(92),
     },
 ];
 
@@ -445,8 +472,19 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     args.extend(variant.props.iter().map(|p| p.to_string()));
 
     let server_exe = server_binary(test.name)?;
+    let mut command = match test.nofile {
+        // The shell sets the limit, then becomes the server.
+        Some(n) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(&server_exe);
+            c
+        }
+        None => Command::new(&server_exe),
+    };
     let mut server = Reaper(
-        Command::new(&server_exe)
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
