@@ -612,6 +612,15 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
                 continue;
             }
         };
+        // Accepted while the adapter started holding: the connection is not validated before
+        // the adapter resumes (the peer's connect timeout runs meanwhile, as with Ice).
+        let hold = match adapter.upgrade() {
+            Some(inner) => inner.hold.subscribe(),
+            None => return,
+        };
+        if wait_while_holding(hold).await.is_err() {
+            return;
+        }
         let Some(inner) = adapter.upgrade() else {
             return;
         };

@@ -85,6 +85,19 @@ async fn held_requests_wait_until_the_adapter_is_activated_again() {
                 .await
         })
     };
+    // The first connection after hold() (the accept loop was already waiting for it) is not
+    // validated while the adapter holds: a connect timeout expires.
+    let impatient = Communicator::with_properties(Properties::new()).unwrap();
+    let short = impatient
+        .string_to_proxy(&format!("counter:{}", adapter.endpoints()[0]))
+        .unwrap()
+        .unwrap()
+        .ice_timeout(100);
+    assert!(
+        matches!(short.ice_ping().await, Err(floe::Error::ConnectTimeout(_))),
+        "connecting to a holding adapter times out"
+    );
+    impatient.destroy().await;
     // A second client connects while the adapter holds: not accepted until it resumes.
     let other = Communicator::with_properties(Properties::new()).unwrap();
     let other_prx = other
