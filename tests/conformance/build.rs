@@ -25,6 +25,8 @@ const TESTS: &[(&str, &[&str])] = &[
     ("servantLocator", &["Test.ice"]),
     ("info", &["Test.ice"]),
     ("binding", &["Test.ice"]),
+    ("timeout", &["Test.ice"]),
+    ("acm", &["Test.ice"]),
 ];
 
 fn main() {

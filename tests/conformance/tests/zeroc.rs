@@ -214,6 +214,14 @@ const TESTS: &[TestCase] = &[
         // ZeroC's scripts/tests/Ice/binding.py: at most 92 open files for the server.
         nofile: Some(92),
     },
+    TestCase {
+        name: "timeout",
+        variants: &[DEFAULT, SERIALIZE],
+        ports: 2,
+        timeout: Duration::from_secs(240),
+        serial: false,
+        nofile: None,
+    },
 ];
 
 /// One run of one client against one server.
