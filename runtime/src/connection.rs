@@ -216,8 +216,13 @@ struct Inner {
     handler: parking_lot::RwLock<Option<Arc<dyn RequestHandler>>>,
     /// The endpoint it was accepted on or connected to.
     endpoint: parking_lot::Mutex<Option<crate::endpoint::Endpoint>>,
+    /// Called for each heartbeat (ValidateConnection) received.
+    heartbeat_callback: parking_lot::Mutex<Option<HeartbeatCallback>>,
     instance: std::sync::Weak<crate::communicator::Instance>,
 }
+
+/// What [`Connection::set_heartbeat_callback`] installs.
+pub type HeartbeatCallback = Arc<dyn Fn(&Connection) + Send + Sync>;
 
 /// A handle to an open (or closed) connection. Cheap to clone.
 #[derive(Clone)]
@@ -347,6 +352,12 @@ impl Connection {
     pub(crate) fn abort_and_close(&self, error: Error) {
         self.inner.active.store(false, Ordering::Release);
         let _ = self.inner.tx.send(Command::Abort(error));
+    }
+
+    /// Calls `callback` for every heartbeat the peer sends from now on (`None` removes it), as
+    /// Ice's `setHeartbeatCallback`. It runs on the connection's task: keep it short.
+    pub fn set_heartbeat_callback(&self, callback: Option<HeartbeatCallback>) {
+        *self.inner.heartbeat_callback.lock() = callback;
     }
 
     /// Sends a heartbeat (ValidateConnection) now.
@@ -603,6 +614,7 @@ where
             server,
             handler: parking_lot::RwLock::new(handler),
             endpoint: parking_lot::Mutex::new(None),
+            heartbeat_callback: parking_lot::Mutex::new(None),
             instance: config.instance.clone(),
         }),
     };
@@ -625,6 +637,7 @@ where
         rx,
         closed_tx,
         state: State::Active,
+        holding: false,
         last_activity: Instant::now(),
         write_progress: Instant::now(),
         read_progress: Instant::now(),
@@ -689,6 +702,8 @@ struct Actor<R, W> {
     rx: mpsc::UnboundedReceiver<Command>,
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
+    /// Whether the connection's adapter holds (nothing is read, ACM is suspended).
+    holding: bool,
     last_activity: Instant,
     /// When a byte was last written, or when the write queue last became non-empty.
     write_progress: Instant,
@@ -834,6 +849,7 @@ where
             let writing = !self.queue.is_empty();
             // A holding adapter's connection leaves incoming bytes in the network.
             let holding = hold.as_ref().is_some_and(|h| *h.borrow());
+            self.holding = holding;
             let far = Instant::now() + Duration::from_secs(3600 * 24 * 365);
             let deadline = close_deadline.unwrap_or(far);
             // The endpoint timeout bounds a stalled write and a message stuck half-way (not
@@ -1051,7 +1067,12 @@ where
                 );
             }
             match msg {
-                Message::ValidateConnection => {}
+                Message::ValidateConnection => {
+                    let callback = self.conn.inner.heartbeat_callback.lock().clone();
+                    if let Some(callback) = callback {
+                        callback(&self.conn);
+                    }
+                }
                 Message::CloseConnection => {
                     return Some(match self.state {
                         State::CloseSent => graceful_close("closed gracefully"),
@@ -1128,7 +1149,9 @@ where
 
     fn on_acm_tick(&mut self) -> Option<End> {
         let acm = self.config.acm;
-        if acm.timeout.is_zero() || self.state != State::Active {
+        // As in Ice, a holding connection neither sends heartbeats nor closes: its peer's ACM
+        // decides (a call waiting on a held adapter times out).
+        if acm.timeout.is_zero() || self.state != State::Active || self.holding {
             return None;
         }
         self.pending.retain(|_, p| !p.reply.is_closed());

@@ -54,7 +54,7 @@ mod ws;
 
 pub use adapter::ObjectAdapter;
 pub use communicator::{Communicator, initialize};
-pub use connection::Connection;
+pub use connection::{Connection, HeartbeatCallback};
 pub use dispatch::{
     Blobject, BlobjectDispatcher, Current, Dispatcher, IncomingRequest, OutgoingResponse,
     dispatch_builtin,

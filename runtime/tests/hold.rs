@@ -1,7 +1,9 @@
 //! `ObjectAdapter::hold`: a holding adapter dispatches nothing and accepts no connection; its
 //! connections stop reading, so a sender whose buffers fill up blocks; `activate` resumes and
 //! every held request is then dispatched. `Ice.TCP.RcvSize` makes the receive buffers of the
-//! accepted connections small. (ZeroC's Ice/ami test relies on all of this.)
+//! accepted connections small. A holding connection sends no heartbeats (they come back with
+//! `activate`), which `Connection::set_heartbeat_callback` lets a peer observe. (ZeroC's
+//! Ice/ami, Ice/timeout and Ice/acm tests rely on all of this.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,6 +183,53 @@ async fn a_sender_blocks_once_a_held_connection_stops_reading() {
         counter.0.load(Ordering::SeqCst),
         before + 65,
         "every held request dispatched"
+    );
+    client.destroy().await;
+    server.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holding_connection_sends_no_heartbeats() {
+    let p = Properties::new();
+    p.set_property("Beats.Endpoints", "tcp -h 127.0.0.1 -p 0");
+    p.set_property("Beats.ACM.Timeout", "1");
+    p.set_property("Beats.ACM.Heartbeat", "3"); // always
+    let server = Communicator::with_properties(p).unwrap();
+    let adapter = server.create_object_adapter("Beats").await.unwrap();
+    adapter
+        .add(
+            Arc::new(BlobjectDispatcher(Arc::new(Counter::default()))),
+            "counter".parse().unwrap(),
+        )
+        .unwrap();
+    adapter.activate().unwrap();
+    let client = Communicator::with_properties(Properties::new()).unwrap();
+    let prx = client
+        .string_to_proxy(&format!("counter:{}", adapter.endpoints()[0]))
+        .unwrap()
+        .unwrap();
+    prx.ice_ping().await.unwrap();
+    let beats = Arc::new(AtomicUsize::new(0));
+    let counter = beats.clone();
+    prx.ice_get_connection()
+        .await
+        .unwrap()
+        .set_heartbeat_callback(Some(Arc::new(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })));
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(beats.load(Ordering::SeqCst) >= 1, "heartbeats while active");
+    adapter.hold();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    beats.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(beats.load(Ordering::SeqCst), 0, "none while holding");
+    adapter.activate().unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(
+        beats.load(Ordering::SeqCst) >= 1,
+        "heartbeats again once active"
     );
     client.destroy().await;
     server.destroy().await;
