@@ -222,6 +222,14 @@ const TESTS: &[TestCase] = &[
         serial: false,
         nofile: None,
     },
+    TestCase {
+        name: "acm",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(240),
+        serial: false,
+        nofile: None,
+    },
 ];
 
 /// One run of one client against one server.
