@@ -840,6 +840,14 @@ where
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut close_deadline: Option<Instant> = None;
         let mut hold = self.config.hold.clone();
+        let far = Instant::now() + Duration::from_secs(3600 * 24 * 365 * 10);
+        // The timers live across iterations: one armed per iteration would be registered with
+        // the timer wheel on every message. The I/O timer may fire early (it is moved only
+        // towards earlier deadlines); it is then re-armed to the real deadline.
+        let io_timer = tokio::time::sleep_until(far);
+        tokio::pin!(io_timer);
+        let close_timer = tokio::time::sleep_until(far);
+        tokio::pin!(close_timer);
         loop {
             // A forceful close wins over whatever became ready at the same time (a reply
             // finished by the dispatch that asked for the close, for instance).
@@ -850,8 +858,11 @@ where
             // A holding adapter's connection leaves incoming bytes in the network.
             let holding = hold.as_ref().is_some_and(|h| *h.borrow());
             self.holding = holding;
-            let far = Instant::now() + Duration::from_secs(3600 * 24 * 365);
-            let deadline = close_deadline.unwrap_or(far);
+            if let Some(d) = close_deadline {
+                if d != close_timer.deadline() {
+                    close_timer.as_mut().reset(d);
+                }
+            }
             // The endpoint timeout bounds a stalled write and a message stuck half-way (not
             // while holding: then nothing is read on purpose).
             let reading_half = !self.rbuf.is_empty() && !holding;
@@ -863,6 +874,9 @@ where
                 Some(t) if reading_half => self.read_progress + t,
                 _ => far,
             };
+            if io_deadline < io_timer.deadline() {
+                io_timer.as_mut().reset(io_deadline);
+            }
             tokio::select! {
                 changed = hold_changed(&mut hold) => {
                     if changed.is_err() {
@@ -913,10 +927,13 @@ where
                         return end;
                     }
                 }
-                _ = tokio::time::sleep_until(io_deadline), if io_deadline < far => {
-                    return End::Failed(Error::ConnectionTimeout);
+                _ = &mut io_timer, if io_deadline < far => {
+                    if Instant::now() >= io_deadline {
+                        return End::Failed(Error::ConnectionTimeout);
+                    }
+                    io_timer.as_mut().reset(io_deadline);
                 }
-                _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => {
+                _ = &mut close_timer, if close_deadline.is_some() => {
                     return graceful_close("peer did not close in time after CloseConnection");
                 }
             }
@@ -1104,13 +1121,22 @@ where
         self.dispatches += 1;
         if !self.config.serialize {
             let handler = self.conn.inner.handler.read().clone();
-            tokio::spawn(run_dispatch(
-                handler,
-                self.conn.clone(),
-                reqs,
-                compress,
-                self.done_tx.clone(),
-            ));
+            let mut dispatch = Box::pin(dispatch_all(handler, self.conn.clone(), reqs, compress));
+            // A dispatch that completes without waiting (most servants) is answered right here:
+            // no task to spawn, no hop to another thread and back for the reply. One that waits
+            // goes on in its own task, so it holds up neither this connection nor other requests.
+            match futures_util::FutureExt::now_or_never(dispatch.as_mut()) {
+                Some(Some(done)) => self.on_dispatched(done),
+                Some(None) => self.dispatches = self.dispatches.saturating_sub(1),
+                None => {
+                    let done_tx = self.done_tx.clone();
+                    tokio::spawn(async move {
+                        if let Some(done) = dispatch.await {
+                            let _ = done_tx.send(done);
+                        }
+                    });
+                }
+            }
             return;
         }
         // Serialized: one task dispatches this connection's requests in arrival order.
@@ -1204,6 +1230,18 @@ async fn run_dispatch(
     compress: bool,
     done: mpsc::UnboundedSender<DispatchDone>,
 ) {
+    if let Some(d) = dispatch_all(handler, conn, reqs, compress).await {
+        let _ = done.send(d);
+    }
+}
+
+/// Dispatches one request (or a batch, in order) and returns the reply to the last one.
+async fn dispatch_all(
+    handler: Option<Arc<dyn RequestHandler>>,
+    conn: Connection,
+    reqs: Vec<RequestData>,
+    compress: bool,
+) -> Option<DispatchDone> {
     let mut last = None;
     for req in reqs {
         let request_id = req.request_id;
@@ -1222,9 +1260,7 @@ async fn run_dispatch(
             reply,
         });
     }
-    if let Some(d) = last {
-        let _ = done.send(d);
-    }
+    last
 }
 
 /// The fields of a message worth a protocol trace.
@@ -1254,24 +1290,43 @@ fn unsent_error(reason: &Error) -> Error {
     reason.clone()
 }
 
+/// Most queued messages handed to one (vectored) write.
+const WRITE_BATCH: usize = 64;
+
+/// Writes as much of the queue as the socket takes in one call: every queued message (up to
+/// [`WRITE_BATCH`]) goes in one vectored write, so replies and requests that pile up while the
+/// socket is busy leave in one system call instead of one each.
 async fn write_some<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &VecDeque<Outgoing>,
     offset: usize,
 ) -> std::io::Result<usize> {
-    match queue.front() {
-        Some(front) => {
-            let n = writer.write(&front.bytes[offset..]).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    "socket closed",
-                ));
-            }
-            Ok(n)
+    let Some(front) = queue.front() else {
+        return std::future::pending().await;
+    };
+    let n = if queue.len() == 1 || !writer.is_write_vectored() {
+        writer.write(&front.bytes[offset..]).await?
+    } else {
+        let mut slices = [std::io::IoSlice::new(&[]); WRITE_BATCH];
+        let mut count = 0;
+        for (slot, out) in slices.iter_mut().zip(queue.iter()) {
+            let bytes = if count == 0 {
+                &out.bytes[offset..]
+            } else {
+                &out.bytes[..]
+            };
+            *slot = std::io::IoSlice::new(bytes);
+            count += 1;
         }
-        None => std::future::pending().await,
+        writer.write_vectored(&slices[..count]).await?
+    };
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "socket closed",
+        ));
     }
+    Ok(n)
 }
 
 #[cfg(test)]
