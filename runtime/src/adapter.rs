@@ -852,13 +852,14 @@ impl RequestHandler for AdapterHandler {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
                 None => None,
             };
-            let mut incoming = IncomingRequest::new(current.clone(), request.params);
+            let mut incoming = IncomingRequest::new(current, request.params);
             let result = std::panic::AssertUnwindSafe(servant.dispatch(&mut incoming))
                 .catch_unwind()
                 .instrument(span)
                 .await;
+            let current = incoming.current();
             let mut reply = match result {
-                Ok(r) => reply_for(r, &current),
+                Ok(r) => reply_for(r, current),
                 Err(panic) => {
                     let what = panic
                         .downcast_ref::<&str>()
@@ -869,7 +870,7 @@ impl RequestHandler for AdapterHandler {
                 }
             };
             if let Some((locator, cookie)) = located {
-                if let Err(e) = locator.finished(&current, servant, cookie).await {
+                if let Err(e) = locator.finished(current, servant, cookie).await {
                     reply = error_reply(e, &incoming);
                 }
             }
