@@ -52,7 +52,10 @@ pub fn messages(data: &[u8]) {
             Ok(_) | Err(_) => {}
         }
     }
-    assert!(buf.capacity() <= MAX_MESSAGE + data.len(), "reserved past the limit");
+    assert!(
+        buf.capacity() <= MAX_MESSAGE + data.len(),
+        "reserved past the limit"
+    );
 }
 
 /// Reads an encapsulation as a list of class instances followed by the pending ones (1.0), as
