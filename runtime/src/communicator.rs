@@ -46,6 +46,8 @@ pub(crate) struct Instance {
     /// `Ice.Default.SlicedFormat`: the format of classes and exceptions sent by operations
     /// without `["format:…"]` metadata.
     pub(crate) default_format: crate::encoding::FormatType,
+    /// `Ice.AcceptClassCycles`: whether received class graphs may have cycles.
+    pub(crate) accept_class_cycles: bool,
     connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
@@ -296,6 +298,7 @@ impl Communicator {
             } else {
                 crate::encoding::FormatType::Compact
             },
+            accept_class_cycles: p.get_property_as_int("Ice.AcceptClassCycles") > 0,
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),

@@ -155,6 +155,7 @@ impl IncomingRequest {
         let communicator = self.current.adapter.communicator();
         communicator.decode_scope(|| {
             let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
+            is.set_accept_class_cycles(communicator.instance().accept_class_cycles);
             let read = |is: &mut InputStream<'_>| {
                 is.start_encapsulation()?;
                 let v = f(is)?;

@@ -1309,6 +1309,7 @@ impl ObjectPrx {
         };
         with_decode_instance(&self.r.instance, || {
             let mut is = InputStream::new(&out, EncodingVersion::V1_0);
+            is.set_accept_class_cycles(self.r.instance.accept_class_cycles);
             is.start_encapsulation().map_err(E::from)?;
             if ok {
                 let read = |is: &mut InputStream<'_>| {

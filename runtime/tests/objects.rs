@@ -27,7 +27,26 @@ fn walk(start: &ValueRef) -> Vec<(i32, Option<Label>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floe_client_exchanges_class_graphs_with_zeroc_cpp() {
     let cpp = cpp::start_cpp_server();
-    let comm = client_communicator(&[]);
+    // By default a ring is refused, as ZeroC's C++ client refuses it (in 1.0 too, where ZeroC
+    // catches only a node referencing itself).
+    let refusing = client_communicator(&[]);
+    let types = TypesPrx(refusing.string_to_proxy(&cpp.types).unwrap().unwrap());
+    for encoding in [EncodingVersion::V1_1, EncodingVersion::V1_0] {
+        let types = types.with(|p| p.ice_encoding_version(encoding));
+        // Rings of five nodes and of one node referencing itself.
+        for n in [5, 1] {
+            match types.make_ring(n).await {
+                Err(floe::Error::Marshal(reason)) => {
+                    assert_eq!(reason, floe::encoding::CLASS_CYCLE_REFUSED, "{encoding}")
+                }
+                other => panic!("{encoding}: a ring of {n} was not refused: {other:?}"),
+            }
+        }
+        assert!(types.make_ring(0).await.unwrap().is_none(), "{encoding}");
+    }
+    refusing.destroy().await;
+    // As ZeroC's Ice/objects client does.
+    let comm = client_communicator(&[("Ice.AcceptClassCycles", "1")]);
     let types = TypesPrx(comm.string_to_proxy(&cpp.types).unwrap().unwrap());
     for encoding in [EncodingVersion::V1_1, EncodingVersion::V1_0] {
         let types = types.with(|p| p.ice_encoding_version(encoding));
@@ -177,7 +196,9 @@ impl floe::Dispatcher for CycleServant {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
     use std::sync::atomic::Ordering;
-    let server = start_floe_server(&[]).await;
+    // Cycles accepted, so that the graph is read in full before the stray byte fails decoding.
+    let accept = [("Ice.AcceptClassCycles", "1")];
+    let server = start_floe_server(&accept).await;
     let prx = server
         .adapter
         .add(
@@ -185,7 +206,7 @@ async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
             floe::Identity::new("cycles", ""),
         )
         .unwrap();
-    let comm = client_communicator(&[]);
+    let comm = client_communicator(&accept);
     let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
     for _ in 0..3 {
         match prx

@@ -333,6 +333,7 @@ fn read_checked<E: OperationError>(
         .expect("captured row");
     let bytes = unhex(h);
     let mut is = InputStream::new(&bytes, EncodingVersion::V1_0);
+    is.set_accept_class_cycles(true);
     let v = is.start_encapsulation().unwrap();
     let e = is.read_exception::<E>();
     let end = is.end_encapsulation();

@@ -15,10 +15,16 @@ use crate::error::Error;
 /// The deepest class graph a decoder accepts (Ice's `Ice.ClassGraphDepthMax` default).
 pub const CLASS_GRAPH_DEPTH_MAX: usize = 100;
 
+/// The reason of the error that refuses a class graph with a cycle, as ZeroC's
+/// `MarshalException` gives it.
+pub const CLASS_CYCLE_REFUSED: &str = "cycle detected during Value unmarshaling";
+
 /// The state of a class instance or exception being read.
 #[derive(Debug)]
 struct ReadInstance {
     kind: SliceKind,
+    /// The instance's id in the encapsulation (0 for an exception).
+    id: i32,
     skip_first_slice: bool,
     /// Whether a slice header has been read for this instance.
     started: bool,
@@ -39,6 +45,7 @@ impl ReadInstance {
     fn new(kind: SliceKind) -> Self {
         ReadInstance {
             kind,
+            id: 0,
             skip_first_slice: false,
             started: false,
             flags: 0,
@@ -74,6 +81,12 @@ struct ReadClasses {
     /// 1.0: for each referenced instance not read yet, the deepest depth it was referenced
     /// from; the instance sits one level below.
     referenced_from: HashMap<i32, usize>,
+    /// Class references read from within an instance (referencing id → referenced id), kept
+    /// when cycles are refused, for [`ReadClasses::check_acyclic`].
+    edges: Vec<(i32, i32)>,
+    /// 1.1: a reference to an instance not read yet was seen (Ice never sends one, but the
+    /// eager check cannot see a cycle through it), so the edges must be checked in full.
+    forward_reference: bool,
 }
 
 impl ReadClasses {
@@ -91,9 +104,75 @@ impl ReadClasses {
         }
         self.instances.clear();
         self.unfilled.clear();
+        self.edges.clear();
         for cur in &mut self.stack {
             cur.table.clear();
         }
+    }
+
+    /// The id of the innermost class instance being read (0 outside any instance, or in an
+    /// exception's own members).
+    fn current_instance(&self) -> i32 {
+        self.stack.last().map_or(0, |cur| cur.id)
+    }
+
+    /// Records that the instance being read references instance `to`; refuses a reference of
+    /// an instance to itself at once (in 1.1 the caller refuses every back edge).
+    fn add_edge(&mut self, to: i32) -> Result<(), Error> {
+        let from = self.current_instance();
+        if from == 0 {
+            return Ok(());
+        }
+        if from == to {
+            return Err(Error::marshal(CLASS_CYCLE_REFUSED));
+        }
+        self.edges.push((from, to));
+        Ok(())
+    }
+
+    /// Fails when the references recorded so far form a cycle (an iterative depth-first
+    /// search, so that long chains cannot exhaust the stack), then forgets them.
+    fn check_acyclic(&mut self) -> Result<(), Error> {
+        let edges = std::mem::take(&mut self.edges);
+        self.forward_reference = false;
+        if edges.is_empty() {
+            return Ok(());
+        }
+        let mut adjacency: HashMap<i32, Vec<i32>> = HashMap::new();
+        for &(from, to) in &edges {
+            adjacency.entry(from).or_default().push(to);
+        }
+        // 1: on the current path; 2: done.
+        let mut state: HashMap<i32, u8> = HashMap::with_capacity(adjacency.len());
+        let mut path: Vec<(i32, usize)> = Vec::new();
+        for &start in adjacency.keys() {
+            if state.contains_key(&start) {
+                continue;
+            }
+            state.insert(start, 1);
+            path.push((start, 0));
+            while let Some(&mut (node, ref mut next)) = path.last_mut() {
+                let successors = adjacency.get(&node).map_or(&[][..], Vec::as_slice);
+                match successors.get(*next) {
+                    Some(&succ) => {
+                        *next += 1;
+                        match state.get(&succ) {
+                            Some(1) => return Err(Error::marshal(CLASS_CYCLE_REFUSED)),
+                            Some(_) => {}
+                            None => {
+                                state.insert(succ, 1);
+                                path.push((succ, 0));
+                            }
+                        }
+                    }
+                    None => {
+                        state.insert(node, 2);
+                        path.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The cell of instance `id`, created empty on first reference.
@@ -134,6 +213,8 @@ pub struct InputStream<'a> {
     classes: ReadClasses,
     /// Slices of the exception being read whose types were not known, most-derived first.
     exception_slices: Vec<SliceInfo>,
+    /// `Ice.AcceptClassCycles`: whether class graphs with cycles are accepted.
+    accept_class_cycles: bool,
 }
 
 pub(crate) fn out_of_bounds() -> Error {
@@ -151,7 +232,22 @@ impl<'a> InputStream<'a> {
             encaps: Vec::new(),
             classes: ReadClasses::new(encoding),
             exception_slices: Vec::new(),
+            accept_class_cycles: false,
         }
+    }
+
+    /// Whether class graphs with cycles are accepted (Ice's `Ice.AcceptClassCycles`; refused
+    /// by default). A refused cycle fails decoding with [`Error::Marshal`] and the reason
+    /// [`CLASS_CYCLE_REFUSED`], in both encodings; typed invocations and dispatch set this from
+    /// their communicator. Reference counting never frees a cycle: whoever accepts one must
+    /// break it (or call [`ValueRef::clear_graph`]) to free it.
+    pub fn set_accept_class_cycles(&mut self, accept: bool) {
+        self.accept_class_cycles = accept;
+    }
+
+    /// Whether class graphs with cycles are accepted.
+    pub fn accept_class_cycles(&self) -> bool {
+        self.accept_class_cycles
     }
 
     /// The encoding of the data being read now (that of the innermost encapsulation).
@@ -360,6 +456,9 @@ impl<'a> InputStream<'a> {
             )));
         }
         self.check_instances_filled()?;
+        if !self.accept_class_cycles {
+            self.classes.check_acyclic()?;
+        }
         if let Some(top) = self.encaps.pop() {
             self.pos = top.end;
             self.end = top.outer_end;
@@ -547,6 +646,9 @@ impl<'a> InputStream<'a> {
             let depth = self.classes.depth;
             let from = self.classes.referenced_from.entry(id).or_insert(0);
             *from = (*from).max(depth);
+            if !self.accept_class_cycles {
+                self.classes.add_edge(id)?;
+            }
             return Ok(Some(self.classes.cell(id)));
         }
         let index = self.read_size()?;
@@ -556,6 +658,7 @@ impl<'a> InputStream<'a> {
         if let Some(cur) = self.classes.stack.last() {
             if cur.started && cur.flags & flags::HAS_INDIRECTION_TABLE != 0 {
                 return match cur.table.get(index - 1) {
+                    // The table's entries were checked as references of this instance.
                     Some(v) => Ok(Some(v.clone())),
                     None => Err(Error::marshal(format!(
                         "indirection index {index} out of range"
@@ -571,6 +674,16 @@ impl<'a> InputStream<'a> {
         if index > 1 {
             let id = i32::try_from(index)
                 .map_err(|_| Error::marshal(format!("invalid instance id {index}")))?;
+            if !self.accept_class_cycles {
+                // As Ice does: an instance referenced while still being read (its own members,
+                // or those of an instance inside it) closes a cycle.
+                if id > self.classes.last_id {
+                    self.classes.forward_reference = true;
+                } else if self.classes.unfilled.contains(&id) {
+                    return Err(Error::marshal(CLASS_CYCLE_REFUSED));
+                }
+                self.classes.add_edge(id)?;
+            }
             return Ok(self.classes.cell(id));
         }
         if self.classes.depth >= CLASS_GRAPH_DEPTH_MAX {
@@ -584,15 +697,30 @@ impl<'a> InputStream<'a> {
             .checked_add(1)
             .ok_or_else(|| Error::marshal("too many class instances"))?;
         let id = self.classes.last_id;
+        if !self.accept_class_cycles {
+            self.classes.add_edge(id)?;
+        }
         let cell = self.classes.cell(id);
         self.classes.depth += 1;
         let height = self.classes.stack.len();
-        self.classes.stack.push(ReadInstance::new(SliceKind::Value));
+        let mut instance = ReadInstance::new(SliceKind::Value);
+        instance.id = id;
+        self.classes.stack.push(instance);
         let result = self.decode_instance_11();
         self.classes.stack.truncate(height);
         self.classes.depth -= 1;
         cell.set(result?);
         self.classes.unfilled.remove(&id);
+        if height == 0 {
+            // As Ice does: once the outermost instance is read, every instance it referenced
+            // must have arrived.
+            self.check_instances_filled()?;
+            if !self.accept_class_cycles && self.classes.forward_reference {
+                // References ahead of the stream (which Ice never sends) escape the eager
+                // check above: the graph is checked in full.
+                self.classes.check_acyclic()?;
+            }
+        }
         Ok(cell)
     }
 
@@ -831,7 +959,13 @@ impl<'a> InputStream<'a> {
                 self.read_instance_10()?;
             }
         }
-        self.check_instances_filled()
+        self.check_instances_filled()?;
+        if !self.accept_class_cycles {
+            // 1.0 reads instances one after the other, so a cycle is only visible once all
+            // have been read. (ZeroC 3.7 catches only an instance referencing itself in 1.0.)
+            self.classes.check_acyclic()?;
+        }
+        Ok(())
     }
 
     /// 1.0: reads one entry of the pending instance table (id, then slices).
@@ -854,7 +988,9 @@ impl<'a> InputStream<'a> {
         }
         let outer_depth = std::mem::replace(&mut self.classes.depth, depth);
         let height = self.classes.stack.len();
-        self.classes.stack.push(ReadInstance::new(SliceKind::Value));
+        let mut instance = ReadInstance::new(SliceKind::Value);
+        instance.id = id;
+        self.classes.stack.push(instance);
         let result = self.decode_instance_10();
         self.classes.stack.truncate(height);
         self.classes.depth = outer_depth;
@@ -930,6 +1066,9 @@ impl<'a> InputStream<'a> {
                 self.classes.stack.pop();
                 if uses_classes {
                     self.read_pending_values()?;
+                }
+                if !v10 && !self.accept_class_cycles {
+                    self.classes.check_acyclic()?;
                 }
                 return Ok(e);
             }

@@ -49,7 +49,7 @@ pub use exception::{
     AnyUserException, DispatchError, ExceptionFactory, OperationError, UserException,
     find_exception_factory,
 };
-pub use input::{CLASS_GRAPH_DEPTH_MAX, InputStream};
+pub use input::{CLASS_CYCLE_REFUSED, CLASS_GRAPH_DEPTH_MAX, InputStream};
 pub use output::OutputStream;
 pub use proxy_data::{
     EndpointData, OpaqueEndpointData, ProxyData, ProxyMode, SSL_ENDPOINT_TYPE, TCP_ENDPOINT_TYPE,

@@ -510,6 +510,14 @@ impl OutputStream {
         self.classes.stack.pop();
     }
 
+    /// Every instance reachable from `root` (itself included), found by writing the graph in
+    /// the sliced format, which also follows the instances of preserved slices.
+    pub(crate) fn reachable_values(root: &ValueRef) -> Vec<ValueRef> {
+        let mut os = OutputStream::with_format(EncodingVersion::V1_1, FormatType::Sliced);
+        os.write_value(&Some(root.clone()));
+        os.classes.ids.into_values().map(|(_, v)| v).collect()
+    }
+
     /// Writes the class instances referenced so far and not yet written (encoding 1.0), in
     /// rounds, then the terminating `00`. Call it after the last parameter of any parameter list
     /// that contains a class; it does nothing in 1.1.

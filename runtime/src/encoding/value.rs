@@ -115,6 +115,16 @@ impl ValueRef {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// Empties every instance reachable from this one (this one included), dropping their
+    /// members: the way to free a class graph with cycles, which reference counting never
+    /// frees (see `Ice.AcceptClassCycles` in docs/runtime.md). Every reference into the graph,
+    /// wherever it is held, then sees an empty instance of type `::Ice::Object`.
+    pub fn clear_graph(&self) {
+        for v in OutputStream::reachable_values(self) {
+            v.clear();
+        }
+    }
+
     /// Replaces the instance held by the cell.
     pub(crate) fn set(&self, value: Box<dyn Value>) {
         *self.0.write() = value;

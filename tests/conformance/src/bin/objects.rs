@@ -157,8 +157,15 @@ impl test::Initial for InitialI {
     async fn set_cycle(&self, _r: Option<ValueRef>, _: &Current) -> Res<()> {
         Ok(())
     }
-    async fn accepts_class_cycles(&self, _: &Current) -> Res<bool> {
-        Ok(true)
+    /// Whether `set_cycle` can succeed: ZeroC's server leaves `Ice.AcceptClassCycles` unset,
+    /// so the client's cycle is refused with the MarshalException it expects.
+    async fn accepts_class_cycles(&self, current: &Current) -> Res<bool> {
+        Ok(current
+            .adapter
+            .communicator()
+            .properties()
+            .get_property_as_int("Ice.AcceptClassCycles")
+            > 0)
     }
     async fn get_mb(&self, _: &Current) -> Res<Option<ValueRef>> {
         self.pre_marshal();

@@ -532,7 +532,9 @@ fn derived_exception() -> test::DerivedException {
 
 fn main() -> ExitCode {
     floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
+        // As ZeroC's server: the client sends graphs with cycles.
+        let helper =
+            TestHelper::new(&[("Ice.Warn.Dispatch", "0"), ("Ice.AcceptClassCycles", "1")])?;
         helper.properties().set_property(
             "TestAdapter.Endpoints",
             &format!("{} -t 10000", helper.endpoint(0)),
