@@ -608,6 +608,15 @@ impl ObjectPrx {
 
     /// Checks that the object exists (`ice_ping`).
     pub async fn ice_ping(&self) -> Result<()> {
+        if !self.r.mode.is_twoway() {
+            // As in Ice, a ping has no results, so oneway, batch and datagram proxies send it
+            // too (and get no answer).
+            let enc = self.r.encoding;
+            let params = crate::protocol::encapsulate(enc.major, enc.minor, &[]);
+            self.ice_invoke("ice_ping", OperationMode::Nonmutating, params, None)
+                .await?;
+            return Ok(());
+        }
         let (ok, out) = self.invoke_builtin("ice_ping", &[]).await?;
         expect_ok(ok, &out)
     }

@@ -693,3 +693,28 @@ async fn floe_client_passes_every_type_category_to_zeroc_cpp() {
     }
     comm.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_go_oneway_but_other_builtins_need_a_reply() {
+    let server = start_floe_server(&[]).await;
+    let client = client_communicator(&[]);
+    let prx = client
+        .string_to_proxy(&server.proxy.to_string())
+        .unwrap()
+        .unwrap();
+    prx.ice_oneway().ice_ping().await.unwrap();
+    let batch = prx.ice_batch_oneway();
+    batch.ice_ping().await.unwrap();
+    batch.ice_flush_batch_requests().await.unwrap();
+    assert!(matches!(
+        prx.ice_oneway().ice_is_a("::Test::Hello").await,
+        Err(floe::Error::TwowayOnly(_))
+    ));
+    assert!(matches!(
+        prx.ice_oneway().ice_id().await,
+        Err(floe::Error::TwowayOnly(_))
+    ));
+    prx.ice_ping().await.unwrap();
+    client.destroy().await;
+    server.communicator.destroy().await;
+}
