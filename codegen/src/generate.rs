@@ -163,7 +163,7 @@ pub fn snake_case(name: &str) -> String {
             let next = chars.get(i + 1).copied();
             let boundary = match prev {
                 None => false,
-                Some(p) if p == '_' => false,
+                Some('_') => false,
                 Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
                 Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
                 _ => false,
@@ -543,7 +543,7 @@ impl<'a> Gen<'a> {
             let name = self.field_name(m);
             let _ = writeln!(decls, "{}pub {name}: {t},", doc_attrs(&node.doc));
             match default {
-                Some(v) if !*optional || true => {
+                Some(v) => {
                     any_default = true;
                     let mut e = self.const_expr(*ty, v, 0);
                     if *ty == Type::Builtin(Builtin::String) {

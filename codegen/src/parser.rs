@@ -740,10 +740,10 @@ impl Parser {
             return None;
         }
         for &c in self.ast.contents(cont) {
-            if self.ast.node(c).name == name {
-                if matches!(self.ast.node(c).kind, NodeKind::ClassDecl { .. }) {
-                    return Some(c);
-                }
+            if self.ast.node(c).name == name
+                && matches!(self.ast.node(c).kind, NodeKind::ClassDecl { .. })
+            {
+                return Some(c);
             }
         }
         let decl = self.add_node(
@@ -1101,7 +1101,7 @@ impl Parser {
                 }
             }
         }
-        if print && !(type_error && !results.is_empty()) {
+        if print && (!type_error || results.is_empty()) {
             for e in errors {
                 let code = if e.contains("not a type") {
                     codes::WRONG_KIND
@@ -1734,7 +1734,7 @@ impl Parser {
                     ConstValue::Int(i) => *i,
                     _ => 0,
                 };
-                if l < 0 || l > INT32_MAX {
+                if !(0..=INT32_MAX).contains(&l) {
                     self.error(codes::TAG, out_of_range.to_string());
                 }
                 value = l as i32 as i64;
@@ -1955,7 +1955,7 @@ impl Parser {
                         self.bump();
                         self.expect_punct(')')?;
                         let v = v.unwrap_or(i64::MAX);
-                        if v < 0 || v > INT32_MAX {
+                        if !(0..=INT32_MAX).contains(&v) {
                             let at = self.tag_span.clone();
                             self.error_at(codes::TAG, "tag for optional is out of range", at);
                             Ok((false, -1))
@@ -2503,10 +2503,10 @@ impl Parser {
         let mut resolved_default = None;
         if let Some(mut d) = default {
             let is_enum = matches!(ty, Type::Named(id) if matches!(self.ast.node(id).kind, NodeKind::Enum { .. }));
-            if d.value.is_some() || (is_enum && !d.text.is_empty()) {
-                if self.validate_constant(name, ty, &mut d, false) {
-                    resolved_default = d.resolved;
-                }
+            if (d.value.is_some() || (is_enum && !d.text.is_empty()))
+                && self.validate_constant(name, ty, &mut d, false)
+            {
+                resolved_default = d.resolved;
             }
         }
         if optional {

@@ -1206,8 +1206,7 @@ impl CondParser<'_> {
             ("%", 10),
         ];
         let mut lhs = self.unary()?;
-        loop {
-            let Some(op) = self.peek() else { break };
+        while let Some(op) = self.peek() {
             let Some(&(op, prec)) = OPS.iter().find(|(o, _)| *o == op) else {
                 break;
             };

@@ -103,7 +103,7 @@ impl ServantLocator for ServantLocatorI {
             if current.id.name == "router" {
                 return Ok(Some(Located::new(self.router.clone())));
             }
-            if current.id.category != "" || current.id.name != "test" {
+            if !current.id.category.is_empty() || current.id.name != "test" {
                 return Err(failure(&format!("unexpected identity {}", current.id)));
             }
             let servant: Arc<dyn Dispatcher> = Arc::new(test::TestIntfDispatcher(Arc::new(TestI)));
