@@ -27,6 +27,10 @@ const TESTS: &[(&str, &[&str])] = &[
     ("binding", &["Test.ice"]),
     ("timeout", &["Test.ice"]),
     ("acm", &["Test.ice"]),
+    ("asyncio", &["Test.ice"]),
+    ("packagemd", &["Test.ice"]),
+    ("blobject", &["Test.ice"]),
+    ("custom", &["Test.ice"]),
 ];
 
 fn main() {

@@ -230,6 +230,38 @@ const TESTS: &[TestCase] = &[
         serial: false,
         nofile: None,
     },
+    TestCase {
+        name: "asyncio",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+        serial: false,
+        nofile: None,
+    },
+    TestCase {
+        name: "packagemd",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+        serial: false,
+        nofile: None,
+    },
+    TestCase {
+        name: "blobject",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+        serial: false,
+        nofile: None,
+    },
+    TestCase {
+        name: "custom",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        ports: 1,
+        timeout: Duration::from_secs(60),
+        serial: false,
+        nofile: None,
+    },
 ];
 
 /// One run of one client against one server.
