@@ -31,6 +31,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("packagemd", &["Test.ice"]),
     ("blobject", &["Test.ice"]),
     ("custom", &["Test.ice"]),
+    ("faultTolerance", &["Test.ice"]),
 ];
 
 fn main() {

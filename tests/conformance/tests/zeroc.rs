@@ -81,6 +81,11 @@ struct TestCase {
     serial: bool,
     /// The open-file limit ZeroC's driver gives the server (`RLIMIT_NOFILE`), if any.
     nofile: Option<u32>,
+    /// 0: one server. n: n servers, the i-th started with the argument `i`, and the client
+    /// given `1 … n` (Ice/faultTolerance). As ZeroC's driver does for them
+    /// (`waitForShutdown=False`), servers still running when the client is done are stopped
+    /// without failing the run; one that exits must exit cleanly.
+    instances: u16,
 }
 
 const TESTS: &[TestCase] = &[
@@ -91,6 +96,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "exceptions",
@@ -99,6 +105,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "proxy",
@@ -107,6 +114,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "enums",
@@ -115,6 +123,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "inheritance",
@@ -123,6 +132,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "facets",
@@ -131,6 +141,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "scope",
@@ -139,6 +150,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "objects",
@@ -147,6 +159,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "optional",
@@ -155,6 +168,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "slicing/exceptions",
@@ -163,6 +177,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "slicing/objects",
@@ -171,6 +186,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "ami",
@@ -179,6 +195,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(180),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "adapterDeactivation",
@@ -187,6 +204,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "servantLocator",
@@ -195,6 +213,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(120),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "info",
@@ -203,6 +222,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: true,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "binding",
@@ -213,6 +233,7 @@ const TESTS: &[TestCase] = &[
         serial: false,
         // ZeroC's scripts/tests/Ice/binding.py: at most 92 open files for the server.
         nofile: Some(92),
+        instances: 0,
     },
     TestCase {
         name: "timeout",
@@ -221,6 +242,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(240),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "acm",
@@ -229,6 +251,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(240),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "asyncio",
@@ -237,6 +260,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "packagemd",
@@ -245,6 +269,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "blobject",
@@ -253,6 +278,7 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
     },
     TestCase {
         name: "custom",
@@ -261,6 +287,17 @@ const TESTS: &[TestCase] = &[
         timeout: Duration::from_secs(60),
         serial: false,
         nofile: None,
+        instances: 0,
+    },
+    TestCase {
+        name: "faultTolerance",
+        variants: &[DEFAULT, COMPRESS, SERIALIZE],
+        // Twelve servers, at the base port + 1 … 12.
+        ports: 13,
+        timeout: Duration::from_secs(120),
+        serial: false,
+        nofile: None,
+        instances: 12,
     },
 ];
 
@@ -506,6 +543,73 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
     }
 }
 
+/// A started server process and the threads collecting its output.
+struct StartedServer {
+    process: Reaper,
+    out: std::thread::JoinHandle<String>,
+    err: Option<std::thread::JoinHandle<String>>,
+    ready: mpsc::Receiver<()>,
+}
+
+impl StartedServer {
+    /// Its output so far (waits for the pipes to close: kill it first if it still runs).
+    fn output(self, label: &str) -> String {
+        let out = self.out.join().unwrap_or_default();
+        let err = self
+            .err
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        format!("--- {label} stdout:\n{out}--- {label} stderr:\n{err}")
+    }
+}
+
+fn start_server(test: &TestCase, args: &[String]) -> Result<StartedServer, String> {
+    let server_exe = server_binary(test.name)?;
+    let mut command = match test.nofile {
+        // The shell sets the limit, then becomes the server.
+        Some(n) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(&server_exe);
+            c
+        }
+        None => Command::new(&server_exe),
+    };
+    let mut process = Reaper(
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", server_exe.display()))?,
+    );
+    let err = process.0.stderr.take().map(collect);
+    let stdout = process.0.stdout.take();
+    let (ready_tx, ready) = mpsc::channel();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(stdout) = stdout {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if line.ends_with(" ready") {
+                    let _ = ready_tx.send(());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    });
+    Ok(StartedServer {
+        process,
+        out,
+        err,
+        ready,
+    })
+}
+
 fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Result<(), String> {
     let port = free_ports(test.ports);
     let mut args: Vec<String> = [
@@ -519,63 +623,32 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     .into();
     args.extend(variant.props.iter().map(|p| p.to_string()));
 
-    let server_exe = server_binary(test.name)?;
-    let mut command = match test.nofile {
-        // The shell sets the limit, then becomes the server.
-        Some(n) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                .arg(&server_exe);
-            c
-        }
-        None => Command::new(&server_exe),
+    // One server, or `instances` servers numbered from 1 (the number is their argument, and
+    // the client gets them all).
+    let numbers: Vec<Option<u16>> = if test.instances == 0 {
+        vec![None]
+    } else {
+        (1..=test.instances).map(Some).collect()
     };
-    let mut server = Reaper(
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", server_exe.display()))?,
-    );
-    let server_err = server.0.stderr.take().map(collect);
-    let server_out = server.0.stdout.take();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let server_out = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(out) = server_out {
-            let mut lines = BufReader::new(out).lines();
-            for line in lines.by_ref().map_while(Result::ok) {
-                if line.ends_with(" ready") {
-                    let _ = ready_tx.send(());
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-        }
-        text
-    });
-    let server_output =
-        |server_out: std::thread::JoinHandle<String>,
-         server_err: Option<std::thread::JoinHandle<String>>| {
-            let out = server_out.join().unwrap_or_default();
-            let err = server_err
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default();
-            format!("--- server stdout:\n{out}--- server stderr:\n{err}")
+    let mut servers = Vec::new();
+    for n in &numbers {
+        let mut server_args = args.clone();
+        server_args.extend(n.map(|n| n.to_string()));
+        let mut server = match start_server(test, &server_args) {
+            Ok(s) => s,
+            Err(e) => return Err(e),
         };
-
-    if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let status = server.0.try_wait().ok().flatten();
-        let _ = server.0.kill();
-        let _ = server.0.wait();
-        return Err(format!(
-            "the server did not print `{} ready` within 30s (exit: {status:?})\n{}",
-            test.name,
-            server_output(server_out, server_err)
-        ));
+        if server.ready.recv_timeout(Duration::from_secs(30)).is_err() {
+            let status = server.process.0.try_wait().ok().flatten();
+            let _ = server.process.0.kill();
+            let _ = server.process.0.wait();
+            return Err(format!(
+                "the server did not print `{} ready` within 30s (exit: {status:?})\n{}",
+                test.name,
+                server.output("server")
+            ));
+        }
+        servers.push(server);
     }
 
     let dir = source.join("python/test/Ice").join(test.name);
@@ -586,6 +659,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
             .arg("../".repeat(test.name.matches('/').count() + 2) + "TestHelper.py")
             .arg("Client.py")
             .args(&args)
+            .args(numbers.iter().flatten().map(|n| n.to_string()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -615,29 +689,45 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
         args.join(" ")
     );
 
-    // The client's last call is shutdown(): the server must exit by itself, and cleanly. A
-    // failed client may never have called it.
+    // The client's last call is shutdown() (or abort()): each server must exit by itself, and
+    // cleanly. A failed client may never have called it.
     let grace = match client_status {
-        Some(c) if c.success() => Duration::from_secs(15),
+        Some(c) if c.success() && test.instances == 0 => Duration::from_secs(15),
+        Some(c) if c.success() => Duration::from_secs(2),
         _ => Duration::from_millis(500),
     };
-    let server_status = wait_for(&mut server.0, grace);
-    if server_status.is_none() {
-        let _ = server.0.kill();
-        let _ = server.0.wait();
+    let mut server_problem = None;
+    let mut server_text = String::new();
+    for (mut server, n) in servers.into_iter().zip(&numbers) {
+        let status = wait_for(&mut server.process.0, grace);
+        if status.is_none() {
+            let _ = server.process.0.kill();
+            let _ = server.process.0.wait();
+        }
+        let label = match n {
+            Some(n) => format!("server {n}"),
+            None => "server".to_string(),
+        };
+        if server_problem.is_none() {
+            server_problem = match status {
+                None if test.instances > 0 => None,
+                None => Some(format!(
+                    "the {label} did not exit within {}s of the client's end (shutdown)",
+                    grace.as_secs()
+                )),
+                Some(s) if !s.success() => Some(format!("the {label} failed ({s})")),
+                _ => None,
+            };
+        }
+        server_text.push_str(&server.output(&label));
     }
-    let server_text = server_output(server_out, server_err);
-    let problem = match (client_status, server_status) {
-        (None, _) => Some(format!(
+    let problem = match client_status {
+        None => Some(format!(
             "the client did not finish within {}s",
             test.timeout.as_secs()
         )),
-        (Some(c), _) if !c.success() => Some(format!("the client failed ({c})")),
-        (Some(_), None) => {
-            Some("the server did not exit within 15s of the client's end (shutdown)".into())
-        }
-        (Some(_), Some(s)) if !s.success() => Some(format!("the server failed ({s})")),
-        _ => None,
+        Some(c) if !c.success() => Some(format!("the client failed ({c})")),
+        Some(_) => server_problem,
     };
     match problem {
         None => Ok(()),
