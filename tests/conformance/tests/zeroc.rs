@@ -634,10 +634,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     for n in &numbers {
         let mut server_args = args.clone();
         server_args.extend(n.map(|n| n.to_string()));
-        let mut server = match start_server(test, &server_args) {
-            Ok(s) => s,
-            Err(e) => return Err(e),
-        };
+        let mut server = start_server(test, &server_args)?;
         if server.ready.recv_timeout(Duration::from_secs(30)).is_err() {
             let status = server.process.0.try_wait().ok().flatten();
             let _ = server.process.0.kill();
