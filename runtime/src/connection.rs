@@ -1102,19 +1102,27 @@ where
                     }
                 }
                 Message::Request(req) => {
-                    if self.state != State::Active {
+                    if !self.takes_requests() {
                         continue;
                     }
                     self.dispatch(vec![req], compress_reply);
                 }
                 Message::Batch(reqs) => {
-                    if self.state != State::Active || reqs.is_empty() {
+                    if !self.takes_requests() || reqs.is_empty() {
                         continue;
                     }
                     self.dispatch(reqs, false);
                 }
             }
         }
+    }
+
+    /// Whether requests that arrive now are dispatched: not once the connection is closing,
+    /// which starts when `close` is called (an adapter's deactivation, for instance), even
+    /// before this task has seen the command. The peer gets CloseConnection and may retry them
+    /// elsewhere, as Ice's clients do.
+    fn takes_requests(&self) -> bool {
+        self.state == State::Active && self.conn.inner.active.load(Ordering::Acquire)
     }
 
     fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
