@@ -468,17 +468,26 @@ fn check_python() -> Result<(), String> {
 }
 
 /// A block of `count` consecutive free ports on 127.0.0.1, different from every block given
-/// before by this process.
+/// before by this process. The blocks stay below Linux's ephemeral range (32768 and up), from
+/// which the clients' own sockets take their local ports: a server that binds its ports later
+/// (Ice/binding creates adapters as it goes) must not find one taken by a client.
 fn free_ports(count: u16) -> u16 {
+    const FIRST: u16 = 20000;
+    const LAST: u16 = 32000;
     static NEXT: AtomicU16 = AtomicU16::new(0);
     if NEXT.load(Ordering::SeqCst) == 0 {
-        let seed = (std::process::id() % 200) as u16 * 100;
-        let _ = NEXT.compare_exchange(0, 21000 + seed, Ordering::SeqCst, Ordering::SeqCst);
+        let seed = (std::process::id() % 100) as u16 * 100;
+        let _ = NEXT.compare_exchange(0, FIRST + seed, Ordering::SeqCst, Ordering::SeqCst);
     }
     loop {
         let base = NEXT.fetch_add(count + 1, Ordering::SeqCst);
-        if base > 60000 {
-            NEXT.store(21000, Ordering::SeqCst);
+        if base.saturating_add(count + 1) > LAST {
+            let _ = NEXT.compare_exchange(
+                base.wrapping_add(count + 1),
+                FIRST,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
             continue;
         }
         let all_free =
