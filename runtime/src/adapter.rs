@@ -341,7 +341,7 @@ impl ObjectAdapter {
         for (category, locator) in locators {
             locator.deactivate(&category);
         }
-        self.inner.instance.remove_adapter(&self.inner.name);
+        self.inner.instance.remove_adapter(self);
     }
 
     /// Whether [`ObjectAdapter::deactivate`] was called.

@@ -50,6 +50,9 @@ pub(crate) struct Instance {
     pub(crate) accept_class_cycles: bool,
     connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
     adapters: Mutex<HashMap<String, ObjectAdapter>>,
+    /// Adapters created without a name (bidirectional clients' adapters, for instance): shut
+    /// down and destroyed with the others.
+    unnamed_adapters: Mutex<Vec<ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
@@ -189,8 +192,20 @@ impl Instance {
         }
     }
 
-    pub(crate) fn remove_adapter(&self, name: &str) {
-        self.adapters.lock().remove(name);
+    /// Forgets a destroyed adapter.
+    pub(crate) fn remove_adapter(&self, adapter: &ObjectAdapter) {
+        if adapter.name().is_empty() {
+            self.unnamed_adapters.lock().retain(|a| a != adapter);
+        } else {
+            self.adapters.lock().remove(adapter.name());
+        }
+    }
+
+    /// Every adapter, named or not.
+    fn all_adapters(&self) -> Vec<ObjectAdapter> {
+        let mut all: Vec<ObjectAdapter> = self.adapters.lock().values().cloned().collect();
+        all.extend(self.unnamed_adapters.lock().iter().cloned());
+        all
     }
 }
 
@@ -301,6 +316,7 @@ impl Communicator {
             accept_class_cycles: p.get_property_as_int("Ice.AcceptClassCycles") > 0,
             connections: Mutex::new(HashMap::new()),
             adapters: Mutex::new(HashMap::new()),
+            unnamed_adapters: Mutex::new(Vec::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
             batches: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
@@ -407,7 +423,9 @@ impl Communicator {
                 .set_property(&format!("{name}.Endpoints"), endpoints);
         }
         let adapter = ObjectAdapter::create(self.inner.clone(), name, endpoints).await?;
-        if !name.is_empty() {
+        if name.is_empty() {
+            self.inner.unnamed_adapters.lock().push(adapter.clone());
+        } else {
             self.inner
                 .adapters
                 .lock()
@@ -434,8 +452,7 @@ impl Communicator {
 
     /// Deactivates every object adapter. Idempotent.
     pub fn shutdown(&self) {
-        let adapters: Vec<ObjectAdapter> = self.inner.adapters.lock().values().cloned().collect();
-        for a in adapters {
+        for a in self.inner.all_adapters() {
             a.deactivate();
         }
         self.inner.shutdown.send_replace(true);
@@ -450,8 +467,7 @@ impl Communicator {
     pub async fn wait_for_shutdown(&self) {
         let mut rx = self.inner.shutdown.subscribe();
         let _ = rx.wait_for(|s| *s).await;
-        let adapters: Vec<ObjectAdapter> = self.inner.adapters.lock().values().cloned().collect();
-        for a in adapters {
+        for a in self.inner.all_adapters() {
             a.wait_for_deactivate().await;
         }
     }
@@ -480,5 +496,6 @@ impl Communicator {
             let _ = tokio::time::timeout(self.inner.close_timeout, c.wait_closed()).await;
         }
         self.inner.adapters.lock().clear();
+        self.inner.unnamed_adapters.lock().clear();
     }
 }

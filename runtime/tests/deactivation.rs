@@ -2,7 +2,7 @@
 //! its connections from taking requests at once, as Ice's synchronous deactivation does: a
 //! request the client sends right after the reply is not dispatched (the client gets
 //! CloseConnection and retries elsewhere; ZeroC's Ice/faultTolerance client expects the next
-//! server to answer).
+//! server to answer). Adapters without a name are shut down and destroyed with the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,4 +74,36 @@ async fn requests_after_shutdown_from_a_dispatch_are_not_dispatched() {
         client.destroy().await;
         server.destroy().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_and_destroy_reach_adapters_without_a_name() {
+    let communicator = Communicator::with_properties(Properties::new()).unwrap();
+    let unnamed = communicator
+        .create_object_adapter_with_endpoints("", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    let named = communicator
+        .create_object_adapter_with_endpoints("Named", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    unnamed.activate().unwrap();
+    named.activate().unwrap();
+    communicator.shutdown();
+    assert!(named.is_deactivated());
+    assert!(
+        unnamed.is_deactivated(),
+        "as in Ice, every adapter is deactivated"
+    );
+    communicator.wait_for_shutdown().await;
+    communicator.destroy().await;
+
+    // An unnamed adapter destroyed by itself is forgotten by its communicator.
+    let communicator = Communicator::with_properties(Properties::new()).unwrap();
+    let unnamed = communicator
+        .create_object_adapter_with_endpoints("", "")
+        .await
+        .unwrap();
+    unnamed.destroy().await;
+    communicator.destroy().await;
 }
