@@ -678,6 +678,9 @@ struct Pending {
     sent: bool,
 }
 
+/// The dispatch of one request (or batch): the reply to its last request, if any.
+type DispatchFuture = BoxFuture<'static, Option<DispatchDone>>;
+
 struct DispatchDone {
     request_id: i32,
     compress: bool,
@@ -698,7 +701,7 @@ struct Actor<R, W> {
     dispatches: usize,
     done_tx: mpsc::UnboundedSender<DispatchDone>,
     done_rx: mpsc::UnboundedReceiver<DispatchDone>,
-    serial: Option<mpsc::UnboundedSender<(Vec<RequestData>, bool)>>,
+    serial: Option<mpsc::UnboundedSender<DispatchFuture>>,
     rx: mpsc::UnboundedReceiver<Command>,
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
@@ -1127,40 +1130,51 @@ where
 
     fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
         self.dispatches += 1;
-        if !self.config.serialize {
-            let handler = self.conn.inner.handler.read().clone();
-            let mut dispatch = Box::pin(dispatch_all(handler, self.conn.clone(), reqs, compress));
-            // A dispatch that completes without waiting (most servants) is answered right here:
-            // no task to spawn, no hop to another thread and back for the reply. One that waits
-            // goes on in its own task, so it holds up neither this connection nor other requests.
-            match futures_util::FutureExt::now_or_never(dispatch.as_mut()) {
-                Some(Some(done)) => self.on_dispatched(done),
-                Some(None) => self.dispatches = self.dispatches.saturating_sub(1),
-                None => {
-                    let done_tx = self.done_tx.clone();
-                    tokio::spawn(async move {
-                        if let Some(done) = dispatch.await {
-                            let _ = done_tx.send(done);
-                        }
-                    });
-                }
-            }
+        let handler = self.conn.inner.handler.read().clone();
+        let mut dispatch: DispatchFuture =
+            Box::pin(dispatch_all(handler, self.conn.clone(), reqs, compress));
+        // A serialized connection queues a request behind those still being dispatched; with
+        // none in progress (`dispatches` counts this one), it is dispatched at once like the rest.
+        if self.config.serialize && self.dispatches > 1 {
+            self.send_serial(dispatch);
             return;
         }
-        // Serialized: one task dispatches this connection's requests in arrival order.
+        // A dispatch that completes without waiting (most servants) is answered right here:
+        // no task to spawn, no hop to another thread and back for the reply. One that waits
+        // goes on in its own task (or, serialized, in the connection's dispatch task ahead of
+        // the requests that follow it), so it holds up neither this connection nor other
+        // requests.
+        match futures_util::FutureExt::now_or_never(dispatch.as_mut()) {
+            Some(Some(done)) => self.on_dispatched(done),
+            Some(None) => self.dispatches = self.dispatches.saturating_sub(1),
+            None if self.config.serialize => self.send_serial(dispatch),
+            None => {
+                let done_tx = self.done_tx.clone();
+                tokio::spawn(async move {
+                    if let Some(done) = dispatch.await {
+                        let _ = done_tx.send(done);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Hands a dispatch to the connection's serial task, which runs them one at a time in the
+    /// order they were handed over.
+    fn send_serial(&mut self, dispatch: DispatchFuture) {
         let serial = self.serial.get_or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<RequestData>, bool)>();
-            let conn = self.conn.clone();
+            let (tx, mut rx) = mpsc::unbounded_channel::<DispatchFuture>();
             let done = self.done_tx.clone();
             tokio::spawn(async move {
-                while let Some((reqs, compress)) = rx.recv().await {
-                    let handler = conn.inner.handler.read().clone();
-                    run_dispatch(handler, conn.clone(), reqs, compress, done.clone()).await;
+                while let Some(dispatch) = rx.recv().await {
+                    if let Some(d) = dispatch.await {
+                        let _ = done.send(d);
+                    }
                 }
             });
             tx
         });
-        let _ = serial.send((reqs, compress));
+        let _ = serial.send(dispatch);
     }
 
     fn on_dispatched(&mut self, done: DispatchDone) {
@@ -1220,7 +1234,6 @@ where
     }
 }
 
-/// Dispatches one request (or a batch, in order) and reports the last reply to the actor.
 /// Waits for the next change of a hold flag; `Err` once its adapter is gone.
 async fn hold_changed(
     hold: &mut Option<tokio::sync::watch::Receiver<bool>>,
@@ -1228,18 +1241,6 @@ async fn hold_changed(
     match hold {
         Some(h) => h.changed().await,
         None => std::future::pending().await,
-    }
-}
-
-async fn run_dispatch(
-    handler: Option<Arc<dyn RequestHandler>>,
-    conn: Connection,
-    reqs: Vec<RequestData>,
-    compress: bool,
-    done: mpsc::UnboundedSender<DispatchDone>,
-) {
-    if let Some(d) = dispatch_all(handler, conn, reqs, compress).await {
-        let _ = done.send(d);
     }
 }
 

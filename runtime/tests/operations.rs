@@ -290,7 +290,9 @@ async fn communicator_flushes_every_batch_proxy() {
     server.communicator.destroy().await;
 }
 
-struct Recorder(parking_lot::Mutex<Vec<i32>>);
+/// Records the `record` requests it dispatches; with `every_other`, even numbers complete at
+/// once and odd ones wait, otherwise every dispatch waits a random time.
+struct Recorder(parking_lot::Mutex<Vec<i32>>, bool);
 
 impl floe::Blobject for Recorder {
     fn ice_invoke<'a>(
@@ -304,8 +306,10 @@ impl floe::Blobject for Recorder {
             }
             let n = decode(&in_encaps, |is| is.read::<i32>());
             // Uneven dispatch times would reorder concurrent dispatches.
-            let micros: u64 = rand::random::<u64>() % 300;
-            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+            if !self.1 || n % 2 == 1 {
+                let micros: u64 = rand::random::<u64>() % 300;
+                tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+            }
             self.0.lock().push(n);
             Ok((true, floe::protocol::empty_encapsulation(1, 1)))
         })
@@ -313,13 +317,17 @@ impl floe::Blobject for Recorder {
 }
 
 async fn record_oneways(serialize: bool) -> Vec<i32> {
+    record_oneways_with(serialize, false).await
+}
+
+async fn record_oneways_with(serialize: bool, every_other: bool) -> Vec<i32> {
     let props: &[(&str, &str)] = if serialize {
         &[("Test.ThreadPool.Serialize", "1")]
     } else {
         &[]
     };
     let server = start_floe_server(props).await;
-    let recorder = std::sync::Arc::new(Recorder(Default::default()));
+    let recorder = std::sync::Arc::new(Recorder(Default::default(), every_other));
     let prx = server
         .adapter
         .add(
@@ -363,6 +371,14 @@ async fn serialized_adapter_dispatches_in_arrival_order() {
         (0..200).collect::<Vec<_>>(),
         "every request is dispatched either way"
     );
+}
+
+/// A serialized connection answers at once the dispatches that complete without waiting, but
+/// only when none is in progress: one that arrives behind a waiting dispatch waits its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serialized_adapter_keeps_order_of_immediate_and_waiting_dispatches() {
+    let got = record_oneways_with(true, true).await;
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
