@@ -180,6 +180,23 @@ pub(crate) struct InvokeFailure {
 
 type ReplySender = oneshot::Sender<std::result::Result<Option<ReplyData>, InvokeFailure>>;
 
+/// Who learns the fate of a raw message.
+enum RawDone {
+    Channel(oneshot::Sender<Result<()>>),
+    Callback(Box<dyn FnOnce(Result<()>) + Send + Sync + 'static>),
+}
+
+impl RawDone {
+    fn finish(self, result: Result<()>) {
+        match self {
+            RawDone::Channel(tx) => {
+                let _ = tx.send(result);
+            }
+            RawDone::Callback(f) => f(result),
+        }
+    }
+}
+
 enum Command {
     Request {
         body: BytesMut,
@@ -189,7 +206,7 @@ enum Command {
     },
     Raw {
         message: Bytes,
-        done: oneshot::Sender<Result<()>>,
+        done: RawDone,
     },
     Heartbeat,
     Close {
@@ -409,12 +426,37 @@ impl Connection {
         if self
             .inner
             .tx
-            .send(Command::Raw { message, done: tx })
+            .send(Command::Raw {
+                message,
+                done: RawDone::Channel(tx),
+            })
             .is_err()
         {
             return Err(self.closed_error());
         }
         rx.await.unwrap_or_else(|_| Err(self.closed_error()))
+    }
+
+    /// [`Connection::send_raw`] without waiting: queues `message` and returns at once; `done`
+    /// is called with the outcome once the message is written (`Ok`) or can no longer be
+    /// (`Err`, the connection is closing or closed). Messages queued by one caller are written
+    /// in the order they were queued. `done` runs on the connection's task (or, when the
+    /// connection is already gone, on the caller's, before this returns): it must be short and
+    /// must not block. A forwarder uses it to keep one write in flight per peer without a task
+    /// waiting for each write.
+    pub fn send_raw_then(
+        &self,
+        message: Bytes,
+        done: impl FnOnce(Result<()>) + Send + Sync + 'static,
+    ) {
+        if let Err(mpsc::error::SendError(Command::Raw { done, .. })) =
+            self.inner.tx.send(Command::Raw {
+                message,
+                done: RawDone::Callback(Box::new(done)),
+            })
+        {
+            done.finish(Err(self.closed_error()));
+        }
     }
 
     fn closed_error(&self) -> Error {
@@ -670,7 +712,7 @@ struct Outgoing {
 
 enum Done {
     Oneway(ReplySender),
-    Raw(oneshot::Sender<Result<()>>),
+    Raw(RawDone),
 }
 
 struct Pending {
@@ -802,9 +844,7 @@ where
                         sent: false,
                     }));
                 }
-                Some(Done::Raw(tx)) => {
-                    let _ = tx.send(Err(reason.clone()));
-                }
+                Some(Done::Raw(done)) => done.finish(Err(reason.clone())),
                 None => {}
             }
         }
@@ -825,7 +865,7 @@ where
                     }));
                 }
                 Command::Raw { done, .. } => {
-                    let _ = done.send(Err(Error::ConnectionLost("connection closed".into())));
+                    done.finish(Err(Error::ConnectionLost("connection closed".into())));
                 }
                 _ => {}
             }
@@ -996,7 +1036,7 @@ where
             }
             Command::Raw { message, done } => {
                 if self.state != State::Active {
-                    let _ = done.send(Err(Error::CloseConnection));
+                    done.finish(Err(Error::CloseConnection));
                     return None;
                 }
                 self.push(message, None, Some(Done::Raw(done)));
@@ -1054,9 +1094,7 @@ where
                 Some(Done::Oneway(tx)) => {
                     let _ = tx.send(Ok(None));
                 }
-                Some(Done::Raw(tx)) => {
-                    let _ = tx.send(Ok(()));
-                }
+                Some(Done::Raw(done)) => done.finish(Ok(())),
                 None => {}
             }
         }

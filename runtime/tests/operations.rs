@@ -734,3 +734,66 @@ async fn pings_go_oneway_but_other_builtins_need_a_reply() {
     client.destroy().await;
     server.communicator.destroy().await;
 }
+
+/// `Connection::send_raw_then` queues without waiting: messages queued one after the other are
+/// dispatched in that order, each callback reports its write, and on a closed connection the
+/// callback reports the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_raw_then_writes_in_order_and_reports_each_write() {
+    let server = start_floe_server(&[("Test.ThreadPool.Serialize", "1")]).await;
+    let recorder = std::sync::Arc::new(Recorder(Default::default(), true));
+    let prx = server
+        .adapter
+        .add(
+            std::sync::Arc::new(floe::BlobjectDispatcher(recorder.clone())),
+            floe::Identity::new("rec", ""),
+        )
+        .unwrap();
+    let comm = client_communicator(&[]);
+    let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
+    let conn = prx.ice_get_connection().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..100 {
+        let request = floe::protocol::RequestData {
+            name: "rec".into(),
+            operation: "record".into(),
+            params: encaps(|os| os.write(&i)),
+            ..Default::default()
+        };
+        let message = floe::protocol::build_message(
+            floe::protocol::MessageType::Request,
+            &request.request_body(),
+            false,
+        );
+        let tx = tx.clone();
+        conn.send_raw_then(message, move |r| {
+            let _ = tx.send((i, r));
+        });
+    }
+    for i in 0..100 {
+        let (n, r) = rx.recv().await.unwrap();
+        assert_eq!(n, i, "callbacks come in write order");
+        r.unwrap();
+    }
+    prx.ice_ping().await.unwrap();
+    for _ in 0..300 {
+        if recorder.0.lock().len() == 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(*recorder.0.lock(), (0..100).collect::<Vec<_>>());
+
+    conn.close(false);
+    conn.wait_closed().await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    conn.send_raw_then(Bytes::from_static(b"never written"), move |r| {
+        let _ = tx.send(r);
+    });
+    assert!(
+        rx.await.unwrap().is_err(),
+        "a closed connection reports the failure"
+    );
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}
