@@ -13,11 +13,13 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use floe::codegen::BoxFuture;
-use floe::protocol::{MessageType, RequestData, build_message};
-use floe::{Blobject, Context, Current, Error, Identity, ObjectPrx, OperationMode};
+use floe::protocol::{HEADER_SIZE, Header, MessageType, put_context, put_size, put_string};
+use floe::{Blobject, Connection, Context, Current, Error, Identity, ObjectPrx, OperationMode};
 
 /// Most bytes of oneway requests written to a subscriber at once.
 const ONEWAY_WRITE_MAX: usize = 256 * 1024;
+/// Most oneway requests written to a subscriber at once.
+const ONEWAY_BATCH_MAX: usize = 1024;
 
 use crate::Shared;
 use crate::config::QueueFullPolicy;
@@ -32,29 +34,43 @@ pub(crate) struct Event {
     pub mode: OperationMode,
     pub ctx: Context,
     pub data: Bytes,
+    /// The end of a Request body carrying this event (operation, mode, context, parameters),
+    /// encoded once and shared by every oneway subscriber.
+    tail: Bytes,
 }
 
 impl Event {
-    pub(crate) fn from_current(data: Bytes, current: &Current) -> Event {
+    fn new(op: String, mode: OperationMode, ctx: Context, data: Bytes) -> Event {
+        let mut tail = BytesMut::with_capacity(op.len() + data.len() + 8);
+        put_string(&mut tail, &op);
+        tail.extend_from_slice(&[mode as u8]);
+        put_context(&mut tail, &ctx);
+        tail.extend_from_slice(&data);
         Event {
-            op: current.operation.clone(),
-            mode: current.mode,
-            ctx: current.ctx.clone(),
+            op,
+            mode,
+            ctx,
             data,
+            tail: tail.freeze(),
         }
     }
 
+    pub(crate) fn from_current(data: Bytes, current: &Current) -> Event {
+        Event::new(
+            current.operation.clone(),
+            current.mode,
+            current.ctx.clone(),
+            data,
+        )
+    }
+
     pub(crate) fn from_data(e: EventData) -> Event {
-        Event {
-            op: e.op,
-            mode: match e.mode {
-                EventMode::Normal => OperationMode::Normal,
-                EventMode::Nonmutating => OperationMode::Nonmutating,
-                EventMode::Idempotent => OperationMode::Idempotent,
-            },
-            ctx: e.context,
-            data: Bytes::from(e.data),
-        }
+        let mode = match e.mode {
+            EventMode::Normal => OperationMode::Normal,
+            EventMode::Nonmutating => OperationMode::Nonmutating,
+            EventMode::Idempotent => OperationMode::Idempotent,
+        };
+        Event::new(e.op, mode, e.context, Bytes::from(e.data))
     }
 
     fn to_data(&self) -> EventData {
@@ -121,6 +137,11 @@ struct Inner {
     state: State,
     current_retry: i32,
     outstanding: usize,
+    /// Oneway subscribers over a connection: the connection events are written to.
+    conn: Option<Connection>,
+    /// Oneway subscribers over a connection: whether a write is in flight (the next batch
+    /// leaves when it completes).
+    writing: bool,
 }
 
 /// A subscriber of one topic.
@@ -135,6 +156,10 @@ pub(crate) struct Subscriber {
     pub publisher: Option<ObjectPrx>,
     obj: ObjectPrx,
     kind: Kind,
+    /// Oneway over a connection (not datagram): events are written as raw Requests.
+    stream: bool,
+    /// The start of a oneway Request body for this subscriber: request id 0, identity, facet.
+    prefix: Bytes,
     retry_count: i32,
     inner: Mutex<Inner>,
     wake: Notify,
@@ -236,11 +261,29 @@ impl Subscriber {
             );
             shared.publish_adapter.create_proxy(pid)
         });
+        let stream = kind == Kind::Oneway && obj.ice_get_mode() != floe::InvocationMode::Datagram;
+        let prefix = {
+            let mut b = BytesMut::new();
+            b.extend_from_slice(&0i32.to_le_bytes());
+            let target = obj.ice_get_identity();
+            put_string(&mut b, &target.name);
+            put_string(&mut b, &target.category);
+            let facet = obj.ice_get_facet();
+            if facet.is_empty() {
+                put_size(&mut b, 0);
+            } else {
+                put_size(&mut b, 1);
+                put_string(&mut b, facet);
+            }
+            b.freeze()
+        };
         let sub = Arc::new(Subscriber {
             rec,
             id,
             linked_topic,
             publisher,
+            stream,
+            prefix,
             obj: if kind == Kind::Batch {
                 obj.ice_batch_oneway()
             } else {
@@ -253,6 +296,8 @@ impl Subscriber {
                 state: State::Online,
                 current_retry: 0,
                 outstanding: 0,
+                conn: None,
+                writing: false,
             }),
             wake: Notify::new(),
             reaping: AtomicBool::new(false),
@@ -277,7 +322,9 @@ impl Subscriber {
 
     /// Queues events; returns false when the subscriber is in error and must be reaped.
     /// `forwarded` events (from a linked topic) are not queued on links.
-    pub(crate) fn queue(&self, forwarded: bool, events: &[Arc<Event>]) -> bool {
+    /// A oneway subscriber with an open connection and no write in flight gets the events
+    /// written at once (no task in between); otherwise its delivery task is woken.
+    pub(crate) fn queue(self: &Arc<Self>, forwarded: bool, events: &[Arc<Event>]) -> bool {
         if forwarded && self.kind == Kind::Link {
             return true;
         }
@@ -312,9 +359,87 @@ impl Subscriber {
             }
             g.events.push_back(e.clone());
         }
+        if self.stream && !g.writing {
+            if let Some(conn) = g.conn.clone().filter(Connection::is_active) {
+                let batch = self.take_batch(&mut g);
+                drop(g);
+                self.write_batch(conn, batch);
+                return true;
+            }
+        }
         drop(g);
         self.wake.notify_one();
         true
+    }
+
+    /// Takes the next write's worth of queued events (at most [`ONEWAY_BATCH_MAX`] events and
+    /// about [`ONEWAY_WRITE_MAX`] bytes), counting them outstanding and the write in flight.
+    fn take_batch(&self, g: &mut Inner) -> Vec<Arc<Event>> {
+        let mut bytes = 0;
+        let mut n = 0;
+        for e in g.events.iter().take(ONEWAY_BATCH_MAX) {
+            if n > 0 && bytes + e.tail.len() > ONEWAY_WRITE_MAX {
+                break;
+            }
+            bytes += e.tail.len();
+            n += 1;
+        }
+        g.outstanding += n;
+        g.writing = true;
+        g.events.drain(..n).collect()
+    }
+
+    /// Writes events as consecutive oneway Requests in one write; when it completes, the
+    /// events queued meanwhile follow in the next.
+    fn write_batch(self: &Arc<Self>, conn: Connection, events: Vec<Arc<Event>>) {
+        let n = events.len();
+        let size: usize = events
+            .iter()
+            .map(|e| HEADER_SIZE + self.prefix.len() + e.tail.len())
+            .sum();
+        let mut buf = BytesMut::with_capacity(size);
+        for e in &events {
+            Header {
+                message_type: MessageType::Request,
+                compression: 0,
+                size: HEADER_SIZE + self.prefix.len() + e.tail.len(),
+            }
+            .write(&mut buf);
+            buf.extend_from_slice(&self.prefix);
+            buf.extend_from_slice(&e.tail);
+        }
+        drop(events);
+        let me = self.clone();
+        let next = conn.clone();
+        conn.send_raw_then(buf.freeze(), move |result| me.written(next, n, result));
+    }
+
+    /// A oneway write completed (or failed).
+    fn written(self: &Arc<Self>, conn: Connection, n: usize, result: floe::Result<()>) {
+        let mut g = self.inner.lock();
+        g.outstanding = g.outstanding.saturating_sub(n);
+        match result {
+            Ok(()) => {
+                g.current_retry = 0;
+                if g.state == State::Online && !g.events.is_empty() && conn.is_active() {
+                    let batch = self.take_batch(&mut g);
+                    drop(g);
+                    self.write_batch(conn, batch);
+                    return;
+                }
+                g.writing = false;
+                let more = g.state == State::Online && !g.events.is_empty();
+                drop(g);
+                if more {
+                    self.wake.notify_one();
+                }
+            }
+            Err(e) => {
+                g.writing = false;
+                drop(g);
+                self.fail(&e);
+            }
+        }
     }
 
     /// Whether the subscriber failed for good (links in error are not listed).
@@ -413,73 +538,63 @@ impl Subscriber {
         }
     }
 
-    /// Oneway subscribers: the queued events are written as consecutive oneway Requests, up to
-    /// [`ONEWAY_WRITE_MAX`] bytes in one write, in queue order. Datagram subscribers send one
-    /// datagram per event.
+    /// Oneway subscribers: over a connection, the queued events are written as consecutive
+    /// oneway Requests, as many as are queued (up to [`ONEWAY_WRITE_MAX`] bytes) in one write,
+    /// one write in flight, in queue order ([`Subscriber::queue`] and [`Subscriber::written`]
+    /// do the writing; this task opens the connection when there is none). Datagram
+    /// subscribers get one datagram per event.
     async fn run_oneway(self: &Arc<Self>) {
-        let datagram = self.obj.ice_get_mode() == floe::InvocationMode::Datagram;
-        let identity = self.obj.ice_get_identity().clone();
-        let facet = self.obj.ice_get_facet().to_string();
+        if !self.stream {
+            return self.run_datagram().await;
+        }
+        loop {
+            let wanted = {
+                let g = self.inner.lock();
+                match g.state {
+                    State::Error => return,
+                    State::Offline(_) => false,
+                    State::Online => !g.writing && !g.events.is_empty(),
+                }
+            };
+            if !wanted {
+                self.wake.notified().await;
+                continue;
+            }
+            match self.obj.ice_get_connection().await {
+                Ok(conn) => {
+                    let mut g = self.inner.lock();
+                    g.conn = Some(conn.clone());
+                    if g.state == State::Online && !g.writing && !g.events.is_empty() {
+                        let batch = self.take_batch(&mut g);
+                        drop(g);
+                        self.write_batch(conn, batch);
+                    }
+                }
+                Err(e) => self.fail(&e),
+            }
+        }
+    }
+
+    async fn run_datagram(self: &Arc<Self>) {
         loop {
             let Some(events) = self.take(256) else { return };
             if events.is_empty() {
                 self.wake.notified().await;
-                // Let the events published meanwhile join this write.
-                tokio::task::yield_now().await;
                 continue;
             }
             let n = events.len();
-            let result = if datagram {
-                let mut r = Ok(());
-                for e in events {
-                    if let Err(err) = self.invoke(e).await {
-                        r = Err(err);
-                        break;
-                    }
+            let mut result = Ok(());
+            for e in events {
+                if let Err(err) = self.invoke(e).await {
+                    result = Err(err);
+                    break;
                 }
-                r
-            } else {
-                self.write_oneways(&identity, &facet, &events).await
-            };
+            }
             self.delivered(n, result.is_ok());
             if let Err(e) = result {
                 self.fail(&e);
             }
         }
-    }
-
-    async fn write_oneways(
-        &self,
-        identity: &Identity,
-        facet: &str,
-        events: &[Arc<Event>],
-    ) -> floe::Result<()> {
-        let conn = self.obj.ice_get_connection().await?;
-        let mut buf = BytesMut::new();
-        for e in events {
-            let request = RequestData {
-                request_id: 0,
-                name: identity.name.clone(),
-                category: identity.category.clone(),
-                facet: facet.to_string(),
-                operation: e.op.clone(),
-                mode: e.mode,
-                context: e.ctx.clone(),
-                params: e.data.clone(),
-            };
-            buf.extend_from_slice(&build_message(
-                MessageType::Request,
-                &request.request_body(),
-                false,
-            ));
-            if buf.len() >= ONEWAY_WRITE_MAX {
-                conn.send_raw(buf.split().freeze()).await?;
-            }
-        }
-        if !buf.is_empty() {
-            conn.send_raw(buf.freeze()).await?;
-        }
-        Ok(())
     }
 
     async fn run_batch(self: &Arc<Self>) {
