@@ -954,12 +954,33 @@ where
                         Err(e) => return End::Failed(Error::ConnectionLost(e.to_string())),
                     }
                 }
-                Some(done) = self.done_rx.recv() => self.on_dispatched(done),
+                Some(done) = self.done_rx.recv() => {
+                    self.on_dispatched(done);
+                    // Replies finished meanwhile go out in the same write.
+                    for _ in 1..WRITE_BATCH {
+                        match self.done_rx.try_recv() {
+                            Ok(done) => self.on_dispatched(done),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 cmd = self.rx.recv() => {
                     match cmd {
                         Some(cmd) => {
                             if let Some(end) = self.on_command(cmd) {
                                 return end;
+                            }
+                            // Requests queued meanwhile (by other tasks, or several oneways
+                            // sent without waiting) go out in the same write.
+                            for _ in 1..WRITE_BATCH {
+                                match self.rx.try_recv() {
+                                    Ok(cmd) => {
+                                        if let Some(end) = self.on_command(cmd) {
+                                            return end;
+                                        }
+                                    }
+                                    Err(_) => break,
+                                }
                             }
                         }
                         None => return graceful_close("connection handle dropped"),
@@ -1564,6 +1585,90 @@ mod tests {
                 tokio::time::timeout(Duration::from_secs(120), drain).await.expect("server closes");
                 tokio::time::timeout(Duration::from_secs(120), conn.wait_closed()).await.expect("actor ends");
             });
+        }
+    }
+
+    /// Counts the writes that reach the peer, and writes vectors as one write (as a socket does).
+    struct CountingWriter {
+        inner: WriteHalf<DuplexStream>,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl AsyncWrite for CountingWriter {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(r, std::task::Poll::Ready(Ok(_))) {
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            r
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.poll_write(cx, &joined)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_queued_together_leave_in_one_write() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (ar, aw) = tokio::io::split(a);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = CountingWriter {
+            inner: aw,
+            writes: writes.clone(),
+        };
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let acm = AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(false)
+        };
+        let conn = start_on(ar, writer, addr, addr, config(acm), None, false);
+        // Queued before the connection's task runs (this runtime has one thread).
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 0..40 {
+            let tx = tx.clone();
+            conn.send_raw_then(ping_request(0), move |r| {
+                let _ = tx.send((i, r.is_ok()));
+            });
+        }
+        for i in 0..40 {
+            assert_eq!(rx.recv().await, Some((i, true)));
+        }
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            1,
+            "forty messages, one write"
+        );
+        let (mut br, _bw) = tokio::io::split(b);
+        for _ in 0..40 {
+            assert_eq!(read_msg(&mut br).await.unwrap().0, MessageType::Request);
         }
     }
 
