@@ -44,7 +44,9 @@
 //! - A publisher object accepts **any operation** with any mode, context and parameters. It does
 //!   not decode the parameters: the operation name, the mode byte, the context and the parameter
 //!   encapsulation (header included) are forwarded byte for byte. A twoway publish is answered
-//!   with an empty success as soon as the event is queued, never after delivery.
+//!   with an empty success once the event is queued and written to the oneway subscribers that
+//!   had no write in flight (as ZeroC's IceStorm writes to them before answering, so the event
+//!   leaves first), waiting at most 1 ms for those writes; never after delivery.
 //! - Each subscriber has **its own queue and its own delivery task**, so a slow or dead
 //!   subscriber never delays the others. The queue holds at most `IceStorm.Send.QueueSizeMax`
 //!   events (65536 by default; ZeroC's default is unlimited, `-1` gives that). When it is full the

@@ -109,6 +109,39 @@ pub(crate) fn leading_int(s: &str) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// Counts the subscriber writes a twoway publish started at once, so that its answer can follow
+/// them (see [`Writes::wait`]).
+#[derive(Debug, Default)]
+pub(crate) struct Writes {
+    left: std::sync::atomic::AtomicUsize,
+    done: Notify,
+}
+
+impl Writes {
+    /// How long a twoway publish waits at most for the writes it started.
+    const WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+
+    fn started(&self) {
+        self.left.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits until every write started is done, at most [`Writes::WAIT_MAX`] (a subscriber that
+    /// stopped reading delays the answer that long, once: while its write is in flight, later
+    /// events only queue).
+    pub(crate) async fn wait(&self) {
+        if self.left.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let _ = tokio::time::timeout(Self::WAIT_MAX, self.done.notified()).await;
+    }
+}
+
 /// How a subscriber receives its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -324,7 +357,13 @@ impl Subscriber {
     /// `forwarded` events (from a linked topic) are not queued on links.
     /// A oneway subscriber with an open connection and no write in flight gets the events
     /// written at once (no task in between); otherwise its delivery task is woken.
-    pub(crate) fn queue(self: &Arc<Self>, forwarded: bool, events: &[Arc<Event>]) -> bool {
+    /// `writes`, when given, counts such a write until it completes.
+    pub(crate) fn queue(
+        self: &Arc<Self>,
+        forwarded: bool,
+        events: &[Arc<Event>],
+        writes: Option<&Arc<Writes>>,
+    ) -> bool {
         if forwarded && self.kind == Kind::Link {
             return true;
         }
@@ -363,7 +402,7 @@ impl Subscriber {
             if let Some(conn) = g.conn.clone().filter(Connection::is_active) {
                 let batch = self.take_batch(&mut g);
                 drop(g);
-                self.write_batch(conn, batch);
+                self.write_batch(conn, batch, writes.cloned());
                 return true;
             }
         }
@@ -391,7 +430,12 @@ impl Subscriber {
 
     /// Writes events as consecutive oneway Requests in one write; when it completes, the
     /// events queued meanwhile follow in the next.
-    fn write_batch(self: &Arc<Self>, conn: Connection, events: Vec<Arc<Event>>) {
+    fn write_batch(
+        self: &Arc<Self>,
+        conn: Connection,
+        events: Vec<Arc<Event>>,
+        writes: Option<Arc<Writes>>,
+    ) {
         let n = events.len();
         let size: usize = events
             .iter()
@@ -411,7 +455,15 @@ impl Subscriber {
         drop(events);
         let me = self.clone();
         let next = conn.clone();
-        conn.send_raw_then(buf.freeze(), move |result| me.written(next, n, result));
+        if let Some(w) = &writes {
+            w.started();
+        }
+        conn.send_raw_then(buf.freeze(), move |result| {
+            me.written(next, n, result);
+            if let Some(w) = writes {
+                w.finished();
+            }
+        });
     }
 
     /// A oneway write completed (or failed).
@@ -424,7 +476,7 @@ impl Subscriber {
                 if g.state == State::Online && !g.events.is_empty() && conn.is_active() {
                     let batch = self.take_batch(&mut g);
                     drop(g);
-                    self.write_batch(conn, batch);
+                    self.write_batch(conn, batch, None);
                     return;
                 }
                 g.writing = false;
@@ -567,7 +619,7 @@ impl Subscriber {
                     if g.state == State::Online && !g.writing && !g.events.is_empty() {
                         let batch = self.take_batch(&mut g);
                         drop(g);
-                        self.write_batch(conn, batch);
+                        self.write_batch(conn, batch, None);
                     }
                 }
                 Err(e) => self.fail(&e),
@@ -752,8 +804,12 @@ impl Blobject for PerSubscriberPublisher {
         Box::pin(async move {
             if let Some(sub) = self.sub.upgrade() {
                 let event = Arc::new(Event::from_current(in_encaps, current));
-                if !sub.queue(false, &[event]) {
+                let writes = (current.request_id != 0).then(Arc::<Writes>::default);
+                if !sub.queue(false, &[event], writes.as_ref()) {
                     sub.reap();
+                }
+                if let Some(w) = writes {
+                    w.wait().await;
                 }
             }
             Ok((

@@ -16,7 +16,7 @@ use crate::slice::ice_storm::{
     NoSuchLink, TopicInternalPrx, TopicLinkPrx, TopicPrx, topic, topic_internal,
 };
 use crate::store::SubscriberRecord;
-use crate::subscriber::{CreateError, Event, Subscriber};
+use crate::subscriber::{CreateError, Event, Subscriber, Writes};
 use crate::{BrokerError, Shared};
 
 /// The topic name of a topic identity: `name` without its `topic.` prefix, or the whole name
@@ -120,11 +120,17 @@ impl TopicImpl {
         }
     }
 
-    /// Queues `events` for every subscriber; links skip `forwarded` events.
-    pub(crate) fn publish(&self, forwarded: bool, events: &[Arc<Event>]) {
+    /// Queues `events` for every subscriber; links skip `forwarded` events. `writes` counts the
+    /// writes to idle subscribers started at once.
+    pub(crate) fn publish(
+        &self,
+        forwarded: bool,
+        events: &[Arc<Event>],
+        writes: Option<&Arc<Writes>>,
+    ) {
         let mut reap = Vec::new();
         for s in self.subscribers.read().iter() {
-            if !s.queue(forwarded, events) {
+            if !s.queue(forwarded, events, writes) {
                 reap.push(s.clone());
             }
         }
@@ -492,7 +498,14 @@ impl Blobject for Publisher {
     ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
         Box::pin(async move {
             let event = Arc::new(Event::from_current(in_encaps, current));
-            self.0.publish(false, &[event]);
+            // A twoway publisher is answered once the event is written to the subscribers that
+            // were idle (as ZeroC's IceStorm writes to them before answering), so the event
+            // leaves first; it never waits for a subscriber's queue.
+            let writes = (current.request_id != 0).then(Arc::<Writes>::default);
+            self.0.publish(false, &[event], writes.as_ref());
+            if let Some(w) = writes {
+                w.wait().await;
+            }
             Ok((
                 true,
                 floe::protocol::empty_encapsulation(current.encoding.major, current.encoding.minor),
@@ -510,7 +523,7 @@ impl ice_storm::TopicLink for LinkServant {
             .into_iter()
             .map(|e| Arc::new(Event::from_data(e)))
             .collect();
-        self.0.publish(true, &events);
+        self.0.publish(true, &events, None);
         Ok(())
     }
 }
