@@ -13,6 +13,7 @@
 //! | `IceStorm.Send.QueueSizeMax` | `65536` | events queued per subscriber at most; `-1` = no limit |
 //! | `IceStorm.Send.QueueSizeMaxPolicy` | `RemoveSubscriber` | or `DropEvents` (drop the oldest queued event) |
 //! | `IceStorm.Trace.TopicManager`, `.Topic`, `.Subscriber` | `0` | tracing levels (targets `icestorm::topic_manager`, `icestorm::topic`, `icestorm::subscriber`) |
+//! | `IceStorm.Threads` | `1` | threads the `icestorm-lite` binary runs on (icestorm-lite's own; an embedded broker runs on its host's runtime). One thread forwards several hundred thousand events a second and saves the hand-overs between threads that cost more than the forwarding itself (see `bench/RESULTS.md`, "IceStorm") |
 //!
 //! Adapter properties (`IceStorm.TopicManager.PublishedEndpoints`, `.ThreadPool.*`, ...) and every
 //! `Ice.*` property apply as usual, since the adapters are named `IceStorm.TopicManager` and

@@ -400,3 +400,21 @@ async fn links_forward_one_hop_within_their_cost() {
     comm.destroy().await;
     broker.shutdown().await;
 }
+
+/// The binary refuses a thread count it cannot use, saying which property is wrong.
+#[test]
+fn binary_refuses_a_bad_thread_count() {
+    for bad in ["0", "two", "-1"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_icestorm-lite"))
+            .arg("--IceStorm.Transient=1")
+            .arg(format!("--IceStorm.Threads={bad}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "IceStorm.Threads={bad} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("IceStorm.Threads") && err.contains(bad),
+            "unclear error for IceStorm.Threads={bad}: {err}"
+        );
+    }
+}

@@ -57,7 +57,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let threads = match props.get_property("IceStorm.Threads").trim() {
+        "" => 1,
+        v => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                anyhow::bail!("IceStorm.Threads must be a number of threads (1 or more), not `{v}`")
+            }
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
