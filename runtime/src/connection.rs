@@ -675,7 +675,7 @@ where
         dispatches: 0,
         done_tx,
         done_rx,
-        serial: None,
+        serial: VecDeque::new(),
         rx,
         closed_tx,
         state: State::Active,
@@ -743,7 +743,9 @@ struct Actor<R, W> {
     dispatches: usize,
     done_tx: mpsc::UnboundedSender<DispatchDone>,
     done_rx: mpsc::UnboundedReceiver<DispatchDone>,
-    serial: Option<mpsc::UnboundedSender<DispatchFuture>>,
+    /// Serialized connections: the dispatches that wait, in arrival order; the actor runs the
+    /// first (polling it with the rest of its work) and starts the next when it completes.
+    serial: VecDeque<DispatchFuture>,
     rx: mpsc::UnboundedReceiver<Command>,
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
@@ -787,6 +789,15 @@ where
     async fn run(mut self) {
         let end = self.run_loop().await;
         self.conn.inner.active.store(false, Ordering::Release);
+        // Requests read before the end are still dispatched, in order (their replies are lost).
+        if !self.serial.is_empty() {
+            let serial = std::mem::take(&mut self.serial);
+            tokio::spawn(async move {
+                for dispatch in serial {
+                    dispatch.await;
+                }
+            });
+        }
         let (reason, graceful) = match end {
             End::Graceful(e) => (e, true),
             End::Failed(e) => (e, false),
@@ -952,6 +963,13 @@ where
                     match r {
                         Ok(n) => self.on_written(n),
                         Err(e) => return End::Failed(Error::ConnectionLost(e.to_string())),
+                    }
+                }
+                done = next_serial(&mut self.serial), if !self.serial.is_empty() => {
+                    self.serial.pop_front();
+                    match done {
+                        Some(done) => self.on_dispatched(done),
+                        None => self.dispatches = self.dispatches.saturating_sub(1),
                     }
                 }
                 Some(done) = self.done_rx.recv() => {
@@ -1195,18 +1213,18 @@ where
         // A serialized connection queues a request behind those still being dispatched; with
         // none in progress (`dispatches` counts this one), it is dispatched at once like the rest.
         if self.config.serialize && self.dispatches > 1 {
-            self.send_serial(dispatch);
+            self.serial.push_back(dispatch);
             return;
         }
         // A dispatch that completes without waiting (most servants) is answered right here:
         // no task to spawn, no hop to another thread and back for the reply. One that waits
-        // goes on in its own task (or, serialized, in the connection's dispatch task ahead of
+        // goes on in its own task (or, serialized, in this connection's task ahead of
         // the requests that follow it), so it holds up neither this connection nor other
         // requests.
         match futures_util::FutureExt::now_or_never(dispatch.as_mut()) {
             Some(Some(done)) => self.on_dispatched(done),
             Some(None) => self.dispatches = self.dispatches.saturating_sub(1),
-            None if self.config.serialize => self.send_serial(dispatch),
+            None if self.config.serialize => self.serial.push_back(dispatch),
             None => {
                 let done_tx = self.done_tx.clone();
                 tokio::spawn(async move {
@@ -1216,24 +1234,6 @@ where
                 });
             }
         }
-    }
-
-    /// Hands a dispatch to the connection's serial task, which runs them one at a time in the
-    /// order they were handed over.
-    fn send_serial(&mut self, dispatch: DispatchFuture) {
-        let serial = self.serial.get_or_insert_with(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<DispatchFuture>();
-            let done = self.done_tx.clone();
-            tokio::spawn(async move {
-                while let Some(dispatch) = rx.recv().await {
-                    if let Some(d) = dispatch.await {
-                        let _ = done.send(d);
-                    }
-                }
-            });
-            tx
-        });
-        let _ = serial.send(dispatch);
     }
 
     fn on_dispatched(&mut self, done: DispatchDone) {
@@ -1294,6 +1294,14 @@ where
 }
 
 /// Waits for the next change of a hold flag; `Err` once its adapter is gone.
+/// Runs the first of a serialized connection's waiting dispatches to completion.
+async fn next_serial(serial: &mut VecDeque<DispatchFuture>) -> Option<DispatchDone> {
+    match serial.front_mut() {
+        Some(dispatch) => dispatch.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn hold_changed(
     hold: &mut Option<tokio::sync::watch::Receiver<bool>>,
 ) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {

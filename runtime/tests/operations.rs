@@ -797,3 +797,42 @@ async fn send_raw_then_writes_in_order_and_reports_each_write() {
     comm.destroy().await;
     server.communicator.destroy().await;
 }
+
+/// Requests a serialized connection read before its peer went away are still dispatched, in
+/// order, even when they were waiting behind a slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serialized_requests_read_before_the_peer_leaves_are_dispatched() {
+    let server = start_floe_server(&[("Test.ThreadPool.Serialize", "1")]).await;
+    let recorder = std::sync::Arc::new(Recorder(Default::default(), false));
+    let prx = server
+        .adapter
+        .add(
+            std::sync::Arc::new(floe::BlobjectDispatcher(recorder.clone())),
+            floe::Identity::new("rec", ""),
+        )
+        .unwrap();
+    let comm = client_communicator(&[]);
+    let prx = comm.string_to_proxy(&prx.to_string()).unwrap().unwrap();
+    let ow = prx.ice_oneway();
+    for i in 0..50 {
+        ow.ice_invoke(
+            "record",
+            OperationMode::Normal,
+            encaps(|os| os.write(&i)),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let conn = prx.ice_get_connection().await.unwrap();
+    conn.close(false);
+    for _ in 0..300 {
+        if recorder.0.lock().len() == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(*recorder.0.lock(), (0..50).collect::<Vec<_>>());
+    comm.destroy().await;
+    server.communicator.destroy().await;
+}
