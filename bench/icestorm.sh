@@ -3,8 +3,9 @@
 # IceStormService,37:createIceStorm, its shipped defaults), both transient, on loopback, driven by
 # the same Floe client (icestorm-lite/examples/icestorm_bench.rs): events/s end to end with 1 and 4
 # oneway subscribers, for a publisher with 1 and with IN_FLIGHT oneway calls in flight, and
-# publish-to-receipt latency p50/p99 (twoway publisher, one event at a time). Prints every round,
-# then the medians and the ratios icestorm-lite / ZeroC.
+# publish-to-receipt latency p50/p99 (twoway publisher, one event at a time), and the CPU time
+# the broker process spent per event in the IN_FLIGHT run (user + system, from /proc). Prints
+# every round, then the medians and the ratios icestorm-lite / ZeroC.
 #
 #   bash bench/icestorm.sh [EVENTS] [LATENCY_SAMPLES] [ROUNDS]
 #   IN_FLIGHT=64        oneway calls in flight for the second throughput column
@@ -54,28 +55,34 @@ IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p $lite_pub
 CFG
 for kv in ${ZEROC_PROPS:-}; do echo "$kv" >> "$work/icebox.cfg"; done
 for kv in ${LITE_PROPS:-}; do echo "$kv" >> "$work/lite.cfg"; done
-(cd "$work" && exec icebox --Ice.Config="$work/icebox.cfg") & pids+=($!)
-(cd "$work" && exec "$lite" --Ice.Config="$work/lite.cfg") & pids+=($!)
+(cd "$work" && exec icebox --Ice.Config="$work/icebox.cfg") & zc_pid=$!; pids+=($zc_pid)
+(cd "$work" && exec "$lite" --Ice.Config="$work/lite.cfg") & lite_pid=$!; pids+=($lite_pid)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 wait_port "$zc_tm"; wait_port "$lite_tm"
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 : > "$results"
-echo "| broker | subscribers | events/s, 1 in flight | events/s, $in_flight in flight | deliveries/s, $in_flight in flight | latency p50 (µs) | latency p99 (µs) |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| broker | subscribers | events/s, 1 in flight | events/s, $in_flight in flight | deliveries/s, $in_flight in flight | broker CPU µs/event | latency p50 (µs) | latency p99 (µs) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for subs in 1 4; do
   for round in $(seq "$rounds"); do
     # Alternate which broker goes first.
     order="zeroc lite"; [ $((round % 2)) = 0 ] && order="lite zeroc"
     for broker in $order; do
-      port=$zc_tm; name="ZeroC IceStorm 3.7.8"
-      [ "$broker" = lite ] && { port=$lite_tm; name="icestorm-lite"; }
+      port=$zc_tm; name="ZeroC IceStorm 3.7.8"; pid=$zc_pid
+      [ "$broker" = lite ] && { port=$lite_tm; name="icestorm-lite"; pid=$lite_pid; }
       proxy="IceStorm/TopicManager:tcp -h 127.0.0.1 -p $port"
       eval "$("$client" "$proxy" "$subs" "$events" 0 1)"
       one=$events_per_s
-      eval "$("$client" "$proxy" "$subs" "$events" "$samples" "$in_flight")"
-      echo "| $name (round $round) | $subs | $one | $events_per_s | $deliveries_per_s | $p50_us | $p99_us |"
-      echo "$broker $subs $one $events_per_s $p50_us $p99_us" >> "$results"
+      t0=$(ticks "$pid")
+      eval "$("$client" "$proxy" "$subs" "$events" 0 "$in_flight")"
+      cpu=$(awk -v t="$(( $(ticks "$pid") - t0 ))" -v hz="$hz" -v n="$events" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+      many=$events_per_s; many_deliveries=$deliveries_per_s
+      eval "$("$client" "$proxy" "$subs" 10 "$samples" 1)"
+      echo "| $name (round $round) | $subs | $one | $many | $many_deliveries | $cpu | $p50_us | $p99_us |"
+      echo "$broker $subs $one $many $p50_us $p99_us $cpu" >> "$results"
     done
   done
 done
@@ -86,12 +93,12 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 n = sys.argv[2]
 med = lambda b, s, i: statistics.median(float(r[i]) for r in rows if r[0] == b and r[1] == s)
-print(f"| medians | subscribers | events/s, 1 in flight | events/s, {n} in flight | latency p50 (µs) | latency p99 (µs) |")
-print("| --- | --- | --- | --- | --- | --- |")
+print(f"| medians | subscribers | events/s, 1 in flight | events/s, {n} in flight | broker CPU µs/event | latency p50 (µs) | latency p99 (µs) |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
 for s in ("1", "4"):
-    z = [med("zeroc", s, i) for i in (2, 3, 4, 5)]
-    l = [med("lite", s, i) for i in (2, 3, 4, 5)]
-    print(f"| ZeroC IceStorm 3.7.8 | {s} | {z[0]:.0f} | {z[1]:.0f} | {z[2]:.0f} | {z[3]:.0f} |")
-    print(f"| icestorm-lite | {s} | {l[0]:.0f} | {l[1]:.0f} | {l[2]:.0f} | {l[3]:.0f} |")
-    print(f"| ratio lite/ZeroC | {s} | {l[0]/z[0]:.2f}x | {l[1]/z[1]:.2f}x | {l[2]/z[2]:.2f} | {l[3]/z[3]:.2f} |")
+    z = [med("zeroc", s, i) for i in (2, 3, 6, 4, 5)]
+    l = [med("lite", s, i) for i in (2, 3, 6, 4, 5)]
+    print(f"| ZeroC IceStorm 3.7.8 | {s} | {z[0]:.0f} | {z[1]:.0f} | {z[2]:.2f} | {z[3]:.0f} | {z[4]:.0f} |")
+    print(f"| icestorm-lite | {s} | {l[0]:.0f} | {l[1]:.0f} | {l[2]:.2f} | {l[3]:.0f} | {l[4]:.0f} |")
+    print(f"| ratio lite/ZeroC | {s} | {l[0]/z[0]:.2f}x | {l[1]/z[1]:.2f}x | {l[2]/z[2]:.2f} | {l[3]/z[3]:.2f} | {l[4]/z[4]:.2f} |")
 PY
