@@ -456,7 +456,9 @@ impl<'a> InputStream<'a> {
             )));
         }
         self.check_instances_filled()?;
-        if !self.accept_class_cycles {
+        if !self.accept_class_cycles && self.classes.forward_reference {
+            // 1.1 references ahead of the stream outside any instance's reach of the checks
+            // above (an exception's members, for instance).
             self.classes.check_acyclic()?;
         }
         if let Some(top) = self.encaps.pop() {
@@ -1067,7 +1069,7 @@ impl<'a> InputStream<'a> {
                 if uses_classes {
                     self.read_pending_values()?;
                 }
-                if !v10 && !self.accept_class_cycles {
+                if !v10 && !self.accept_class_cycles && self.classes.forward_reference {
                     self.classes.check_acyclic()?;
                 }
                 return Ok(e);
