@@ -176,7 +176,7 @@ impl Core {
     // ---- users --------------------------------------------------------------------------
 
     /// The stored record of `name`.
-    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, CoreError> {
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, CoreError> {
         Ok(self.store.get(name)?)
     }
 
@@ -191,20 +191,27 @@ impl Core {
         name: &str,
         password: &str,
     ) -> Result<Option<UserRecord>, CoreError> {
-        let Some(record) = self.store.get(name)? else {
-            return Ok(None);
-        };
+        match self.user(name)? {
+            Some(record) if self.password_matches(&record, password).await? => Ok(Some(record)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether `password` is the password of `record`.
+    pub async fn password_matches(
+        &self,
+        record: &UserRecord,
+        password: &str,
+    ) -> Result<bool, CoreError> {
         let phc = record.password.clone();
         let password = password.to_string();
-        let ok = self
-            .blocking(move || {
-                let parsed = PasswordHash::new(&phc).map_err(|e| e.to_string())?;
-                Ok(Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
-            })
-            .await?;
-        Ok(ok.then_some(record))
+        self.blocking(move || {
+            let parsed = PasswordHash::new(&phc).map_err(|e| e.to_string())?;
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
     }
 
     /// Hashes a password with argon2id and a fresh 128-bit salt.

@@ -38,21 +38,18 @@ impl um::Manager for ManagerI {
         _current: &Current,
     ) -> Result<Option<SessionPrx>, manager::LoginError> {
         let core = &self.0;
-        if core.user(&username).await.map_err(Error::from)?.is_some() {
-            return match core
-                .check_password(&username, &password)
+        if let Some(record) = core.user(&username).map_err(Error::from)? {
+            return if core
+                .password_matches(&record, &password)
                 .await
                 .map_err(Error::from)?
             {
-                Some(record) => {
-                    let session = core.open_session(&username, &record);
-                    info!(target: "usersmanager::manager", user = %username, "login: local user, session opened");
-                    Ok(Some(session))
-                }
-                None => {
-                    info!(target: "usersmanager::manager", user = %username, "login refused: wrong password");
-                    Err(unauthorized(WRONG_CREDENTIALS).into())
-                }
+                let session = core.open_session(&username, &record);
+                info!(target: "usersmanager::manager", user = %username, "login: local user, session opened");
+                Ok(Some(session))
+            } else {
+                info!(target: "usersmanager::manager", user = %username, "login refused: wrong password");
+                Err(unauthorized(WRONG_CREDENTIALS).into())
             };
         }
         info!(target: "usersmanager::manager", user = %username, "login: unknown here, asking the other instances");
@@ -270,7 +267,6 @@ impl um::Session for SessionI {
         };
         let exists = core
             .user(&entry.user)
-            .await
             .map_err(Error::from)?
             .is_some_and(|r| r.id == entry.user_id);
         if !exists {
