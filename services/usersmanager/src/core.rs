@@ -13,7 +13,9 @@ use rand::RngCore;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::config::Config;
-use crate::slice::users_manager::{ManagerQueryPrx, ManagerQueryResponsePrx, SessionPrx};
+use crate::slice::users_manager::{
+    ManagerQueryPrx, ManagerQueryResponsePrx, SessionExpired, SessionPrx,
+};
 use crate::store::{RECORD_VERSION, StoreError, UserRecord, UserStore};
 
 /// Category of session identities.
@@ -52,7 +54,7 @@ impl SessionEntry {
 #[derive(Debug)]
 pub enum Ownership {
     /// A session this instance created, reached through this instance's endpoints.
-    Mine(String, SessionEntry),
+    Mine(SessionEntry),
     /// Cannot be a session of any instance: this instance's endpoints with an identity it never
     /// created, or one of its session identities behind other endpoints.
     Forged,
@@ -320,12 +322,13 @@ impl Core {
         self.sessions.lock().get(id).cloned()
     }
 
-    /// Extends session `id` if it is alive: `Ok(entry)` or `Err(entry)` when it had expired.
-    pub fn extend_session(&self, id: &str) -> Option<Result<SessionEntry, SessionEntry>> {
+    /// Extends session `id` if it is alive: `Ok(entry)`, or `Err(SessionExpired)` when it had
+    /// expired.
+    pub fn extend_session(&self, id: &str) -> Option<Result<SessionEntry, SessionExpired>> {
         let mut sessions = self.sessions.lock();
         let entry = sessions.get_mut(id)?;
         if !entry.alive() {
-            return Some(Err(entry.clone()));
+            return Some(Err(SessionExpired {}));
         }
         entry.expires = Instant::now() + self.config.session_lifetime;
         Some(Ok(entry.clone()))
@@ -360,7 +363,7 @@ impl Core {
             .flatten();
         let endpoints = self.has_my_endpoints(prx) && prx.ice_get_facet().is_empty();
         match (entry, endpoints) {
-            (Some(e), true) => Ownership::Mine(id.name.clone(), e),
+            (Some(e), true) => Ownership::Mine(e),
             (Some(_), false) | (None, true) => Ownership::Forged,
             (None, false) => Ownership::NotMine,
         }

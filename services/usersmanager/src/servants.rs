@@ -104,9 +104,9 @@ impl um::Manager for ManagerI {
             .into());
         };
         match core.ownership(&session) {
-            Ownership::Mine(id, entry) => {
+            Ownership::Mine(entry) => {
                 if !entry.alive() {
-                    info!(target: "usersmanager::manager", session = %id, user = %entry.user, "removeUser refused: session expired");
+                    info!(target: "usersmanager::manager", session = %session.ice_get_identity().name, user = %entry.user, "removeUser refused: session expired");
                     return Err(SessionExpired {}.into());
                 }
                 let removed = core
@@ -162,8 +162,8 @@ impl um::Manager for ManagerI {
             return Ok(false);
         };
         match core.ownership(&session) {
-            Ownership::Mine(id, _) => {
-                info!(target: "usersmanager::manager", session = %id, "verifySession: my session, verified");
+            Ownership::Mine(_) => {
+                info!(target: "usersmanager::manager", session = %session.ice_get_identity().name, "verifySession: my session, verified");
                 Ok(true)
             }
             Ownership::Forged => {
@@ -259,9 +259,9 @@ impl um::Session for SessionI {
         let id = &current.id.name;
         let entry = match core.extend_session(id) {
             None => return Err(object_not_exist().into()),
-            Some(Err(_)) => {
+            Some(Err(expired)) => {
                 info!(target: "usersmanager::session", session = %id, "refresh refused: session expired");
-                return Err(SessionExpired {}.into());
+                return Err(expired.into());
             }
             Some(Ok(entry)) => entry,
         };
@@ -367,12 +367,12 @@ impl um::ManagerQuery for ManagerQueryI {
             return Ok(());
         };
         let core = &self.0;
-        let Ownership::Mine(id, entry) = core.ownership(&session) else {
+        let Ownership::Mine(entry) = core.ownership(&session) else {
             debug!(target: "usersmanager::query", "removeUserBySession query: not my session, ignored");
             return Ok(());
         };
         if !entry.alive() {
-            info!(target: "usersmanager::query", session = %id, "removeUserBySession query: session expired, ignored");
+            info!(target: "usersmanager::query", session = %session.ice_get_identity().name, "removeUserBySession query: session expired, ignored");
             return Ok(());
         }
         if core.remove_user(&entry.user, &entry.user_id).await? {
@@ -398,8 +398,8 @@ impl um::ManagerQuery for ManagerQueryI {
         let Some(session) = session else {
             return Ok(());
         };
-        if let Ownership::Mine(id, _) = self.0.ownership(&session) {
-            info!(target: "usersmanager::query", session = %id, "checkSession query: my session, answering");
+        if let Ownership::Mine(_) = self.0.ownership(&session) {
+            info!(target: "usersmanager::query", session = %session.ice_get_identity().name, "checkSession query: my session, answering");
             if let Err(e) = cb.session_verified().await {
                 answer_failed("sessionVerified", &e);
             }
