@@ -22,6 +22,13 @@ fn unauthorized(reason: &str) -> Unauthorized {
     }
 }
 
+/// InvalidUser for a session whose user nobody can name (null, forged or unknown session).
+fn user_unknown() -> InvalidUser {
+    InvalidUser {
+        user: String::new(),
+    }
+}
+
 fn object_not_exist() -> Error {
     Error::ObjectNotExist(Box::new(RequestFailed::default()))
 }
@@ -98,10 +105,7 @@ impl um::Manager for ManagerI {
         let core = &self.0;
         let Some(session) = active_session else {
             info!(target: "usersmanager::manager", "removeUser refused: null session");
-            return Err(InvalidUser {
-                user: String::new(),
-            }
-            .into());
+            return Err(user_unknown().into());
         };
         match core.ownership(&session) {
             Ownership::Mine(entry) => {
@@ -115,18 +119,13 @@ impl um::Manager for ManagerI {
                     .map_err(Error::from)?;
                 if removed {
                     info!(target: "usersmanager::manager", user = %entry.user, "removeUser: user removed");
-                    Ok(())
-                } else {
-                    info!(target: "usersmanager::manager", user = %entry.user, "removeUser refused: user no longer exists");
-                    Err(InvalidUser { user: entry.user }.into())
+                    return Ok(());
                 }
+                info!(target: "usersmanager::manager", user = %entry.user, "removeUser refused: user no longer exists");
+                return Err(InvalidUser { user: entry.user }.into());
             }
             Ownership::Forged => {
                 info!(target: "usersmanager::manager", session = %*session, "removeUser refused: forged session proxy");
-                Err(InvalidUser {
-                    user: String::new(),
-                }
-                .into())
             }
             Ownership::NotMine => {
                 info!(target: "usersmanager::manager", session = %session.ice_get_identity(), "removeUser: not my session, asking the other instances");
@@ -139,16 +138,12 @@ impl um::Manager for ManagerI {
                     .await?;
                 if matches!(answer, Some(Answer::UserRemoved)) {
                     info!(target: "usersmanager::manager", "removeUser: removed by another instance");
-                    Ok(())
-                } else {
-                    info!(target: "usersmanager::manager", "removeUser refused: no instance answered");
-                    Err(InvalidUser {
-                        user: String::new(),
-                    }
-                    .into())
+                    return Ok(());
                 }
+                info!(target: "usersmanager::manager", "removeUser refused: no instance answered");
             }
         }
+        Err(user_unknown().into())
     }
 
     async fn verify_session(
