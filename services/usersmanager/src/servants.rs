@@ -298,8 +298,12 @@ impl ManagerQueryI {
     }
 }
 
-fn answer_failed(op: &str, e: &Error) {
-    warn!(target: "usersmanager::query", op, error = %e, "could not deliver the answer");
+/// Logs an answer that could not be delivered (the asking instance is gone or timed out): the
+/// query itself succeeded.
+fn delivered(op: &str, result: Result<(), Error>) {
+    if let Err(e) = result {
+        warn!(target: "usersmanager::query", op, error = %e, "could not deliver the answer");
+    }
 }
 
 impl um::ManagerQuery for ManagerQueryI {
@@ -318,9 +322,7 @@ impl um::ManagerQuery for ManagerQueryI {
             Some(record) => {
                 let session = core.open_session(&username, &record);
                 info!(target: "usersmanager::query", user = %username, "login query: session opened, answering");
-                if let Err(e) = cb.send_session(Some(session)).await {
-                    answer_failed("sendSession", &e);
-                }
+                delivered("sendSession", cb.send_session(Some(session)).await);
             }
             None => {
                 debug!(target: "usersmanager::query", user = %username, "login query: not mine or wrong password, ignored");
@@ -340,9 +342,7 @@ impl um::ManagerQuery for ManagerQueryI {
         };
         if self.0.knows_name(&username)? {
             info!(target: "usersmanager::query", user = %username, "checkUsername query: name known here, answering");
-            if let Err(e) = cb.user_exists().await {
-                answer_failed("userExists", &e);
-            }
+            delivered("userExists", cb.user_exists().await);
         } else {
             debug!(target: "usersmanager::query", user = %username, "checkUsername query: unknown name, ignored");
         }
@@ -372,9 +372,7 @@ impl um::ManagerQuery for ManagerQueryI {
         }
         if core.remove_user(&entry.user, &entry.user_id).await? {
             info!(target: "usersmanager::query", user = %entry.user, "removeUserBySession query: user removed, answering");
-            if let Err(e) = cb.user_removed().await {
-                answer_failed("userRemoved", &e);
-            }
+            delivered("userRemoved", cb.user_removed().await);
         } else {
             info!(target: "usersmanager::query", user = %entry.user, "removeUserBySession query: user no longer exists, ignored");
         }
@@ -395,9 +393,7 @@ impl um::ManagerQuery for ManagerQueryI {
         };
         if let Ownership::Mine(_) = self.0.ownership(&session) {
             info!(target: "usersmanager::query", session = %session.ice_get_identity().name, "checkSession query: my session, answering");
-            if let Err(e) = cb.session_verified().await {
-                answer_failed("sessionVerified", &e);
-            }
+            delivered("sessionVerified", cb.session_verified().await);
         } else {
             debug!(target: "usersmanager::query", "checkSession query: not my session, ignored");
         }
@@ -411,7 +407,7 @@ pub struct ResponseI(pub Arc<Core>);
 
 impl ResponseI {
     fn deliver(&self, current: &Current, answer: Answer) -> Result<(), Error> {
-        let op = current.operation.clone();
+        let op = &current.operation;
         if self.0.deliver(&current.id.name, answer) {
             info!(target: "usersmanager::response", op = %op, query = %current.id.name, "answer received");
             Ok(())
