@@ -65,6 +65,13 @@ pub trait UserStore: Send + Sync + 'static {
     }
 }
 
+fn corrupt(user: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        user: user.to_string(),
+        reason: e.to_string(),
+    }
+}
+
 /// The sled implementation of [`UserStore`].
 #[derive(Debug)]
 pub struct SledStore {
@@ -97,24 +104,14 @@ impl SledStore {
 
 impl UserStore for SledStore {
     fn get(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        match self.users.get(name.as_bytes())? {
-            None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        user: name.to_string(),
-                        reason: e.to_string(),
-                    })
-            }
-        }
+        self.users
+            .get(name.as_bytes())?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| corrupt(name, e)))
+            .transpose()
     }
 
     fn insert_new(&self, name: &str, record: &UserRecord) -> Result<bool, StoreError> {
-        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
-            user: name.to_string(),
-            reason: e.to_string(),
-        })?;
+        let value = serde_json::to_vec(record).map_err(|e| corrupt(name, e))?;
         Ok(self
             .users
             .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(value))?
@@ -125,11 +122,7 @@ impl UserStore for SledStore {
         let Some(current) = self.users.get(name.as_bytes())? else {
             return Ok(false);
         };
-        let record: UserRecord =
-            serde_json::from_slice(&current).map_err(|e| StoreError::Corrupt {
-                user: name.to_string(),
-                reason: e.to_string(),
-            })?;
+        let record: UserRecord = serde_json::from_slice(&current).map_err(|e| corrupt(name, e))?;
         if record.id != id {
             return Ok(false);
         }
