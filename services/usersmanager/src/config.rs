@@ -37,6 +37,11 @@ pub const SESSION_RETENTION_PROPERTY: &str = "UsersManager.SessionRetention";
 /// Default retention of expired sessions: ten minutes.
 pub const DEFAULT_SESSION_RETENTION_MS: i32 = 600_000;
 
+/// The data directory `properties` name (`UsersManager.DataDir`, or its default).
+pub fn data_dir(properties: &Properties) -> PathBuf {
+    PathBuf::from(properties.get_property_with_default(DATA_DIR_PROPERTY, DEFAULT_DATA_DIR))
+}
+
 /// Everything an instance needs, taken from its properties.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -74,9 +79,7 @@ impl Config {
         if topic.is_empty() {
             return Err(ServiceError::Config(format!("{TOPIC_PROPERTY} is empty")));
         }
-        let data_dir = PathBuf::from(
-            properties.get_property_with_default(DATA_DIR_PROPERTY, DEFAULT_DATA_DIR),
-        );
+        let data_dir = data_dir(&properties);
         let millis = |key: &str, default: i32| -> Result<Duration, ServiceError> {
             let text = properties.get_property(key);
             if text.trim().is_empty() {

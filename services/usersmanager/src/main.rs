@@ -48,12 +48,7 @@ async fn run_cluster(
     instances: usize,
     data_dir: Option<PathBuf>,
 ) -> Result<(), ServiceError> {
-    let data_dir = data_dir.unwrap_or_else(|| {
-        PathBuf::from(properties.get_property_with_default(
-            usersmanager::config::DATA_DIR_PROPERTY,
-            usersmanager::config::DEFAULT_DATA_DIR,
-        ))
-    });
+    let data_dir = data_dir.unwrap_or_else(|| usersmanager::config::data_dir(&properties));
     let cluster = Cluster::start(instances, &properties, &data_dir).await?;
     for m in cluster.managers() {
         println!("{m}");
