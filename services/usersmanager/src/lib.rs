@@ -72,7 +72,6 @@ pub enum ServiceError {
 #[derive(Debug)]
 pub struct Service {
     communicator: Communicator,
-    core: Arc<Core>,
     manager: ObjectPrx,
     topic: TopicPrx,
     subscriber: ObjectPrx,
@@ -150,7 +149,6 @@ impl Service {
                     config.endpoints
                 ))
             })?;
-        let retention = config.session_retention;
         let core = Arc::new(Core::new(config, store, adapter.clone()));
         let manager = adapter.add(
             Arc::new(ManagerDispatcher(Arc::new(ManagerI(core.clone())))),
@@ -188,8 +186,9 @@ impl Service {
         core.set_publisher(ManagerQueryPrx::unchecked_cast(publisher));
 
         let sweeper = tokio::spawn({
+            let period = (core.config.session_retention / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(60));
             let core = Arc::downgrade(&core);
-            let period = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
             async move {
                 loop {
                     tokio::time::sleep(period).await;
@@ -204,7 +203,6 @@ impl Service {
         info!(target: "usersmanager", manager = %manager, topic = %core.config.topic, "ready");
         Ok(Service {
             communicator,
-            core,
             manager,
             topic,
             subscriber,
@@ -242,7 +240,6 @@ impl Service {
         if let Some(broker) = self.broker {
             broker.shutdown().await;
         }
-        drop(self.core);
     }
 }
 
