@@ -22,7 +22,10 @@ async fn users_survive_sigkill_and_restart_sessions_do_not() {
         .expect("create")
         .expect("session");
     let users: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
-    let created = futures_join(users.iter().map(|u| ma.create_user(u, u))).await;
+    let mut created = Vec::new();
+    for u in &users {
+        created.push(ma.create_user(u, u).await);
+    }
     assert!(
         created.iter().all(|r| r.is_ok()),
         "creations failed: {created:?}"
@@ -62,12 +65,4 @@ async fn users_survive_sigkill_and_restart_sessions_do_not() {
     );
     assert!(!mb.verify_session(Some(session)).await.expect("verify on B"));
     drop(icebox);
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for f in futures {
-        out.push(f.await);
-    }
-    out
 }
