@@ -15,6 +15,7 @@ use crate::slice::users_manager::{
 };
 
 const WRONG_CREDENTIALS: &str = "wrong user name or password";
+const NAME_TAKEN: &str = "the user name is taken";
 
 fn unauthorized(reason: &str) -> Unauthorized {
     Unauthorized {
@@ -90,7 +91,7 @@ impl um::Manager for ManagerI {
         }
         if !core.begin_creation(&username).map_err(Error::from)? {
             info!(target: "usersmanager::manager", user = %username, "createUser refused: name known here");
-            return Err(unauthorized("the user name is taken").into());
+            return Err(unauthorized(NAME_TAKEN).into());
         }
         let result = self.create_unique(&username, password).await;
         core.end_creation(&username);
@@ -208,7 +209,7 @@ impl ManagerI {
         if matches!(answer, Some(Answer::UserExists)) {
             hashing.abort();
             info!(target: "usersmanager::manager", user = %username, "createUser refused: another instance knows the name");
-            return Err(unauthorized("the user name is taken").into());
+            return Err(unauthorized(NAME_TAKEN).into());
         }
         let phc = hashing
             .await
@@ -220,7 +221,7 @@ impl ManagerI {
                 info!(target: "usersmanager::manager", user = %username, "createUser: user stored, session opened");
                 Ok(Some(session))
             }
-            None => Err(unauthorized("the user name is taken").into()),
+            None => Err(unauthorized(NAME_TAKEN).into()),
         }
     }
 }
