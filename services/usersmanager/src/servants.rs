@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use floe::Error;
 use floe::codegen::Current;
-use floe::error::RequestFailed;
 use tracing::{debug, info, warn};
 
 use crate::core::{Answer, Core, Ownership, QueryKind};
@@ -31,7 +30,7 @@ fn user_unknown() -> InvalidUser {
 }
 
 fn object_not_exist() -> Error {
-    Error::ObjectNotExist(Box::new(RequestFailed::default()))
+    Error::ObjectNotExist(Box::default())
 }
 
 /// The `Manager` servant.
