@@ -228,11 +228,8 @@ impl Service {
 
     /// Unsubscribes from the topic and stops serving.
     pub async fn shutdown(self) {
-        let unsubscribe = self.topic.unsubscribe(Some(self.subscriber.ice_oneway()));
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(2), unsubscribe)
-            .await
-            .unwrap_or(Err(floe::Error::InvocationTimeout(2000)))
-        {
+        let topic = TopicPrx::unchecked_cast(self.topic.ice_invocation_timeout(2000));
+        if let Err(e) = topic.unsubscribe(Some(self.subscriber.ice_oneway())).await {
             warn!(target: "usersmanager", error = %e, "could not unsubscribe from the topic");
         }
         self.sweeper.abort();
