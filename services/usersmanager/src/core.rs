@@ -170,11 +170,6 @@ impl Core {
         let _ = self.publisher.set(publisher);
     }
 
-    /// The adapter of the instance.
-    pub fn adapter(&self) -> &ObjectAdapter {
-        &self.adapter
-    }
-
     // ---- users --------------------------------------------------------------------------
 
     /// The stored record of `name`.
