@@ -139,8 +139,6 @@ pub fn preprocess(
         once: HashSet::new(),
         out: Preprocessed::default(),
         depth: 0,
-        directive_column: None,
-        directive_line: String::new(),
         bad_calls: std::cell::RefCell::new(Vec::new()),
     };
     pp.define_builtin("__SLICE2RS__", "1");
@@ -162,10 +160,6 @@ struct Preprocessor {
     once: HashSet<PathBuf>,
     out: Preprocessed,
     depth: usize,
-    /// Column of the operand of the directive being processed.
-    directive_column: Option<usize>,
-    /// The directive line being processed.
-    directive_line: String,
     /// Macro calls with the wrong number of arguments: (macro name, arguments given, expected).
     bad_calls: std::cell::RefCell<Vec<(String, usize, usize)>>,
 }
@@ -405,10 +399,7 @@ impl Preprocessor {
                         }
                     }
                     _ if !active => {}
-                    "define" => {
-                        self.directive_line = logical.clone();
-                        self.define(path, line_no, rest)
-                    }
+                    "define" => self.define(path, line_no, &logical, rest),
                     "undef" => {
                         if let Some(name) = self.directive_name(path, line_no, &logical, rest) {
                             if UNDEFINABLE.contains(&name) {
@@ -419,12 +410,8 @@ impl Preprocessor {
                         }
                     }
                     "include" => {
-                        self.directive_line = logical.clone();
-                        self.directive_column = logical
-                            .find(['"', '<'])
-                            .map(|i| logical[..i].chars().count() + 1);
                         self.flush(&mut segment, line_no);
-                        self.include(path, line_no, rest);
+                        self.include(path, line_no, &logical, rest);
                         segment.first_line = line_no + 1 + extra;
                         segment.text.clear();
                         // The directive's own lines are not part of any segment.
@@ -510,7 +497,12 @@ impl Preprocessor {
         }
     }
 
-    fn include(&mut self, path: &Path, line: usize, rest: &str) {
+    /// `#include`; `logical` is the whole directive line, for the columns of errors.
+    fn include(&mut self, path: &Path, line: usize, logical: &str, rest: &str) {
+        // The column of the operand: the file name as written, `"` or `<` included.
+        let operand_column = logical
+            .find(['"', '<'])
+            .map(|i| logical[..i].chars().count() + 1);
         let rest = rest.trim();
         let expanded;
         let spec = if rest.starts_with('"') || rest.starts_with('<') {
@@ -545,8 +537,7 @@ impl Preprocessor {
             .unwrap_or(spec.len());
         let after = spec.get(consumed..).unwrap_or("").trim().to_string();
         if !after.is_empty() {
-            let logical = self.directive_line.clone();
-            let spec_end = self.directive_column.unwrap_or(1) + name.chars().count() + 1;
+            let spec_end = operand_column.unwrap_or(1) + name.chars().count() + 1;
             let column = logical
                 .char_indices()
                 .skip(spec_end)
@@ -576,7 +567,7 @@ impl Preprocessor {
         match candidates.into_iter().find(|c| c.is_file()) {
             Some(found) => self.process_file(&found, Some((path, line))),
             None => {
-                let column = self.directive_column.unwrap_or(1);
+                let column = operand_column.unwrap_or(1);
                 self.diag(
                     codes::IO,
                     path,
@@ -588,8 +579,8 @@ impl Preprocessor {
         }
     }
 
-    fn define(&mut self, path: &Path, line: usize, rest: &str) {
-        let _ = &self.directive_line;
+    /// `#define`; `logical` is the whole directive line, for the columns of errors.
+    fn define(&mut self, path: &Path, line: usize, logical: &str, rest: &str) {
         let rest = rest.trim_start();
         let name_len = rest
             .char_indices()
@@ -608,7 +599,7 @@ impl Preprocessor {
         let after = &rest[name_len..];
         let (params, variadic, body) = if let Some(p) = after.strip_prefix('(') {
             let Some(close) = p.find(')') else {
-                let column = self.directive_line.find('(').map(|i| i + 1).unwrap_or(1);
+                let column = logical.find('(').map(|i| i + 1).unwrap_or(1);
                 self.error_col(path, line, column, "missing `)` in macro parameter list");
                 return;
             };
