@@ -198,15 +198,9 @@ impl Preprocessor {
         column: usize,
         message: impl Into<String>,
     ) {
-        self.out.diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            code: code.to_string(),
-            message: message.into(),
-            file: file.to_path_buf(),
-            line,
-            column,
-            notes: vec![],
-        });
+        self.out
+            .diagnostics
+            .push(diagnostic(code, file, line, column, message));
     }
 
     fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
@@ -263,20 +257,10 @@ impl Preprocessor {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                let (file, line) = from.map(|(f, l)| (f.to_path_buf(), l)).unwrap_or_default();
-                self.out.diagnostics.push(Diagnostic {
-                    severity: Severity::Error,
-                    code: codes::IO.to_string(),
-                    message: format!("cannot read `{}`: {e}", path.display()),
-                    file: if from.is_some() {
-                        file
-                    } else {
-                        path.to_path_buf()
-                    },
-                    line,
-                    column: 0,
-                    notes: vec![],
-                });
+                // Reported at the #include, or for the file itself (line 0) when it is the input.
+                let (file, line) = from.unwrap_or((path, 0));
+                let message = format!("cannot read `{}`: {e}", path.display());
+                self.diag(codes::IO, file, line, 0, message);
                 return;
             }
         };
@@ -428,12 +412,14 @@ impl Preprocessor {
                         } else {
                             // ZeroC's preprocessor passes other pragmas through, and its parser
                             // then rejects the line.
-                            // ZeroC's preprocessor passes other pragmas through, and its parser
-                            // then rejects the line.
-                            self.error(path, line_no, format!("unknown #pragma `{}`", rest.trim()));
-                            if let Some(d) = self.out.diagnostics.pop() {
-                                self.out.deferred.push(d);
-                            }
+                            let unknown = diagnostic(
+                                codes::PREPROCESSOR,
+                                path,
+                                line_no,
+                                1,
+                                format!("unknown #pragma `{}`", rest.trim()),
+                            );
+                            self.out.deferred.push(unknown);
                             output_line = logical.clone();
                         }
                     }
@@ -1005,6 +991,25 @@ fn unterminated_string(line: &str, mut in_comment: bool) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// An error with its code and position.
+fn diagnostic(
+    code: &str,
+    file: &Path,
+    line: usize,
+    column: usize,
+    message: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        code: code.to_string(),
+        message: message.into(),
+        file: file.to_path_buf(),
+        line,
+        column,
+        notes: vec![],
+    }
 }
 
 /// Removes comments from a line, tracking block comments across lines.
