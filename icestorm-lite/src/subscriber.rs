@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -16,16 +16,18 @@ use floe::codegen::BoxFuture;
 use floe::protocol::{HEADER_SIZE, Header, MessageType, put_context, put_size, put_string};
 use floe::{Blobject, Connection, Context, Current, Error, Identity, ObjectPrx, OperationMode};
 
-/// Most bytes of oneway requests written to a subscriber at once.
-const ONEWAY_WRITE_MAX: usize = 256 * 1024;
-/// Most oneway requests written to a subscriber at once.
-const ONEWAY_BATCH_MAX: usize = 1024;
-
 use crate::Shared;
 use crate::config::QueueFullPolicy;
 use crate::slice::ice_storm::{EventData, EventMode, TopicLinkPrx};
 use crate::store::SubscriberRecord;
 use crate::topic::TopicImpl;
+
+/// Most bytes of oneway requests written to a subscriber at once.
+const ONEWAY_WRITE_MAX: usize = 256 * 1024;
+/// Most oneway requests written to a subscriber at once.
+const ONEWAY_BATCH_MAX: usize = 1024;
+/// Most events a datagram subscriber's delivery task takes from its queue at once.
+const DATAGRAM_BATCH_MAX: usize = 256;
 
 /// One event: what a publisher sent, without its target.
 #[derive(Debug)]
@@ -532,11 +534,18 @@ impl Subscriber {
         }
     }
 
-    fn delivered(&self, n: usize, ok: bool) {
-        let mut g = self.inner.lock();
-        g.outstanding = g.outstanding.saturating_sub(n);
-        if ok {
-            g.current_retry = 0;
+    /// Ends the delivery of `n` events: a success resets the retry count, a failure follows
+    /// [`Subscriber::fail`].
+    fn settle(&self, n: usize, result: floe::Result<()>) {
+        {
+            let mut g = self.inner.lock();
+            g.outstanding = g.outstanding.saturating_sub(n);
+            if result.is_ok() {
+                g.current_retry = 0;
+            }
+        }
+        if let Err(e) = result {
+            self.fail(&e);
         }
     }
 
@@ -544,47 +553,40 @@ impl Subscriber {
         match self.kind {
             Kind::Twoway(max) => self.run_twoway(max).await,
             Kind::Oneway => self.run_oneway().await,
-            Kind::Batch => self.run_batch().await,
-            Kind::Link => self.run_link().await,
+            Kind::Batch => {
+                let flush = self.shared.config.flush_interval;
+                self.run_batches(usize::MAX, Some(flush), |events| {
+                    self.invoke_batched(events)
+                })
+                .await
+            }
+            Kind::Link => {
+                let link = TopicLinkPrx::unchecked_cast(self.obj.clone());
+                self.run_batches(usize::MAX, None, |events| self.forward(&link, events))
+                    .await
+            }
         }
     }
 
-    fn invoke(&self, e: Arc<Event>) -> impl Future<Output = floe::Result<(bool, Bytes)>> + '_ {
-        async move {
-            self.obj
-                .ice_invoke(&e.op, e.mode, e.data.clone(), Some(&e.ctx))
-                .await
-        }
+    async fn invoke(&self, e: Arc<Event>) -> floe::Result<(bool, Bytes)> {
+        self.obj
+            .ice_invoke(&e.op, e.mode, e.data.clone(), Some(&e.ctx))
+            .await
     }
 
     async fn run_twoway(self: &Arc<Self>, max: usize) {
         let mut inflight = FuturesUnordered::new();
         loop {
-            let room = max - inflight.len();
-            match self.take(room) {
-                None => return,
-                Some(events) => {
-                    for e in events {
-                        inflight.push(self.invoke(e));
-                    }
-                }
-            }
+            let Some(events) = self.take(max - inflight.len()) else {
+                return;
+            };
+            inflight.extend(events.into_iter().map(|e| self.invoke(e)));
             if inflight.is_empty() {
                 self.wake.notified().await;
                 continue;
             }
             tokio::select! {
-                r = inflight.next() => {
-                    if let Some(r) = r {
-                        match r {
-                            Ok(_) => self.delivered(1, true),
-                            Err(e) => {
-                                self.delivered(1, false);
-                                self.fail(&e);
-                            }
-                        }
-                    }
-                }
+                Some(r) = inflight.next() => self.settle(1, r.map(drop)),
                 _ = self.wake.notified() => {}
             }
         }
@@ -597,7 +599,9 @@ impl Subscriber {
     /// subscribers get one datagram per event.
     async fn run_oneway(self: &Arc<Self>) {
         if !self.stream {
-            return self.run_datagram().await;
+            return self
+                .run_batches(DATAGRAM_BATCH_MAX, None, |events| self.invoke_each(events))
+                .await;
         }
         loop {
             let wanted = {
@@ -627,67 +631,30 @@ impl Subscriber {
         }
     }
 
-    async fn run_datagram(self: &Arc<Self>) {
+    /// Delivers the queue in batches of at most `max` events, one batch at a time, each handed
+    /// over by `send`. With a `linger`, a batch is taken that long after its first event was
+    /// queued, so that the events queued meanwhile go with it.
+    async fn run_batches<F, Fut>(self: &Arc<Self>, max: usize, linger: Option<Duration>, send: F)
+    where
+        F: Fn(Vec<Arc<Event>>) -> Fut,
+        Fut: Future<Output = floe::Result<()>>,
+    {
         loop {
-            let Some(events) = self.take(256) else { return };
-            if events.is_empty() {
-                self.wake.notified().await;
-                continue;
-            }
-            let n = events.len();
-            let mut result = Ok(());
-            for e in events {
-                if let Err(err) = self.invoke(e).await {
-                    result = Err(err);
-                    break;
+            if let Some(linger) = linger {
+                let pending = {
+                    let g = self.inner.lock();
+                    if g.state == State::Error {
+                        return;
+                    }
+                    !g.events.is_empty()
+                };
+                if !pending {
+                    self.wake.notified().await;
+                    continue;
                 }
+                tokio::time::sleep(linger).await;
             }
-            self.delivered(n, result.is_ok());
-            if let Err(e) = result {
-                self.fail(&e);
-            }
-        }
-    }
-
-    async fn run_batch(self: &Arc<Self>) {
-        loop {
-            let pending = {
-                let g = self.inner.lock();
-                if g.state == State::Error {
-                    return;
-                }
-                !g.events.is_empty()
-            };
-            if !pending {
-                self.wake.notified().await;
-                continue;
-            }
-            tokio::time::sleep(self.shared.config.flush_interval).await;
-            let Some(events) = self.take(usize::MAX) else {
-                return;
-            };
-            let n = events.len();
-            let mut result = Ok(());
-            for e in events {
-                if let Err(err) = self.invoke(e).await {
-                    result = Err(err);
-                    break;
-                }
-            }
-            if result.is_ok() {
-                result = self.obj.ice_flush_batch_requests().await;
-            }
-            self.delivered(n, result.is_ok());
-            if let Err(e) = result {
-                self.fail(&e);
-            }
-        }
-    }
-
-    async fn run_link(self: &Arc<Self>) {
-        let link = TopicLinkPrx::unchecked_cast(self.obj.clone());
-        loop {
-            let Some(events) = self.take(usize::MAX) else {
+            let Some(events) = self.take(max) else {
                 return;
             };
             if events.is_empty() {
@@ -695,22 +662,37 @@ impl Subscriber {
                 continue;
             }
             let n = events.len();
-            let cost = self.rec.cost;
-            let batch: Vec<EventData> = events
-                .iter()
-                .filter(|e| cost == 0 || e.cost() <= cost)
-                .map(|e| e.to_data())
-                .collect();
-            let result = if batch.is_empty() {
-                Ok(())
-            } else {
-                link.forward(&batch).await
-            };
-            self.delivered(n, result.is_ok());
-            if let Err(e) = result {
-                self.fail(&e);
-            }
+            let result = send(events).await;
+            self.settle(n, result);
         }
+    }
+
+    /// Sends events as requests one after the other, stopping at the first failure.
+    async fn invoke_each(&self, events: Vec<Arc<Event>>) -> floe::Result<()> {
+        for e in events {
+            self.invoke(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Batch subscribers: the events are queued as batched requests, then flushed.
+    async fn invoke_batched(&self, events: Vec<Arc<Event>>) -> floe::Result<()> {
+        self.invoke_each(events).await?;
+        self.obj.ice_flush_batch_requests().await
+    }
+
+    /// Links: the events within the link's cost go to the linked topic in one `forward`.
+    async fn forward(&self, link: &TopicLinkPrx, events: Vec<Arc<Event>>) -> floe::Result<()> {
+        let cost = self.rec.cost;
+        let batch: Vec<EventData> = events
+            .iter()
+            .filter(|e| cost == 0 || e.cost() <= cost)
+            .map(|e| e.to_data())
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        link.forward(&batch).await
     }
 
     /// ZeroC's rules for a failed delivery: ObjectNotExist and NotRegistered (and a full queue)
