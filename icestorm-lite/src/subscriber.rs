@@ -149,8 +149,10 @@ impl Writes {
 pub(crate) enum Kind {
     /// Twoway requests, at most this many outstanding (1 for `reliability=ordered`).
     Twoway(usize),
-    /// Oneway (or datagram) requests, in queue order.
+    /// Oneway requests over a connection, written as raw Requests in queue order.
     Oneway,
+    /// Datagram requests, one per event, in queue order.
+    Datagram,
     /// Batched requests flushed every `IceStorm.Flush.Timeout`.
     Batch,
     /// A link to another topic: batches of events through `TopicLink::forward`.
@@ -191,8 +193,6 @@ pub(crate) struct Subscriber {
     pub publisher: Option<ObjectPrx>,
     obj: ObjectPrx,
     kind: Kind,
-    /// Oneway over a connection (not datagram): events are written as raw Requests.
-    stream: bool,
     /// The start of a oneway Request body for this subscriber: request id 0, identity, facet.
     prefix: Bytes,
     retry_count: i32,
@@ -276,6 +276,8 @@ impl Subscriber {
                 Kind::Twoway(5)
             } else if obj.ice_get_mode().is_batch() {
                 Kind::Batch
+            } else if obj.ice_get_mode() == floe::InvocationMode::Datagram {
+                Kind::Datagram
             } else {
                 Kind::Oneway
             };
@@ -296,7 +298,6 @@ impl Subscriber {
             );
             shared.publish_adapter.create_proxy(pid)
         });
-        let stream = kind == Kind::Oneway && obj.ice_get_mode() != floe::InvocationMode::Datagram;
         let prefix = {
             let mut b = BytesMut::new();
             b.extend_from_slice(&0i32.to_le_bytes());
@@ -317,7 +318,6 @@ impl Subscriber {
             id,
             linked_topic,
             publisher,
-            stream,
             prefix,
             obj: if kind == Kind::Batch {
                 obj.ice_batch_oneway()
@@ -400,7 +400,7 @@ impl Subscriber {
             }
             g.events.push_back(e.clone());
         }
-        if self.stream && !g.writing {
+        if self.kind == Kind::Oneway && !g.writing {
             if let Some(conn) = g.conn.clone().filter(Connection::is_active) {
                 let batch = self.take_batch(&mut g);
                 drop(g);
@@ -553,6 +553,10 @@ impl Subscriber {
         match self.kind {
             Kind::Twoway(max) => self.run_twoway(max).await,
             Kind::Oneway => self.run_oneway().await,
+            Kind::Datagram => {
+                self.run_batches(DATAGRAM_BATCH_MAX, None, |events| self.invoke_each(events))
+                    .await
+            }
             Kind::Batch => {
                 let flush = self.shared.config.flush_interval;
                 self.run_batches(usize::MAX, Some(flush), |events| {
@@ -592,17 +596,11 @@ impl Subscriber {
         }
     }
 
-    /// Oneway subscribers: over a connection, the queued events are written as consecutive
-    /// oneway Requests, as many as are queued (up to [`ONEWAY_WRITE_MAX`] bytes) in one write,
-    /// one write in flight, in queue order ([`Subscriber::queue`] and [`Subscriber::written`]
-    /// do the writing; this task opens the connection when there is none). Datagram
-    /// subscribers get one datagram per event.
+    /// Oneway subscribers: the queued events are written as consecutive oneway Requests, as
+    /// many as are queued (up to [`ONEWAY_WRITE_MAX`] bytes) in one write, one write in flight,
+    /// in queue order ([`Subscriber::queue`] and [`Subscriber::written`] do the writing; this
+    /// task opens the connection when there is none).
     async fn run_oneway(self: &Arc<Self>) {
-        if !self.stream {
-            return self
-                .run_batches(DATAGRAM_BATCH_MAX, None, |events| self.invoke_each(events))
-                .await;
-        }
         loop {
             let wanted = {
                 let g = self.inner.lock();
