@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use floe::codegen::BoxFuture;
@@ -402,9 +402,7 @@ impl Subscriber {
         }
         if self.kind == Kind::Oneway && !g.writing {
             if let Some(conn) = g.conn.clone().filter(Connection::is_active) {
-                let batch = self.take_batch(&mut g);
-                drop(g);
-                self.write_batch(conn, batch, writes.cloned());
+                self.write_next(g, conn, writes.cloned());
                 return true;
             }
         }
@@ -413,9 +411,17 @@ impl Subscriber {
         true
     }
 
-    /// Takes the next write's worth of queued events (at most [`ONEWAY_BATCH_MAX`] events and
-    /// about [`ONEWAY_WRITE_MAX`] bytes), counting them outstanding and the write in flight.
-    fn take_batch(&self, g: &mut Inner) -> Vec<Arc<Event>> {
+    /// Writes the next queued events (at most [`ONEWAY_BATCH_MAX`] events and about
+    /// [`ONEWAY_WRITE_MAX`] bytes) to `conn` as consecutive oneway Requests in one write,
+    /// counting them outstanding and the write in flight; `g` is released before the write.
+    /// When it completes, the events queued meanwhile follow in the next
+    /// ([`Subscriber::written`]).
+    fn write_next(
+        self: &Arc<Self>,
+        mut g: MutexGuard<'_, Inner>,
+        conn: Connection,
+        writes: Option<Arc<Writes>>,
+    ) {
         let mut bytes = 0;
         let mut n = 0;
         for e in g.events.iter().take(ONEWAY_BATCH_MAX) {
@@ -427,23 +433,9 @@ impl Subscriber {
         }
         g.outstanding += n;
         g.writing = true;
-        g.events.drain(..n).collect()
-    }
-
-    /// Writes events as consecutive oneway Requests in one write; when it completes, the
-    /// events queued meanwhile follow in the next.
-    fn write_batch(
-        self: &Arc<Self>,
-        conn: Connection,
-        events: Vec<Arc<Event>>,
-        writes: Option<Arc<Writes>>,
-    ) {
-        let n = events.len();
-        let size: usize = events
-            .iter()
-            .map(|e| HEADER_SIZE + self.prefix.len() + e.tail.len())
-            .sum();
-        let mut buf = BytesMut::with_capacity(size);
+        let events: Vec<Arc<Event>> = g.events.drain(..n).collect();
+        drop(g);
+        let mut buf = BytesMut::with_capacity(n * (HEADER_SIZE + self.prefix.len()) + bytes);
         for e in &events {
             Header {
                 message_type: MessageType::Request,
@@ -476,9 +468,7 @@ impl Subscriber {
             Ok(()) => {
                 g.current_retry = 0;
                 if g.state == State::Online && !g.events.is_empty() && conn.is_active() {
-                    let batch = self.take_batch(&mut g);
-                    drop(g);
-                    self.write_batch(conn, batch, None);
+                    self.write_next(g, conn, None);
                     return;
                 }
                 g.writing = false;
@@ -619,9 +609,7 @@ impl Subscriber {
                     let mut g = self.inner.lock();
                     g.conn = Some(conn.clone());
                     if g.state == State::Online && !g.writing && !g.events.is_empty() {
-                        let batch = self.take_batch(&mut g);
-                        drop(g);
-                        self.write_batch(conn, batch, None);
+                        self.write_next(g, conn, None);
                     }
                 }
                 Err(e) => self.fail(&e),
