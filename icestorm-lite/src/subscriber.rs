@@ -57,7 +57,7 @@ impl Event {
         }
     }
 
-    pub(crate) fn from_current(data: Bytes, current: &Current) -> Event {
+    fn from_current(data: Bytes, current: &Current) -> Event {
         Event::new(
             current.operation.clone(),
             current.mode,
@@ -769,23 +769,35 @@ impl Blobject for PerSubscriberPublisher {
         in_encaps: Bytes,
         current: &'a Current,
     ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
-        Box::pin(async move {
+        Box::pin(answer_publish(in_encaps, current, |event, writes| {
             if let Some(sub) = self.sub.upgrade() {
-                let event = Arc::new(Event::from_current(in_encaps, current));
-                let writes = (current.request_id != 0).then(Arc::<Writes>::default);
-                if !sub.queue(false, &[event], writes.as_ref()) {
+                if !sub.queue(false, &[event], writes) {
                     sub.reap();
                 }
-                if let Some(w) = writes {
-                    w.wait().await;
-                }
             }
-            Ok((
-                true,
-                floe::protocol::empty_encapsulation(current.encoding.major, current.encoding.minor),
-            ))
-        })
+        }))
     }
+}
+
+/// Handles a request to a publisher object: `publish` queues its event and, for a twoway
+/// request, the answer (an empty success) waits for the writes to idle subscribers `publish`
+/// started (as ZeroC's IceStorm writes to them before answering, so the event leaves first;
+/// see [`Writes`]), never for a subscriber's queue.
+pub(crate) async fn answer_publish(
+    in_encaps: Bytes,
+    current: &Current,
+    publish: impl FnOnce(Arc<Event>, Option<&Arc<Writes>>),
+) -> floe::Result<(bool, Bytes)> {
+    let event = Arc::new(Event::from_current(in_encaps, current));
+    let writes = (current.request_id != 0).then(Arc::<Writes>::default);
+    publish(event, writes.as_ref());
+    if let Some(w) = writes {
+        w.wait().await;
+    }
+    Ok((
+        true,
+        floe::protocol::empty_encapsulation(current.encoding.major, current.encoding.minor),
+    ))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::slice::ice_storm::{
     NoSuchLink, TopicInternalPrx, TopicLinkPrx, TopicPrx, topic, topic_internal,
 };
 use crate::store::SubscriberRecord;
-use crate::subscriber::{CreateError, Event, Subscriber, Writes};
+use crate::subscriber::{CreateError, Event, Subscriber, Writes, answer_publish};
 use crate::{BrokerError, Shared};
 
 /// The topic name of a topic identity: `name` without its `topic.` prefix, or the whole name
@@ -496,21 +496,9 @@ impl Blobject for Publisher {
         in_encaps: Bytes,
         current: &'a Current,
     ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
-        Box::pin(async move {
-            let event = Arc::new(Event::from_current(in_encaps, current));
-            // A twoway publisher is answered once the event is written to the subscribers that
-            // were idle (as ZeroC's IceStorm writes to them before answering), so the event
-            // leaves first; it never waits for a subscriber's queue.
-            let writes = (current.request_id != 0).then(Arc::<Writes>::default);
-            self.0.publish(false, &[event], writes.as_ref());
-            if let Some(w) = writes {
-                w.wait().await;
-            }
-            Ok((
-                true,
-                floe::protocol::empty_encapsulation(current.encoding.major, current.encoding.minor),
-            ))
-        })
+        Box::pin(answer_publish(in_encaps, current, |event, writes| {
+            self.0.publish(false, &[event], writes)
+        }))
     }
 }
 
