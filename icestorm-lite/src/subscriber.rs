@@ -212,10 +212,14 @@ impl std::fmt::Debug for Subscriber {
     }
 }
 
-/// Why a subscription is refused.
+/// Why a subscription (or a link) is refused.
 #[derive(Debug)]
-pub(crate) enum CreateError {
+pub(crate) enum SubscribeError {
+    /// The identity is already subscribed (or the topic already linked).
+    Exists,
+    /// The quality of service is refused, for this reason.
     BadQoS(String),
+    /// The subscriber cannot be built or stored.
     Runtime(Error),
 }
 
@@ -226,12 +230,12 @@ impl Subscriber {
         shared: &Arc<Shared>,
         topic: &Arc<TopicImpl>,
         rec: SubscriberRecord,
-    ) -> Result<Arc<Subscriber>, CreateError> {
+    ) -> Result<Arc<Subscriber>, SubscribeError> {
         let comm = &shared.comm;
-        let parse = |s: &str| -> Result<ObjectPrx, CreateError> {
+        let parse = |s: &str| -> Result<ObjectPrx, SubscribeError> {
             comm.string_to_proxy(s)
-                .map_err(CreateError::Runtime)?
-                .ok_or_else(|| CreateError::Runtime(Error::IllegalArgument("null proxy".into())))
+                .map_err(SubscribeError::Runtime)?
+                .ok_or_else(|| SubscribeError::Runtime(Error::IllegalArgument("null proxy".into())))
         };
         let stored = parse(&rec.proxy)?;
         let obj = stored.ice_timeout(shared.config.send_timeout_ms);
@@ -239,7 +243,7 @@ impl Subscriber {
             let t = match &rec.topic {
                 Some(t) => parse(t)?,
                 None => {
-                    return Err(CreateError::Runtime(Error::IllegalArgument(
+                    return Err(SubscribeError::Runtime(Error::IllegalArgument(
                         "link without a topic".into(),
                     )));
                 }
@@ -249,7 +253,7 @@ impl Subscriber {
             let retry = rec.qos.get("retryCount").map_or(0, |v| leading_int(v));
             let reliability = rec.qos.get("reliability").map_or("", String::as_str);
             if !reliability.is_empty() && reliability != "ordered" {
-                return Err(CreateError::BadQoS(format!(
+                return Err(SubscribeError::BadQoS(format!(
                     "invalid reliability: {reliability}"
                 )));
             }
@@ -259,7 +263,7 @@ impl Subscriber {
             ] {
                 if let Some(v) = rec.qos.get(key) {
                     if v.trim().parse::<i32>().is_err() {
-                        return Err(CreateError::BadQoS(format!(
+                        return Err(SubscribeError::BadQoS(format!(
                             "{what} (numeric value required): {v}"
                         )));
                     }
@@ -267,7 +271,7 @@ impl Subscriber {
             }
             let kind = if reliability == "ordered" {
                 if !obj.ice_is_twoway() {
-                    return Err(CreateError::BadQoS(
+                    return Err(SubscribeError::BadQoS(
                         "ordered reliability requires a twoway proxy".into(),
                     ));
                 }
@@ -349,7 +353,7 @@ impl Subscriber {
                     Arc::new(floe::BlobjectDispatcher(Arc::new(servant))),
                     p.ice_get_identity().clone(),
                 )
-                .map_err(CreateError::Runtime)?;
+                .map_err(SubscribeError::Runtime)?;
         }
         tokio::spawn(sub.clone().run());
         Ok(sub)

@@ -16,7 +16,7 @@ use crate::slice::ice_storm::{
     NoSuchLink, TopicInternalPrx, TopicLinkPrx, TopicPrx, topic, topic_internal,
 };
 use crate::store::SubscriberRecord;
-use crate::subscriber::{CreateError, Event, Subscriber, Writes, answer_publish};
+use crate::subscriber::{Event, SubscribeError, Subscriber, Writes, answer_publish};
 use crate::{BrokerError, Shared};
 
 /// The topic name of a topic identity: `name` without its `topic.` prefix, or the whole name
@@ -187,23 +187,20 @@ impl TopicImpl {
     async fn add_subscriber(
         self: &Arc<Self>,
         rec: SubscriberRecord,
-    ) -> Result<Arc<Subscriber>, AddError> {
+    ) -> Result<Arc<Subscriber>, SubscribeError> {
         let guard = self.ops.lock().await;
         if *guard {
-            return Err(AddError::Runtime(destroyed(&self.id)));
+            return Err(SubscribeError::Runtime(destroyed(&self.id)));
         }
         if self.subscribers.read().iter().any(|s| s.rec.key == rec.key) {
-            return Err(AddError::Exists);
+            return Err(SubscribeError::Exists);
         }
-        let sub = Subscriber::create(&self.shared, self, rec.clone()).map_err(|e| match e {
-            CreateError::BadQoS(r) => AddError::BadQoS(r),
-            CreateError::Runtime(e) => AddError::Runtime(e),
-        })?;
+        let sub = Subscriber::create(&self.shared, self, rec.clone())?;
         let store = self.shared.store.clone();
         let name = self.name.clone();
         if let Err(e) = crate::blocking(move || store.put_subscriber(&name, &rec)).await {
             sub.destroy();
-            return Err(AddError::Runtime(e.into()));
+            return Err(SubscribeError::Runtime(e.into()));
         }
         self.subscribers.write().push(sub.clone());
         drop(guard);
@@ -249,12 +246,6 @@ fn destroyed(id: &Identity) -> Error {
         category: id.category.clone(),
         ..Default::default()
     }))
-}
-
-enum AddError {
-    Exists,
-    BadQoS(String),
-    Runtime(Error),
 }
 
 /// The servant of a topic object.
@@ -318,9 +309,9 @@ impl ice_storm::Topic for TopicServant {
         };
         match t.add_subscriber(rec).await {
             Ok(sub) => Ok(sub.publisher.clone()),
-            Err(AddError::Exists) => Err(AlreadySubscribed {}.into()),
-            Err(AddError::BadQoS(reason)) => Err(BadQoS { reason }.into()),
-            Err(AddError::Runtime(e)) => Err(e.into()),
+            Err(SubscribeError::Exists) => Err(AlreadySubscribed {}.into()),
+            Err(SubscribeError::BadQoS(reason)) => Err(BadQoS { reason }.into()),
+            Err(SubscribeError::Runtime(e)) => Err(e.into()),
         }
     }
 
@@ -377,12 +368,12 @@ impl ice_storm::Topic for TopicServant {
         };
         match t.add_subscriber(rec).await {
             Ok(_) => Ok(()),
-            Err(AddError::Exists) => Err(LinkExists {
+            Err(SubscribeError::Exists) => Err(LinkExists {
                 name: identity_to_topic_name(&id),
             }
             .into()),
-            Err(AddError::BadQoS(r)) => Err(Error::UnknownException(r).into()),
-            Err(AddError::Runtime(e)) => Err(e.into()),
+            Err(SubscribeError::BadQoS(r)) => Err(Error::UnknownException(r).into()),
+            Err(SubscribeError::Runtime(e)) => Err(e.into()),
         }
     }
 
