@@ -237,7 +237,7 @@ impl ice_storm::TopicManager for TopicManagerServant {
         _current: &Current,
     ) -> Result<Option<TopicPrx>, topic_manager::CreateError> {
         match self.0.create_topic(&name).await {
-            Ok(t) => Ok(Some(TopicPrx::unchecked_cast(t.proxy()))),
+            Ok(t) => Ok(Some(t.proxy())),
             Err(CreateFailure::Exists) => Err(TopicExists { name }.into()),
             Err(CreateFailure::Runtime(e)) => Err(e.into()),
         }
@@ -250,7 +250,7 @@ impl ice_storm::TopicManager for TopicManagerServant {
     ) -> Result<Option<TopicPrx>, topic_manager::RetrieveError> {
         let topic = self.0.topics.lock().get(&name).cloned();
         match topic {
-            Some(t) => Ok(Some(TopicPrx::unchecked_cast(t.proxy()))),
+            Some(t) => Ok(Some(t.proxy())),
             None => Err(NoSuchTopic { name }.into()),
         }
     }
@@ -264,7 +264,7 @@ impl ice_storm::TopicManager for TopicManagerServant {
             .topics
             .lock()
             .iter()
-            .map(|(k, t)| (k.clone(), Some(TopicPrx::unchecked_cast(t.proxy()))))
+            .map(|(k, t)| (k.clone(), Some(t.proxy())))
             .collect())
     }
 

@@ -110,8 +110,8 @@ impl TopicImpl {
     }
 
     /// The topic's proxy.
-    pub(crate) fn proxy(&self) -> ObjectPrx {
-        self.shared.topic_adapter.create_proxy(self.id.clone())
+    pub(crate) fn proxy(&self) -> TopicPrx {
+        TopicPrx::unchecked_cast(self.shared.topic_adapter.create_proxy(self.id.clone()))
     }
 
     fn trace(&self, level: i32, msg: &str) {
