@@ -40,7 +40,8 @@ pub(crate) struct TopicImpl {
     shared: Arc<Shared>,
     self_ref: Weak<TopicImpl>,
     subscribers: RwLock<Vec<Arc<Subscriber>>>,
-    /// Serialises changes of the subscriber list with their persistence.
+    /// Serialises changes of the subscriber list with their persistence; holds whether the
+    /// topic was destroyed.
     ops: tokio::sync::Mutex<bool>,
 }
 
