@@ -2,11 +2,12 @@
 //! modules) and with Floe's generated code, through an icestorm-lite broker, in every
 //! combination.
 
+mod clients;
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use clients::{subscribe, topic_manager};
 use common::*;
 use icestorm_lite::Broker;
 use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx};
@@ -15,13 +16,6 @@ async fn broker() -> (Broker, String) {
     let b = Broker::start(transient_props()).await.unwrap();
     let tm = b.topic_manager().to_string();
     (b, tm)
-}
-
-fn qos(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,16 +36,7 @@ async fn floe_subscribers(
     let mut out = Vec::new();
     for kind in ["twoway", "ordered", "oneway", "batch"] {
         let (rec, prx) = add_recorder(adapter, &format!("{tag}-{kind}"));
-        let (prx, q) = match kind {
-            "twoway" => (prx.ice_twoway(), qos(&[])),
-            "ordered" => (prx.ice_twoway(), qos(&[("reliability", "ordered")])),
-            "oneway" => (prx.ice_oneway(), qos(&[])),
-            _ => (prx.ice_batch_oneway(), qos(&[])),
-        };
-        let publisher = topic
-            .subscribe_and_get_publisher(&q, Some(prx))
-            .await
-            .unwrap();
+        let publisher = subscribe(topic, prx, kind).await;
         assert!(publisher.is_some(), "a per-subscriber publisher");
         out.push((kind, rec));
     }
@@ -114,7 +99,7 @@ async fn floe_publishers_and_subscribers_receive_every_event() {
 async fn python_publisher_to_floe_subscribers() {
     let (b, tm_str) = broker().await;
     let (comm, adapter) = floe_subscriber_side().await;
-    let tm = TopicManagerPrx::unchecked_cast(comm.string_to_proxy(&tm_str).unwrap().unwrap());
+    let tm = topic_manager(&comm, &tm_str);
     let topic = tm.create("mixed-a").await.unwrap().unwrap();
     let subs = floe_subscribers(&topic, &adapter, "mixed-a").await;
     run_clock_py(&tm_str, &["publish", "mixed-a", "200", "py-twoway"]).await;
@@ -131,7 +116,7 @@ async fn floe_publisher_to_python_subscribers() {
     let mut py = spawn_clock_py(&tm_str, &["subscribe", "mixed-b", "400", "floe-pub"]);
     py.wait_line("READY").await;
     let (comm, _adapter) = floe_subscriber_side().await;
-    let tm = TopicManagerPrx::unchecked_cast(comm.string_to_proxy(&tm_str).unwrap().unwrap());
+    let tm = topic_manager(&comm, &tm_str);
     let topic = tm.retrieve("mixed-b").await.unwrap().unwrap();
     assert_eq!(topic.get_subscribers().await.unwrap().len(), 3);
     let publisher = topic.get_publisher().await.unwrap().unwrap();

@@ -2,13 +2,13 @@
 //! topic, subscriber and link it acknowledged is back, and publishing reaches every subscriber
 //! (Floe subscribers in this process and a ZeroC Python subscriber in its own).
 
+mod clients;
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use clients::{subscribe, topic_manager};
 use common::*;
-use icestorm_lite::slice::ice_storm::TopicManagerPrx;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_restart_keeps_topics_subscribers_and_links() {
@@ -32,25 +32,13 @@ async fn sigkill_and_restart_keeps_topics_subscribers_and_links() {
     let tm_str = broker.topic_manager.clone();
 
     let (comm, adapter) = floe_subscriber_side().await;
-    let tm = TopicManagerPrx::unchecked_cast(comm.string_to_proxy(&tm_str).unwrap().unwrap());
+    let tm = topic_manager(&comm, &tm_str);
     let mut recorders = Vec::new();
     for name in ["r1", "r2"] {
         let topic = tm.create(name).await.unwrap().unwrap();
         for kind in ["twoway", "ordered", "oneway"] {
             let (rec, prx) = add_recorder(&adapter, &format!("{name}-{kind}"));
-            let mut qos = HashMap::new();
-            let prx = match kind {
-                "oneway" => prx.ice_oneway(),
-                "ordered" => {
-                    qos.insert("reliability".to_string(), "ordered".to_string());
-                    prx
-                }
-                _ => prx,
-            };
-            topic
-                .subscribe_and_get_publisher(&qos, Some(prx))
-                .await
-                .unwrap();
+            subscribe(&topic, prx, kind).await;
             recorders.push((name, kind, rec));
         }
     }

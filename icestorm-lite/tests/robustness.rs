@@ -1,6 +1,7 @@
 //! Bad input and failing subscribers: any bytes as an event, subscribers that point nowhere or
 //! at nothing, the retry rules, bad topic names and QoS, and links with costs.
 
+mod clients;
 mod common;
 
 use std::collections::HashMap;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clients::{qos, subscribe, topic_manager};
 use common::*;
 use floe::codegen::BoxFuture;
 use floe::{Blobject, BlobjectDispatcher, Context, Current, Error, OperationMode};
@@ -50,11 +52,7 @@ async fn setup(
 ) {
     let broker = Broker::start(props).await.unwrap();
     let (comm, adapter) = floe_subscriber_side().await;
-    let tm = TopicManagerPrx::unchecked_cast(
-        comm.string_to_proxy(&broker.topic_manager().to_string())
-            .unwrap()
-            .unwrap(),
-    );
+    let tm = topic_manager(&comm, &broker.topic_manager().to_string());
     (broker, comm, adapter, tm)
 }
 
@@ -85,10 +83,7 @@ async fn any_event_bytes_are_forwarded_untouched() {
             "raw-sub".parse().unwrap(),
         )
         .unwrap();
-    topic
-        .subscribe_and_get_publisher(&HashMap::new(), Some(prx))
-        .await
-        .unwrap();
+    subscribe(&topic, prx, "twoway").await;
     let publisher = topic.get_publisher().await.unwrap().unwrap();
 
     let mut sent = Vec::new();
@@ -159,25 +154,18 @@ async fn subscribers_that_point_nowhere_are_reaped() {
     let (broker, comm, adapter, tm) = setup(transient_props()).await;
     let topic = tm.create("reap").await.unwrap().unwrap();
     let (alive, alive_prx) = add_recorder(&adapter, "alive");
-    topic
-        .subscribe_and_get_publisher(&HashMap::new(), Some(alive_prx))
-        .await
-        .unwrap();
+    subscribe(&topic, alive_prx, "twoway").await;
     // Nobody listens on this port.
     let nowhere = comm
         .string_to_proxy(&format!("nowhere:tcp -h 127.0.0.1 -p {}", free_port()))
         .unwrap()
         .unwrap();
-    topic
-        .subscribe_and_get_publisher(&HashMap::new(), Some(nowhere))
-        .await
-        .unwrap();
+    subscribe(&topic, nowhere, "twoway").await;
     // An adapter that is up but has no such object: ObjectNotExist removes at once, even with
     // retries left.
     let missing = adapter.create_proxy("missing".parse().unwrap());
-    let retry: HashMap<String, String> = [("retryCount".to_string(), "5".to_string())].into();
     topic
-        .subscribe_and_get_publisher(&retry, Some(missing))
+        .subscribe_and_get_publisher(&qos(&[("retryCount", "5")]), Some(missing))
         .await
         .unwrap();
     assert_eq!(topic.get_subscribers().await.unwrap().len(), 3);
@@ -209,9 +197,8 @@ async fn retry_count_keeps_a_failing_subscriber_offline_then_back() {
         .string_to_proxy(&format!("flaky:tcp -h 127.0.0.1 -p {port}"))
         .unwrap()
         .unwrap();
-    let retry: HashMap<String, String> = [("retryCount".to_string(), "-1".to_string())].into();
     topic
-        .subscribe_and_get_publisher(&retry, Some(sub))
+        .subscribe_and_get_publisher(&qos(&[("retryCount", "-1")]), Some(sub))
         .await
         .unwrap();
     let clock =
@@ -286,10 +273,8 @@ async fn bad_names_qos_and_subscribers_get_clear_errors() {
         other => panic!("{other:?}"),
     }
     let (_r, prx) = add_recorder(&adapter, "q-sub");
-    let bad: HashMap<String, String> =
-        [("reliability".to_string(), "sometimes".to_string())].into();
     match topic
-        .subscribe_and_get_publisher(&bad, Some(prx.clone()))
+        .subscribe_and_get_publisher(&qos(&[("reliability", "sometimes")]), Some(prx.clone()))
         .await
     {
         Err(SubscribeAndGetPublisherError::BadQoS(e)) => {
@@ -297,10 +282,8 @@ async fn bad_names_qos_and_subscribers_get_clear_errors() {
         }
         other => panic!("{other:?}"),
     }
-    let ordered: HashMap<String, String> =
-        [("reliability".to_string(), "ordered".to_string())].into();
     match topic
-        .subscribe_and_get_publisher(&ordered, Some(prx.ice_oneway()))
+        .subscribe_and_get_publisher(&qos(&[("reliability", "ordered")]), Some(prx.ice_oneway()))
         .await
     {
         Err(SubscribeAndGetPublisherError::BadQoS(e)) => {
@@ -364,13 +347,9 @@ async fn links_forward_one_hop_within_their_cost() {
     assert_eq!(info.len(), 1);
     assert_eq!((info[0].name.as_str(), info[0].cost), ("b", 5));
     let (on_b, prx) = add_recorder(&adapter, "on-b");
-    b.subscribe_and_get_publisher(&HashMap::new(), Some(prx))
-        .await
-        .unwrap();
+    subscribe(&b, prx, "twoway").await;
     let (on_c, prx) = add_recorder(&adapter, "on-c");
-    c.subscribe_and_get_publisher(&HashMap::new(), Some(prx))
-        .await
-        .unwrap();
+    subscribe(&c, prx, "twoway").await;
 
     let publisher = a.get_publisher().await.unwrap().unwrap();
     for (cost, source) in [("3", "cheap"), ("9", "dear"), ("5", "cheap"), ("", "free")] {

@@ -3,16 +3,17 @@
 //! (its socket buffers fill and the broker's writes block). The healthy subscribers receive the
 //! same burst of events about as fast as without them.
 
+mod clients;
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clients::{subscribe, topic_manager};
 use common::*;
 use icestorm_lite::Broker;
-use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx};
+use icestorm_lite::slice::ice_storm::TopicPrx;
 use tokio::io::AsyncWriteExt;
 
 const EVENTS: i32 = 1500;
@@ -59,28 +60,12 @@ async fn deaf_peer() -> (tokio::task::JoinHandle<()>, u16) {
 async fn stalled_subscribers_do_not_slow_the_others() {
     let broker = Broker::start(transient_props()).await.unwrap();
     let (comm, adapter) = floe_subscriber_side().await;
-    let tm = TopicManagerPrx::unchecked_cast(
-        comm.string_to_proxy(&broker.topic_manager().to_string())
-            .unwrap()
-            .unwrap(),
-    );
+    let tm = topic_manager(&comm, &broker.topic_manager().to_string());
     let topic: TopicPrx = tm.create("slow").await.unwrap().unwrap();
     let mut healthy = Vec::new();
     for kind in ["twoway", "ordered", "oneway"] {
         let (rec, prx) = add_recorder(&adapter, &format!("healthy-{kind}"));
-        let mut qos = HashMap::new();
-        let prx = match kind {
-            "oneway" => prx.ice_oneway(),
-            "ordered" => {
-                qos.insert("reliability".to_string(), "ordered".to_string());
-                prx
-            }
-            _ => prx,
-        };
-        topic
-            .subscribe_and_get_publisher(&qos, Some(prx))
-            .await
-            .unwrap();
+        subscribe(&topic, prx, kind).await;
         healthy.push(rec);
     }
     let publisher = clock::demo::ClockPrx::unchecked_cast(
@@ -108,22 +93,14 @@ async fn stalled_subscribers_do_not_slow_the_others() {
     stalled_adapter.activate().unwrap();
     let (stalled, prx) = add_recorder(&stalled_adapter, "stalled-ordered");
     stalled.stall.store(true, Ordering::Relaxed);
-    let ordered: HashMap<String, String> =
-        [("reliability".to_string(), "ordered".to_string())].into();
-    topic
-        .subscribe_and_get_publisher(&ordered, Some(prx))
-        .await
-        .unwrap();
+    subscribe(&topic, prx, "ordered").await;
     // A oneway subscriber that never reads.
     let (deaf_task, port) = deaf_peer().await;
     let deaf = comm
         .string_to_proxy(&format!("deaf -o:tcp -h 127.0.0.1 -p {port}"))
         .unwrap()
         .unwrap();
-    topic
-        .subscribe_and_get_publisher(&HashMap::new(), Some(deaf))
-        .await
-        .unwrap();
+    subscribe(&topic, deaf, "oneway").await;
     assert_eq!(topic.get_subscribers().await.unwrap().len(), 5);
 
     // Twoway first: the deaf subscriber's socket fills during this burst.

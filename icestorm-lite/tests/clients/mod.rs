@@ -1,0 +1,40 @@
+//! The Floe client side of the broker tests: the topic manager by its proxy string, QoS maps,
+//! and subscriptions in each delivery mode.
+
+use std::collections::HashMap;
+
+use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx};
+
+/// A quality-of-service map from `(key, value)` pairs.
+pub fn qos(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The topic manager `proxy` names (as a broker prints it), reached from `comm`.
+pub fn topic_manager(comm: &floe::Communicator, proxy: &str) -> TopicManagerPrx {
+    TopicManagerPrx::unchecked_cast(comm.string_to_proxy(proxy).unwrap().unwrap())
+}
+
+/// Subscribes `subscriber` to `topic` in one delivery mode: `twoway`, `ordered` (twoway with
+/// `reliability=ordered`), `oneway` or `batch` (batch oneway); returns the subscriber's own
+/// publisher.
+pub async fn subscribe(
+    topic: &TopicPrx,
+    subscriber: floe::ObjectPrx,
+    mode: &str,
+) -> Option<floe::ObjectPrx> {
+    let (subscriber, qos) = match mode {
+        "twoway" => (subscriber.ice_twoway(), qos(&[])),
+        "ordered" => (subscriber.ice_twoway(), qos(&[("reliability", "ordered")])),
+        "oneway" => (subscriber.ice_oneway(), qos(&[])),
+        "batch" => (subscriber.ice_batch_oneway(), qos(&[])),
+        other => panic!("no delivery mode `{other}`"),
+    };
+    topic
+        .subscribe_and_get_publisher(&qos, Some(subscriber))
+        .await
+        .unwrap()
+}
