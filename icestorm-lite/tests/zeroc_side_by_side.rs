@@ -71,10 +71,10 @@ async fn scenario(
         ))
         .unwrap()
         .unwrap();
-    let mut out = Vec::new();
     // Ports differ between the brokers: their little-endian bytes in proxies are masked.
-    let mut record = |ok: bool, bytes: &Bytes, _comm: &floe::Communicator| {
-        let mut v = bytes.to_vec();
+    let call = async |prx: &ObjectPrx, op: &str, mode: OperationMode, params: Bytes| {
+        let (ok, reply) = prx.ice_invoke(op, mode, params, None).await.unwrap();
+        let mut v = reply.to_vec();
         for (port, mark) in [(tm_port, b"<TM>"), (pub_port, b"<PB>")] {
             let pat = i32::from(port).to_le_bytes();
             let mut i = 0;
@@ -87,41 +87,30 @@ async fn scenario(
                 }
             }
         }
-        out.push((ok, String::from_utf8_lossy(&v).into_owned()));
+        (ok, String::from_utf8_lossy(&v).into_owned())
     };
     let name = params(|os| os.write("news"));
-    let (ok, r) = tm
-        .ice_invoke("create", OperationMode::Normal, name.clone(), None)
-        .await
-        .unwrap();
-    record(ok, &r, comm);
-    let (ok, r) = tm
-        .ice_invoke("create", OperationMode::Normal, name.clone(), None)
-        .await
-        .unwrap();
-    record(ok, &r, comm);
     let missing = params(|os| os.write("missing"));
-    let (ok, r) = tm
-        .ice_invoke("retrieve", OperationMode::Nonmutating, missing, None)
-        .await
-        .unwrap();
-    record(ok, &r, comm);
+    let mut out = vec![
+        call(&tm, "create", OperationMode::Normal, name.clone()).await,
+        call(&tm, "create", OperationMode::Normal, name).await,
+        call(&tm, "retrieve", OperationMode::Nonmutating, missing).await,
+    ];
     let topic = comm
         .string_to_proxy(&format!(
             "IceStorm/topic.news:tcp -h 127.0.0.1 -p {tm_port}"
         ))
         .unwrap()
         .unwrap();
-    let (ok, r) = topic
-        .ice_invoke(
+    out.push(
+        call(
+            &topic,
             "getPublisher",
             OperationMode::Nonmutating,
             params(|_| {}),
-            None,
         )
-        .await
-        .unwrap();
-    record(ok, &r, comm);
+        .await,
+    );
     for (qos, subscriber) in [
         (vec![], Some(sub.clone())),
         (vec![], Some(sub.clone())),
@@ -143,11 +132,7 @@ async fn scenario(
             os.write(&q);
             os.write(&subscriber);
         });
-        let (ok, r) = topic
-            .ice_invoke("subscribeAndGetPublisher", OperationMode::Normal, p, None)
-            .await
-            .unwrap();
-        record(ok, &r, comm);
+        out.push(call(&topic, "subscribeAndGetPublisher", OperationMode::Normal, p).await);
     }
     out
 }
