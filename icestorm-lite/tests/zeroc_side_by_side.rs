@@ -2,12 +2,14 @@
 //! reply bytes: TopicExists, NoSuchTopic, AlreadySubscribed, BadQoS and InvalidSubscriber, and
 //! publisher and topic proxies of the same form.
 
+mod clients;
 mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clients::qos;
 use common::*;
 use floe::{EncodingVersion, ObjectPrx, OperationMode};
 use icestorm_lite::Broker;
@@ -111,7 +113,7 @@ async fn scenario(
         )
         .await,
     );
-    for (qos, subscriber) in [
+    for (pairs, subscriber) in [
         (vec![], Some(sub.clone())),
         (vec![], Some(sub.clone())),
         (
@@ -124,12 +126,8 @@ async fn scenario(
         ),
         (vec![], None),
     ] {
-        let q: std::collections::HashMap<String, String> = qos
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let p = params(|os| {
-            os.write(&q);
+            os.write(&qos(&pairs));
             os.write(&subscriber);
         });
         out.push(call(&topic, "subscribeAndGetPublisher", OperationMode::Normal, p).await);

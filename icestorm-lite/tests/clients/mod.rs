@@ -1,5 +1,6 @@
 //! The Floe client side of the broker tests: the topic manager by its proxy string, QoS maps,
 //! and subscriptions in each delivery mode.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 
