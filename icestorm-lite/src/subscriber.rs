@@ -35,6 +35,7 @@ pub(crate) struct Event {
     pub op: String,
     pub mode: OperationMode,
     pub ctx: Context,
+    /// The parameter encapsulation (the end of `tail`).
     pub data: Bytes,
     /// The end of a Request body carrying this event (operation, mode, context, parameters),
     /// encoded once and shared by every oneway subscriber.
@@ -42,18 +43,22 @@ pub(crate) struct Event {
 }
 
 impl Event {
+    /// Encodes the tail; the event keeps its parameters as a slice of it, not as a second
+    /// buffer (nor the whole request they arrived in).
     fn new(op: String, mode: OperationMode, ctx: Context, data: Bytes) -> Event {
         let mut tail = BytesMut::with_capacity(op.len() + data.len() + 8);
         put_string(&mut tail, &op);
         tail.extend_from_slice(&[mode as u8]);
         put_context(&mut tail, &ctx);
+        let params_at = tail.len();
         tail.extend_from_slice(&data);
+        let tail = tail.freeze();
         Event {
             op,
             mode,
             ctx,
-            data,
-            tail: tail.freeze(),
+            data: tail.slice(params_at..),
+            tail,
         }
     }
 
