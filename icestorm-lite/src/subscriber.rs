@@ -298,7 +298,7 @@ impl Subscriber {
         };
         let publisher = (!rec.link).then(|| {
             let pid = Identity::new(
-                &format!(
+                format!(
                     "topic.{}.publish.{}",
                     topic.name,
                     comm.identity_to_string(&id)

@@ -396,7 +396,7 @@ impl ice_storm::Topic for TopicServant {
             .any(|s| s.rec.key == key && s.rec.link);
         if !linked
             || !t
-                .remove_subscribers(&[key.clone()])
+                .remove_subscribers(std::slice::from_ref(&key))
                 .await
                 .map_err(Error::from)?
         {
