@@ -836,14 +836,11 @@ where
             }
         }
         let _ = self.writer.shutdown().await;
+        // Whether a request reached the peer is in its `sent` flag (false: safe to retry); the
+        // error is why the connection ended either way.
         for (_, p) in self.pending.drain() {
-            let error = if p.sent {
-                reason.clone()
-            } else {
-                unsent_error(&reason)
-            };
             let _ = p.reply.send(Err(InvokeFailure {
-                error,
+                error: reason.clone(),
                 sent: p.sent,
             }));
         }
@@ -851,7 +848,7 @@ where
             match out.done {
                 Some(Done::Oneway(tx)) => {
                     let _ = tx.send(Err(InvokeFailure {
-                        error: unsent_error(&reason),
+                        error: reason.clone(),
                         sent: false,
                     }));
                 }
@@ -859,19 +856,14 @@ where
                 None => {}
             }
         }
-        let _ = self.closed_tx.send(Some(reason));
+        let _ = self.closed_tx.send(Some(reason.clone()));
         // Fail whatever is still queued in the command channel.
         self.rx.close();
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Command::Request { reply, .. } => {
-                    let e = self
-                        .closed_tx
-                        .borrow()
-                        .clone()
-                        .unwrap_or(Error::CloseConnection);
                     let _ = reply.send(Err(InvokeFailure {
-                        error: unsent_error(&e),
+                        error: reason.clone(),
                         sent: false,
                     }));
                 }
@@ -1358,12 +1350,6 @@ fn describe(msg: &Message) -> String {
         ),
         _ => String::new(),
     }
-}
-
-/// The error a caller sees for a request that was never written (its `sent` flag, false, is
-/// what makes it safe to retry).
-fn unsent_error(reason: &Error) -> Error {
-    reason.clone()
 }
 
 /// Most queued messages handed to one (vectored) write.
