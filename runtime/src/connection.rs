@@ -180,22 +180,8 @@ pub(crate) struct InvokeFailure {
 
 type ReplySender = oneshot::Sender<std::result::Result<Option<ReplyData>, InvokeFailure>>;
 
-/// Who learns the fate of a raw message.
-enum RawDone {
-    Channel(oneshot::Sender<Result<()>>),
-    Callback(Box<dyn FnOnce(Result<()>) + Send + Sync + 'static>),
-}
-
-impl RawDone {
-    fn finish(self, result: Result<()>) {
-        match self {
-            RawDone::Channel(tx) => {
-                let _ = tx.send(result);
-            }
-            RawDone::Callback(f) => f(result),
-        }
-    }
-}
+/// Learns the fate of a raw message: written (`Ok`) or not.
+type RawDone = Box<dyn FnOnce(Result<()>) + Send + Sync + 'static>;
 
 enum Command {
     Request {
@@ -423,17 +409,9 @@ impl Connection {
     /// replies would be discarded as unknown).
     pub async fn send_raw(&self, message: Bytes) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        if self
-            .inner
-            .tx
-            .send(Command::Raw {
-                message,
-                done: RawDone::Channel(tx),
-            })
-            .is_err()
-        {
-            return Err(self.closed_error());
-        }
+        self.send_raw_then(message, move |result| {
+            let _ = tx.send(result);
+        });
         rx.await.unwrap_or_else(|_| Err(self.closed_error()))
     }
 
@@ -452,10 +430,10 @@ impl Connection {
         if let Err(mpsc::error::SendError(Command::Raw { done, .. })) =
             self.inner.tx.send(Command::Raw {
                 message,
-                done: RawDone::Callback(Box::new(done)),
+                done: Box::new(done),
             })
         {
-            done.finish(Err(self.closed_error()));
+            done(Err(self.closed_error()));
         }
     }
 
@@ -852,7 +830,7 @@ where
                         sent: false,
                     }));
                 }
-                Some(Done::Raw(done)) => done.finish(Err(reason.clone())),
+                Some(Done::Raw(done)) => done(Err(reason.clone())),
                 None => {}
             }
         }
@@ -868,7 +846,7 @@ where
                     }));
                 }
                 Command::Raw { done, .. } => {
-                    done.finish(Err(Error::ConnectionLost("connection closed".into())));
+                    done(Err(Error::ConnectionLost("connection closed".into())));
                 }
                 _ => {}
             }
@@ -1067,7 +1045,7 @@ where
             }
             Command::Raw { message, done } => {
                 if self.state != State::Active {
-                    done.finish(Err(Error::CloseConnection));
+                    done(Err(Error::CloseConnection));
                     return None;
                 }
                 self.push(message, None, Some(Done::Raw(done)));
@@ -1125,7 +1103,7 @@ where
                 Some(Done::Oneway(tx)) => {
                     let _ = tx.send(Ok(None));
                 }
-                Some(Done::Raw(done)) => done.finish(Ok(())),
+                Some(Done::Raw(done)) => done(Ok(())),
                 None => {}
             }
         }
