@@ -657,7 +657,6 @@ where
         rx,
         closed_tx,
         state: State::Active,
-        holding: false,
         last_activity: Instant::now(),
         write_progress: Instant::now(),
         read_progress: Instant::now(),
@@ -727,8 +726,6 @@ struct Actor<R, W> {
     rx: mpsc::UnboundedReceiver<Command>,
     closed_tx: watch::Sender<Option<Error>>,
     state: State,
-    /// Whether the connection's adapter holds (nothing is read, ACM is suspended).
-    holding: bool,
     last_activity: Instant,
     /// When a byte was last written, or when the write queue last became non-empty.
     write_progress: Instant,
@@ -863,7 +860,6 @@ where
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut close_deadline: Option<Instant> = None;
-        let mut hold = self.config.hold.clone();
         let far = Instant::now() + Duration::from_secs(3600 * 24 * 365 * 10);
         // The timers live across iterations: one armed per iteration would be registered with
         // the timer wheel on every message. The I/O timer may fire early (it is moved only
@@ -880,8 +876,7 @@ where
             }
             let writing = !self.queue.is_empty();
             // A holding adapter's connection leaves incoming bytes in the network.
-            let holding = hold.as_ref().is_some_and(|h| *h.borrow());
-            self.holding = holding;
+            let holding = self.holding();
             if let Some(d) = close_deadline {
                 if d != close_timer.deadline() {
                     close_timer.as_mut().reset(d);
@@ -902,9 +897,9 @@ where
                 io_timer.as_mut().reset(io_deadline);
             }
             tokio::select! {
-                changed = hold_changed(&mut hold) => {
+                changed = hold_changed(&mut self.config.hold) => {
                     if changed.is_err() {
-                        hold = None;
+                        self.config.hold = None;
                     }
                     self.read_progress = Instant::now();
                 }
@@ -1224,11 +1219,16 @@ where
         }
     }
 
+    /// Whether the connection's adapter holds: nothing is read and ACM is suspended.
+    fn holding(&self) -> bool {
+        self.config.hold.as_ref().is_some_and(|h| *h.borrow())
+    }
+
     fn on_acm_tick(&mut self) -> Option<End> {
         let acm = self.config.acm;
         // As in Ice, a holding connection neither sends heartbeats nor closes: its peer's ACM
         // decides (a call waiting on a held adapter times out).
-        if acm.timeout.is_zero() || self.state != State::Active || self.holding {
+        if acm.timeout.is_zero() || self.state != State::Active || self.holding() {
             return None;
         }
         self.pending.retain(|_, p| !p.reply.is_closed());
@@ -1263,7 +1263,6 @@ where
     }
 }
 
-/// Waits for the next change of a hold flag; `Err` once its adapter is gone.
 /// Runs the first of a serialized connection's waiting dispatches to completion.
 async fn next_serial(serial: &mut VecDeque<DispatchFuture>) -> Option<DispatchDone> {
     match serial.front_mut() {
@@ -1272,6 +1271,7 @@ async fn next_serial(serial: &mut VecDeque<DispatchFuture>) -> Option<DispatchDo
     }
 }
 
+/// Waits for the next change of a hold flag; `Err` once its adapter is gone.
 async fn hold_changed(
     hold: &mut Option<tokio::sync::watch::Receiver<bool>>,
 ) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
