@@ -859,11 +859,11 @@ where
         };
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut close_deadline: Option<Instant> = None;
         let far = Instant::now() + Duration::from_secs(3600 * 24 * 365 * 10);
         // The timers live across iterations: one armed per iteration would be registered with
         // the timer wheel on every message. The I/O timer may fire early (it is moved only
-        // towards earlier deadlines); it is then re-armed to the real deadline.
+        // towards earlier deadlines); it is then re-armed to the real deadline. The close timer
+        // is armed once, when CloseConnection is sent.
         let io_timer = tokio::time::sleep_until(far);
         tokio::pin!(io_timer);
         let close_timer = tokio::time::sleep_until(far);
@@ -877,11 +877,6 @@ where
             let writing = !self.queue.is_empty();
             // A holding adapter's connection leaves incoming bytes in the network.
             let holding = self.holding();
-            if let Some(d) = close_deadline {
-                if d != close_timer.deadline() {
-                    close_timer.as_mut().reset(d);
-                }
-            }
             // The endpoint timeout bounds a stalled write and a message stuck half-way (not
             // while holding: then nothing is read on purpose).
             let reading_half = !self.rbuf.is_empty() && !holding;
@@ -980,7 +975,7 @@ where
                     }
                     io_timer.as_mut().reset(io_deadline);
                 }
-                _ = &mut close_timer, if close_deadline.is_some() => {
+                _ = &mut close_timer, if self.state == State::CloseSent => {
                     return graceful_close("peer did not close in time after CloseConnection");
                 }
             }
@@ -988,7 +983,9 @@ where
                 self.push(close_connection_message(), None, None);
                 self.trace_sent(MessageType::CloseConnection, "");
                 self.state = State::CloseSent;
-                close_deadline = Some(Instant::now() + self.config.close_timeout);
+                close_timer
+                    .as_mut()
+                    .reset(Instant::now() + self.config.close_timeout);
             }
         }
     }
