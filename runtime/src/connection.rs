@@ -718,8 +718,8 @@ struct Actor<R, W> {
     pending: HashMap<i32, Pending>,
     next_id: i32,
     dispatches: usize,
-    done_tx: mpsc::UnboundedSender<DispatchDone>,
-    done_rx: mpsc::UnboundedReceiver<DispatchDone>,
+    done_tx: mpsc::UnboundedSender<Option<DispatchDone>>,
+    done_rx: mpsc::UnboundedReceiver<Option<DispatchDone>>,
     /// Serialized connections: the dispatches that wait, in arrival order; the actor runs the
     /// first (polling it with the rest of its work) and starts the next when it completes.
     serial: VecDeque<DispatchFuture>,
@@ -927,10 +927,7 @@ where
                 }
                 done = next_serial(&mut self.serial), if !self.serial.is_empty() => {
                     self.serial.pop_front();
-                    match done {
-                        Some(done) => self.on_dispatched(done),
-                        None => self.dispatches = self.dispatches.saturating_sub(1),
-                    }
+                    self.on_dispatched(done);
                 }
                 Some(done) = self.done_rx.recv() => {
                     self.on_dispatched(done);
@@ -1184,22 +1181,23 @@ where
         // the requests that follow it), so it holds up neither this connection nor other
         // requests.
         match futures_util::FutureExt::now_or_never(dispatch.as_mut()) {
-            Some(Some(done)) => self.on_dispatched(done),
-            Some(None) => self.dispatches = self.dispatches.saturating_sub(1),
+            Some(done) => self.on_dispatched(done),
             None if self.config.serialize => self.serial.push_back(dispatch),
             None => {
                 let done_tx = self.done_tx.clone();
                 tokio::spawn(async move {
-                    if let Some(done) = dispatch.await {
-                        let _ = done_tx.send(done);
-                    }
+                    let _ = done_tx.send(dispatch.await);
                 });
             }
         }
     }
 
-    fn on_dispatched(&mut self, done: DispatchDone) {
+    /// A dispatch is over: its reply (the one to its last request, if twoway) is queued.
+    fn on_dispatched(&mut self, done: Option<DispatchDone>) {
         self.dispatches = self.dispatches.saturating_sub(1);
+        let Some(done) = done else {
+            return;
+        };
         let forced = self.conn.inner.forced.load(Ordering::Acquire);
         if done.request_id != 0 && self.state != State::CloseSent && !forced {
             let body = ReplyData {
