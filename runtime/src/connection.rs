@@ -929,36 +929,13 @@ where
                     self.serial.pop_front();
                     self.on_dispatched(done);
                 }
-                Some(done) = self.done_rx.recv() => {
-                    self.on_dispatched(done);
-                    // Replies finished meanwhile go out in the same write.
-                    for _ in 1..WRITE_BATCH {
-                        match self.done_rx.try_recv() {
-                            Ok(done) => self.on_dispatched(done),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(done) = self.done_rx.recv() => self.on_dispatches(done),
                 cmd = self.rx.recv() => {
-                    match cmd {
-                        Some(cmd) => {
-                            if let Some(end) = self.on_command(cmd) {
-                                return end;
-                            }
-                            // Requests queued meanwhile (by other tasks, or several oneways
-                            // sent without waiting) go out in the same write.
-                            for _ in 1..WRITE_BATCH {
-                                match self.rx.try_recv() {
-                                    Ok(cmd) => {
-                                        if let Some(end) = self.on_command(cmd) {
-                                            return end;
-                                        }
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                        None => return graceful_close("connection handle dropped"),
+                    let Some(cmd) = cmd else {
+                        return graceful_close("connection handle dropped");
+                    };
+                    if let Some(end) = self.on_commands(cmd) {
+                        return end;
                     }
                 }
                 _ = tick.tick() => {
@@ -991,6 +968,24 @@ where
         if self.config.trace_protocol >= 1 {
             tracing::info!(target: "floe::protocol", "sending {t}{detail}\n{}", self.conn);
         }
+    }
+
+    /// Handles `first` and the commands queued behind it (up to [`WRITE_BATCH`] in all), so
+    /// that requests queued together (by other tasks, or several oneways sent without
+    /// waiting) go out in one write.
+    fn on_commands(&mut self, first: Command) -> Option<End> {
+        if let Some(end) = self.on_command(first) {
+            return Some(end);
+        }
+        for _ in 1..WRITE_BATCH {
+            let Ok(cmd) = self.rx.try_recv() else {
+                break;
+            };
+            if let Some(end) = self.on_command(cmd) {
+                return Some(end);
+            }
+        }
+        None
     }
 
     fn on_command(&mut self, cmd: Command) -> Option<End> {
@@ -1189,6 +1184,18 @@ where
                     let _ = done_tx.send(dispatch.await);
                 });
             }
+        }
+    }
+
+    /// Handles `first` and the dispatches finished behind it (up to [`WRITE_BATCH`] in all),
+    /// so that their replies go out in one write.
+    fn on_dispatches(&mut self, first: Option<DispatchDone>) {
+        self.on_dispatched(first);
+        for _ in 1..WRITE_BATCH {
+            let Ok(done) = self.done_rx.try_recv() else {
+                break;
+            };
+            self.on_dispatched(done);
         }
     }
 
