@@ -597,11 +597,7 @@ impl ObjectAdapter {
 async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
     loop {
         // A holding adapter leaves new connections in the listen backlog.
-        let hold = match adapter.upgrade() {
-            Some(inner) => inner.hold.subscribe(),
-            None => return,
-        };
-        if wait_while_holding(hold).await.is_err() {
+        if !resumed(&adapter).await {
             return;
         }
         let (stream, peer) = match listener.accept().await {
@@ -614,11 +610,7 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         };
         // Accepted while the adapter started holding: the connection is not validated before
         // the adapter resumes (the peer's connect timeout runs meanwhile, as with Ice).
-        let hold = match adapter.upgrade() {
-            Some(inner) => inner.hold.subscribe(),
-            None => return,
-        };
-        if wait_while_holding(hold).await.is_err() {
+        if !resumed(&adapter).await {
             return;
         }
         let Some(inner) = adapter.upgrade() else {
@@ -699,9 +691,13 @@ fn error_reply(e: DispatchError, incoming: &IncomingRequest) -> ReplyBody {
     }
 }
 
-/// Returns once `hold` is false; `Err` when the adapter is gone.
-async fn wait_while_holding(mut hold: watch::Receiver<bool>) -> std::result::Result<(), ()> {
-    hold.wait_for(|h| !*h).await.map(|_| ()).map_err(|_| ())
+/// Returns once the adapter does not hold: true, or false when the adapter is gone (the
+/// adapter itself is not kept alive meanwhile).
+async fn resumed(adapter: &std::sync::Weak<AdapterInner>) -> bool {
+    let Some(mut hold) = adapter.upgrade().map(|inner| inner.hold.subscribe()) else {
+        return false;
+    };
+    hold.wait_for(|h| !*h).await.is_ok()
 }
 
 fn register_connection(inner: &AdapterInner, conn: Connection) {
