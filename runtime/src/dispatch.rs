@@ -156,18 +156,7 @@ impl IncomingRequest {
         communicator.decode_scope(|| {
             let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
             is.set_accept_class_cycles(communicator.instance().accept_class_cycles);
-            let read = |is: &mut InputStream<'_>| {
-                is.start_encapsulation()?;
-                let v = f(is)?;
-                is.end_encapsulation()?;
-                Ok(v)
-            };
-            let result = read(&mut is);
-            if result.is_err() {
-                // Whatever was read is dropped with the error: class cycles must not keep it.
-                is.discard_values();
-            }
-            result
+            is.read_encapsulated(f)
         })
     }
 

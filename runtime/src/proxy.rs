@@ -1319,20 +1319,10 @@ impl ObjectPrx {
         with_decode_instance(&self.r.instance, || {
             let mut is = InputStream::new(&out, EncodingVersion::V1_0);
             is.set_accept_class_cycles(self.r.instance.accept_class_cycles);
-            is.start_encapsulation().map_err(E::from)?;
             if ok {
-                let read = |is: &mut InputStream<'_>| {
-                    let r = decode(is)?;
-                    is.end_encapsulation()?;
-                    Ok(r)
-                };
-                let result = read(&mut is);
-                if result.is_err() {
-                    // Whatever was read is dropped with the error: class cycles must not keep it.
-                    is.discard_values();
-                }
-                result.map_err(E::from)
+                is.read_encapsulated(decode).map_err(E::from)
             } else {
+                is.start_encapsulation().map_err(E::from)?;
                 Err(is.read_exception::<E>())
             }
         })

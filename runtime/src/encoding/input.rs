@@ -493,6 +493,22 @@ impl<'a> InputStream<'a> {
         Ok(encoding)
     }
 
+    /// Reads an encapsulation's contents with `read`: enters it, runs `read`, and checks that
+    /// everything in it was read. When that fails, every class instance read so far is emptied
+    /// ([`InputStream::discard_values`]), as typed invocations and dispatch need.
+    pub(crate) fn read_encapsulated<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = (|| {
+            self.start_encapsulation()?;
+            let v = read(self)?;
+            self.end_encapsulation()?;
+            Ok(v)
+        })();
+        self.discard_on_error(result)
+    }
+
     /// Reads a whole encapsulation as raw bytes: its encoding and its contents (after the
     /// 6-byte header). The version is not checked.
     pub fn read_encapsulation(&mut self) -> Result<(&'a [u8], EncodingVersion), Error> {
@@ -629,6 +645,15 @@ impl<'a> InputStream<'a> {
         for e in &mut self.encaps {
             e.outer_classes.discard();
         }
+    }
+
+    /// `result`, after emptying every class instance read so far when it is an error: whatever
+    /// was read is dropped with the error, and class cycles must not keep it alive.
+    fn discard_on_error<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() {
+            self.discard_values();
+        }
+        result
     }
 
     /// Reads a class reference. The returned cell may still be empty: it is filled when the
@@ -1034,13 +1059,7 @@ impl<'a> InputStream<'a> {
         let height = self.classes.stack.len();
         let result = self.read_exception_inner::<E>();
         self.classes.stack.truncate(height);
-        match result {
-            Ok(e) => e,
-            Err(e) => {
-                self.discard_values();
-                E::from(e)
-            }
-        }
+        self.discard_on_error(result).unwrap_or_else(E::from)
     }
 
     /// The slices of the exception being decoded whose types were skipped as unknown (1.1,
