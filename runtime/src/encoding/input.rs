@@ -456,11 +456,8 @@ impl<'a> InputStream<'a> {
             )));
         }
         self.check_instances_filled()?;
-        if !self.accept_class_cycles && self.classes.forward_reference {
-            // 1.1 references ahead of the stream outside any instance's reach of the checks
-            // above (an exception's members, for instance).
-            self.classes.check_acyclic()?;
-        }
+        // References read outside any instance's reach (an exception's members, for instance).
+        self.check_forward_references()?;
         if let Some(top) = self.encaps.pop() {
             self.pos = top.end;
             self.end = top.outer_end;
@@ -742,13 +739,19 @@ impl<'a> InputStream<'a> {
             // As Ice does: once the outermost instance is read, every instance it referenced
             // must have arrived.
             self.check_instances_filled()?;
-            if !self.accept_class_cycles && self.classes.forward_reference {
-                // References ahead of the stream (which Ice never sends) escape the eager
-                // check above: the graph is checked in full.
-                self.classes.check_acyclic()?;
-            }
+            self.check_forward_references()?;
         }
         Ok(cell)
+    }
+
+    /// 1.1: a reference to an instance further on in the stream (which Ice's encoder never
+    /// writes) escapes the eager cycle check of [`InputStream::read_instance`]; once one was
+    /// read, the graph read so far is checked in full.
+    fn check_forward_references(&mut self) -> Result<(), Error> {
+        if self.accept_class_cycles || !self.classes.forward_reference {
+            return Ok(());
+        }
+        self.classes.check_acyclic()
     }
 
     /// 1.1: finds the most-derived known slice of the instance on top of the stack and decodes
@@ -1088,8 +1091,10 @@ impl<'a> InputStream<'a> {
                 if uses_classes {
                     self.read_pending_values()?;
                 }
-                if !v10 && !self.accept_class_cycles && self.classes.forward_reference {
-                    self.classes.check_acyclic()?;
+                if !v10 {
+                    // A flag left by a 1.1 encapsulation read earlier in the stream does not
+                    // concern a 1.0 exception.
+                    self.check_forward_references()?;
                 }
                 return Ok(e);
             }
