@@ -885,43 +885,28 @@ impl ObjectPrx {
         let locator = self
             .ice_get_locator()
             .ok_or_else(|| Error::NoEndpoint(self.to_string()))?;
-        if !locator.r.endpoints.is_empty() && locator.r.adapter_id.is_empty() {
-            let eps = if self.r.adapter_id.is_empty() {
-                let found =
-                    find(&locator, "findObjectById", |os| os.write(&self.r.identity)).await?;
-                let found =
-                    found.ok_or_else(|| not_found("object", &self.r.identity.to_string()))?;
-                if !found.r.endpoints.is_empty() {
-                    found.r.endpoints.clone()
-                } else if !found.r.adapter_id.is_empty() {
-                    let id = found.r.adapter_id.clone();
-                    find(&locator, "findAdapterById", |os| os.write(&id))
-                        .await?
-                        .ok_or_else(|| not_found("object adapter", &id))?
-                        .r
-                        .endpoints
-                        .clone()
-                } else {
-                    Vec::new()
-                }
-            } else {
-                let id = &self.r.adapter_id;
-                find(&locator, "findAdapterById", |os| os.write(id))
-                    .await?
-                    .ok_or_else(|| not_found("object adapter", id))?
-                    .r
-                    .endpoints
-                    .clone()
-            };
-            if eps.is_empty() {
-                return Err(Error::NoEndpoint(self.to_string()));
-            }
-            self.r.instance.cache_location(key, eps.clone());
-            return Ok(eps);
+        if locator.r.endpoints.is_empty() || !locator.r.adapter_id.is_empty() {
+            return Err(Error::NoEndpoint(format!(
+                "{self} (the locator must be a direct proxy)"
+            )));
         }
-        Err(Error::NoEndpoint(format!(
-            "{self} (the locator must be a direct proxy)"
-        )))
+        let eps = if self.r.adapter_id.is_empty() {
+            let found = find(&locator, "findObjectById", |os| os.write(&self.r.identity))
+                .await?
+                .ok_or_else(|| not_found("object", &self.r.identity.to_string()))?;
+            if found.r.endpoints.is_empty() && !found.r.adapter_id.is_empty() {
+                find_adapter(&locator, &found.r.adapter_id).await?
+            } else {
+                found.r.endpoints.clone()
+            }
+        } else {
+            find_adapter(&locator, &self.r.adapter_id).await?
+        };
+        if eps.is_empty() {
+            return Err(Error::NoEndpoint(self.to_string()));
+        }
+        self.r.instance.cache_location(key, eps.clone());
+        Ok(eps)
     }
 
     async fn send_with_retries(&self, request: RequestData) -> Result<Option<ReplyBody>> {
@@ -1019,6 +1004,14 @@ async fn find(
         Err(Error::UnknownUserException(t)) if t.ends_with("NotFoundException") => Ok(None),
         other => other,
     }
+}
+
+/// The endpoints of object adapter `id`, from the locator's `findAdapterById`.
+async fn find_adapter(locator: &ObjectPrx, id: &str) -> Result<Vec<Endpoint>> {
+    let adapter = find(locator, "findAdapterById", |os| os.write(id))
+        .await?
+        .ok_or_else(|| not_found("object adapter", id))?;
+    Ok(adapter.r.endpoints.clone())
 }
 
 fn not_found(kind: &str, id: &str) -> Error {
