@@ -231,6 +231,11 @@ impl ObjectAdapter {
         Communicator::from_instance(self.inner.instance.clone())
     }
 
+    /// The communicator's instance, without a handle to it.
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.inner.instance
+    }
+
     /// The endpoints the adapter listens on, with the ports actually bound.
     pub fn endpoints(&self) -> Vec<Endpoint> {
         self.inner.endpoints.clone()

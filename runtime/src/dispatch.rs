@@ -92,11 +92,7 @@ impl IncomingRequest {
 
     /// The format of replies without `["format:…"]` metadata (`Ice.Default.SlicedFormat`).
     fn default_format(&self) -> FormatType {
-        self.current
-            .adapter
-            .communicator()
-            .instance()
-            .default_format
+        self.current.adapter.instance().default_format
     }
 
     /// The request's [`Current`].
@@ -152,10 +148,10 @@ impl IncomingRequest {
         f: impl FnOnce(&mut InputStream<'_>) -> Result<T>,
     ) -> Result<T> {
         check_encoding(&self.params)?;
-        let communicator = self.current.adapter.communicator();
-        communicator.decode_scope(|| {
+        let instance = self.current.adapter.instance();
+        crate::proxy::with_decode_instance(instance, || {
             let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
-            is.set_accept_class_cycles(communicator.instance().accept_class_cycles);
+            is.set_accept_class_cycles(instance.accept_class_cycles);
             is.read_encapsulated(f)
         })
     }
