@@ -3,32 +3,9 @@
 
 use bytes::BytesMut;
 use floe::Error;
-use floe::codegen::{DispatchError, InputStream, OperationError};
+use floe::codegen::InputStream;
 use floe::encoding::{EncodingVersion, ProxyData};
 use floe::protocol::{FrameDecoder, Message, ReplyBody};
-
-/// An operation that knows no user exception: every slice of a received exception is skipped
-/// (or the exception reported unknown), as for a client that lacks the thrower's Slice.
-#[derive(Debug)]
-pub struct KnowsNothing(pub Error);
-
-impl From<Error> for KnowsNothing {
-    fn from(e: Error) -> Self {
-        KnowsNothing(e)
-    }
-}
-
-impl OperationError for KnowsNothing {
-    fn decode_user_exception(
-        _type_id: &str,
-        _is: &mut InputStream<'_>,
-    ) -> Option<Result<Self, Error>> {
-        None
-    }
-    fn into_dispatch(self) -> DispatchError {
-        DispatchError::Runtime(self.0)
-    }
-}
 
 /// Largest message the decoder accepts here (1 MiB, Ice.MessageSizeMax's default).
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -71,20 +48,20 @@ fn params(encaps: &[u8]) {
         is.read_pending_values()?;
         is.end_encapsulation()
     };
-    if read().is_err() {
-        is.discard_values();
-    } else {
-        // A graph received whole may have cycles: like a C++ program holding shared_ptr
-        // cycles, the receiver breaks them when it is done with the values.
-        drop(values);
-        is.discard_values();
-    }
+    let _ = read();
+    // What was read, whole or not, may hold cycles: like a C++ program holding shared_ptr
+    // cycles, the receiver breaks them when it is done with the values.
+    drop(values);
+    is.discard_values();
 }
 
+/// Reads a user exception as an operation that knows none ([`Error`] as its error type): every
+/// slice is skipped (or the exception reported unknown), as for a client that lacks the
+/// thrower's Slice.
 fn user_exception(encaps: &[u8]) {
     let mut is = InputStream::new(encaps, EncodingVersion::V1_0);
     if is.start_encapsulation().is_ok() {
-        let _: KnowsNothing = is.read_exception();
+        let _: Error = is.read_exception();
         let _ = is.end_encapsulation();
     }
     is.discard_values();
@@ -139,10 +116,7 @@ fn read_one(is: &mut InputStream<'_>, op: u8) -> Result<(), Error> {
         16 => drop(is.read_tagged::<Vec<i16>>(i32::from(op / 24))?),
         17 => drop(is.read::<Option<ProxyData>>()?),
         18 => drop(is.read_enum(i32::from(op))?),
-        19 => {
-            let KnowsNothing(e) = is.read_exception();
-            return Err(e);
-        }
+        19 => return Err(is.read_exception()),
         20 => drop(is.start_encapsulation()?),
         21 => is.end_encapsulation()?,
         22 => is.read_pending_values()?,
