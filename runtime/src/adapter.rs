@@ -169,6 +169,7 @@ impl ObjectAdapter {
         };
         let acm = AcmConfig::from_properties(props, &format!("{name}.ACM"), instance.server_acm);
         let max_kib = props.get_property_as_int_with_default(&format!("{name}.MessageSizeMax"), -1);
+        let hold = watch::Sender::new(false);
         let config = ConnectionConfig {
             max_message_size: if max_kib < 0 {
                 instance.max_message_size
@@ -184,12 +185,12 @@ impl ObjectAdapter {
                 props.get_property_as_int("Ice.ThreadPool.Server.Serialize"),
             ) > 0,
             io_timeout: bound.iter().find_map(|e| match e {
-                Endpoint::Ip(ip) if ip.transport != Transport::Udp && ip.timeout > 0 => {
-                    Some(std::time::Duration::from_millis(ip.timeout as u64))
+                Endpoint::Ip(ip) if ip.transport != Transport::Udp => {
+                    crate::communicator::timeout_ms(ip.timeout)
                 }
                 _ => None,
             }),
-            hold: None,
+            hold: Some(hold.subscribe()),
             instance: Arc::downgrade(&instance),
         };
         let size_max = props.get_property_as_int_with_default(
@@ -199,9 +200,6 @@ impl ObjectAdapter {
         let dispatch_limit =
             (size_max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(size_max as usize)));
         let (state, _) = watch::channel(AdapterState::Created);
-        let hold = watch::Sender::new(false);
-        let mut config = config;
-        config.hold = Some(hold.subscribe());
         Ok(ObjectAdapter {
             inner: Arc::new(AdapterInner {
                 name: name.to_string(),

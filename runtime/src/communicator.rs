@@ -105,14 +105,15 @@ impl Instance {
                 .properties
                 .get_property_as_int("Ice.ThreadPool.Client.Serialize")
                 > 0,
-            io_timeout: ms(self.override_timeout.unwrap_or(ep.timeout)),
+            io_timeout: timeout_ms(self.override_timeout.unwrap_or(ep.timeout)),
             hold: None,
             instance: self.self_ref.clone(),
         };
-        let timeout = ms(self
-            .override_connect_timeout
-            .or(self.override_timeout)
-            .unwrap_or(ep.timeout));
+        let timeout = timeout_ms(
+            self.override_connect_timeout
+                .or(self.override_timeout)
+                .unwrap_or(ep.timeout),
+        );
         let dial = match target.transport {
             crate::endpoint::Transport::Ws => connection::Dial::Ws {
                 host: target.host.clone(),
@@ -214,8 +215,8 @@ fn override_ms(p: &Properties, key: &str) -> Option<i32> {
     (!p.get_property(key).is_empty()).then(|| p.get_property_as_int_with_default(key, -1))
 }
 
-/// Milliseconds to a duration; zero or negative means no timeout.
-fn ms(v: i32) -> Option<Duration> {
+/// A timeout in milliseconds as a duration; zero or negative means no timeout.
+pub(crate) fn timeout_ms(v: i32) -> Option<Duration> {
     (v > 0).then(|| Duration::from_millis(v as u64))
 }
 
