@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use floe::{Communicator, Properties};
+use floe::{Communicator, ObjectAdapter, Properties};
 
 /// What ZeroC's `TestHelper` offers a server: the communicator and the test endpoints.
 #[derive(Debug, Clone)]
@@ -72,9 +72,18 @@ impl TestHelper {
     }
 
     /// Sets `<adapter>.Endpoints` to [`TestHelper::endpoint`]`(num)` and creates the adapter.
-    pub async fn adapter(&self, name: &str, num: i32) -> floe::Result<floe::ObjectAdapter> {
+    pub async fn adapter(&self, name: &str, num: i32) -> floe::Result<ObjectAdapter> {
+        self.adapter_with_endpoints(name, &self.endpoint(num)).await
+    }
+
+    /// Sets `<adapter>.Endpoints` to `endpoints` and creates the adapter.
+    pub async fn adapter_with_endpoints(
+        &self,
+        name: &str,
+        endpoints: &str,
+    ) -> floe::Result<ObjectAdapter> {
         self.properties()
-            .set_property(&format!("{name}.Endpoints"), &self.endpoint(num));
+            .set_property(&format!("{name}.Endpoints"), endpoints);
         self.communicator.create_object_adapter(name).await
     }
 
@@ -118,4 +127,34 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server most of ZeroC's tests have: the communicator made from the process arguments
+/// over `defaults` (see [`TestHelper::new`]), one adapter `TestAdapter` at `Test.BasePort`
+/// holding the servants `add` puts on it, `<test> ready` once it is active, and an exit when
+/// the client calls `shutdown`.
+pub fn serve<F>(test: &str, defaults: &[(&str, &str)], add: F) -> ExitCode
+where
+    F: FnOnce(&TestHelper, &ObjectAdapter) -> floe::Result<()>,
+{
+    serve_at(test, defaults, |helper| helper.endpoint(0), add)
+}
+
+/// [`serve`] with `TestAdapter` at the endpoints `endpoints` gives.
+pub fn serve_at<E, F>(test: &str, defaults: &[(&str, &str)], endpoints: E, add: F) -> ExitCode
+where
+    E: FnOnce(&TestHelper) -> String,
+    F: FnOnce(&TestHelper, &ObjectAdapter) -> floe::Result<()>,
+{
+    run(|| async move {
+        let helper = TestHelper::new(defaults)?;
+        let adapter = helper
+            .adapter_with_endpoints("TestAdapter", &endpoints(&helper))
+            .await?;
+        add(&helper, &adapter)?;
+        adapter.activate()?;
+        helper.ready(test);
+        helper.wait_and_destroy().await;
+        Ok(())
+    })
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use floe::ObjectAdapter;
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 use tokio::sync::{Notify, watch};
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
@@ -156,21 +155,20 @@ impl test::RemoteCommunicator for RemoteCommunicatorI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Connections", "0"), ("Ice.ACM.Timeout", "1")])?;
-        helper
-            .properties()
-            .set_property("TestAdapter.ACM.Timeout", "0");
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    // The command line sets only `Ice.*` and `Test.*`: `TestAdapter.ACM.Timeout` as a default
+    // is what ZeroC's server sets once the communicator exists.
+    let defaults = [
+        ("Ice.Warn.Connections", "0"),
+        ("Ice.ACM.Timeout", "1"),
+        ("TestAdapter.ACM.Timeout", "0"),
+    ];
+    floe_conformance::serve("acm", &defaults, |_, adapter| {
         adapter.add(
             Arc::new(test::RemoteCommunicatorDispatcher(Arc::new(
                 RemoteCommunicatorI::default(),
             ))),
             "communicator".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("acm");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -56,16 +55,11 @@ impl test::TestIntf for TestIntfI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("asyncio", &[("Ice.Warn.Dispatch", "0")], |_, adapter| {
         adapter.add(
             Arc::new(test::TestIntfDispatcher(Arc::new(TestIntfI))),
             "test".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("asyncio");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

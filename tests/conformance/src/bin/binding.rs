@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use floe::ObjectAdapter;
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -104,9 +103,7 @@ impl test::RemoteCommunicator for RemoteCommunicatorI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("binding", &[], |helper, adapter| {
         let servant = RemoteCommunicatorI {
             next_port: AtomicI32::new(helper.port(1)),
         };
@@ -114,9 +111,6 @@ fn main() -> ExitCode {
             Arc::new(test::RemoteCommunicatorDispatcher(Arc::new(servant))),
             "communicator".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("binding");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

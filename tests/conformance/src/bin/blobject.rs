@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -42,17 +41,12 @@ impl test::Hello for TestI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        // Batch oneways may still be dispatched while the adapter deactivates.
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    // Batch oneways may still be dispatched while the adapter deactivates.
+    floe_conformance::serve("blobject", &[("Ice.Warn.Dispatch", "0")], |_, adapter| {
         adapter.add(
             Arc::new(test::HelloDispatcher(Arc::new(TestI))),
             "test".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("blobject");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -90,16 +89,11 @@ impl test::Custom for CustomI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("custom", &[], |_, adapter| {
         adapter.add(
             Arc::new(test::CustomDispatcher(Arc::new(CustomI))),
             "test".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("custom");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -75,16 +74,11 @@ impl test::TestIntf for TestIntfI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("enums", &[], |_, adapter| {
         adapter.add(
             Arc::new(test::TestIntfDispatcher(Arc::new(TestIntfI))),
             "test".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("enums");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

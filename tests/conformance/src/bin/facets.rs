@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -74,9 +73,7 @@ impl test::H for HI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("facets", &[], |_, adapter| {
         let d: floe::Identity = "d".parse()?;
         adapter.add(Arc::new(test::DDispatcher(Arc::new(DI))), d.clone())?;
         adapter.add_facet(
@@ -90,9 +87,6 @@ fn main() -> ExitCode {
             "facetEF",
         )?;
         adapter.add_facet(Arc::new(test::HDispatcher(Arc::new(HI))), d, "facetGH")?;
-        adapter.activate()?;
-        helper.ready("facets");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use floe::codegen::{Current, Error};
 use floe::endpoint::{Endpoint, Transport};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -79,23 +78,16 @@ impl test::TestIntf for TestI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let endpoints = format!("{}:udp -p {}", helper.endpoint(0), helper.port(0));
-        helper
-            .properties()
-            .set_property("TestAdapter.Endpoints", &endpoints);
-        let adapter = helper
-            .communicator()
-            .create_object_adapter("TestAdapter")
-            .await?;
-        adapter.add(
-            Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
-            "test".parse()?,
-        )?;
-        adapter.activate()?;
-        helper.ready("info");
-        helper.wait_and_destroy().await;
-        Ok(())
-    })
+    floe_conformance::serve_at(
+        "info",
+        &[],
+        |helper| format!("{}:udp -p {}", helper.endpoint(0), helper.port(0)),
+        |_, adapter| {
+            adapter.add(
+                Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
+                "test".parse()?,
+            )?;
+            Ok(())
+        },
+    )
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Dispatcher, Error};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -108,9 +107,7 @@ impl test::Initial for InitialI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("inheritance", &[], |_, adapter| {
         let s = Arc::new(Servant);
         let add = |d: Arc<dyn Dispatcher>| adapter.add_with_uuid(d);
         let initial = InitialI {
@@ -127,9 +124,6 @@ fn main() -> ExitCode {
             Arc::new(test::InitialDispatcher(Arc::new(initial))),
             "initial".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("inheritance");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, InputStream, OutputStream, Value, ValueFactory, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -336,9 +335,7 @@ impl test::F2 for F2I {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("objects", &[("Ice.Warn.Dispatch", "0")], |_, adapter| {
         let initial = Arc::new(InitialI::new());
         adapter.add(
             Arc::new(test::InitialDispatcher(initial)),
@@ -350,9 +347,6 @@ fn main() -> ExitCode {
             Arc::new(test::UnexpectedObjectExceptionTestDispatcher(uoet)),
             "uoet".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("objects");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -665,19 +664,14 @@ impl m::BServant for BI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        // Batch oneways may still be dispatched while the adapter deactivates.
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    // Batch oneways may still be dispatched while the adapter deactivates.
+    floe_conformance::serve("operations", &[("Ice.Warn.Dispatch", "0")], |_, adapter| {
         let servant = Arc::new(MyDerivedClassI::default());
         adapter.add(
             Arc::new(test::MyDerivedClassDispatcher(servant)),
             "test".parse()?,
         )?;
         adapter.add(Arc::new(m::BDispatcher(Arc::new(BI))), "b".parse()?)?;
-        adapter.activate()?;
-        helper.ready("operations");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -247,17 +246,16 @@ impl test::Initial for InitialI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        // As ZeroC's server: the client sends graphs with cycles.
-        let helper = TestHelper::new(&[("Ice.AcceptClassCycles", "1")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
-        adapter.add(
-            Arc::new(test::InitialDispatcher(Arc::new(InitialI))),
-            "initial".parse()?,
-        )?;
-        adapter.activate()?;
-        helper.ready("optional");
-        helper.wait_and_destroy().await;
-        Ok(())
-    })
+    // As ZeroC's server: the client sends graphs with cycles.
+    floe_conformance::serve(
+        "optional",
+        &[("Ice.AcceptClassCycles", "1")],
+        |_, adapter| {
+            adapter.add(
+                Arc::new(test::InitialDispatcher(Arc::new(InitialI))),
+                "initial".parse()?,
+            )?;
+            Ok(())
+        },
+    )
 }

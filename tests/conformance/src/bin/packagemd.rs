@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, non_camel_case_types, dead_code)]
 mod generated {
@@ -69,16 +68,11 @@ impl test::Initial for InitialI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("packagemd", &[], |_, adapter| {
         adapter.add(
             Arc::new(test::InitialDispatcher(Arc::new(InitialI))),
             "initial".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("packagemd");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use floe::codegen::{BoxFuture, Current, Dispatcher, Error, ObjectPrx};
 use floe::{IncomingRequest, OutgoingResponse};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -64,18 +63,14 @@ impl Dispatcher for RecordIsA {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0"), ("Ice.Warn.Connections", "0")])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    let defaults = [("Ice.Warn.Dispatch", "0"), ("Ice.Warn.Connections", "0")];
+    floe_conformance::serve("proxy", &defaults, |_, adapter| {
         let servant = Arc::new(MyDerivedClassI::default());
         let dispatcher = RecordIsA {
             servant: servant.clone(),
             inner: test::MyDerivedClassDispatcher(servant),
         };
         adapter.add(Arc::new(dispatcher), "test".parse()?)?;
-        adapter.activate()?;
-        helper.ready("proxy");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -154,9 +153,7 @@ echo_servant!(I3, test::inner::I, i3, test::inner::inner2::S);
 echo_servant!(I4, inner::test::inner2::I, i4, test::S);
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[])?;
-        let adapter = helper.adapter("TestAdapter", 0).await?;
+    floe_conformance::serve("scope", &[], |_, adapter| {
         adapter.add(Arc::new(test::IDispatcher(Arc::new(I1))), "i1".parse()?)?;
         adapter.add(
             Arc::new(test::inner::inner2::IDispatcher(Arc::new(I2))),
@@ -170,9 +167,6 @@ fn main() -> ExitCode {
             Arc::new(inner::test::inner2::IDispatcher(Arc::new(I4))),
             "i4".parse()?,
         )?;
-        adapter.activate()?;
-        helper.ready("scope");
-        helper.wait_and_destroy().await;
         Ok(())
     })
 }

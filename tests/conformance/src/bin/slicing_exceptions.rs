@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use floe::codegen::{Current, Error, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -269,23 +268,16 @@ impl test::TestIntf for TestI {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
-        let helper = TestHelper::new(&[("Ice.Warn.Dispatch", "0")])?;
-        helper.properties().set_property(
-            "TestAdapter.Endpoints",
-            &format!("{} -t 10000", helper.endpoint(0)),
-        );
-        let adapter = helper
-            .communicator()
-            .create_object_adapter("TestAdapter")
-            .await?;
-        adapter.add(
-            Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
-            "Test".parse()?,
-        )?;
-        adapter.activate()?;
-        helper.ready("slicing/exceptions");
-        helper.wait_and_destroy().await;
-        Ok(())
-    })
+    floe_conformance::serve_at(
+        "slicing/exceptions",
+        &[("Ice.Warn.Dispatch", "0")],
+        |helper| format!("{} -t 10000", helper.endpoint(0)),
+        |_, adapter| {
+            adapter.add(
+                Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
+                "Test".parse()?,
+            )?;
+            Ok(())
+        },
+    )
 }

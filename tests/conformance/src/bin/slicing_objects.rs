@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use floe::EncodingVersion;
 use floe::codegen::{Current, Error, Value, ValueRef};
-use floe_conformance::TestHelper;
 
 #[allow(clippy::all, non_upper_case_globals, dead_code)]
 mod generated {
@@ -531,25 +530,17 @@ fn derived_exception() -> test::DerivedException {
 }
 
 fn main() -> ExitCode {
-    floe_conformance::run(|| async {
+    floe_conformance::serve_at(
+        "slicing/objects",
         // As ZeroC's server: the client sends graphs with cycles.
-        let helper =
-            TestHelper::new(&[("Ice.Warn.Dispatch", "0"), ("Ice.AcceptClassCycles", "1")])?;
-        helper.properties().set_property(
-            "TestAdapter.Endpoints",
-            &format!("{} -t 10000", helper.endpoint(0)),
-        );
-        let adapter = helper
-            .communicator()
-            .create_object_adapter("TestAdapter")
-            .await?;
-        adapter.add(
-            Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
-            "Test".parse()?,
-        )?;
-        adapter.activate()?;
-        helper.ready("slicing/objects");
-        helper.wait_and_destroy().await;
-        Ok(())
-    })
+        &[("Ice.Warn.Dispatch", "0"), ("Ice.AcceptClassCycles", "1")],
+        |helper| format!("{} -t 10000", helper.endpoint(0)),
+        |_, adapter| {
+            adapter.add(
+                Arc::new(test::TestIntfDispatcher(Arc::new(TestI))),
+                "Test".parse()?,
+            )?;
+            Ok(())
+        },
+    )
 }
