@@ -158,3 +158,22 @@ where
         Ok(())
     })
 }
+
+/// Servant operations that return their one argument both as the result and as the
+/// out-parameter, for use inside a servant's `impl`: `op(T) -> R { out };` is
+/// `async fn op(&self, v: T, _: &Current) -> floe::Result<R>` answering
+/// `R { return_value: v.clone(), out: v }`.
+#[macro_export]
+macro_rules! echo {
+    ($($op:ident($t:ty) -> $($res:ident)::+ { $out:ident };)*) => {
+        $(
+            async fn $op(
+                &self,
+                v: $t,
+                _: &::floe::codegen::Current,
+            ) -> ::floe::Result<$($res)::+> {
+                Ok($($res)::+ { return_value: v.clone(), $out: v })
+            }
+        )*
+    };
+}

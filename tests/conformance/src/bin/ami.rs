@@ -145,11 +145,8 @@ impl test::TestIntf for TestIntfI {
 struct TestIntfII;
 
 impl test::outer::inner::TestIntf for TestIntfII {
-    async fn op(&self, i: i32, _: &Current) -> Res<test::outer::inner::test_intf::OpResult> {
-        Ok(test::outer::inner::test_intf::OpResult {
-            return_value: i,
-            j: i,
-        })
+    floe_conformance::echo! {
+        op(i32) -> test::outer::inner::test_intf::OpResult { j };
     }
 }
 

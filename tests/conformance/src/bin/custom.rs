@@ -20,17 +20,6 @@ type Res<T> = Result<T, Error>;
 #[derive(Debug)]
 struct CustomI;
 
-/// Operations `T op(T p, out T p2)` answer `(p, p)`.
-macro_rules! echo {
-    ($($op:ident($t:ty) -> $res:ident { $out:ident };)*) => {
-        $(
-            async fn $op(&self, v: $t, _: &Current) -> Res<r::$res> {
-                Ok(r::$res { return_value: v.clone(), $out: v })
-            }
-        )*
-    };
-}
-
 /// What ZeroC's servant returns to the operations whose Python result factories are broken
 /// on purpose (the client's unmarshaling is what fails).
 fn bogus() -> Res<Vec<bool>> {
@@ -38,22 +27,22 @@ fn bogus() -> Res<Vec<bool>> {
 }
 
 impl test::Custom for CustomI {
-    echo! {
-        op_byte_string1(Vec<u8>) -> OpByteString1Result { b2 };
-        op_byte_string2(Vec<u8>) -> OpByteString2Result { b2 };
-        op_byte_list1(Vec<u8>) -> OpByteList1Result { b2 };
-        op_byte_list2(Vec<u8>) -> OpByteList2Result { b2 };
-        op_string_list1(Vec<String>) -> OpStringList1Result { s2 };
-        op_string_list2(Vec<String>) -> OpStringList2Result { s2 };
-        op_string_tuple1(Vec<String>) -> OpStringTuple1Result { s2 };
-        op_string_tuple2(Vec<String>) -> OpStringTuple2Result { s2 };
-        op_bool_seq(Vec<bool>) -> OpBoolSeqResult { v2 };
-        op_byte_seq(Vec<u8>) -> OpByteSeqResult { v2 };
-        op_short_seq(Vec<i16>) -> OpShortSeqResult { v2 };
-        op_int_seq(Vec<i32>) -> OpIntSeqResult { v2 };
-        op_long_seq(Vec<i64>) -> OpLongSeqResult { v2 };
-        op_float_seq(Vec<f32>) -> OpFloatSeqResult { v2 };
-        op_double_seq(Vec<f64>) -> OpDoubleSeqResult { v2 };
+    floe_conformance::echo! {
+        op_byte_string1(Vec<u8>) -> r::OpByteString1Result { b2 };
+        op_byte_string2(Vec<u8>) -> r::OpByteString2Result { b2 };
+        op_byte_list1(Vec<u8>) -> r::OpByteList1Result { b2 };
+        op_byte_list2(Vec<u8>) -> r::OpByteList2Result { b2 };
+        op_string_list1(Vec<String>) -> r::OpStringList1Result { s2 };
+        op_string_list2(Vec<String>) -> r::OpStringList2Result { s2 };
+        op_string_tuple1(Vec<String>) -> r::OpStringTuple1Result { s2 };
+        op_string_tuple2(Vec<String>) -> r::OpStringTuple2Result { s2 };
+        op_bool_seq(Vec<bool>) -> r::OpBoolSeqResult { v2 };
+        op_byte_seq(Vec<u8>) -> r::OpByteSeqResult { v2 };
+        op_short_seq(Vec<i16>) -> r::OpShortSeqResult { v2 };
+        op_int_seq(Vec<i32>) -> r::OpIntSeqResult { v2 };
+        op_long_seq(Vec<i64>) -> r::OpLongSeqResult { v2 };
+        op_float_seq(Vec<f32>) -> r::OpFloatSeqResult { v2 };
+        op_double_seq(Vec<f64>) -> r::OpDoubleSeqResult { v2 };
     }
     async fn send_s(&self, _val: test::S, _: &Current) -> Res<()> {
         Ok(())

@@ -19,53 +19,15 @@ type Res<T> = Result<T, Error>;
 struct TestIntfI;
 
 impl test::TestIntf for TestIntfI {
-    async fn op_byte(&self, b1: ByteEnum, _: &Current) -> Res<r::OpByteResult> {
-        Ok(r::OpByteResult {
-            return_value: b1,
-            b2: b1,
-        })
-    }
-    async fn op_short(&self, s1: ShortEnum, _: &Current) -> Res<r::OpShortResult> {
-        Ok(r::OpShortResult {
-            return_value: s1,
-            s2: s1,
-        })
-    }
-    async fn op_int(&self, i1: IntEnum, _: &Current) -> Res<r::OpIntResult> {
-        Ok(r::OpIntResult {
-            return_value: i1,
-            i2: i1,
-        })
-    }
-    async fn op_simple(&self, s1: SimpleEnum, _: &Current) -> Res<r::OpSimpleResult> {
-        Ok(r::OpSimpleResult {
-            return_value: s1,
-            s2: s1,
-        })
-    }
-    async fn op_byte_seq(&self, b1: Vec<ByteEnum>, _: &Current) -> Res<r::OpByteSeqResult> {
-        Ok(r::OpByteSeqResult {
-            return_value: b1.clone(),
-            b2: b1,
-        })
-    }
-    async fn op_short_seq(&self, s1: Vec<ShortEnum>, _: &Current) -> Res<r::OpShortSeqResult> {
-        Ok(r::OpShortSeqResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
-    }
-    async fn op_int_seq(&self, i1: Vec<IntEnum>, _: &Current) -> Res<r::OpIntSeqResult> {
-        Ok(r::OpIntSeqResult {
-            return_value: i1.clone(),
-            i2: i1,
-        })
-    }
-    async fn op_simple_seq(&self, s1: Vec<SimpleEnum>, _: &Current) -> Res<r::OpSimpleSeqResult> {
-        Ok(r::OpSimpleSeqResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
+    floe_conformance::echo! {
+        op_byte(ByteEnum) -> r::OpByteResult { b2 };
+        op_short(ShortEnum) -> r::OpShortResult { s2 };
+        op_int(IntEnum) -> r::OpIntResult { i2 };
+        op_simple(SimpleEnum) -> r::OpSimpleResult { s2 };
+        op_byte_seq(Vec<ByteEnum>) -> r::OpByteSeqResult { b2 };
+        op_short_seq(Vec<ShortEnum>) -> r::OpShortSeqResult { s2 };
+        op_int_seq(Vec<IntEnum>) -> r::OpIntSeqResult { i2 };
+        op_simple_seq(Vec<SimpleEnum>) -> r::OpSimpleSeqResult { s2 };
     }
     async fn shutdown(&self, current: &Current) -> Res<()> {
         current.adapter.communicator().shutdown();

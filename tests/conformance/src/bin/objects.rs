@@ -196,31 +196,12 @@ impl test::Initial for InitialI {
         let l = ValueRef::new(test::L { data: "l".into() });
         Ok(Some(ValueRef::new(test::K { value: Some(l) })))
     }
-    async fn op_value(&self, v1: Option<ValueRef>, _: &Current) -> Res<r::OpValueResult> {
-        Ok(r::OpValueResult {
-            return_value: v1.clone(),
-            v2: v1,
-        })
-    }
-    async fn op_value_seq(
-        &self,
-        v1: Vec<Option<ValueRef>>,
-        _: &Current,
-    ) -> Res<r::OpValueSeqResult> {
-        Ok(r::OpValueSeqResult {
-            return_value: v1.clone(),
-            v2: v1,
-        })
-    }
-    async fn op_value_map(
-        &self,
-        v1: HashMap<String, Option<ValueRef>>,
-        _: &Current,
-    ) -> Res<r::OpValueMapResult> {
-        Ok(r::OpValueMapResult {
-            return_value: v1.clone(),
-            v2: v1,
-        })
+    floe_conformance::echo! {
+        op_value(Option<ValueRef>) -> r::OpValueResult { v2 };
+        op_value_seq(Vec<Option<ValueRef>>) -> r::OpValueSeqResult { v2 };
+        op_value_map(HashMap<String, Option<ValueRef>>) -> r::OpValueMapResult { v2 };
+        op_base_seq(Vec<Option<ValueRef>>) -> r::OpBaseSeqResult { out_seq };
+        op_m(Option<ValueRef>) -> r::OpMResult { v2 };
     }
     async fn get_d1(&self, d1: Option<ValueRef>, _: &Current) -> Res<Option<ValueRef>> {
         Ok(d1)
@@ -239,16 +220,6 @@ impl test::Initial for InitialI {
     }
     async fn set_i(&self, _i: Option<ValueRef>, _: &Current) -> Res<()> {
         Ok(())
-    }
-    async fn op_base_seq(
-        &self,
-        in_seq: Vec<Option<ValueRef>>,
-        _: &Current,
-    ) -> Res<r::OpBaseSeqResult> {
-        Ok(r::OpBaseSeqResult {
-            return_value: in_seq.clone(),
-            out_seq: in_seq,
-        })
     }
     async fn get_compact(&self, _: &Current) -> Res<Option<ValueRef>> {
         Ok(Some(ValueRef::new(test::CompactExt::default())))
@@ -277,12 +248,6 @@ impl test::Initial for InitialI {
             reason: "Inner::Sub::Ex".into(),
         }
         .into())
-    }
-    async fn op_m(&self, v1: Option<ValueRef>, _: &Current) -> Res<r::OpMResult> {
-        Ok(r::OpMResult {
-            return_value: v1.clone(),
-            v2: v1,
-        })
     }
     async fn op_f1(&self, f11: Option<ValueRef>, _: &Current) -> Res<r::OpF1Result> {
         Ok(r::OpF1Result {

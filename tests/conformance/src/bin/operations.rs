@@ -595,33 +595,16 @@ impl test::MyClass for MyDerivedClassI {
     async fn op_m_struct1(&self, _: &Current) -> Res<Structure> {
         Ok(Structure::default())
     }
-    async fn op_m_struct2(&self, p1: Structure, _: &Current) -> Res<my_class::OpMStruct2Result> {
-        Ok(my_class::OpMStruct2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
+    floe_conformance::echo! {
+        op_m_struct2(Structure) -> my_class::OpMStruct2Result { p2 };
+        op_m_seq2(Vec<String>) -> my_class::OpMSeq2Result { p2 };
+        op_m_dict2(HashMap<String, String>) -> my_class::OpMDict2Result { p2 };
     }
     async fn op_m_seq1(&self, _: &Current) -> Res<Vec<String>> {
         Ok(Vec::new())
     }
-    async fn op_m_seq2(&self, p1: Vec<String>, _: &Current) -> Res<my_class::OpMSeq2Result> {
-        Ok(my_class::OpMSeq2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
-    }
     async fn op_m_dict1(&self, _: &Current) -> Res<HashMap<String, String>> {
         Ok(HashMap::new())
-    }
-    async fn op_m_dict2(
-        &self,
-        p1: HashMap<String, String>,
-        _: &Current,
-    ) -> Res<my_class::OpMDict2Result> {
-        Ok(my_class::OpMDict2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
     }
 }
 

@@ -23,49 +23,44 @@ type Res<T> = Result<T, Error>;
 #[derive(Debug)]
 struct InitialI;
 
-/// Operations `optional(1) T op(optional(2) T p1, out optional(3) T p3)` answer `(p1, p1)`.
-macro_rules! echo {
-    ($($op:ident($t:ty) -> $res:ident;)*) => {
-        $(
-            async fn $op(&self, p1: Option<$t>, _: &Current) -> Res<r::$res> {
-                Ok(r::$res { return_value: p1.clone(), p3: p1 })
-            }
-        )*
-    };
-}
-
 impl test::Initial for InitialI {
-    echo! {
-        op_byte(u8) -> OpByteResult;
-        op_bool(bool) -> OpBoolResult;
-        op_short(i16) -> OpShortResult;
-        op_int(i32) -> OpIntResult;
-        op_long(i64) -> OpLongResult;
-        op_float(f32) -> OpFloatResult;
-        op_double(f64) -> OpDoubleResult;
-        op_string(String) -> OpStringResult;
-        op_my_enum(MyEnum) -> OpMyEnumResult;
-        op_small_struct(SmallStruct) -> OpSmallStructResult;
-        op_fixed_struct(FixedStruct) -> OpFixedStructResult;
-        op_var_struct(VarStruct) -> OpVarStructResult;
-        op_one_optional_proxy(OneOptionalPrx) -> OpOneOptionalProxyResult;
-        op_byte_seq(Vec<u8>) -> OpByteSeqResult;
-        op_bool_seq(Vec<bool>) -> OpBoolSeqResult;
-        op_short_seq(Vec<i16>) -> OpShortSeqResult;
-        op_int_seq(Vec<i32>) -> OpIntSeqResult;
-        op_long_seq(Vec<i64>) -> OpLongSeqResult;
-        op_float_seq(Vec<f32>) -> OpFloatSeqResult;
-        op_double_seq(Vec<f64>) -> OpDoubleSeqResult;
-        op_string_seq(Vec<String>) -> OpStringSeqResult;
-        op_small_struct_seq(Vec<SmallStruct>) -> OpSmallStructSeqResult;
-        op_small_struct_list(Vec<SmallStruct>) -> OpSmallStructListResult;
-        op_fixed_struct_seq(Vec<FixedStruct>) -> OpFixedStructSeqResult;
-        op_fixed_struct_list(Vec<FixedStruct>) -> OpFixedStructListResult;
-        op_var_struct_seq(Vec<VarStruct>) -> OpVarStructSeqResult;
-        op_serializable(Vec<u8>) -> OpSerializableResult;
-        op_int_int_dict(HashMap<i32, i32>) -> OpIntIntDictResult;
-        op_string_int_dict(HashMap<String, i32>) -> OpStringIntDictResult;
-        op_int_one_optional_dict(HashMap<i32, Option<ValueRef>>) -> OpIntOneOptionalDictResult;
+    floe_conformance::echo! {
+        op_byte(Option<u8>) -> r::OpByteResult { p3 };
+        op_bool(Option<bool>) -> r::OpBoolResult { p3 };
+        op_short(Option<i16>) -> r::OpShortResult { p3 };
+        op_int(Option<i32>) -> r::OpIntResult { p3 };
+        op_long(Option<i64>) -> r::OpLongResult { p3 };
+        op_float(Option<f32>) -> r::OpFloatResult { p3 };
+        op_double(Option<f64>) -> r::OpDoubleResult { p3 };
+        op_string(Option<String>) -> r::OpStringResult { p3 };
+        op_my_enum(Option<MyEnum>) -> r::OpMyEnumResult { p3 };
+        op_small_struct(Option<SmallStruct>) -> r::OpSmallStructResult { p3 };
+        op_fixed_struct(Option<FixedStruct>) -> r::OpFixedStructResult { p3 };
+        op_var_struct(Option<VarStruct>) -> r::OpVarStructResult { p3 };
+        op_one_optional_proxy(Option<OneOptionalPrx>) -> r::OpOneOptionalProxyResult { p3 };
+        op_byte_seq(Option<Vec<u8>>) -> r::OpByteSeqResult { p3 };
+        op_bool_seq(Option<Vec<bool>>) -> r::OpBoolSeqResult { p3 };
+        op_short_seq(Option<Vec<i16>>) -> r::OpShortSeqResult { p3 };
+        op_int_seq(Option<Vec<i32>>) -> r::OpIntSeqResult { p3 };
+        op_long_seq(Option<Vec<i64>>) -> r::OpLongSeqResult { p3 };
+        op_float_seq(Option<Vec<f32>>) -> r::OpFloatSeqResult { p3 };
+        op_double_seq(Option<Vec<f64>>) -> r::OpDoubleSeqResult { p3 };
+        op_string_seq(Option<Vec<String>>) -> r::OpStringSeqResult { p3 };
+        op_small_struct_seq(Option<Vec<SmallStruct>>) -> r::OpSmallStructSeqResult { p3 };
+        op_small_struct_list(Option<Vec<SmallStruct>>) -> r::OpSmallStructListResult { p3 };
+        op_fixed_struct_seq(Option<Vec<FixedStruct>>) -> r::OpFixedStructSeqResult { p3 };
+        op_fixed_struct_list(Option<Vec<FixedStruct>>) -> r::OpFixedStructListResult { p3 };
+        op_var_struct_seq(Option<Vec<VarStruct>>) -> r::OpVarStructSeqResult { p3 };
+        op_serializable(Option<Vec<u8>>) -> r::OpSerializableResult { p3 };
+        op_int_int_dict(Option<HashMap<i32, i32>>) -> r::OpIntIntDictResult { p3 };
+        op_string_int_dict(Option<HashMap<String, i32>>) -> r::OpStringIntDictResult { p3 };
+        op_int_one_optional_dict(Option<HashMap<i32, Option<ValueRef>>>)
+            -> r::OpIntOneOptionalDictResult { p3 };
+        op_one_optional(Option<ValueRef>) -> r::OpOneOptionalResult { p3 };
+        op_m_struct2(Option<SmallStruct>) -> r::OpMStruct2Result { p2 };
+        op_m_seq2(Option<Vec<String>>) -> r::OpMSeq2Result { p2 };
+        op_m_dict2(Option<HashMap<String, i32>>) -> r::OpMDict2Result { p2 };
+        op_mg2(Option<ValueRef>) -> r::OpMG2Result { p2 };
     }
 
     async fn shutdown(&self, current: &Current) -> Res<()> {
@@ -130,16 +125,6 @@ impl test::Initial for InitialI {
         }
         Err(e.into())
     }
-    async fn op_one_optional(
-        &self,
-        p1: Option<ValueRef>,
-        _: &Current,
-    ) -> Res<r::OpOneOptionalResult> {
-        Ok(r::OpOneOptionalResult {
-            return_value: p1.clone(),
-            p3: p1,
-        })
-    }
     async fn op_class_and_unknown_optional(&self, _p: Option<ValueRef>, _: &Current) -> Res<()> {
         Ok(())
     }
@@ -189,42 +174,14 @@ impl test::Initial for InitialI {
     async fn op_m_struct1(&self, _: &Current) -> Res<Option<SmallStruct>> {
         Ok(Some(SmallStruct::default()))
     }
-    async fn op_m_struct2(&self, p1: Option<SmallStruct>, _: &Current) -> Res<r::OpMStruct2Result> {
-        Ok(r::OpMStruct2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
-    }
     async fn op_m_seq1(&self, _: &Current) -> Res<Option<Vec<String>>> {
         Ok(Some(Vec::new()))
-    }
-    async fn op_m_seq2(&self, p1: Option<Vec<String>>, _: &Current) -> Res<r::OpMSeq2Result> {
-        Ok(r::OpMSeq2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
     }
     async fn op_m_dict1(&self, _: &Current) -> Res<Option<HashMap<String, i32>>> {
         Ok(Some(HashMap::new()))
     }
-    async fn op_m_dict2(
-        &self,
-        p1: Option<HashMap<String, i32>>,
-        _: &Current,
-    ) -> Res<r::OpMDict2Result> {
-        Ok(r::OpMDict2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
-    }
     async fn op_mg1(&self, _: &Current) -> Res<Option<ValueRef>> {
         Ok(Some(ValueRef::new(test::G::default())))
-    }
-    async fn op_mg2(&self, p1: Option<ValueRef>, _: &Current) -> Res<r::OpMG2Result> {
-        Ok(r::OpMG2Result {
-            return_value: p1.clone(),
-            p2: p1,
-        })
     }
     async fn supports_required_params(&self, _: &Current) -> Res<bool> {
         Ok(false)

@@ -17,61 +17,21 @@ use std::collections::HashMap;
 
 type Res<T> = Result<T, Error>;
 
-/// Implements the six operations every `I` of the test shares, each returning its argument as
-/// both the result and the out-parameter.
+/// A servant of one of the test's `I` with no operations but the six every `I` shares, each
+/// returning its argument as both the result and the out-parameter.
 macro_rules! echo_servant {
     ($servant:ident, $trait:path, $res:ident, $s:ty) => {
         #[derive(Debug)]
         struct $servant;
 
         impl $trait for $servant {
-            async fn op_s(&self, s1: $s, _: &Current) -> Res<$res::OpSResult> {
-                Ok($res::OpSResult {
-                    return_value: s1.clone(),
-                    s2: s1,
-                })
-            }
-            async fn op_s_seq(&self, s1: Vec<$s>, _: &Current) -> Res<$res::OpSSeqResult> {
-                Ok($res::OpSSeqResult {
-                    return_value: s1.clone(),
-                    s2: s1,
-                })
-            }
-            async fn op_s_map(
-                &self,
-                s1: HashMap<String, $s>,
-                _: &Current,
-            ) -> Res<$res::OpSMapResult> {
-                Ok($res::OpSMapResult {
-                    return_value: s1.clone(),
-                    s2: s1,
-                })
-            }
-            async fn op_c(&self, c1: Option<ValueRef>, _: &Current) -> Res<$res::OpCResult> {
-                Ok($res::OpCResult {
-                    return_value: c1.clone(),
-                    c2: c1,
-                })
-            }
-            async fn op_c_seq(
-                &self,
-                c1: Vec<Option<ValueRef>>,
-                _: &Current,
-            ) -> Res<$res::OpCSeqResult> {
-                Ok($res::OpCSeqResult {
-                    return_value: c1.clone(),
-                    c2: c1,
-                })
-            }
-            async fn op_c_map(
-                &self,
-                c1: HashMap<String, Option<ValueRef>>,
-                _: &Current,
-            ) -> Res<$res::OpCMapResult> {
-                Ok($res::OpCMapResult {
-                    return_value: c1.clone(),
-                    c2: c1,
-                })
+            floe_conformance::echo! {
+                op_s($s) -> $res::OpSResult { s2 };
+                op_s_seq(Vec<$s>) -> $res::OpSSeqResult { s2 };
+                op_s_map(HashMap<String, $s>) -> $res::OpSMapResult { s2 };
+                op_c(Option<ValueRef>) -> $res::OpCResult { c2 };
+                op_c_seq(Vec<Option<ValueRef>>) -> $res::OpCSeqResult { c2 };
+                op_c_map(HashMap<String, Option<ValueRef>>) -> $res::OpCMapResult { c2 };
             }
             async fn shutdown(&self, current: &Current) -> Res<()> {
                 current.adapter.communicator().shutdown();
@@ -85,49 +45,13 @@ macro_rules! echo_servant {
 struct I1;
 
 impl test::I for I1 {
-    async fn op_s(&self, s1: test::S, _: &Current) -> Res<test::i::OpSResult> {
-        Ok(test::i::OpSResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
-    }
-    async fn op_s_seq(&self, s1: Vec<test::S>, _: &Current) -> Res<test::i::OpSSeqResult> {
-        Ok(test::i::OpSSeqResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
-    }
-    async fn op_s_map(
-        &self,
-        s1: HashMap<String, test::S>,
-        _: &Current,
-    ) -> Res<test::i::OpSMapResult> {
-        Ok(test::i::OpSMapResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
-    }
-    async fn op_c(&self, c1: Option<ValueRef>, _: &Current) -> Res<test::i::OpCResult> {
-        Ok(test::i::OpCResult {
-            return_value: c1.clone(),
-            c2: c1,
-        })
-    }
-    async fn op_c_seq(&self, s1: Vec<Option<ValueRef>>, _: &Current) -> Res<test::i::OpCSeqResult> {
-        Ok(test::i::OpCSeqResult {
-            return_value: s1.clone(),
-            s2: s1,
-        })
-    }
-    async fn op_c_map(
-        &self,
-        c1: HashMap<String, Option<ValueRef>>,
-        _: &Current,
-    ) -> Res<test::i::OpCMapResult> {
-        Ok(test::i::OpCMapResult {
-            return_value: c1.clone(),
-            c2: c1,
-        })
+    floe_conformance::echo! {
+        op_s(test::S) -> test::i::OpSResult { s2 };
+        op_s_seq(Vec<test::S>) -> test::i::OpSSeqResult { s2 };
+        op_s_map(HashMap<String, test::S>) -> test::i::OpSMapResult { s2 };
+        op_c(Option<ValueRef>) -> test::i::OpCResult { c2 };
+        op_c_seq(Vec<Option<ValueRef>>) -> test::i::OpCSeqResult { s2 };
+        op_c_map(HashMap<String, Option<ValueRef>>) -> test::i::OpCMapResult { c2 };
     }
     async fn op_e1(&self, e1: test::E1, _: &Current) -> Res<test::E1> {
         Ok(e1)
