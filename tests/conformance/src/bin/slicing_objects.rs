@@ -32,6 +32,62 @@ fn check(ok: bool, what: &str) -> Res<()> {
     }
 }
 
+/// Checks what the 1.0 encoding makes of the client's `T` (unknown to the client, whose
+/// preserved slices 1.0 does not keep): a `Preserved` with the client's members.
+fn sliced_to_preserved<T: Value>(p: &ValueRef, name: &str) -> Res<()> {
+    check(!p.is::<T>(), &format!("1.0: not a {name}"))?;
+    let v = p.read_as::<test::Preserved>();
+    check(
+        v.is_some_and(|v| v.pi == 5 && v.ps == "preserved"),
+        "a Preserved",
+    )
+}
+
+fn s_base() -> ValueRef {
+    cell(test::SBase {
+        sb: "SBase.sb".into(),
+    })
+}
+
+fn sbs_known_derived() -> ValueRef {
+    cell(test::SBSKnownDerived {
+        sb: "SBSKnownDerived.sb".into(),
+        sbskd: "SBSKnownDerived.sbskd".into(),
+    })
+}
+
+fn sbs_unknown_derived() -> ValueRef {
+    cell(test::SBSUnknownDerived {
+        sb: "SBSUnknownDerived.sb".into(),
+        sbsud: "SBSUnknownDerived.sbsud".into(),
+    })
+}
+
+/// A `B` whose `pb` is itself.
+fn b_cycle(sb: &str) -> ValueRef {
+    let b = cell(B {
+        sb: sb.into(),
+        pb: None,
+    });
+    if let Some(mut v) = b.write_as::<B>() {
+        v.pb = Some(b.clone());
+    }
+    b
+}
+
+/// A `PSUnknown2` (unknown to the client) whose `pb` is itself.
+fn ps_unknown2_cycle() -> ValueRef {
+    let p = cell(PSUnknown2 {
+        pi: 5,
+        ps: "preserved".into(),
+        ..Default::default()
+    });
+    if let Some(mut v) = p.write_as::<PSUnknown2>() {
+        v.pb = Some(p.clone());
+    }
+    p
+}
+
 /// d1 (a D1) and d2 (a D2, unknown to the client) pointing at each other twice.
 fn d1_d2() -> (ValueRef, ValueRef) {
     let d1 = cell(D1 {
@@ -73,38 +129,22 @@ struct TestI;
 
 impl test::TestIntf for TestI {
     async fn s_base_as_object(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBase {
-            sb: "SBase.sb".into(),
-        })))
+        Ok(Some(s_base()))
     }
     async fn s_base_as_s_base(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBase {
-            sb: "SBase.sb".into(),
-        })))
+        Ok(Some(s_base()))
     }
     async fn sbs_known_derived_as_s_base(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBSKnownDerived {
-            sb: "SBSKnownDerived.sb".into(),
-            sbskd: "SBSKnownDerived.sbskd".into(),
-        })))
+        Ok(Some(sbs_known_derived()))
     }
     async fn sbs_known_derived_as_sbs_known_derived(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBSKnownDerived {
-            sb: "SBSKnownDerived.sb".into(),
-            sbskd: "SBSKnownDerived.sbskd".into(),
-        })))
+        Ok(Some(sbs_known_derived()))
     }
     async fn sbs_unknown_derived_as_s_base(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBSUnknownDerived {
-            sb: "SBSUnknownDerived.sb".into(),
-            sbsud: "SBSUnknownDerived.sbsud".into(),
-        })))
+        Ok(Some(sbs_unknown_derived()))
     }
     async fn sbs_unknown_derived_as_s_base_compact(&self, _: &Current) -> Res<Option<ValueRef>> {
-        Ok(Some(cell(test::SBSUnknownDerived {
-            sb: "SBSUnknownDerived.sb".into(),
-            sbsud: "SBSUnknownDerived.sbsud".into(),
-        })))
+        Ok(Some(sbs_unknown_derived()))
     }
     async fn s_unknown_as_object(&self, _: &Current) -> Res<Option<ValueRef>> {
         Ok(Some(cell(test::SUnknown {
@@ -122,14 +162,7 @@ impl test::TestIntf for TestI {
         }
     }
     async fn one_element_cycle(&self, _: &Current) -> Res<Option<ValueRef>> {
-        let b = cell(B {
-            sb: "B1.sb".into(),
-            pb: None,
-        });
-        if let Some(mut v) = b.write_as::<B>() {
-            v.pb = Some(b.clone());
-        }
-        Ok(Some(b))
+        Ok(Some(b_cycle("B1.sb")))
     }
     async fn two_element_cycle(&self, _: &Current) -> Res<Option<ValueRef>> {
         let b1 = cell(B {
@@ -313,12 +346,7 @@ impl test::TestIntf for TestI {
     async fn check_pbs_unknown(&self, p: Option<ValueRef>, current: &Current) -> Res<()> {
         let p = p.ok_or_else(|| Error::marshal("checkPBSUnknown: null"))?;
         if current.encoding == EncodingVersion::V1_0 {
-            check(!p.is::<PSUnknown>(), "1.0: not a PSUnknown")?;
-            let v = p.read_as::<test::Preserved>();
-            check(
-                v.is_some_and(|v| v.pi == 5 && v.ps == "preserved"),
-                "a Preserved",
-            )
+            sliced_to_preserved::<PSUnknown>(&p, "PSUnknown")
         } else {
             let v = p.read_as::<PSUnknown>();
             check(
@@ -357,12 +385,7 @@ impl test::TestIntf for TestI {
     ) -> Res<()> {
         let p = p.ok_or_else(|| Error::marshal("checkPBSUnknownWithGraph: null"))?;
         if current.encoding == EncodingVersion::V1_0 {
-            check(!p.is::<PSUnknown>(), "1.0: not a PSUnknown")?;
-            let v = p.read_as::<test::Preserved>();
-            return check(
-                v.is_some_and(|v| v.pi == 5 && v.ps == "preserved"),
-                "a Preserved",
-            );
+            return sliced_to_preserved::<PSUnknown>(&p, "PSUnknown");
         }
         let graph = {
             let v = p
@@ -389,15 +412,7 @@ impl test::TestIntf for TestI {
         Ok(())
     }
     async fn pbs_unknown2_as_preserved_with_graph(&self, _: &Current) -> Res<Option<ValueRef>> {
-        let p = cell(PSUnknown2 {
-            pi: 5,
-            ps: "preserved".into(),
-            ..Default::default()
-        });
-        if let Some(mut v) = p.write_as::<PSUnknown2>() {
-            v.pb = Some(p.clone());
-        }
-        Ok(Some(p))
+        Ok(Some(ps_unknown2_cycle()))
     }
     async fn check_pbs_unknown2_with_graph(
         &self,
@@ -406,12 +421,7 @@ impl test::TestIntf for TestI {
     ) -> Res<()> {
         let p = p.ok_or_else(|| Error::marshal("checkPBSUnknown2WithGraph: null"))?;
         if current.encoding == EncodingVersion::V1_0 {
-            check(!p.is::<PSUnknown2>(), "1.0: not a PSUnknown2")?;
-            let v = p.read_as::<test::Preserved>();
-            return check(
-                v.is_some_and(|v| v.pi == 5 && v.ps == "preserved"),
-                "a Preserved",
-            );
+            return sliced_to_preserved::<PSUnknown2>(&p, "PSUnknown2");
         }
         let mut v = p
             .write_as::<PSUnknown2>()
@@ -428,16 +438,9 @@ impl test::TestIntf for TestI {
         Ok(pn)
     }
     async fn throw_base_as_base(&self, _: &Current) -> Result<(), r::ThrowBaseAsBaseError> {
-        let b = cell(B {
-            sb: "sb".into(),
-            pb: None,
-        });
-        if let Some(mut v) = b.write_as::<B>() {
-            v.pb = Some(b.clone());
-        }
         Err(test::BaseException {
             sbe: "sbe".into(),
-            pb: Some(b),
+            pb: Some(b_cycle("sb")),
         }
         .into())
     }
@@ -476,16 +479,8 @@ impl test::TestIntf for TestI {
         &self,
         _: &Current,
     ) -> Result<(), r::ThrowPreservedExceptionError> {
-        let p = cell(PSUnknown2 {
-            pi: 5,
-            ps: "preserved".into(),
-            ..Default::default()
-        });
-        if let Some(mut v) = p.write_as::<PSUnknown2>() {
-            v.pb = Some(p.clone());
-        }
         Err(test::PSUnknownException {
-            p: Some(p),
+            p: Some(ps_unknown2_cycle()),
             ..Default::default()
         }
         .into())
@@ -505,13 +500,6 @@ impl test::TestIntf for TestI {
 }
 
 fn derived_exception() -> test::DerivedException {
-    let b = cell(B {
-        sb: "sb1".into(),
-        pb: None,
-    });
-    if let Some(mut v) = b.write_as::<B>() {
-        v.pb = Some(b.clone());
-    }
     let d1 = cell(D1 {
         sb: "sb2".into(),
         sd1: "sd2".into(),
@@ -523,7 +511,7 @@ fn derived_exception() -> test::DerivedException {
     }
     test::DerivedException {
         sbe: "sbe".into(),
-        pb: Some(b),
+        pb: Some(b_cycle("sb1")),
         sde: "sde1".into(),
         pd1: Some(d1),
     }
