@@ -20,7 +20,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// One variant of a test: a name and the properties both processes get.
@@ -219,50 +219,39 @@ fn main() -> ExitCode {
     }
 
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let runs = Arc::new(runs);
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let mut workers = Vec::new();
-    for _ in 0..jobs.min(runs.len()) {
-        let (next, runs, results, source, done_tx) = (
-            next.clone(),
-            runs.clone(),
-            results.clone(),
-            source.clone(),
-            done_tx.clone(),
-        );
-        workers.push(std::thread::spawn(move || {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some((test, variant)) = runs.get(i) else {
-                    break;
-                };
-                let outcome = run_one(&source, test, variant);
-                eprintln!(
-                    "zeroc conformance: Ice/{} ({}): {} in {:.1}s",
-                    outcome.test,
-                    outcome.variant,
-                    if outcome.passed { "pass" } else { "FAIL" },
-                    outcome.seconds
-                );
-                if let Ok(mut r) = results.lock() {
-                    r.push((i, outcome));
-                }
-                let _ = done_tx.send(());
-            }
-        }));
-    }
-    drop(done_tx);
-    for _ in done_rx {}
-    for w in workers {
-        let _ = w.join();
-    }
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.min(runs.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((test, variant)) = runs.get(i) else {
+                            break;
+                        };
+                        let outcome = run_one(&source, test, variant);
+                        eprintln!(
+                            "zeroc conformance: Ice/{} ({}): {} in {:.1}s",
+                            outcome.test,
+                            outcome.variant,
+                            if outcome.passed { "pass" } else { "FAIL" },
+                            outcome.seconds
+                        );
+                        if let Ok(mut r) = results.lock() {
+                            r.push((i, outcome));
+                        }
+                    }
+                })
+            })
+            .collect();
+        // A worker that panicked leaves its runs without a result: the run fails below.
+        for w in workers {
+            let _ = w.join();
+        }
+    });
 
-    let mut results = match Arc::try_unwrap(results) {
-        Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
+    let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     let failed: Vec<&Outcome> = results
         .iter()
@@ -392,13 +381,36 @@ fn run_one(source: &Path, test: &TestCase, variant: &Variant) -> Outcome {
 /// Kills the child when dropped, so a failed run leaves no server behind.
 struct Reaper(Child);
 
-impl Drop for Reaper {
-    fn drop(&mut self) {
+impl Reaper {
+    /// Kills the child if it still runs, and reaps it.
+    fn stop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
     }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The output of a process, as a failed run shows it: `label`'s stdout, then its stderr.
+fn output_text(
+    label: &str,
+    out: Option<std::thread::JoinHandle<String>>,
+    err: Option<std::thread::JoinHandle<String>>,
+) -> String {
+    let text = |h: Option<std::thread::JoinHandle<String>>| {
+        h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+    };
+    format!(
+        "--- {label} stdout:\n{}--- {label} stderr:\n{}",
+        text(out),
+        text(err)
+    )
 }
 
 /// Reads a pipe to its end on a thread; the text comes back through the handle.
@@ -433,12 +445,7 @@ struct StartedServer {
 impl StartedServer {
     /// Its output so far (waits for the pipes to close: kill it first if it still runs).
     fn output(self, label: &str) -> String {
-        let out = self.out.join().unwrap_or_default();
-        let err = self
-            .err
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        format!("--- {label} stdout:\n{out}--- {label} stderr:\n{err}")
+        output_text(label, Some(self.out), self.err)
     }
 }
 
@@ -516,8 +523,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
         let mut server = start_server(test, &server_args)?;
         if server.ready.recv_timeout(Duration::from_secs(30)).is_err() {
             let status = server.process.0.try_wait().ok().flatten();
-            let _ = server.process.0.kill();
-            let _ = server.process.0.wait();
+            server.process.stop();
             return Err(format!(
                 "the server did not print `{} ready` within 30s (exit: {status:?})\n{}",
                 test.name,
@@ -528,11 +534,12 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     }
 
     let dir = source.join("python/test/Ice").join(test.name);
+    let test_helper = "../".repeat(test.name.matches('/').count() + 2) + "TestHelper.py";
     let mut client = Reaper(
         Command::new("/usr/bin/python3")
             .current_dir(&dir)
             .env("PYTHONPATH", &dir)
-            .arg("../".repeat(test.name.matches('/').count() + 2) + "TestHelper.py")
+            .arg(&test_helper)
             .arg("Client.py")
             .args(&args)
             .args(numbers.iter().flatten().map(|n| n.to_string()))
@@ -545,23 +552,11 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     let client_out = client.0.stdout.take().map(collect);
     let client_err = client.0.stderr.take().map(collect);
     let client_status = wait_for(&mut client.0, test.timeout);
-    if client_status.is_none() {
-        let _ = client.0.kill();
-        let _ = client.0.wait();
-    }
-    let client_text = format!(
-        "--- client stdout:\n{}--- client stderr:\n{}",
-        client_out
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default(),
-        client_err
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
-    );
+    client.stop();
+    let client_text = output_text("client", client_out, client_err);
     let command = format!(
-        "cd {}; PYTHONPATH=$PWD /usr/bin/python3 {}TestHelper.py Client.py {}",
+        "cd {}; PYTHONPATH=$PWD /usr/bin/python3 {test_helper} Client.py {}",
         dir.display(),
-        "../".repeat(test.name.matches('/').count() + 2),
         args.join(" ")
     );
 
@@ -576,10 +571,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     let mut server_text = String::new();
     for (mut server, n) in servers.into_iter().zip(&numbers) {
         let status = wait_for(&mut server.process.0, grace);
-        if status.is_none() {
-            let _ = server.process.0.kill();
-            let _ = server.process.0.wait();
-        }
+        server.process.stop();
         let label = match n {
             Some(n) => format!("server {n}"),
             None => "server".to_string(),
