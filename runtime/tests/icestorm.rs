@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::net::TcpStream as StdTcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::client_communicator;
@@ -18,80 +16,8 @@ use floe::{
     Blobject, BlobjectDispatcher, Context, Current, Error, Identity, ObjectPrx, OperationMode,
     Result,
 };
+use floe_test_support::IceBox;
 use parking_lot::Mutex;
-
-struct IceBox {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for IceBox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_icebox() -> (IceBox, u16) {
-    let ok = Command::new("icebox")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        ok.is_ok(),
-        "`icebox` is missing: install the Debian packages zeroc-icebox libzeroc-icestorm3.7 \
-         (apt-get install -y zeroc-icebox libzeroc-icestorm3.7)"
-    );
-    let dir = std::env::temp_dir().join(format!(
-        "floe-icestorm-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (tm, publish) = (free_port(), free_port());
-    let cfg = dir.join("icebox.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "IceBox.InheritProperties=1\n\
-             IceBox.Service.IceStorm=IceStormService,37:createIceStorm\n\
-             IceStorm.InstanceName=IceStorm\n\
-             IceStorm.Transient=1\n\
-             IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {tm}\n\
-             IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p {publish}\n\
-             IceStorm.Flush.Timeout=100\n\
-             Ice.Default.Host=127.0.0.1\n\
-             Ice.Warn.Connections=0\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("icebox")
-        .arg(format!("--Ice.Config={}", cfg.display()))
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start icebox");
-    let icebox = IceBox { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while StdTcpStream::connect(("127.0.0.1", tm)).is_err()
-        || StdTcpStream::connect(("127.0.0.1", publish)).is_err()
-    {
-        assert!(Instant::now() < deadline, "icebox did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (icebox, tm)
-}
 
 /// `::IceStorm::TopicExists`, written as generated code would.
 #[derive(Debug)]
@@ -237,12 +163,10 @@ fn tick_params(s: &str) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floe_publishes_and_subscribes_through_zeroc_icestorm() {
-    let (_icebox, tm_port) = start_icebox();
+    let icebox = IceBox::start("IceStorm.Flush.Timeout=100\nIce.Default.Host=127.0.0.1\n");
     let comm = client_communicator(&[]);
     let tm = comm
-        .string_to_proxy(&format!(
-            "IceStorm/TopicManager:tcp -h 127.0.0.1 -p {tm_port}"
-        ))
+        .string_to_proxy(icebox.topic_manager())
         .unwrap()
         .unwrap();
     assert!(tm.ice_is_a("::IceStorm::TopicManager").await.unwrap());

@@ -8,7 +8,7 @@ pub mod types;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -21,21 +21,14 @@ use floe::{
     OperationMode, OutgoingResponse, Properties, Result, dispatch_builtin,
 };
 
-pub const PYTHON: &str = "/usr/bin/python3";
+use floe_test_support::ChildGuard;
+pub use floe_test_support::PYTHON;
 
 /// Fails (never skips) when ZeroC's Python mapping is missing.
 pub fn require_zeroc() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import Ice"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{PYTHON} cannot `import Ice`: install the Debian packages python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice \
-         (apt-get install -y python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice)"
+    floe_test_support::require_python(
+        "Ice",
+        "python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice",
     );
 }
 
@@ -57,28 +50,19 @@ pub async fn run_python_client(proxy: &str, scenario: &str, extra: &[&str]) {
 /// runs longer than a minute is killed and counts as failed.
 pub async fn try_python_client(proxy: &str, scenario: &str, extra: &[&str]) -> (bool, String) {
     require_zeroc();
-    let mut child = Command::new(PYTHON)
-        .arg(python_dir().join("client.py"))
-        .arg(proxy)
-        .arg(scenario)
-        .args(extra)
-        .current_dir(python_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python client");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for python client") {
-            break Some(status);
-        }
-        if started.elapsed() > PYTHON_CLIENT_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut child = ChildGuard::new(
+        Command::new(PYTHON)
+            .arg(python_dir().join("client.py"))
+            .arg(proxy)
+            .arg(scenario)
+            .args(extra)
+            .current_dir(python_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python client"),
+    );
+    let status = child.wait_or_kill_async(PYTHON_CLIENT_TIMEOUT).await;
     let mut stdout = String::new();
     let mut stderr = String::new();
     use std::io::Read;
@@ -100,15 +84,8 @@ pub async fn try_python_client(proxy: &str, scenario: &str, extra: &[&str]) -> (
 
 /// A running `server.py`; killed on drop.
 pub struct PythonServer {
-    pub child: Child,
+    pub child: ChildGuard,
     pub proxy: String,
-}
-
-impl Drop for PythonServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub fn start_python_server() -> PythonServer {
@@ -128,7 +105,10 @@ pub fn start_python_server() -> PythonServer {
         .strip_prefix("PROXY ")
         .unwrap_or_else(|| panic!("server said {line:?}"))
         .to_string();
-    PythonServer { child, proxy }
+    PythonServer {
+        child: ChildGuard::new(child),
+        proxy,
+    }
 }
 
 pub const HELLO_TYPE_ID: &str = "::FloeTest::Hello";
