@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use clients::{subscribe, topic_manager};
 use common::*;
+use floe_test_support::write_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_and_restart_keeps_topics_subscribers_and_links() {
     let dir = tempfile::tempdir().unwrap();
     let (tm_port, pub_port) = (free_port(), free_port());
-    let config = dir.path().join("config.icestorm");
     // The configuration a ZeroC IceStorm service would use (icebox's IceStorm.* properties).
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        dir.path(),
+        "config.icestorm",
+        &format!(
             "IceStorm.InstanceName=IceStorm\n\
              IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {tm_port}\n\
              IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p {pub_port}\n\
@@ -26,8 +27,7 @@ async fn sigkill_and_restart_keeps_topics_subscribers_and_links() {
              IceStorm.Trace.TopicManager=1\n",
             dir.path().join("db").display()
         ),
-    )
-    .unwrap();
+    );
     let broker = start_broker_process(&config, tm_port);
     let tm_str = broker.topic_manager.clone();
 

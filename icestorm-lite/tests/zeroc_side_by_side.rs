@@ -5,52 +5,12 @@
 mod clients;
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use clients::qos;
 use common::*;
 use floe::{EncodingVersion, ObjectPrx, OperationMode};
+use floe_test_support::IceBox;
 use icestorm_lite::Broker;
-
-/// The icebox process and the directory of its configuration (removed on drop).
-struct IceBox(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for IceBox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_icebox() -> (IceBox, u16, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let (tm, publish) = (free_port(), free_port());
-    let cfg = dir.path().join("icebox.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "IceBox.InheritProperties=1\nIceBox.Service.IceStorm=IceStormService,37:createIceStorm\n\
-             IceStorm.InstanceName=IceStorm\nIceStorm.Transient=1\n\
-             IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {tm}\n\
-             IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p {publish}\nIce.Warn.Connections=0\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("icebox")
-        .arg(format!("--Ice.Config={}", cfg.display()))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("`icebox` is missing: apt-get install -y zeroc-icebox libzeroc-icestorm3.7");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", tm)).is_err() {
-        assert!(Instant::now() < deadline, "icebox did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (IceBox(child, dir), tm, publish)
-}
 
 fn params(f: impl FnOnce(&mut floe::codegen::OutputStream)) -> Bytes {
     let mut os = floe::codegen::OutputStream::new(EncodingVersion::V1_0);
@@ -137,7 +97,8 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_replies_and_proxies_match_zerocs_icestorm() {
-    let (_icebox, zc_tm, zc_pub) = start_icebox();
+    let icebox = IceBox::start("");
+    let (zc_tm, zc_pub) = (icebox.topic_manager_port, icebox.publish_port);
     let (lite_tm, lite_pub) = (free_port(), free_port());
     let props = transient_props();
     props.set_property(

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,22 +15,13 @@ pub mod clock {
     include!(concat!(env!("OUT_DIR"), "/Clock.rs"));
 }
 
-pub const PYTHON: &str = "/usr/bin/python3";
+use floe_test_support::{ChildGuard, config_arg, wait_listening};
+#[allow(unused_imports)]
+pub use floe_test_support::{PYTHON, free_port};
 
 /// Fails (never skips) when ZeroC's Python mapping or its IceStorm module is missing.
 pub fn require_zeroc_python() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import Ice, IceStorm"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{PYTHON} cannot `import Ice, IceStorm`: install the Debian package python3-zeroc-ice \
-         (apt-get install -y python3-zeroc-ice zeroc-ice-slice)"
-    );
+    floe_test_support::require_python("Ice, IceStorm", "python3-zeroc-ice zeroc-ice-slice");
 }
 
 pub fn clock_py() -> PathBuf {
@@ -59,15 +50,8 @@ pub struct PyOutcome {
 
 /// A running `clock.py`; killed on drop.
 pub struct PyProcess {
-    pub child: Child,
+    pub child: ChildGuard,
     stdout: Option<BufReader<std::process::ChildStdout>>,
-}
-
-impl Drop for PyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub fn spawn_clock_py(tm: &str, args: &[&str]) -> PyProcess {
@@ -81,7 +65,10 @@ pub fn spawn_clock_py(tm: &str, args: &[&str]) -> PyProcess {
         .spawn()
         .expect("run /usr/bin/python3");
     let stdout = child.stdout.take().map(BufReader::new);
-    PyProcess { child, stdout }
+    PyProcess {
+        child: ChildGuard::new(child),
+        stdout,
+    }
 }
 
 impl PyProcess {
@@ -109,18 +96,7 @@ impl PyProcess {
 
     /// Waits (at most 90 s) for the program to end.
     pub async fn finish(&mut self) -> PyOutcome {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break Some(s);
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let status = self.child.wait_or_kill_async(Duration::from_secs(90)).await;
         let mut out = String::new();
         if let Some(mut r) = self.stdout.take() {
             let _ = r.read_to_string(&mut out);
@@ -231,41 +207,20 @@ pub fn add_recorder(adapter: &floe::ObjectAdapter, name: &str) -> (Arc<Recorder>
 
 /// The `icestorm-lite` binary as a child process; killed (SIGKILL) on drop.
 pub struct BrokerProcess {
-    pub child: Child,
+    pub child: ChildGuard,
     pub topic_manager: String,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the binary with `config` (a property file) and waits until its topic manager answers.
 pub fn start_broker_process(config: &Path, tm_port: u16) -> BrokerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_icestorm-lite"))
-        .arg(format!("--Ice.Config={}", config.display()))
+        .arg(config_arg(config))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start icestorm-lite");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", tm_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "icestorm-lite did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = ChildGuard::new(child);
+    wait_listening(tm_port, "icestorm-lite");
     BrokerProcess {
         child,
         topic_manager: format!("IceStorm/TopicManager:tcp -h 127.0.0.1 -p {tm_port}"),
