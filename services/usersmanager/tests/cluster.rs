@@ -70,7 +70,7 @@ async fn user_created_on_a_logs_in_through_b_and_c_is_verified_through_c_and_rem
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_scenario_on_zeroc_icestorm() {
-    across_instances(Cluster::start_on(Broker::ZeroC(IceBox::start()), 3, "")).await;
+    across_instances(Cluster::start_on(Broker::ZeroC(start_icebox()), 3, "")).await;
 }
 
 async fn across_instances(cluster: Cluster) {

@@ -11,7 +11,7 @@ use usersmanager::slice::users_manager::manager;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_floe_instances_form_one_cluster_on_zeroc_icestorm() {
     require_python_ice();
-    mixed_cluster(Broker::ZeroC(IceBox::start())).await;
+    mixed_cluster(Broker::ZeroC(start_icebox())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
