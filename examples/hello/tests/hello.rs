@@ -1,28 +1,20 @@
 //! The hello demo as a user runs it: the real server binary, our client binary, and ZeroC's Python
 //! client against it; the server exits when a client calls `shutdown`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const PYTHON: &str = "/usr/bin/python3";
+use floe_test_support::{ChildGuard, PYTHON, config_arg, first_line, write_config};
 
 struct Server {
-    child: Child,
+    child: ChildGuard,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 /// Writes a property file, as a user of the demo would.
 fn config(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).expect("write config");
-    format!("--Ice.Config={}", path.display())
+    config_arg(&write_config(dir.path(), name, text))
 }
 
 fn start_server() -> Server {
@@ -32,16 +24,15 @@ fn start_server() -> Server {
         "config.server",
         "Hello.Endpoints=tcp -h 127.0.0.1 -p 0\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hello-server"))
-        .arg(cfg)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start hello-server");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    stdout.read_line(&mut line).expect("read the ready line");
-    // Keep reading, so the server's greetings never meet a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let mut child = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_hello-server"))
+            .arg(cfg)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start hello-server"),
+    );
+    // The rest is drained, so the server's greetings never meet a closed pipe.
+    let line = first_line(&mut child, Duration::from_secs(20)).unwrap_or_default();
     let port = line
         .split_whitespace()
         .skip_while(|w| *w != "-p")
@@ -81,14 +72,7 @@ fn floe_client_calls_floe_server_then_shuts_it_down() {
 
 #[test]
 fn zeroc_python_client_calls_floe_server() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import Ice"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{PYTHON} cannot `import Ice`: apt-get install -y python3-zeroc-ice (scripts/test.sh does)"
-    );
+    floe_test_support::require_python("Ice", "python3-zeroc-ice");
     let mut server = start_server();
     let slice = concat!(env!("CARGO_MANIFEST_DIR"), "/Hello.ice");
     let script = format!(
