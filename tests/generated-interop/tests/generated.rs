@@ -14,20 +14,12 @@ use floe_generated_interop_tests::dispatcher;
 use floe_generated_interop_tests::interop::{
     Circle, Color, Point, Shape, TesterPrx, tester::FailError,
 };
-
-const PYTHON: &str = "/usr/bin/python3";
+use floe_test_support::{ChildGuard, PYTHON, require_python};
 
 fn require_zeroc() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import Ice"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{PYTHON} cannot `import Ice`: install python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice \
-         (apt-get install -y python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice; scripts/test.sh does)"
+    require_python(
+        "Ice",
+        "python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice",
     );
 }
 
@@ -90,13 +82,14 @@ async fn generated_proxy_calls_zeroc_server() {
 }
 
 async fn proxy_scenario() {
-    let mut child = Command::new(PYTHON)
-        .arg(python_dir().join("server.py"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the Python server");
-    let _guard = KillOnDrop(child.id());
+    let mut child = ChildGuard::new(
+        Command::new(PYTHON)
+            .arg(python_dir().join("server.py"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Python server"),
+    );
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -171,19 +164,10 @@ async fn proxy_scenario() {
         .expect("ping through the returned proxy");
 
     t.shutdown().await.expect("shutdown");
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = child
+        .wait_or_kill_async(Duration::from_secs(60))
         .await
-        .expect("join")
-        .expect("wait");
+        .expect("the Python server exits after shutdown()");
     assert!(status.success(), "the Python server exited with {status}");
     communicator.destroy().await;
-}
-
-/// Kills the Python server if the test fails before it shuts down.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-    }
 }
