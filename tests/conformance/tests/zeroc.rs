@@ -18,10 +18,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+use floe_test_support::{ChildGuard, PYTHON, python_imports};
 
 /// One variant of a test: a name and the properties both processes get.
 #[derive(Debug, Clone, Copy)]
@@ -194,7 +196,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = check_python() {
+    if let Err(e) = python_imports("Ice", "python3-zeroc-ice") {
         eprintln!("zeroc conformance: {e}");
         return ExitCode::FAILURE;
     }
@@ -310,22 +312,6 @@ fn ice_source() -> Result<PathBuf, String> {
     }
 }
 
-fn check_python() -> Result<(), String> {
-    let status = Command::new("/usr/bin/python3")
-        .args(["-c", "import Ice"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| {
-            format!("cannot run /usr/bin/python3 ({e}): install the Debian package python3")
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("'/usr/bin/python3 -c \"import Ice\"' failed: install the Debian package python3-zeroc-ice".into())
-    }
-}
-
 /// A block of `count` consecutive free ports on 127.0.0.1, different from every block given
 /// before by this process. The blocks stay below Linux's ephemeral range (32768 and up), from
 /// which the clients' own sockets take their local ports: a server that binds its ports later
@@ -378,25 +364,6 @@ fn run_one(source: &Path, test: &TestCase, variant: &Variant) -> Outcome {
     }
 }
 
-/// Kills the child when dropped, so a failed run leaves no server behind.
-struct Reaper(Child);
-
-impl Reaper {
-    /// Kills the child if it still runs, and reaps it.
-    fn stop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The output of a process, as a failed run shows it: `label`'s stdout, then its stderr.
 fn output_text(
     label: &str,
@@ -422,21 +389,10 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Stri
     })
 }
 
-/// Waits for a child for at most `limit`; `None` if it is still running.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => return None,
-        }
-    }
-}
-
 /// A started server process and the threads collecting its output.
 struct StartedServer {
-    process: Reaper,
+    /// Killed on drop, so a failed run leaves no server behind.
+    process: ChildGuard,
     out: std::thread::JoinHandle<String>,
     err: Option<std::thread::JoinHandle<String>>,
     ready: mpsc::Receiver<()>,
@@ -462,7 +418,7 @@ fn start_server(test: &TestCase, args: &[String]) -> Result<StartedServer, Strin
         }
         None => Command::new(&server_exe),
     };
-    let mut process = Reaper(
+    let mut process = ChildGuard::new(
         command
             .args(args)
             .stdin(Stdio::null())
@@ -471,8 +427,8 @@ fn start_server(test: &TestCase, args: &[String]) -> Result<StartedServer, Strin
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", server_exe.display()))?,
     );
-    let err = process.0.stderr.take().map(collect);
-    let stdout = process.0.stdout.take();
+    let err = process.stderr.take().map(collect);
+    let stdout = process.stdout.take();
     let (ready_tx, ready) = mpsc::channel();
     let out = std::thread::spawn(move || {
         let mut text = String::new();
@@ -522,7 +478,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
         server_args.extend(n.map(|n| n.to_string()));
         let mut server = start_server(test, &server_args)?;
         if server.ready.recv_timeout(Duration::from_secs(30)).is_err() {
-            let status = server.process.0.try_wait().ok().flatten();
+            let status = server.process.try_wait().ok().flatten();
             server.process.stop();
             return Err(format!(
                 "the server did not print `{} ready` within 30s (exit: {status:?})\n{}",
@@ -535,8 +491,8 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
 
     let dir = source.join("python/test/Ice").join(test.name);
     let test_helper = "../".repeat(test.name.matches('/').count() + 2) + "TestHelper.py";
-    let mut client = Reaper(
-        Command::new("/usr/bin/python3")
+    let mut client = ChildGuard::new(
+        Command::new(PYTHON)
             .current_dir(&dir)
             .env("PYTHONPATH", &dir)
             .arg(&test_helper)
@@ -547,15 +503,14 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start /usr/bin/python3 in {}: {e}", dir.display()))?,
+            .map_err(|e| format!("cannot start {PYTHON} in {}: {e}", dir.display()))?,
     );
-    let client_out = client.0.stdout.take().map(collect);
-    let client_err = client.0.stderr.take().map(collect);
-    let client_status = wait_for(&mut client.0, test.timeout);
-    client.stop();
+    let client_out = client.stdout.take().map(collect);
+    let client_err = client.stderr.take().map(collect);
+    let client_status = client.wait_or_kill(test.timeout);
     let client_text = output_text("client", client_out, client_err);
     let command = format!(
-        "cd {}; PYTHONPATH=$PWD /usr/bin/python3 {test_helper} Client.py {}",
+        "cd {}; PYTHONPATH=$PWD {PYTHON} {test_helper} Client.py {}",
         dir.display(),
         args.join(" ")
     );
@@ -570,8 +525,7 @@ fn run_client_server(source: &Path, test: &TestCase, variant: &Variant) -> Resul
     let mut server_problem = None;
     let mut server_text = String::new();
     for (mut server, n) in servers.into_iter().zip(&numbers) {
-        let status = wait_for(&mut server.process.0, grace);
-        server.process.stop();
+        let status = server.process.wait_or_kill(grace);
         let label = match n {
             Some(n) => format!("server {n}"),
             None => "server".to_string(),
