@@ -2,7 +2,9 @@
 //!
 //! It handles `#include` (with `-I` directories), `#pragma once`, `#define` (object-like and
 //! function-like, with `#` and `##`), `#undef`, `#if`/`#ifdef`/`#ifndef`/`#elif`/`#else`/`#endif`
-//! with full integer expressions and `defined`, `#error` and `#warning`. Comments are kept so doc
+//! with full integer expressions and `defined`, `#line`, `#error` and `#warning`, with the checks
+//! ZeroC's preprocessor (mcpp) makes of each, and macro calls whose arguments run over several
+//! lines. Comments are kept so doc
 //! comments reach the parser. The output is a list of segments, each a run of lines of one file
 //! that starts at a known line, so every token keeps the position it has in the user's file.
 
@@ -140,7 +142,16 @@ pub fn preprocess(
         out: Preprocessed::default(),
         depth: 0,
         bad_calls: std::cell::RefCell::new(Vec::new()),
+        line_now: 0,
+        file_now: 0,
     };
+    // `__LINE__` and `__FILE__` are defined here and take their values where they are expanded;
+    // `__DATE__` and `__TIME__` are the moment preprocessing starts, as in C.
+    let (date, time) = date_and_time(std::time::SystemTime::now());
+    pp.define_builtin("__LINE__", "0");
+    pp.define_builtin("__FILE__", "\"\"");
+    pp.define_builtin("__DATE__", &format!("\"{date}\""));
+    pp.define_builtin("__TIME__", &format!("\"{time}\""));
     pp.define_builtin("__SLICE2RS__", "1");
     pp.define_builtin("ICE_VERSION", "30708");
     pp.define_builtin("__ICE_VERSION__", "30708");
@@ -161,7 +172,11 @@ struct Preprocessor {
     out: Preprocessed,
     depth: usize,
     /// Macro calls with the wrong number of arguments: (macro name, arguments given, expected).
-    bad_calls: std::cell::RefCell<Vec<(String, usize, usize)>>,
+    bad_calls: std::cell::RefCell<Vec<(String, usize, String)>>,
+    /// The line being preprocessed, for `__LINE__`.
+    line_now: usize,
+    /// The index in `out.files` of the file being preprocessed, for `__FILE__`.
+    file_now: usize,
 }
 
 /// Predefined macros that ZeroC's preprocessor refuses to `#define`.
@@ -302,9 +317,13 @@ impl Preprocessor {
             text: String::new(),
         };
         let mut in_comment = false;
+        // What `#line` added to the physical line numbers.
+        let mut shift: isize = 0;
         let mut i = 0;
         while i < physical.len() {
-            let line_no = i + 1;
+            let line_no = (i as isize + 1 + shift).max(1) as usize;
+            self.line_now = line_no;
+            self.file_now = file_index;
             // Join backslash-continued lines; the extra lines become blank output lines.
             let mut logical = physical[i].trim_end_matches('\r').to_string();
             let mut extra = 0;
@@ -313,9 +332,55 @@ impl Preprocessor {
                 extra += 1;
                 logical.push_str(physical[i + extra].trim_end_matches('\r'));
             }
-            i += 1 + extra;
+            if !in_comment && logical.trim_start().starts_with('#') {
+                // A block comment opened on a directive line runs on over the next lines, and
+                // what follows its end still belongs to the directive.
+                let mut open = false;
+                strip_comments(&logical, &mut open);
+                while open && i + 1 + extra < physical.len() {
+                    extra += 1;
+                    logical.push(' ');
+                    logical.push_str(physical[i + extra].trim_end_matches('\r'));
+                    open = false;
+                    strip_comments(&logical, &mut open);
+                }
+            }
             let active = conds.last().is_none_or(|c| c.active);
             let starts_directive = !in_comment && logical.trim_start().starts_with('#');
+            // Where the comment state stands after a line that took in the next ones.
+            let mut comment_after = None;
+            if active && !starts_directive {
+                // A macro call whose arguments run on over the next lines takes them in, as in C;
+                // the lines are joined without their comments.
+                let mut state = in_comment;
+                let mut text = strip_comments(&logical, &mut state);
+                while let Some(pending) = self.pending_call(&text) {
+                    let Some(next) = physical.get(i + 1 + extra) else {
+                        break;
+                    };
+                    let next = next.trim_end_matches('\r');
+                    let mut next_state = state;
+                    let stripped = strip_comments(next, &mut next_state);
+                    let starts = stripped.trim_start();
+                    if (!state && next.trim_start().starts_with('#'))
+                        || (pending == Pending::Parenthesis
+                            && !starts.is_empty()
+                            && !starts.starts_with('('))
+                    {
+                        break;
+                    }
+                    extra += 1;
+                    text.push(' ');
+                    text.push_str(&stripped);
+                    state = next_state;
+                    comment_after = Some(state);
+                }
+                if comment_after.is_some() {
+                    logical = text;
+                    in_comment = false;
+                }
+            }
+            i += 1 + extra;
             let mut output_line = String::new();
             if starts_directive {
                 let directive = strip_comments(logical.trim_start()[1..].trim_start(), &mut false);
@@ -424,22 +489,32 @@ impl Preprocessor {
                         }
                     }
                     "error" => self.error(path, line_no, format!("#error {}", rest.trim())),
-                    "line" => {}
+                    "line" => {
+                        if let Some(next) = self.line(path, canonical, line_no, rest) {
+                            // The line after the directive is line `next`.
+                            shift = next as isize - (i as isize + 1);
+                            self.flush(&mut segment, line_no);
+                            segment.first_line = next;
+                            segment.text.clear();
+                            continue;
+                        }
+                    }
                     "" if rest.trim().is_empty() => {}
-                    "" => {
+                    _ if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) => {
+                        // ZeroC's preprocessor has no `# 12 "file"` form: a directive is a name.
                         let column = logical.find('#').map(|i| i + 2).unwrap_or(1);
                         let column = logical[column.saturating_sub(1)..]
                             .find(|c: char| !c.is_whitespace())
                             .map(|i| column + i)
                             .unwrap_or(column);
+                        let token = directive.split_whitespace().next().unwrap_or_default();
                         self.error_col(
                             path,
                             line_no,
                             column,
-                            format!("illegal directive `{}`", rest.trim()),
+                            format!("illegal directive `{token}`"),
                         );
                     }
-                    other if other.chars().all(|c| c.is_ascii_digit()) => {}
                     other => self.error(
                         path,
                         line_no,
@@ -457,6 +532,9 @@ impl Preprocessor {
                     );
                 }
                 output_line = self.expand_line(&logical, &mut in_comment);
+                if let Some(state) = comment_after {
+                    in_comment = state;
+                }
                 self.report_bad_calls(path, line_no, &logical);
             } else {
                 // Keep track of comments in skipped regions, output nothing.
@@ -565,59 +643,143 @@ impl Preprocessor {
         }
     }
 
-    /// `#define`; `logical` is the whole directive line, for the columns of errors.
-    fn define(&mut self, path: &Path, line: usize, logical: &str, rest: &str) {
-        let rest = rest.trim_start();
-        let name_len = rest
-            .char_indices()
-            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
-            .map(|(i, _)| i)
-            .unwrap_or(rest.len());
-        let name = &rest[..name_len];
-        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-            self.error(path, line, "macro names must be identifiers");
-            return;
+    /// `#line N` or `#line N "file"`, after macro expansion, checked as ZeroC's preprocessor
+    /// checks it. Returns the number of the next line, or `None` after an error.
+    fn line(&mut self, path: &Path, canonical: &Path, line: usize, rest: &str) -> Option<usize> {
+        if rest.trim().is_empty() {
+            self.error(path, line, "#line without a line number");
+            return None;
         }
-        if name == "defined" || UNREDEFINABLE.contains(&name) {
-            self.error(path, line, format!("`{name}` cannot be defined"));
-            return;
+        let expanded = self.expand_text(rest);
+        let (tokens, _) = tokenize(&expanded);
+        let mut tokens = tokens
+            .into_iter()
+            .filter(|t| !matches!(t, PToken::Space | PToken::Comment(_)));
+        let number = match tokens.next() {
+            None => {
+                self.error(path, line, "#line: the macros expand to no line number");
+                return None;
+            }
+            Some(PToken::Number(n)) => n,
+            Some(other) => {
+                let text = other.text().to_string();
+                self.error(path, line, format!("#line: `{text}` is not a line number"));
+                return None;
+            }
+        };
+        if !number.chars().all(|c| c.is_ascii_digit()) {
+            self.error(
+                path,
+                line,
+                format!("#line: `{number}` is not a sequence of decimal digits"),
+            );
+            return None;
         }
-        let after = &rest[name_len..];
-        let (params, variadic, body) = if let Some(p) = after.strip_prefix('(') {
-            let Some(close) = p.find(')') else {
-                let column = logical.find('(').map(|i| i + 1).unwrap_or(1);
-                self.error_col(path, line, column, "missing `)` in macro parameter list");
-                return;
-            };
-            let mut params = Vec::new();
-            let mut variadic = false;
-            for param in p[..close].split(',') {
-                let param = param.trim();
-                if param.is_empty() {
-                    continue;
+        // Read as C reads an integer: a leading 0 makes it octal.
+        let value = match parse_c_integer(&number) {
+            Some(v) => v,
+            None => {
+                self.error(
+                    path,
+                    line,
+                    format!("#line: `{number}` is not a valid integer"),
+                );
+                return None;
+            }
+        };
+        if !(1..LINE_LIMIT).contains(&value) {
+            self.error(
+                path,
+                line,
+                format!("#line: line number `{number}` is out of range [1, {LINE_LIMIT})"),
+            );
+            return None;
+        }
+        match tokens.next() {
+            None => {}
+            Some(PToken::Str(name)) if name.starts_with('"') && name.len() >= 2 => {
+                if let Some(extra) = tokens.next() {
+                    let text = extra.text().to_string();
+                    self.error(path, line, format!("excessive token sequence `{text}`"));
+                    return None;
                 }
-                if param == "..." {
-                    variadic = true;
-                    params.push("__VA_ARGS__".to_string());
-                } else {
-                    params.push(param.to_string());
+                // ZeroC's parser takes another file name for the end of an include and fails;
+                // only the input's own path, as the compiler names it, changes nothing.
+                let named = PathBuf::from(&name[1..name.len() - 1]);
+                let own = self.depth == 1
+                    && (named == canonical || std::path::absolute(path).is_ok_and(|p| p == named));
+                if !own {
+                    // The preprocessor itself (`-E`) accepts the line; compiling does not.
+                    let other = diagnostic(
+                        codes::PREPROCESSOR,
+                        path,
+                        line,
+                        1,
+                        format!(
+                            "#line may name only this input's own full path, not {name}: \
+                             ZeroC's compilers fail on any other file name"
+                        ),
+                    );
+                    self.out.deferred.push(other);
                 }
             }
-            (Some(params), variadic, &p[close + 1..])
-        } else {
-            (None, false, after)
-        };
-        let body: Vec<PToken> = tokenize(body.trim())
+            Some(other) => {
+                let text = other.text().to_string();
+                self.error(path, line, format!("#line: `{text}` is not a file name"));
+                return None;
+            }
+        }
+        Some(value as usize)
+    }
+
+    /// `#define`, with the checks ZeroC's preprocessor makes of the parameter list and of the
+    /// `#`, `##` and `__VA_ARGS__` of the body.
+    fn define(&mut self, path: &Path, line: usize, logical: &str, rest: &str) {
+        let tokens: Vec<PToken> = tokenize(rest)
             .0
             .into_iter()
             .filter(|t| !matches!(t, PToken::Comment(_)))
             .collect();
+        let mut i = skip_spaces(&tokens, 0);
+        let name = match tokens.get(i) {
+            Some(PToken::Ident(name)) => name.clone(),
+            _ => {
+                self.error(path, line, "macro names must be identifiers");
+                return;
+            }
+        };
+        if name == "defined" || name == VA_ARGS || UNREDEFINABLE.contains(&name.as_str()) {
+            self.error(path, line, format!("`{name}` cannot be defined"));
+            return;
+        }
+        i += 1;
+        let (params, variadic) = if tokens.get(i) == Some(&PToken::Punct("(".into())) {
+            match macro_params(&tokens, &mut i) {
+                Ok((params, variadic)) => (Some(params), variadic),
+                Err(None) => {
+                    let column = logical.find('(').map(|i| i + 1).unwrap_or(1);
+                    self.error_col(path, line, column, "missing `)` in macro parameter list");
+                    return;
+                }
+                Err(Some(message)) => {
+                    self.error(path, line, message);
+                    return;
+                }
+            }
+        } else {
+            (None, false)
+        };
+        let body = trim_spaces(tokens[i..].to_vec());
+        if let Err(message) = check_macro_body(&body, params.as_deref(), variadic) {
+            self.error(path, line, message);
+            return;
+        }
         self.macros.insert(
-            name.to_string(),
+            name,
             Macro {
                 params,
                 variadic,
-                body: trim_spaces(body),
+                body,
             },
         );
     }
@@ -661,6 +823,7 @@ impl Preprocessor {
         let mut parser = CondParser {
             tokens: &tokens,
             pos: 0,
+            skipped: 0,
         };
         match parser.ternary() {
             Some(v) if parser.pos == tokens.len() => v != 0,
@@ -673,6 +836,31 @@ impl Preprocessor {
                 false
             }
         }
+    }
+
+    /// Whether `text` (without comments) ends inside a call of a function-like macro: with its
+    /// argument list still open, or with the macro's name last, its `(` perhaps on the next line.
+    fn pending_call(&self, text: &str) -> Option<Pending> {
+        let (tokens, _) = tokenize(text);
+        let mut k = 0;
+        while k < tokens.len() {
+            let is_call = matches!(&tokens[k],
+                PToken::Ident(name) if self.macros.get(name).is_some_and(|m| m.params.is_some()));
+            k += 1;
+            if !is_call {
+                continue;
+            }
+            let open = skip_spaces(&tokens, k);
+            match tokens.get(open) {
+                None => return Some(Pending::Parenthesis),
+                Some(PToken::Punct(p)) if p == "(" => match collect_args(&tokens, open) {
+                    Some((_, close)) => k = close + 1,
+                    None => return Some(Pending::Arguments),
+                },
+                Some(_) => {}
+            }
+        }
+        None
     }
 
     /// Macro-expands one line of Slice text, keeping comments and strings as written.
@@ -711,7 +899,7 @@ impl Preprocessor {
 
     /// Reports the macro calls of the last expanded line that had the wrong number of arguments.
     fn report_bad_calls(&mut self, path: &Path, line: usize, text: &str) {
-        let calls: Vec<(String, usize, usize)> = self.bad_calls.borrow_mut().drain(..).collect();
+        let calls: Vec<(String, usize, String)> = self.bad_calls.borrow_mut().drain(..).collect();
         for (name, given, expected) in calls {
             let column = text
                 .find(&name)
@@ -755,6 +943,16 @@ impl Preprocessor {
                 continue;
             }
             match &mac.params {
+                None if name == "__LINE__" => {
+                    out.push(PToken::Number(self.line_now.to_string()));
+                    i += 1;
+                }
+                None if name == "__FILE__" => {
+                    let file = self.out.files[self.file_now].display().to_string();
+                    let quoted = file.replace('\\', "\\\\").replace('"', "\\\"");
+                    out.push(PToken::Str(format!("\"{quoted}\"")));
+                    i += 1;
+                }
                 None => {
                     active.push(name.clone());
                     let expanded = self.expand_tokens(paste(mac.body.clone()), active);
@@ -778,7 +976,10 @@ impl Preprocessor {
                         i += 1;
                         continue;
                     };
-                    let given = if args.len() == 1 && args[0].is_empty() {
+                    // `()` is no argument for a macro without parameters or with `...`, and
+                    // one empty argument for any other.
+                    let none = params.is_empty() || mac.variadic;
+                    let given = if args.len() == 1 && args[0].is_empty() && none {
                         0
                     } else {
                         args.len()
@@ -786,9 +987,14 @@ impl Preprocessor {
                     if (!mac.variadic && given != params.len())
                         || (mac.variadic && given + 1 < params.len())
                     {
+                        let needed = if mac.variadic {
+                            format!("at least {}", params.len() - 1)
+                        } else {
+                            params.len().to_string()
+                        };
                         self.bad_calls
                             .borrow_mut()
-                            .push((name.clone(), given, params.len()));
+                            .push((name.clone(), given, needed));
                     }
                     let args = fit_args(args, params.len(), mac.variadic);
                     let body = substitute(&mac.body, params, &args, |a| {
@@ -948,6 +1154,156 @@ fn trim_spaces(mut tokens: Vec<PToken>) -> Vec<PToken> {
         tokens.pop();
     }
     tokens
+}
+
+/// `#line` numbers must be below this (C99's limit; ZeroC's preprocessor only warns above C90's
+/// 32767).
+const LINE_LIMIT: i64 = 2_147_483_647;
+
+/// The name a variadic macro's body gives its extra arguments.
+const VA_ARGS: &str = "__VA_ARGS__";
+
+/// `__DATE__` (`Mmm dd yyyy`) and `__TIME__` (`hh:mm:ss`) of a moment, in UTC.
+fn date_and_time(moment: std::time::SystemTime) -> (String, String) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = moment
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let date = format!("{} {day:>2} {year}", MONTHS[(month - 1) as usize]);
+    let time = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    (date, time)
+}
+
+/// What a line that ends inside a macro call still waits for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pending {
+    /// The `(` of the call.
+    Parenthesis,
+    /// The rest of the arguments and the closing `)`.
+    Arguments,
+}
+
+/// The index of the first token at or after `i` that is not a space.
+fn skip_spaces(tokens: &[PToken], mut i: usize) -> usize {
+    while tokens.get(i) == Some(&PToken::Space) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether `...` starts at `i`.
+fn is_ellipsis(tokens: &[PToken], i: usize) -> bool {
+    (i..i + 3).all(|k| tokens.get(k) == Some(&PToken::Punct(".".into())))
+}
+
+/// Reads a macro's parameter list; `i` is at its `(` and ends after its `)`. Returns the names
+/// (`__VA_ARGS__` last for `...`) and whether the macro is variadic, or `Err(None)` when the line
+/// ends before the list does, or `Err(Some(message))` for another fault.
+fn macro_params(tokens: &[PToken], i: &mut usize) -> Result<(Vec<String>, bool), Option<String>> {
+    let punct = |i: usize, p: &str| tokens.get(i) == Some(&PToken::Punct(p.into()));
+    let mut params: Vec<String> = Vec::new();
+    *i = skip_spaces(tokens, *i + 1);
+    if punct(*i, ")") {
+        *i += 1;
+        return Ok((params, false));
+    }
+    loop {
+        *i = skip_spaces(tokens, *i);
+        match tokens.get(*i) {
+            None => return Err(None),
+            Some(PToken::Punct(p)) if p == "," || p == ")" => {
+                return Err(Some("empty macro parameter".into()));
+            }
+            Some(PToken::Punct(p)) if p == "." && is_ellipsis(tokens, *i) => {
+                *i = skip_spaces(tokens, *i + 3);
+                if !punct(*i, ")") {
+                    return Err(Some("`...` must be the last macro parameter".into()));
+                }
+                *i += 1;
+                params.push(VA_ARGS.to_string());
+                return Ok((params, true));
+            }
+            Some(PToken::Ident(p)) if p != VA_ARGS => {
+                if params.contains(p) {
+                    return Err(Some(format!("duplicate macro parameter `{p}`")));
+                }
+                params.push(p.clone());
+                *i += 1;
+            }
+            Some(other) => {
+                return Err(Some(format!("illegal macro parameter `{}`", other.text())));
+            }
+        }
+        *i = skip_spaces(tokens, *i);
+        if !punct(*i, ",") {
+            break;
+        }
+        *i += 1;
+    }
+    if punct(*i, ")") {
+        *i += 1;
+        Ok((params, false))
+    } else if *i >= tokens.len() {
+        Err(None)
+    } else {
+        Err(Some("missing `,` or `)` in macro parameter list".into()))
+    }
+}
+
+/// Checks a macro body as ZeroC's preprocessor does: `##` needs a token on each side and never
+/// follows another `##`; in a function-like macro `#` must name a parameter; `__VA_ARGS__`
+/// belongs to variadic macros only.
+fn check_macro_body(
+    body: &[PToken],
+    params: Option<&[String]>,
+    variadic: bool,
+) -> Result<(), String> {
+    let tokens: Vec<&PToken> = body.iter().filter(|t| **t != PToken::Space).collect();
+    let is = |t: &PToken, p: &str| *t == PToken::Punct(p.into());
+    let mut k = 0;
+    while k < tokens.len() {
+        let token = tokens[k];
+        if is(token, "##") {
+            if k == 0 {
+                return Err("`##` cannot begin a macro body".into());
+            }
+            if is(tokens[k - 1], "##") {
+                return Err("`##` cannot follow `##`".into());
+            }
+        }
+        if let (Some(params), true) = (params, is(token, "#")) {
+            match tokens.get(k + 1) {
+                Some(PToken::Ident(p)) if params.contains(p) => k += 1,
+                next => {
+                    let shown = next.map(|t| t.text()).unwrap_or_default();
+                    return Err(format!(
+                        "`#` must be followed by a macro parameter, not `{shown}`"
+                    ));
+                }
+            }
+        } else if *token == PToken::Ident(VA_ARGS.into()) && !variadic {
+            return Err("`__VA_ARGS__` may appear only in a macro with `...`".into());
+        }
+        k += 1;
+    }
+    if tokens.last().is_some_and(|t| is(t, "##")) {
+        return Err("`##` cannot end a macro body".into());
+    }
+    Ok(())
 }
 
 fn split_word(s: &str) -> (&str, &str) {
@@ -1150,6 +1506,9 @@ fn tokenize(text: &str) -> (Vec<PToken>, bool) {
 struct CondParser<'a> {
     tokens: &'a [PToken],
     pos: usize,
+    /// Above 0 inside an operand that `&&`, `||` or `?:` does not evaluate: there a division by
+    /// zero is no error, as in C.
+    skipped: usize,
 }
 
 impl CondParser<'_> {
@@ -1169,15 +1528,23 @@ impl CondParser<'_> {
     fn ternary(&mut self) -> Option<i64> {
         let cond = self.binary(0)?;
         if self.eat("?") {
-            let a = self.ternary()?;
+            let a = self.operand(cond == 0, Self::ternary)?;
             if !self.eat(":") {
                 return None;
             }
-            let b = self.ternary()?;
+            let b = self.operand(cond != 0, Self::ternary)?;
             Some(if cond != 0 { a } else { b })
         } else {
             Some(cond)
         }
+    }
+
+    /// Parses an operand with `parse`, as not evaluated when `skip` is set.
+    fn operand(&mut self, skip: bool, parse: impl FnOnce(&mut Self) -> Option<i64>) -> Option<i64> {
+        self.skipped += skip as usize;
+        let value = parse(self);
+        self.skipped -= skip as usize;
+        value
     }
 
     fn binary(&mut self, min_prec: u8) -> Option<i64> {
@@ -1210,7 +1577,16 @@ impl CondParser<'_> {
                 break;
             }
             self.pos += 1;
-            let rhs = self.binary(prec + 1)?;
+            let skip = match op {
+                "&&" => lhs == 0,
+                "||" => lhs != 0,
+                _ => false,
+            };
+            let rhs = self.operand(skip, |p| p.binary(prec + 1))?;
+            if rhs == 0 && (op == "/" || op == "%") && self.skipped > 0 {
+                lhs = 0;
+                continue;
+            }
             lhs = match op {
                 "||" => ((lhs != 0) || (rhs != 0)) as i64,
                 "&&" => ((lhs != 0) && (rhs != 0)) as i64,
@@ -1258,21 +1634,35 @@ impl CondParser<'_> {
             PToken::Number(n) => parse_c_integer(&n),
             // Identifiers left after expansion are 0, as in C.
             PToken::Ident(_) => Some(0),
-            PToken::Str(s) if s.starts_with('\'') => s.chars().nth(1).map(|c| c as i64),
+            PToken::Str(s) if s.starts_with('\'') && s != "''" => {
+                s.chars().nth(1).map(|c| c as i64)
+            }
             _ => None,
         }
     }
 }
 
+/// A C integer constant; one above `i64::MAX` is unsigned in C and keeps its bits here.
 fn parse_c_integer(text: &str) -> Option<i64> {
     let t = text.trim_end_matches(['u', 'U', 'l', 'L']);
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        i64::from_str_radix(hex, 16).ok()
+    // ZeroC's preprocessor takes at most one `u` and two `l`s, in any order and case.
+    let suffix = text[t.len()..].to_ascii_lowercase();
+    if suffix.matches('u').count() > 1 || suffix.matches('l').count() > 2 {
+        return None;
+    }
+    let value = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        // ZeroC's preprocessor reads a bare `0x` as 0.
+        if hex.is_empty() {
+            Some(0)
+        } else {
+            u64::from_str_radix(hex, 16).ok()
+        }
     } else if t.len() > 1 && t.starts_with('0') {
-        i64::from_str_radix(&t[1..], 8).ok()
+        u64::from_str_radix(&t[1..], 8).ok()
     } else {
         t.parse().ok()
-    }
+    };
+    value.map(|v| v as i64)
 }
 
 #[cfg(test)]
@@ -1286,6 +1676,24 @@ mod tests {
         let out = preprocess(&path, &[], &[("__SLICE2PY__".into(), None)], &[]);
         let text = out.segments.iter().map(|s| s.text.as_str()).collect();
         (text, out.diagnostics)
+    }
+
+    #[test]
+    fn date_and_time_are_spelled_as_in_c() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(
+            date_and_time(at(0)),
+            ("Jan  1 1970".to_string(), "00:00:00".to_string())
+        );
+        // 2000-02-29 23:59:59 UTC, a leap day.
+        assert_eq!(
+            date_and_time(at(951_868_799)),
+            ("Feb 29 2000".to_string(), "23:59:59".to_string())
+        );
+        assert_eq!(
+            date_and_time(at(1_795_392_000)),
+            ("Nov 23 2026".to_string(), "00:00:00".to_string())
+        );
     }
 
     #[test]
