@@ -4,9 +4,9 @@
 //! function-like, with `#` and `##`), `#undef`, `#if`/`#ifdef`/`#ifndef`/`#elif`/`#else`/`#endif`
 //! with full integer expressions and `defined`, `#line`, `#error` and `#warning`, with the checks
 //! ZeroC's preprocessor (mcpp) makes of each, and macro calls whose arguments run over several
-//! lines. Comments are kept so doc
-//! comments reach the parser. The output is a list of segments, each a run of lines of one file
-//! that starts at a known line, so every token keeps the position it has in the user's file.
+//! lines. Comments are kept so doc comments reach the parser. The output is a list of segments,
+//! each a run of lines of one file that starts at a known line, so every token keeps the position
+//! it has in the user's file (or the one `#line` gives it).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
