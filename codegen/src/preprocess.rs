@@ -382,7 +382,30 @@ impl Preprocessor {
             }
             i += 1 + extra;
             let mut output_line = String::new();
-            if starts_directive {
+            // ZeroC's preprocessor refuses a quote left open on a directive line or a skipped
+            // line, and skips the line.
+            let open_quote = if starts_directive || !active {
+                unterminated_literal(&logical, in_comment, &['"', '\''])
+            } else {
+                None
+            };
+            if let Some((column, quote)) = open_quote {
+                let what = if quote == '"' {
+                    "string literal"
+                } else {
+                    "character constant"
+                };
+                self.diag(
+                    codes::LEXICAL,
+                    path,
+                    line_no,
+                    column,
+                    format!("unterminated {what}"),
+                );
+                if !starts_directive {
+                    strip_comments(&logical, &mut in_comment);
+                }
+            } else if starts_directive {
                 let directive = strip_comments(logical.trim_start()[1..].trim_start(), &mut false);
                 let (name, rest) = split_word(&directive);
                 match name {
@@ -1317,7 +1340,17 @@ fn split_word(s: &str) -> (&str, &str) {
 }
 
 /// The column of a string literal that the line does not close, outside comments.
-fn unterminated_string(line: &str, mut in_comment: bool) -> Option<usize> {
+fn unterminated_string(line: &str, in_comment: bool) -> Option<usize> {
+    unterminated_literal(line, in_comment, &['"']).map(|(column, _)| column)
+}
+
+/// The column and quote of a literal quoted by one of `quotes` that the line does not close,
+/// outside comments.
+fn unterminated_literal(
+    line: &str,
+    mut in_comment: bool,
+    quotes: &[char],
+) -> Option<(usize, char)> {
     let chars: Vec<char> = line.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -1331,17 +1364,17 @@ fn unterminated_string(line: &str, mut in_comment: bool) -> Option<usize> {
             i += 1;
         } else if chars[i] == '/' && chars.get(i + 1) == Some(&'/') {
             return None;
-        } else if chars[i] == '"' {
-            let start = i;
+        } else if quotes.contains(&chars[i]) {
+            let (start, quote) = (i, chars[i]);
             i += 1;
-            while i < chars.len() && chars[i] != '"' {
+            while i < chars.len() && chars[i] != quote {
                 if chars[i] == '\\' {
                     i += 1;
                 }
                 i += 1;
             }
             if i >= chars.len() {
-                return Some(start + 1);
+                return Some((start + 1, quote));
             }
         }
         i += 1;
