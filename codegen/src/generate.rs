@@ -153,8 +153,10 @@ fn op_method_name(operation: &str) -> String {
     }
 }
 
-/// `createUser` → `create_user`, `HTTPServer` → `http_server`.
+/// `createUser` → `create_user`, `HTTPServer` → `http_server`; a backslash inside the name
+/// (`A\s`, which Slice allows) becomes an underscore, as in [`escape`].
 pub fn snake_case(name: &str) -> String {
+    let name = name.replace('\\', "_");
     let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();
     for (i, &c) in chars.iter().enumerate() {
@@ -735,7 +737,8 @@ impl<'a> Gen<'a> {
             let _ = writeln!(arms, "{value} => ::std::result::Result::Ok(Self::{v}),");
         }
         let first = first.unwrap_or_default();
-        let scoped = &node.scoped;
+        // The type id inside a format string: a backslash (`E\s`, which Slice allows) doubled.
+        let scoped = node.scoped.replace('\\', "\\\\");
         self.line(&format!(
             "{doc}#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
             #[repr(i32)]
@@ -1100,7 +1103,7 @@ impl<'a> Gen<'a> {
     }
 
     fn op_type_name(&self, op: NodeId, suffix: &str) -> String {
-        let name = self.ast.node(op).name.clone();
+        let name = self.ast.node(op).name.replace('\\', "_");
         let mut camel: String = name[..1].to_uppercase();
         camel.push_str(&name[1..]);
         format!("{camel}{suffix}")
