@@ -382,13 +382,12 @@ impl Preprocessor {
             }
             i += 1 + extra;
             let mut output_line = String::new();
-            // ZeroC's preprocessor refuses a quote left open on a directive line or a skipped
-            // line, and skips the line.
-            let open_quote = if starts_directive || !active {
-                unterminated_literal(&logical, in_comment, &['"', '\''])
-            } else {
-                None
-            };
+            // ZeroC's preprocessor refuses a quote left open: a string's in Slice text (which
+            // goes on), a string's or a character constant's on a directive line or a skipped
+            // line (which it skips).
+            let whole_line = starts_directive || !active;
+            let quotes: &[char] = if whole_line { &['"', '\''] } else { &['"'] };
+            let open_quote = unterminated_literal(&logical, in_comment, quotes);
             if let Some((column, quote)) = open_quote {
                 let what = if quote == '"' {
                     "string literal"
@@ -402,6 +401,8 @@ impl Preprocessor {
                     column,
                     format!("unterminated {what}"),
                 );
+            }
+            if open_quote.is_some() && whole_line {
                 if !starts_directive {
                     strip_comments(&logical, &mut in_comment);
                 }
@@ -545,15 +546,6 @@ impl Preprocessor {
                     ),
                 }
             } else if active {
-                if let Some(column) = unterminated_string(&logical, in_comment) {
-                    self.diag(
-                        codes::LEXICAL,
-                        path,
-                        line_no,
-                        column,
-                        "unterminated string literal",
-                    );
-                }
                 output_line = self.expand_line(&logical, &mut in_comment);
                 if let Some(state) = comment_after {
                     in_comment = state;
@@ -1337,11 +1329,6 @@ fn split_word(s: &str) -> (&str, &str) {
         .map(|(i, _)| i)
         .unwrap_or(s.len());
     (&s[..end], &s[end..])
-}
-
-/// The column of a string literal that the line does not close, outside comments.
-fn unterminated_string(line: &str, in_comment: bool) -> Option<usize> {
-    unterminated_literal(line, in_comment, &['"']).map(|(column, _)| column)
 }
 
 /// The column and quote of a literal quoted by one of `quotes` that the line does not close,
