@@ -349,7 +349,7 @@ impl Preprocessor {
             let starts_directive = !in_comment && logical.trim_start().starts_with('#');
             // Where the comment state stands after a line that took in the next ones.
             let mut comment_after = None;
-            if active && !starts_directive {
+            if active && !starts_directive && self.macros.values().any(|m| m.params.is_some()) {
                 // A macro call whose arguments run on over the next lines takes them in, as in C;
                 // the lines are joined without their comments.
                 let mut state = in_comment;
