@@ -7,75 +7,21 @@
 //! Every test here counts the live instances of one type, so they run one at a time.
 
 mod common;
+#[path = "common/tracked.rs"]
+mod tracked;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use common::*;
 use floe::codegen::{DispatchError, InputStream, OperationError, OutputStream, ValueRef};
 use floe::encoding::CLASS_CYCLE_REFUSED;
 use floe::{EncodingVersion, Error, OperationMode};
+use tracked::{Tracked, live};
 
-/// Live instances of [`Tracked`].
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-/// The tests share [`LIVE`]: each holds this lock.
+/// The tests share the count of live [`Tracked`] instances: each holds this lock.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn live() -> i64 {
-    LIVE.load(Ordering::SeqCst)
-}
-
-/// `::FloeCycles::Tracked`, written the way slice2rs generates a class, counting its instances.
-#[derive(Debug)]
-struct Tracked {
-    next: Option<ValueRef>,
-}
-
-impl Default for Tracked {
-    fn default() -> Self {
-        LIVE.fetch_add(1, Ordering::SeqCst);
-        Tracked { next: None }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl floe::codegen::Value for Tracked {
-    fn ice_id(&self) -> &'static str {
-        "::FloeCycles::Tracked"
-    }
-    fn encode_value(&self, os: &mut OutputStream) {
-        os.start_slice("::FloeCycles::Tracked", None, true);
-        os.write_value(&self.next);
-        os.end_slice();
-    }
-    fn decode_value(&mut self, is: &mut InputStream<'_>) -> floe::Result<()> {
-        is.start_slice()?;
-        self.next = is.read_value()?;
-        is.end_slice()
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-floe::codegen::inventory::submit! {
-    floe::codegen::ValueFactory {
-        type_id: "::FloeCycles::Tracked",
-        compact_id: None,
-        create: || Box::new(Tracked::default()),
-    }
-}
 
 fn next_of(v: &ValueRef) -> Option<ValueRef> {
     v.read_as::<Tracked>().expect("a Tracked").next.clone()

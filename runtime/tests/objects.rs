@@ -2,11 +2,14 @@
 //! optional member) exchanged with ZeroC's C++ server, in encodings 1.1 and 1.0.
 
 mod common;
+#[path = "common/tracked.rs"]
+mod tracked;
 
 use common::types::{Label, LabeledNode, Node, TypesPrx, node_parts};
 use common::*;
 use floe::EncodingVersion;
 use floe::codegen::ValueRef;
+use tracked::live;
 
 /// Walks a ring from `start`, returning (value, label, weight) per node until it comes back.
 fn walk(start: &ValueRef) -> Vec<(i32, Option<Label>)> {
@@ -105,58 +108,6 @@ async fn floe_client_exchanges_class_graphs_with_zeroc_cpp() {
     comm.destroy().await;
 }
 
-/// Instances alive of [`Tracked`], a class whose instances count themselves.
-static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// `class Tracked { Tracked next; }` (module FloeCycles), counting its live instances.
-#[derive(Debug)]
-struct Tracked {
-    next: Option<ValueRef>,
-}
-
-impl Default for Tracked {
-    fn default() -> Self {
-        LIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Tracked { next: None }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl floe::codegen::Value for Tracked {
-    fn ice_id(&self) -> &'static str {
-        "::FloeCycles::Tracked"
-    }
-    fn encode_value(&self, os: &mut floe::codegen::OutputStream) {
-        os.start_slice("::FloeCycles::Tracked", None, true);
-        os.write_value(&self.next);
-        os.end_slice();
-    }
-    fn decode_value(&mut self, is: &mut floe::codegen::InputStream<'_>) -> floe::Result<()> {
-        is.start_slice()?;
-        self.next = is.read_value()?;
-        is.end_slice()
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-}
-
-floe::codegen::inventory::submit! {
-    floe::codegen::ValueFactory {
-        type_id: "::FloeCycles::Tracked",
-        compact_id: None,
-        create: || Box::new(Tracked::default()),
-    }
-}
-
 /// A 1.1 encapsulation holding one `Tracked` whose `next` is itself, then a stray byte.
 fn self_cycle_then_garbage() -> bytes::Bytes {
     let mut body = vec![0x01, 0x21, 21];
@@ -195,7 +146,6 @@ impl floe::Dispatcher for CycleServant {
 /// on the client (results). Every instance read is now freed with the error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
-    use std::sync::atomic::Ordering;
     // Cycles accepted, so that the graph is read in full before the stray byte fails decoding.
     let accept = [("Ice.AcceptClassCycles", "1")];
     let server = start_floe_server(&accept).await;
@@ -224,11 +174,7 @@ async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
             other => panic!("expected a marshaling failure, got {other:?}"),
         }
     }
-    assert_eq!(
-        LIVE.load(Ordering::SeqCst),
-        0,
-        "server side: instances leaked"
-    );
+    assert_eq!(live(), 0, "server side: instances leaked");
     for _ in 0..3 {
         let r: floe::Result<Option<ValueRef>> = prx
             .invoke(
@@ -242,11 +188,7 @@ async fn a_cyclic_graph_in_a_message_that_fails_to_decode_is_freed() {
             .await;
         assert!(r.is_err(), "{r:?}");
     }
-    assert_eq!(
-        LIVE.load(Ordering::SeqCst),
-        0,
-        "client side: instances leaked"
-    );
+    assert_eq!(live(), 0, "client side: instances leaked");
     comm.destroy().await;
     server.communicator.destroy().await;
 }
