@@ -14,6 +14,9 @@
 //! # let _ = (proxy, unused);
 //! ```
 
+pub mod faultnet;
+pub mod lincheck;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
