@@ -127,10 +127,7 @@ impl<S: StateMachine> Machine<S> {
                 self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 wire::Outcome { kind: wire::OutcomeKind::Noop, ..Default::default() }
             }
-            EntryPayload::Normal(cmd) => {
-                self.log_time = self.log_time.max(cmd.time);
-                self.apply_command(cmd, entry.log_id.index)
-            }
+            EntryPayload::Normal(cmd) => self.apply_command(cmd, entry.log_id.index),
         };
         if entry.log_id.index % SWEEP_EVERY == 0 {
             self.sweep();
@@ -139,6 +136,7 @@ impl<S: StateMachine> Machine<S> {
     }
 
     fn apply_command(&mut self, cmd: &wire::Command, index: u64) -> wire::Outcome {
+        self.log_time = self.log_time.max(cmd.time);
         let client = cmd.client as u64;
         if client == 0 {
             return self.execute(cmd, index);
