@@ -46,6 +46,9 @@
 //! `docs/raft.md` describes the properties, the guarantees, the persistence format and a
 //! worked example (the replicated key-value store `floe-raft-kv`).
 
+// openraft's traits fix the error types (StorageError, RPCError), which are large.
+#![allow(clippy::result_large_err)]
+
 pub mod config;
 pub mod kv;
 pub mod log_store;

@@ -258,9 +258,8 @@ pub(crate) fn check_entries(
     vote: &Vote<NodeId>,
 ) -> Result<(), Malformed> {
     const WHAT: &str = "append request";
-    let mut expected = prev.map_or(0, |p| p.index + 1);
     let mut term = prev.map_or(0, |p| p.leader_id.term);
-    for e in entries {
+    for (expected, e) in (prev.map_or(0, |p| p.index + 1)..).zip(entries) {
         if e.log_id.index != expected {
             return Err(malformed(WHAT, format!("entry {} where {expected} was due", e.log_id.index)));
         }
@@ -271,7 +270,6 @@ pub(crate) fn check_entries(
             return Err(malformed(WHAT, format!("entry {} is from term {}, after the leader's {}", e.log_id.index, e.log_id.leader_id.term, vote.leader_id.term)));
         }
         term = e.log_id.leader_id.term;
-        expected += 1;
     }
     Ok(())
 }

@@ -200,7 +200,7 @@ impl Cluster {
                 && among.contains(&(l as u64))
                 && leaders.len() == among.len()
                 && leaders.iter().all(|(x, _, _)| *x == l)
-                && leaders.iter().any(|(_, is, id)| *is && *id == l as i64)
+                && leaders.iter().any(|(_, is, id)| *is && *id == l)
             {
                 return l as u64;
             }
