@@ -144,14 +144,23 @@ impl api::Store for StoreI {
 /// Starts a node of the store: its Raft object and its `kv` object on one adapter.
 pub async fn start_node(config: crate::Config) -> Result<(RaftNode<KvMachine>, floe::ObjectPrx), RaftError> {
     let node = RaftNode::start(config, KvMachine::default()).await?;
-    let identity: floe::Identity = STORE_IDENTITY.parse()?;
-    node.adapter().add(std::sync::Arc::new(api::StoreDispatcher(std::sync::Arc::new(StoreI::new(node.clone())))), identity.clone())?;
-    let proxy = node.adapter().create_proxy(identity);
-    Ok((node, proxy))
+    match serve_store(&node) {
+        Ok(proxy) => Ok((node, proxy)),
+        Err(e) => {
+            node.shutdown().await;
+            Err(e)
+        }
+    }
 }
 
-/// A local cluster of the store in one process (the `cluster` command): node 1 forms the
-/// cluster alone, the others join through it; each keeps its data in `DIR/node-<id>`.
+/// Adds the store's servant to `node`'s adapter and returns its proxy.
+pub fn serve_store(node: &RaftNode<KvMachine>) -> Result<floe::ObjectPrx, RaftError> {
+    let identity: floe::Identity = STORE_IDENTITY.parse()?;
+    node.adapter().add(std::sync::Arc::new(api::StoreDispatcher(std::sync::Arc::new(StoreI::new(node.clone())))), identity.clone())?;
+    Ok(node.adapter().create_proxy(identity))
+}
+
+/// A local cluster of the store in one process (the `cluster` command; see [`crate::local`]).
 #[derive(Debug)]
 pub struct Cluster {
     /// The nodes and the proxies of their stores.
@@ -159,54 +168,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` nodes on loopback ports chosen by the system, with `properties` (their
-    /// `Raft.*` settings apply to every node; ids, endpoints, data directories and the join
-    /// target are set here).
+    /// Starts `n` nodes on loopback ports chosen by the system, with `properties`.
     pub async fn start(n: usize, properties: &floe::Properties, data_dir: &std::path::Path) -> Result<Cluster, RaftError> {
-        let mut nodes: Vec<(RaftNode<KvMachine>, floe::ObjectPrx)> = Vec::new();
-        for id in 1..=n.max(1) {
-            let props = properties.deep_clone();
-            props.set_property("Raft.NodeId", &id.to_string());
-            props.set_property("Raft.DataDir", &data_dir.join(format!("node-{id}")).display().to_string());
-            if props.get_property("Raft.Endpoints").is_empty() {
-                props.set_property("Raft.Endpoints", "tcp -h 127.0.0.1 -p 0");
-            }
-            match nodes.first() {
-                Some((first, _)) => props.set_property("Raft.Join", &format!("raft:{}", first.address().endpoints)),
-                None => props.set_property("Raft.Join", ""),
-            }
-            let started = start_node(crate::Config::from_properties(props, "Raft")?).await;
-            match started {
-                Ok(node) => nodes.push(node),
-                Err(e) => {
-                    for (node, _) in &nodes {
-                        node.shutdown().await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        let cluster = Cluster { nodes };
-        if let Err(e) = cluster.nodes[0].0.wait_for_leader(Duration::from_secs(10)).await {
-            cluster.shutdown().await;
-            return Err(e);
-        }
-        Ok(cluster)
+        let nodes = crate::local::start_nodes(n, properties, "Raft", data_dir, KvMachine::default, |node| async move {
+            serve_store(&node)
+        })
+        .await?;
+        Ok(Cluster { nodes })
     }
 
     /// Waits until every node is a voter.
     pub async fn wait_for_voters(&self, limit: Duration) -> Result<(), RaftError> {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let (_, voters) = self.nodes[0].0.members();
-            if voters.len() == self.nodes.len() {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(RaftError::Failed(format!("{} of {} nodes are voters", voters.len(), self.nodes.len())));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let nodes: Vec<_> = self.nodes.iter().map(|(n, _)| n.clone()).collect();
+        crate::local::wait_for_voters(&nodes, limit).await
     }
 
     /// Stops every node.

@@ -51,6 +51,7 @@
 
 pub mod config;
 pub mod kv;
+pub mod local;
 pub mod log_store;
 pub mod machine;
 pub mod network;
