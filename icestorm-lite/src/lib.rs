@@ -93,6 +93,7 @@
 //!   names the data directory) and written to disk before the call that made them is answered;
 //!   events are not: events queued when the broker stops are lost, as in ZeroC's IceStorm.
 
+pub mod class_graph;
 pub mod config;
 pub mod store;
 mod subscriber;
@@ -102,6 +103,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -113,6 +115,7 @@ pub use config::Config;
 pub use store::{MemoryStore, SledStore, Store, SubscriberRecord};
 
 use slice::ice_storm::{self, NoSuchTopic, TopicExists, TopicManagerPrx, TopicPrx, topic_manager};
+use subscriber::Memory;
 use topic::TopicImpl;
 
 /// The code generated from `slice/IceStorm/IceStorm.ice` and `IceStormInternal.ice`: proxies
@@ -162,10 +165,20 @@ pub(crate) struct Shared {
     pub topic_adapter: ObjectAdapter,
     pub publish_adapter: ObjectAdapter,
     pub store: Arc<dyn Store>,
+    /// The bytes of the events held now.
+    pub memory: Arc<Memory>,
+    /// Events refused by `IceStorm.CheckClassGraphs`.
+    refused_class_graphs: AtomicU64,
+    /// Bytes of the entries of a `retrieveAll` answer.
+    listing_bytes: AtomicUsize,
     topics: Mutex<BTreeMap<String, Arc<TopicImpl>>>,
     /// Serialises topic creation and destruction with their persistence.
     manager_ops: tokio::sync::Mutex<()>,
 }
+
+/// Bytes of a `retrieveAll` answer besides its entries: header, request id, reply status,
+/// encapsulation header and the dictionary's size.
+const LISTING_OVERHEAD: usize = 14 + 4 + 1 + 6 + 5;
 
 impl Shared {
     fn trace(&self, msg: &str) {
@@ -174,12 +187,81 @@ impl Shared {
         }
     }
 
+    /// With `IceStorm.CheckClassGraphs`: refuses an event (operation `op`, parameters
+    /// `encaps`) holding a chain of sliced class instances deeper than `Ice.ClassGraphDepthMax`,
+    /// counting it and logging the 1st, 2nd, 4th... refusal.
+    pub(crate) fn check_class_graphs(&self, op: &str, encaps: &[u8]) -> Result<(), String> {
+        let Some(max) = self.config.class_graph_depth_max else {
+            return Ok(());
+        };
+        class_graph::check(encaps, max).map_err(|why| {
+            let n = self.refused_class_graphs.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    target: "icestorm::topic",
+                    "event `{}` of {} bytes refused: {why}; {n} refused so far",
+                    op.escape_debug(),
+                    encaps.len()
+                );
+            }
+            why.to_string()
+        })
+    }
+
+    /// Whether `id` names one of the broker's publisher objects (`T.publish`,
+    /// `topic.T.publish.S`) or, with `links`, link objects (`T.link`): events sent to them
+    /// come back to the broker. Decided by the form of the identity in the broker's category,
+    /// whether or not such a topic exists now.
+    pub(crate) fn is_broker_object(&self, id: &Identity, links: bool) -> bool {
+        id.category == self.config.instance_name
+            && (id.name.ends_with(".publish")
+                || (id.name.starts_with("topic.") && id.name.contains(".publish."))
+                || (links && id.name.ends_with(".link")))
+    }
+
+    /// Bytes `name` and its topic's proxy take in a `retrieveAll` answer.
+    fn listing_entry(&self, name: &str) -> usize {
+        use floe::encoding::{Encodable, OutputStream};
+        let id = Identity::new(format!("topic.{name}"), self.config.instance_name.clone());
+        let proxy = TopicPrx::unchecked_cast(self.topic_adapter.create_proxy(id));
+        let mut os = OutputStream::new(floe::EncodingVersion::V1_1);
+        name.to_string().encode_to(&mut os);
+        Some(proxy).encode_to(&mut os);
+        os.finish().map_or(usize::MAX / 2, |b| b.len())
+    }
+
+    /// Refuses a topic beyond `IceStorm.TopicsMax`, or one whose entry would take
+    /// `retrieveAll`'s answer past `Ice.MessageSizeMax`; returns the bytes of its entry.
+    fn check_room(&self, name: &str) -> Result<usize, Error> {
+        let count = self.topics.lock().len();
+        if let Some(max) = self.config.topics_max {
+            if count >= max {
+                return Err(Error::UnknownException(format!(
+                    "cannot create topic: the broker has {count} topics, the limit \
+                     (IceStorm.TopicsMax)"
+                )));
+            }
+        }
+        let listing = LISTING_OVERHEAD + self.listing_bytes.load(Ordering::Relaxed);
+        let entry = self.listing_entry(name);
+        if listing + entry > self.config.message_size_max {
+            return Err(Error::UnknownException(format!(
+                "cannot create topic: retrieveAll would answer {} KiB, more than \
+                 Ice.MessageSizeMax ({} KiB)",
+                (listing + entry).div_ceil(1024),
+                self.config.message_size_max / 1024
+            )));
+        }
+        Ok(entry)
+    }
+
     async fn create_topic(self: &Arc<Self>, name: &str) -> Result<Arc<TopicImpl>, CreateFailure> {
         check_topic_name(name).map_err(CreateFailure::Runtime)?;
         let _g = self.manager_ops.lock().await;
         if self.topics.lock().contains_key(name) {
             return Err(CreateFailure::Exists);
         }
+        let entry = self.check_room(name).map_err(CreateFailure::Runtime)?;
         let store = self.store.clone();
         let n = name.to_string();
         blocking(move || store.create_topic(&n))
@@ -189,6 +271,7 @@ impl Shared {
             .await
             .map_err(|e| CreateFailure::Runtime(e.into()))?;
         self.topics.lock().insert(name.to_string(), topic.clone());
+        self.listing_bytes.fetch_add(entry, Ordering::Relaxed);
         self.trace(&format!("create topic `{name}`"));
         Ok(topic)
     }
@@ -201,6 +284,8 @@ impl Shared {
         };
         topic.destroy().await?;
         self.topics.lock().remove(name);
+        self.listing_bytes
+            .fetch_sub(self.listing_entry(name), Ordering::Relaxed);
         self.trace(&format!("destroy topic `{name}`"));
         Ok(())
     }
@@ -355,6 +440,9 @@ impl Broker {
             topic_adapter: topic_adapter.clone(),
             publish_adapter: publish_adapter.clone(),
             store: store.clone(),
+            memory: Arc::new(Memory::default()),
+            refused_class_graphs: AtomicU64::new(0),
+            listing_bytes: AtomicUsize::new(0),
             topics: Mutex::new(BTreeMap::new()),
             manager_ops: tokio::sync::Mutex::new(()),
         });
@@ -363,6 +451,9 @@ impl Broker {
             let stored = blocking(move || s.load()).await?;
             for (name, records) in stored {
                 let topic = TopicImpl::install(&shared, &name, records).await?;
+                shared
+                    .listing_bytes
+                    .fetch_add(shared.listing_entry(&name), Ordering::Relaxed);
                 shared.topics.lock().insert(name, topic);
             }
             let manager_id = Identity::new("TopicManager", shared.config.instance_name.clone());
