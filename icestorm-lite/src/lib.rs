@@ -49,9 +49,15 @@
 //!   leaves first), waiting at most 1 ms for those writes; never after delivery.
 //! - Each subscriber has **its own queue and its own delivery task**, so a slow or dead
 //!   subscriber never delays the others. The queue holds at most `IceStorm.Send.QueueSizeMax`
-//!   events (65536 by default; ZeroC's default is unlimited, `-1` gives that). When it is full the
-//!   subscriber is removed (`IceStorm.Send.QueueSizeMaxPolicy=RemoveSubscriber`, the default) or
-//!   the oldest queued event is dropped (`DropEvents`).
+//!   events (65536 by default; ZeroC's default is unlimited, `-1` gives that) and
+//!   `IceStorm.Send.QueueMemoryMax` KiB of them (64 MiB; ours), and while the whole broker holds
+//!   more than `IceStorm.MemoryMax` KiB of events (256 MiB; ours) a queue with a backlog counts
+//!   as full. When it is full the subscriber is removed
+//!   (`IceStorm.Send.QueueSizeMaxPolicy=RemoveSubscriber`, the default) or the oldest queued
+//!   event is dropped (`DropEvents`).
+//! - An event that would exceed `Ice.MessageSizeMax` once addressed to a subscriber (its
+//!   identity and facet replace the publisher's) is dropped for that subscriber and counted in
+//!   the log (1st, 2nd, 4th... drop); the subscriber is kept, as in ZeroC's IceStorm.
 //! - How events are sent depends on the subscriber's proxy and QoS:
 //!   - twoway with `reliability=ordered`: one request outstanding at a time, so events arrive
 //!     in the order the broker received them;
@@ -79,7 +85,10 @@
 //! - `reliability` other than `""` or `ordered` is refused with `BadQoS("invalid reliability:
 //!   X")`, `ordered` with a oneway proxy with `BadQoS("ordered reliability requires a twoway
 //!   proxy")`; a null subscriber with `InvalidSubscriber`; an identity already subscribed with
-//!   `AlreadySubscribed`.
+//!   `AlreadySubscribed`. Unlike ZeroC, a subscriber whose identity has the form of one of this
+//!   broker's publisher or link objects (`I/T.publish`, `I/topic.T.publish.S`, `I/T.link`) is
+//!   refused with `InvalidSubscriber`, and a link whose link object is such a publisher with an
+//!   `UnknownException`: events sent to them would come back to the broker forever.
 //! - **Links** (`Topic::link(other, cost)`) forward every event published on this topic to the
 //!   other topic's link object (`TopicLink::forward`, so links work with ZeroC's IceStorm too),
 //!   in batches, one batch outstanding. With a non-zero link cost, events whose `cost` context
@@ -88,7 +97,13 @@
 //!   `IceStorm.Discard.Interval` after each failure) unless the linked topic answers
 //!   ObjectNotExist.
 //! - Topic names must be 1 to [`config::MAX_TOPIC_NAME_BYTES`] bytes long (ZeroC accepts an
-//!   empty name); `create` refuses others with an `UnknownException` that says why.
+//!   empty name); `create` refuses others with an `UnknownException` that says why, as it does
+//!   a topic beyond `IceStorm.TopicsMax` or one that would make `retrieveAll`'s answer larger
+//!   than `Ice.MessageSizeMax`.
+//! - With `IceStorm.CheckClassGraphs=1`, an event (published or forwarded by a link) holding a
+//!   chain of sliced class instances deeper than `Ice.ClassGraphDepthMax` is refused (a
+//!   `MarshalException` for a twoway publisher): ZeroC 3.7 subscribers crash decoding it (see
+//!   [`class_graph`]).
 //! - Topics, subscribers (with their QoS) and links are **persistent** (`IceStorm.LMDB.Path`
 //!   names the data directory) and written to disk before the call that made them is answered;
 //!   events are not: events queued when the broker stops are lost, as in ZeroC's IceStorm.
