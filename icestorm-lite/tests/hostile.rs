@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clients::{qos, subscribe, topic_manager};
+use clients::{qos, setup, subscribe, subscribe_deaf, topic_manager};
 use common::*;
 use floe::codegen::BoxFuture;
 use floe::encoding::{Encodable, OutputStream};
@@ -47,9 +47,7 @@ impl Blobject for FakeTopic {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_never_delivers_to_the_brokers_own_publishers_or_links() {
-    let broker = Broker::start(transient_props()).await.unwrap();
-    let (comm, adapter) = floe_subscriber_side().await;
-    let tm = topic_manager(&comm, &broker.topic_manager().to_string());
+    let (broker, comm, adapter, tm) = setup(transient_props()).await;
     let topic: TopicPrx = tm.create("loop").await.unwrap().unwrap();
     let other: TopicPrx = tm.create("other").await.unwrap().unwrap();
     let (rec, prx) = add_recorder(&adapter, "loop-watcher");
@@ -163,13 +161,7 @@ async fn flood_deaf_subscribers(extra: &str) -> (u64, usize) {
     let topic = tm.create("flood").await.unwrap().unwrap();
     let mut deaf = Vec::new();
     for i in 0..3 {
-        let (task, port) = deaf_peer().await;
-        let prx = comm
-            .string_to_proxy(&format!("deaf{i} -o:tcp -h 127.0.0.1 -p {port}"))
-            .unwrap()
-            .unwrap();
-        subscribe(&topic, prx, "oneway").await;
-        deaf.push(task);
+        deaf.push(subscribe_deaf(&comm, &topic, &format!("deaf{i}")).await);
     }
     let publisher = clock::demo::ClockPrx::unchecked_cast(
         topic.get_publisher().await.unwrap().unwrap().ice_oneway(),
@@ -223,9 +215,7 @@ async fn subscribers_that_never_read_hold_a_bounded_number_of_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_outgrows_the_size_limit_is_dropped_and_its_subscriber_kept() {
-    let broker = Broker::start(transient_props()).await.unwrap();
-    let (comm, adapter) = floe_subscriber_side().await;
-    let tm = topic_manager(&comm, &broker.topic_manager().to_string());
+    let (broker, comm, adapter, tm) = setup(transient_props()).await;
     let topic: TopicPrx = tm.create("big").await.unwrap().unwrap();
     // A long identity makes every request to this subscriber 300 bytes longer than the
     // publisher's.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use clients::{subscribe, topic_manager};
+use clients::{subscribe, subscribe_deaf, topic_manager};
 use common::*;
 use icestorm_lite::Broker;
 use icestorm_lite::slice::ice_storm::TopicPrx;
@@ -82,12 +82,7 @@ async fn stalled_subscribers_do_not_slow_the_others() {
     stalled.stall.store(true, Ordering::Relaxed);
     subscribe(&topic, prx, "ordered").await;
     // A oneway subscriber that never reads.
-    let (deaf_task, port) = deaf_peer().await;
-    let deaf = comm
-        .string_to_proxy(&format!("deaf -o:tcp -h 127.0.0.1 -p {port}"))
-        .unwrap()
-        .unwrap();
-    subscribe(&topic, deaf, "oneway").await;
+    let deaf_task = subscribe_deaf(&comm, &topic, "deaf").await;
     assert_eq!(topic.get_subscribers().await.unwrap().len(), 5);
 
     // Twoway first: the deaf subscriber's socket fills during this burst.
