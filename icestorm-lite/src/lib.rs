@@ -49,9 +49,15 @@
 //!   leaves first), waiting at most 1 ms for those writes; never after delivery.
 //! - Each subscriber has **its own queue and its own delivery task**, so a slow or dead
 //!   subscriber never delays the others. The queue holds at most `IceStorm.Send.QueueSizeMax`
-//!   events (65536 by default; ZeroC's default is unlimited, `-1` gives that). When it is full the
-//!   subscriber is removed (`IceStorm.Send.QueueSizeMaxPolicy=RemoveSubscriber`, the default) or
-//!   the oldest queued event is dropped (`DropEvents`).
+//!   events (65536 by default; ZeroC's default is unlimited, `-1` gives that) and
+//!   `IceStorm.Send.QueueMemoryMax` KiB of them (64 MiB; ours), and while the whole broker holds
+//!   more than `IceStorm.MemoryMax` KiB of events (256 MiB; ours) a queue with a backlog counts
+//!   as full. When it is full the subscriber is removed
+//!   (`IceStorm.Send.QueueSizeMaxPolicy=RemoveSubscriber`, the default) or the oldest queued
+//!   event is dropped (`DropEvents`).
+//! - An event that would exceed `Ice.MessageSizeMax` once addressed to a subscriber (its
+//!   identity and facet replace the publisher's) is dropped for that subscriber and counted in
+//!   the log (1st, 2nd, 4th... drop); the subscriber is kept, as in ZeroC's IceStorm.
 //! - How events are sent depends on the subscriber's proxy and QoS:
 //!   - twoway with `reliability=ordered`: one request outstanding at a time, so events arrive
 //!     in the order the broker received them;
@@ -79,7 +85,10 @@
 //! - `reliability` other than `""` or `ordered` is refused with `BadQoS("invalid reliability:
 //!   X")`, `ordered` with a oneway proxy with `BadQoS("ordered reliability requires a twoway
 //!   proxy")`; a null subscriber with `InvalidSubscriber`; an identity already subscribed with
-//!   `AlreadySubscribed`.
+//!   `AlreadySubscribed`. Unlike ZeroC, a subscriber whose identity has the form of one of this
+//!   broker's publisher or link objects (`I/T.publish`, `I/topic.T.publish.S`, `I/T.link`) is
+//!   refused with `InvalidSubscriber`, and a link whose link object is such a publisher with an
+//!   `UnknownException`: events sent to them would come back to the broker forever.
 //! - **Links** (`Topic::link(other, cost)`) forward every event published on this topic to the
 //!   other topic's link object (`TopicLink::forward`, so links work with ZeroC's IceStorm too),
 //!   in batches, one batch outstanding. With a non-zero link cost, events whose `cost` context
@@ -88,11 +97,18 @@
 //!   `IceStorm.Discard.Interval` after each failure) unless the linked topic answers
 //!   ObjectNotExist.
 //! - Topic names must be 1 to [`config::MAX_TOPIC_NAME_BYTES`] bytes long (ZeroC accepts an
-//!   empty name); `create` refuses others with an `UnknownException` that says why.
+//!   empty name); `create` refuses others with an `UnknownException` that says why, as it does
+//!   a topic beyond `IceStorm.TopicsMax` or one that would make `retrieveAll`'s answer larger
+//!   than `Ice.MessageSizeMax`.
+//! - With `IceStorm.CheckClassGraphs=1`, an event (published or forwarded by a link) holding a
+//!   chain of sliced class instances deeper than `Ice.ClassGraphDepthMax` is refused (a
+//!   `MarshalException` for a twoway publisher): ZeroC 3.7 subscribers crash decoding it (see
+//!   [`class_graph`]).
 //! - Topics, subscribers (with their QoS) and links are **persistent** (`IceStorm.LMDB.Path`
 //!   names the data directory) and written to disk before the call that made them is answered;
 //!   events are not: events queued when the broker stops are lost, as in ZeroC's IceStorm.
 
+pub mod class_graph;
 pub mod config;
 pub mod store;
 mod subscriber;
@@ -102,6 +118,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -113,6 +130,7 @@ pub use config::Config;
 pub use store::{MemoryStore, SledStore, Store, SubscriberRecord};
 
 use slice::ice_storm::{self, NoSuchTopic, TopicExists, TopicManagerPrx, TopicPrx, topic_manager};
+use subscriber::Memory;
 use topic::TopicImpl;
 
 /// The code generated from `slice/IceStorm/IceStorm.ice` and `IceStormInternal.ice`: proxies
@@ -162,10 +180,20 @@ pub(crate) struct Shared {
     pub topic_adapter: ObjectAdapter,
     pub publish_adapter: ObjectAdapter,
     pub store: Arc<dyn Store>,
+    /// The bytes of the events held now.
+    pub memory: Arc<Memory>,
+    /// Events refused by `IceStorm.CheckClassGraphs`.
+    refused_class_graphs: AtomicU64,
+    /// Bytes of the entries of a `retrieveAll` answer.
+    listing_bytes: AtomicUsize,
     topics: Mutex<BTreeMap<String, Arc<TopicImpl>>>,
     /// Serialises topic creation and destruction with their persistence.
     manager_ops: tokio::sync::Mutex<()>,
 }
+
+/// Bytes of a `retrieveAll` answer besides its entries: header, request id, reply status,
+/// encapsulation header and the dictionary's size.
+const LISTING_OVERHEAD: usize = 14 + 4 + 1 + 6 + 5;
 
 impl Shared {
     fn trace(&self, msg: &str) {
@@ -174,12 +202,81 @@ impl Shared {
         }
     }
 
+    /// With `IceStorm.CheckClassGraphs`: refuses an event (operation `op`, parameters
+    /// `encaps`) holding a chain of sliced class instances deeper than `Ice.ClassGraphDepthMax`,
+    /// counting it and logging the 1st, 2nd, 4th... refusal.
+    pub(crate) fn check_class_graphs(&self, op: &str, encaps: &[u8]) -> Result<(), String> {
+        let Some(max) = self.config.class_graph_depth_max else {
+            return Ok(());
+        };
+        class_graph::check(encaps, max).map_err(|why| {
+            let n = self.refused_class_graphs.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    target: "icestorm::topic",
+                    "event `{}` of {} bytes refused: {why}; {n} refused so far",
+                    op.escape_debug(),
+                    encaps.len()
+                );
+            }
+            why.to_string()
+        })
+    }
+
+    /// Whether `id` names one of the broker's publisher objects (`T.publish`,
+    /// `topic.T.publish.S`) or, with `links`, link objects (`T.link`): events sent to them
+    /// come back to the broker. Decided by the form of the identity in the broker's category,
+    /// whether or not such a topic exists now.
+    pub(crate) fn is_broker_object(&self, id: &Identity, links: bool) -> bool {
+        id.category == self.config.instance_name
+            && (id.name.ends_with(".publish")
+                || (id.name.starts_with("topic.") && id.name.contains(".publish."))
+                || (links && id.name.ends_with(".link")))
+    }
+
+    /// Bytes `name` and its topic's proxy take in a `retrieveAll` answer.
+    fn listing_entry(&self, name: &str) -> usize {
+        use floe::encoding::{Encodable, OutputStream};
+        let id = Identity::new(format!("topic.{name}"), self.config.instance_name.clone());
+        let proxy = TopicPrx::unchecked_cast(self.topic_adapter.create_proxy(id));
+        let mut os = OutputStream::new(floe::EncodingVersion::V1_1);
+        name.to_string().encode_to(&mut os);
+        Some(proxy).encode_to(&mut os);
+        os.finish().map_or(usize::MAX / 2, |b| b.len())
+    }
+
+    /// Refuses a topic beyond `IceStorm.TopicsMax`, or one whose entry would take
+    /// `retrieveAll`'s answer past `Ice.MessageSizeMax`; returns the bytes of its entry.
+    fn check_room(&self, name: &str) -> Result<usize, Error> {
+        let count = self.topics.lock().len();
+        if let Some(max) = self.config.topics_max {
+            if count >= max {
+                return Err(Error::UnknownException(format!(
+                    "cannot create topic: the broker has {count} topics, the limit \
+                     (IceStorm.TopicsMax)"
+                )));
+            }
+        }
+        let listing = LISTING_OVERHEAD + self.listing_bytes.load(Ordering::Relaxed);
+        let entry = self.listing_entry(name);
+        if listing + entry > self.config.message_size_max {
+            return Err(Error::UnknownException(format!(
+                "cannot create topic: retrieveAll would answer {} KiB, more than \
+                 Ice.MessageSizeMax ({} KiB)",
+                (listing + entry).div_ceil(1024),
+                self.config.message_size_max / 1024
+            )));
+        }
+        Ok(entry)
+    }
+
     async fn create_topic(self: &Arc<Self>, name: &str) -> Result<Arc<TopicImpl>, CreateFailure> {
         check_topic_name(name).map_err(CreateFailure::Runtime)?;
         let _g = self.manager_ops.lock().await;
         if self.topics.lock().contains_key(name) {
             return Err(CreateFailure::Exists);
         }
+        let entry = self.check_room(name).map_err(CreateFailure::Runtime)?;
         let store = self.store.clone();
         let n = name.to_string();
         blocking(move || store.create_topic(&n))
@@ -189,6 +286,7 @@ impl Shared {
             .await
             .map_err(|e| CreateFailure::Runtime(e.into()))?;
         self.topics.lock().insert(name.to_string(), topic.clone());
+        self.listing_bytes.fetch_add(entry, Ordering::Relaxed);
         self.trace(&format!("create topic `{name}`"));
         Ok(topic)
     }
@@ -201,6 +299,8 @@ impl Shared {
         };
         topic.destroy().await?;
         self.topics.lock().remove(name);
+        self.listing_bytes
+            .fetch_sub(self.listing_entry(name), Ordering::Relaxed);
         self.trace(&format!("destroy topic `{name}`"));
         Ok(())
     }
@@ -355,6 +455,9 @@ impl Broker {
             topic_adapter: topic_adapter.clone(),
             publish_adapter: publish_adapter.clone(),
             store: store.clone(),
+            memory: Arc::new(Memory::default()),
+            refused_class_graphs: AtomicU64::new(0),
+            listing_bytes: AtomicUsize::new(0),
             topics: Mutex::new(BTreeMap::new()),
             manager_ops: tokio::sync::Mutex::new(()),
         });
@@ -363,6 +466,9 @@ impl Broker {
             let stored = blocking(move || s.load()).await?;
             for (name, records) in stored {
                 let topic = TopicImpl::install(&shared, &name, records).await?;
+                shared
+                    .listing_bytes
+                    .fetch_add(shared.listing_entry(&name), Ordering::Relaxed);
                 shared.topics.lock().insert(name, topic);
             }
             let manager_id = Identity::new("TopicManager", shared.config.instance_name.clone());

@@ -2,7 +2,7 @@
 //! delivers the queue, and ZeroC's retry and removal rules (see the crate documentation).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,20 @@ const ONEWAY_BATCH_MAX: usize = 1024;
 /// Most events a datagram subscriber's delivery task takes from its queue at once.
 const DATAGRAM_BATCH_MAX: usize = 256;
 
+/// The bytes of the events the broker holds (queued, in flight or being published), against
+/// `IceStorm.MemoryMax`.
+#[derive(Debug, Default)]
+pub(crate) struct Memory {
+    held: AtomicUsize,
+}
+
+impl Memory {
+    /// Bytes held now.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
 /// One event: what a publisher sent, without its target.
 #[derive(Debug)]
 pub(crate) struct Event {
@@ -40,12 +54,28 @@ pub(crate) struct Event {
     /// The end of a Request body carrying this event (operation, mode, context, parameters),
     /// encoded once and shared by every oneway subscriber.
     tail: Bytes,
+    /// Where the event's bytes are counted while it lives.
+    memory: Arc<Memory>,
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        self.memory
+            .held
+            .fetch_sub(self.tail.len(), Ordering::Relaxed);
+    }
 }
 
 impl Event {
     /// Encodes the tail; the event keeps its parameters as a slice of it, not as a second
     /// buffer (nor the whole request they arrived in).
-    fn new(op: String, mode: OperationMode, ctx: Context, data: Bytes) -> Event {
+    fn new(
+        memory: &Arc<Memory>,
+        op: String,
+        mode: OperationMode,
+        ctx: Context,
+        data: Bytes,
+    ) -> Event {
         let mut tail = BytesMut::with_capacity(op.len() + data.len() + 8);
         put_string(&mut tail, &op);
         tail.extend_from_slice(&[mode as u8]);
@@ -53,17 +83,20 @@ impl Event {
         let params_at = tail.len();
         tail.extend_from_slice(&data);
         let tail = tail.freeze();
+        memory.held.fetch_add(tail.len(), Ordering::Relaxed);
         Event {
             op,
             mode,
             ctx,
             data: tail.slice(params_at..),
             tail,
+            memory: memory.clone(),
         }
     }
 
-    fn from_current(data: Bytes, current: &Current) -> Event {
+    fn from_current(memory: &Arc<Memory>, data: Bytes, current: &Current) -> Event {
         Event::new(
+            memory,
             current.operation.clone(),
             current.mode,
             current.ctx.clone(),
@@ -71,13 +104,18 @@ impl Event {
         )
     }
 
-    pub(crate) fn from_data(e: EventData) -> Event {
+    pub(crate) fn from_data(memory: &Arc<Memory>, e: EventData) -> Event {
         let mode = match e.mode {
             EventMode::Normal => OperationMode::Normal,
             EventMode::Nonmutating => OperationMode::Nonmutating,
             EventMode::Idempotent => OperationMode::Idempotent,
         };
-        Event::new(e.op, mode, e.context, Bytes::from(e.data))
+        Event::new(memory, e.op, mode, e.context, Bytes::from(e.data))
+    }
+
+    /// The bytes of the event, as counted against the memory bounds.
+    fn size(&self) -> usize {
+        self.tail.len()
     }
 
     fn to_data(&self) -> EventData {
@@ -173,9 +211,53 @@ enum State {
     Error,
 }
 
+/// A subscriber's queued events and their bytes.
+#[derive(Debug, Default)]
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Event>> {
+        self.events.iter()
+    }
+
+    fn push_back(&mut self, e: Arc<Event>) {
+        self.bytes += e.size();
+        self.events.push_back(e);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.events.pop_front() {
+            self.bytes -= e.size();
+        }
+    }
+
+    /// Takes the first `n` events.
+    fn take_front(&mut self, n: usize) -> Vec<Arc<Event>> {
+        let taken: Vec<Arc<Event>> = self.events.drain(..n).collect();
+        self.bytes -= taken.iter().map(|e| e.size()).sum::<usize>();
+        taken
+    }
+
+    fn clear(&mut self) {
+        self.events.clear();
+        self.bytes = 0;
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    events: VecDeque<Arc<Event>>,
+    events: Queue,
     state: State,
     current_retry: i32,
     outstanding: usize,
@@ -201,6 +283,13 @@ pub(crate) struct Subscriber {
     /// The start of a oneway Request body for this subscriber: request id 0, identity, facet.
     prefix: Bytes,
     retry_count: i32,
+    /// Bytes a request to this subscriber adds to an event's (header, request id, identity,
+    /// facet; for a link, the `forward` call around the events).
+    overhead: usize,
+    /// Bytes each event adds inside a link's `forward` (the size of its parameter bytes).
+    per_event: usize,
+    /// Events dropped because they were too large for this subscriber.
+    oversized: AtomicU64,
     inner: Mutex<Inner>,
     wake: Notify,
     reaping: AtomicBool,
@@ -224,6 +313,8 @@ pub(crate) enum SubscribeError {
     Exists,
     /// The quality of service is refused, for this reason.
     BadQoS(String),
+    /// The subscriber is refused, for this reason.
+    Invalid(String),
     /// The subscriber cannot be built or stored.
     Runtime(Error),
 }
@@ -243,6 +334,15 @@ impl Subscriber {
                 .ok_or_else(|| SubscribeError::Runtime(Error::IllegalArgument("null proxy".into())))
         };
         let stored = parse(&rec.proxy)?;
+        // A subscriber that is a publisher (or link) object of this broker sends every event
+        // back to it, forever; a link is the one subscriber allowed to name a link object.
+        if shared.is_broker_object(stored.ice_get_identity(), !rec.link) {
+            return Err(SubscribeError::Invalid(format!(
+                "`{}` is a publisher or link object of this broker: its events would come back \
+                 to the broker forever",
+                comm.identity_to_string(stored.ice_get_identity())
+            )));
+        }
         let obj = stored.ice_timeout(shared.config.send_timeout_ms);
         let (kind, retry_count, linked_topic) = if rec.link {
             let t = match &rec.topic {
@@ -322,11 +422,21 @@ impl Subscriber {
             }
             b.freeze()
         };
+        // A link sends `forward` (a string), mode, an empty context, an encapsulation header and
+        // the size of its sequence of events; each event's parameters are preceded by a size.
+        let (overhead, per_event) = if kind == Kind::Link {
+            (HEADER_SIZE + prefix.len() + 8 + 1 + 1 + 6 + 5, 5)
+        } else {
+            (HEADER_SIZE + prefix.len(), 0)
+        };
         let sub = Arc::new(Subscriber {
             rec,
             id,
             linked_topic,
             publisher,
+            overhead,
+            per_event,
+            oversized: AtomicU64::new(0),
             prefix,
             obj: if kind == Kind::Batch {
                 obj.ice_batch_oneway()
@@ -336,7 +446,7 @@ impl Subscriber {
             kind,
             retry_count,
             inner: Mutex::new(Inner {
-                events: VecDeque::new(),
+                events: Queue::default(),
                 state: State::Online,
                 current_retry: 0,
                 outstanding: 0,
@@ -391,20 +501,18 @@ impl Subscriber {
             State::Online => {}
         }
         for e in events {
-            if let Some(max) = self.shared.config.queue_size_max {
-                if g.events.len() >= max {
-                    match self.shared.config.queue_full_policy {
-                        QueueFullPolicy::RemoveSubscriber => {
-                            drop(g);
-                            self.fail(&Error::MemoryLimit(format!(
-                                "queue of {max} events is full (IceStorm.Send.QueueSizeMax)"
-                            )));
-                            return false;
-                        }
-                        QueueFullPolicy::DropEvents => {
-                            g.events.pop_front();
-                        }
+            if !self.fits(e) {
+                self.drop_oversized(e);
+                continue;
+            }
+            while let Some(why) = self.full(&g.events, e) {
+                match self.shared.config.queue_full_policy {
+                    QueueFullPolicy::RemoveSubscriber => {
+                        drop(g);
+                        self.fail(&Error::MemoryLimit(why));
+                        return false;
                     }
+                    QueueFullPolicy::DropEvents => g.events.pop_front(),
                 }
             }
             g.events.push_back(e.clone());
@@ -418,6 +526,69 @@ impl Subscriber {
         drop(g);
         self.wake.notify_one();
         true
+    }
+
+    /// Why the queue cannot take `e` before it loses an event: it holds
+    /// `IceStorm.Send.QueueSizeMax` events, or `e` would take it past
+    /// `IceStorm.Send.QueueMemoryMax`, or it has a backlog while the broker holds more than
+    /// `IceStorm.MemoryMax`. An empty queue always takes an event (a single event is bounded by
+    /// `Ice.MessageSizeMax`).
+    fn full(&self, queue: &Queue, e: &Event) -> Option<String> {
+        if queue.is_empty() {
+            return None;
+        }
+        let config = &self.shared.config;
+        if config.queue_size_max.is_some_and(|max| queue.len() >= max) {
+            return Some(format!(
+                "queue of {} events is full (IceStorm.Send.QueueSizeMax)",
+                queue.len()
+            ));
+        }
+        if let Some(max) = config.queue_memory_max {
+            if queue.bytes + e.size() > max {
+                return Some(format!(
+                    "queue of {} KiB is full (IceStorm.Send.QueueMemoryMax: {} KiB)",
+                    queue.bytes.div_ceil(1024),
+                    max / 1024
+                ));
+            }
+        }
+        if let Some(max) = config.memory_max {
+            let held = self.shared.memory.held();
+            if held > max {
+                return Some(format!(
+                    "the broker holds {} KiB of events (IceStorm.MemoryMax: {} KiB) and this \
+                     subscriber is behind",
+                    held.div_ceil(1024),
+                    max / 1024
+                ));
+            }
+        }
+        None
+    }
+
+    /// Whether `e`, addressed to this subscriber, stays within `Ice.MessageSizeMax` (for a
+    /// link: alone in a `forward`).
+    fn fits(&self, e: &Event) -> bool {
+        self.overhead + e.size() + self.per_event <= self.shared.config.message_size_max
+    }
+
+    /// Drops an event too large for this subscriber, counting it and keeping the subscriber
+    /// (as ZeroC's IceStorm does when a request outgrows `Ice.MessageSizeMax`). Logged on the
+    /// 1st, 2nd, 4th, 8th... drop.
+    fn drop_oversized(&self, e: &Event) {
+        let n = self.oversized.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                target: "icestorm::subscriber",
+                "{}: event `{}` of {} bytes dropped: addressed to this subscriber it exceeds \
+                 Ice.MessageSizeMax ({} KiB); {n} dropped so far",
+                self.shared.comm.identity_to_string(&self.id),
+                e.op.escape_debug(),
+                e.size(),
+                self.shared.config.message_size_max / 1024
+            );
+        }
     }
 
     /// Writes the next queued events (at most [`ONEWAY_BATCH_MAX`] events and about
@@ -442,7 +613,7 @@ impl Subscriber {
         }
         g.outstanding += n;
         g.writing = true;
-        let events: Vec<Arc<Event>> = g.events.drain(..n).collect();
+        let events = g.events.take_front(n);
         drop(g);
         let mut buf = BytesMut::with_capacity(n * (HEADER_SIZE + self.prefix.len()) + bytes);
         for e in &events {
@@ -528,7 +699,7 @@ impl Subscriber {
             State::Online => {
                 let n = n.min(g.events.len());
                 g.outstanding += n;
-                Some(g.events.drain(..n).collect())
+                Some(g.events.take_front(n))
             }
         }
     }
@@ -676,14 +847,22 @@ impl Subscriber {
         self.obj.ice_flush_batch_requests().await
     }
 
-    /// Links: the events within the link's cost go to the linked topic in one `forward`.
+    /// Links: the events within the link's cost go to the linked topic in as few `forward`
+    /// calls as `Ice.MessageSizeMax` allows.
     async fn forward(&self, link: &TopicLinkPrx, events: Vec<Arc<Event>>) -> floe::Result<()> {
         let cost = self.rec.cost;
-        let batch: Vec<EventData> = events
-            .iter()
-            .filter(|e| cost == 0 || e.cost() <= cost)
-            .map(|e| e.to_data())
-            .collect();
+        let max = self.shared.config.message_size_max;
+        let mut batch: Vec<EventData> = Vec::new();
+        let mut bytes = self.overhead;
+        for e in events.iter().filter(|e| cost == 0 || e.cost() <= cost) {
+            let size = e.size() + self.per_event;
+            if !batch.is_empty() && bytes + size > max {
+                link.forward(&std::mem::take(&mut batch)).await?;
+                bytes = self.overhead;
+            }
+            bytes += size;
+            batch.push(e.to_data());
+        }
         if batch.is_empty() {
             return Ok(());
         }
@@ -778,13 +957,17 @@ impl Blobject for PerSubscriberPublisher {
         in_encaps: Bytes,
         current: &'a Current,
     ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
-        Box::pin(answer_publish(in_encaps, current, |event, writes| {
-            if let Some(sub) = self.sub.upgrade() {
+        let Some(sub) = self.sub.upgrade() else {
+            return Box::pin(async { Err(Error::ObjectNotExist(Box::default())) });
+        };
+        Box::pin(async move {
+            answer_publish(&sub.shared.clone(), in_encaps, current, |event, writes| {
                 if !sub.queue(false, &[event], writes) {
                     sub.reap();
                 }
-            }
-        }))
+            })
+            .await
+        })
     }
 }
 
@@ -793,11 +976,15 @@ impl Blobject for PerSubscriberPublisher {
 /// started (as ZeroC's IceStorm writes to them before answering, so the event leaves first;
 /// see [`Writes`]), never for a subscriber's queue.
 pub(crate) async fn answer_publish(
+    shared: &Shared,
     in_encaps: Bytes,
     current: &Current,
     publish: impl FnOnce(Arc<Event>, Option<&Arc<Writes>>),
 ) -> floe::Result<(bool, Bytes)> {
-    let event = Arc::new(Event::from_current(in_encaps, current));
+    if let Err(why) = shared.check_class_graphs(&current.operation, &in_encaps) {
+        return Err(Error::Marshal(why));
+    }
+    let event = Arc::new(Event::from_current(&shared.memory, in_encaps, current));
     let writes = (current.request_id != 0).then(Arc::<Writes>::default);
     publish(event, writes.as_ref());
     if let Some(w) = writes {

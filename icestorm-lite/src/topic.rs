@@ -312,6 +312,10 @@ impl ice_storm::Topic for TopicServant {
             Ok(sub) => Ok(sub.publisher.clone()),
             Err(SubscribeError::Exists) => Err(AlreadySubscribed {}.into()),
             Err(SubscribeError::BadQoS(reason)) => Err(BadQoS { reason }.into()),
+            Err(SubscribeError::Invalid(reason)) => {
+                t.trace(1, &format!("subscribeAndGetPublisher refused: {reason}"));
+                Err(InvalidSubscriber { reason }.into())
+            }
             Err(SubscribeError::Runtime(e)) => Err(e.into()),
         }
     }
@@ -373,7 +377,9 @@ impl ice_storm::Topic for TopicServant {
                 name: identity_to_topic_name(&id),
             }
             .into()),
-            Err(SubscribeError::BadQoS(r)) => Err(Error::UnknownException(r).into()),
+            Err(SubscribeError::BadQoS(r) | SubscribeError::Invalid(r)) => {
+                Err(Error::UnknownException(format!("link refused: {r}")).into())
+            }
             Err(SubscribeError::Runtime(e)) => Err(e.into()),
         }
     }
@@ -488,9 +494,12 @@ impl Blobject for Publisher {
         in_encaps: Bytes,
         current: &'a Current,
     ) -> BoxFuture<'a, floe::Result<(bool, Bytes)>> {
-        Box::pin(answer_publish(in_encaps, current, |event, writes| {
-            self.0.publish(false, &[event], writes)
-        }))
+        Box::pin(answer_publish(
+            &self.0.shared,
+            in_encaps,
+            current,
+            |event, writes| self.0.publish(false, &[event], writes),
+        ))
     }
 }
 
@@ -499,9 +508,11 @@ struct LinkServant(Arc<TopicImpl>);
 
 impl ice_storm::TopicLink for LinkServant {
     async fn forward(&self, events: Vec<EventData>, _current: &Current) -> Result<(), Error> {
+        let shared = &self.0.shared;
         let events: Vec<Arc<Event>> = events
             .into_iter()
-            .map(|e| Arc::new(Event::from_data(e)))
+            .filter(|e| shared.check_class_graphs(&e.op, &e.data).is_ok())
+            .map(|e| Arc::new(Event::from_data(&shared.memory, e)))
             .collect();
         self.0.publish(true, &events, None);
         Ok(())

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clients::{qos, subscribe, topic_manager};
+use clients::{qos, setup, subscribe};
 use common::*;
 use floe::codegen::BoxFuture;
 use floe::{Blobject, BlobjectDispatcher, Context, Current, Error, OperationMode};
-use icestorm_lite::Broker;
 use icestorm_lite::slice::ice_storm::{
-    TopicManagerPrx, TopicPrx, topic::LinkError, topic::SubscribeAndGetPublisherError,
-    topic::UnlinkError, topic_manager::CreateError, topic_manager::RetrieveError,
+    TopicPrx, topic::LinkError, topic::SubscribeAndGetPublisherError, topic::UnlinkError,
+    topic_manager::CreateError, topic_manager::RetrieveError,
 };
 use parking_lot::Mutex;
 
@@ -40,20 +39,6 @@ impl Blobject for Raw {
             Ok((true, floe::protocol::empty_encapsulation(1, 1)))
         })
     }
-}
-
-async fn setup(
-    props: floe::Properties,
-) -> (
-    Broker,
-    floe::Communicator,
-    floe::ObjectAdapter,
-    TopicManagerPrx,
-) {
-    let broker = Broker::start(props).await.unwrap();
-    let (comm, adapter) = floe_subscriber_side().await;
-    let tm = topic_manager(&comm, &broker.topic_manager().to_string());
-    (broker, comm, adapter, tm)
 }
 
 async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {

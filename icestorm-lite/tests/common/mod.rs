@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use floe::codegen::{Current, Error};
 use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
 
 pub mod clock {
     include!(concat!(env!("OUT_DIR"), "/Clock.rs"));
@@ -225,4 +226,21 @@ pub fn start_broker_process(config: &Path, tm_port: u16) -> BrokerProcess {
         child,
         topic_manager: format!("IceStorm/TopicManager:tcp -h 127.0.0.1 -p {tm_port}"),
     }
+}
+
+/// A peer that completes Ice's connection handshake and then never reads a byte.
+pub async fn deaf_peer() -> (tokio::task::JoinHandle<()>, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            // ValidateConnection: magic, protocol 1.0, encoding 1.0, type 3, no compression, size 14.
+            let _ = s
+                .write_all(&[b'I', b'c', b'e', b'P', 1, 0, 1, 0, 3, 0, 14, 0, 0, 0])
+                .await;
+            held.push(s);
+        }
+    });
+    (task, port)
 }

@@ -34,6 +34,7 @@ impl Cluster {
         }
         let broker_props = Properties::new();
         broker_props.set_property("IceStorm.Transient", "1");
+        broker_props.set_property("IceStorm.CheckClassGraphs", "1");
         let broker = icestorm_lite::Broker::start(broker_props)
             .await
             .map_err(|e| ServiceError::Broker(format!("icestorm-lite: {e}")))?;

@@ -37,6 +37,33 @@ pub const SESSION_RETENTION_PROPERTY: &str = "UsersManager.SessionRetention";
 /// Default retention of expired sessions: ten minutes.
 pub const DEFAULT_SESSION_RETENTION_MS: i32 = 600_000;
 
+/// Property: the cluster secret; with it, queries and answers are signed and checked.
+pub const CLUSTER_KEY_PROPERTY: &str = "UsersManager.ClusterKey";
+/// Property: a file whose contents (without surrounding blanks) are the cluster secret.
+pub const CLUSTER_KEY_FILE_PROPERTY: &str = "UsersManager.ClusterKeyFile";
+/// Shortest cluster secret accepted, in bytes.
+pub const CLUSTER_KEY_MIN_BYTES: usize = 16;
+/// Property: how far a signed message's timestamp may be from the receiver's clock, ms.
+pub const SIGNATURE_MAX_AGE_PROPERTY: &str = "UsersManager.SignatureMaxAge";
+/// Default of [`SIGNATURE_MAX_AGE_PROPERTY`]: thirty seconds.
+pub const DEFAULT_SIGNATURE_MAX_AGE_MS: i32 = 30_000;
+/// Property: how often an instance checks its subscription and the topic's subscribers, ms.
+pub const SUBSCRIPTION_CHECK_PROPERTY: &str = "UsersManager.SubscriptionCheck";
+/// Default of [`SUBSCRIPTION_CHECK_PROPERTY`]: five seconds.
+pub const DEFAULT_SUBSCRIPTION_CHECK_MS: i32 = 5_000;
+/// Property: failed logins of one user name allowed within the login window.
+pub const LOGIN_ATTEMPTS_PROPERTY: &str = "UsersManager.LoginAttempts";
+/// Default of [`LOGIN_ATTEMPTS_PROPERTY`].
+pub const DEFAULT_LOGIN_ATTEMPTS: i32 = 5;
+/// Property: failed logins from one client address allowed within the login window.
+pub const LOGIN_ATTEMPTS_PER_ADDRESS_PROPERTY: &str = "UsersManager.LoginAttemptsPerAddress";
+/// Default of [`LOGIN_ATTEMPTS_PER_ADDRESS_PROPERTY`].
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS: i32 = 20;
+/// Property: the window failed logins are counted in, ms.
+pub const LOGIN_WINDOW_PROPERTY: &str = "UsersManager.LoginWindow";
+/// Default of [`LOGIN_WINDOW_PROPERTY`]: one minute.
+pub const DEFAULT_LOGIN_WINDOW_MS: i32 = 60_000;
+
 /// The data directory `properties` name (`UsersManager.DataDir`, or its default).
 pub fn data_dir(properties: &Properties) -> PathBuf {
     PathBuf::from(properties.get_property_with_default(DATA_DIR_PROPERTY, DEFAULT_DATA_DIR))
@@ -61,6 +88,55 @@ pub struct Config {
     pub query_timeout: Duration,
     /// How long an expired session is kept before it is forgotten.
     pub session_retention: Duration,
+    /// The cluster secret (`None`: the lab-compatible mode, nothing signed).
+    pub cluster_key: Option<Vec<u8>>,
+    /// How far a signed message's timestamp may be from this instance's clock.
+    pub signature_max_age: Duration,
+    /// How often the subscription and the topic's subscribers are checked.
+    pub subscription_check: Duration,
+    /// Failed logins per user name within `login_window`.
+    pub login_attempts: usize,
+    /// Failed logins per client address within `login_window`.
+    pub login_attempts_per_address: usize,
+    /// The window failed logins are counted in.
+    pub login_window: Duration,
+}
+
+impl Config {
+    /// How long a member of the cluster may be missing from the topic's subscribers before it
+    /// is taken as gone: three subscription checks, time enough for it to subscribe again.
+    pub fn member_grace(&self) -> Duration {
+        self.subscription_check * 3
+    }
+}
+
+/// Reads the cluster secret from `UsersManager.ClusterKey` or `UsersManager.ClusterKeyFile`.
+fn cluster_key(properties: &Properties) -> Result<Option<Vec<u8>>, ServiceError> {
+    let inline = properties.get_property(CLUSTER_KEY_PROPERTY);
+    let file = properties.get_property(CLUSTER_KEY_FILE_PROPERTY);
+    let (key, from) = match (inline.is_empty(), file.trim().is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {
+            return Err(ServiceError::Config(format!(
+                "set {CLUSTER_KEY_PROPERTY} or {CLUSTER_KEY_FILE_PROPERTY}, not both"
+            )));
+        }
+        (false, true) => (inline.into_bytes(), CLUSTER_KEY_PROPERTY.to_string()),
+        (true, false) => {
+            let text = std::fs::read(file.trim()).map_err(|e| {
+                ServiceError::Config(format!("{CLUSTER_KEY_FILE_PROPERTY}={file}: {e}"))
+            })?;
+            let trimmed = String::from_utf8_lossy(&text).trim().as_bytes().to_vec();
+            (trimmed, format!("{CLUSTER_KEY_FILE_PROPERTY}={file}"))
+        }
+    };
+    if key.len() < CLUSTER_KEY_MIN_BYTES {
+        return Err(ServiceError::Config(format!(
+            "{from}: the cluster key is {} bytes, at least {CLUSTER_KEY_MIN_BYTES} are required",
+            key.len()
+        )));
+    }
+    Ok(Some(key))
 }
 
 impl Config {
@@ -92,6 +168,18 @@ impl Config {
                 ))),
             }
         };
+        let count = |key: &str, default: i32| -> Result<usize, ServiceError> {
+            let text = properties.get_property(key);
+            if text.trim().is_empty() {
+                return Ok(default as usize);
+            }
+            match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(ServiceError::Config(format!(
+                    "{key}={text}: expected a positive number"
+                ))),
+            }
+        };
         Ok(Config {
             endpoints,
             topic_manager,
@@ -100,6 +188,15 @@ impl Config {
             session_lifetime: millis(SESSION_LIFETIME_PROPERTY, DEFAULT_SESSION_LIFETIME_MS)?,
             query_timeout: millis(QUERY_TIMEOUT_PROPERTY, DEFAULT_QUERY_TIMEOUT_MS)?,
             session_retention: millis(SESSION_RETENTION_PROPERTY, DEFAULT_SESSION_RETENTION_MS)?,
+            cluster_key: cluster_key(&properties)?,
+            signature_max_age: millis(SIGNATURE_MAX_AGE_PROPERTY, DEFAULT_SIGNATURE_MAX_AGE_MS)?,
+            subscription_check: millis(SUBSCRIPTION_CHECK_PROPERTY, DEFAULT_SUBSCRIPTION_CHECK_MS)?,
+            login_attempts: count(LOGIN_ATTEMPTS_PROPERTY, DEFAULT_LOGIN_ATTEMPTS)?,
+            login_attempts_per_address: count(
+                LOGIN_ATTEMPTS_PER_ADDRESS_PROPERTY,
+                DEFAULT_LOGIN_ATTEMPTS_PER_ADDRESS,
+            )?,
+            login_window: millis(LOGIN_WINDOW_PROPERTY, DEFAULT_LOGIN_WINDOW_MS)?,
             properties,
         })
     }

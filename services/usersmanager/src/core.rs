@@ -1,6 +1,7 @@
 //! The state of one instance (users, sessions, pending queries) and the rules of the spec.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,12 +12,14 @@ use floe::{Error, Identity, ObjectAdapter, ObjectPrx};
 use parking_lot::Mutex;
 use rand::RngCore;
 use tokio::sync::{Semaphore, oneshot};
+use tracing::{debug, warn};
 
+use crate::auth::{ClusterKey, Refused};
 use crate::config::Config;
-use crate::slice::users_manager::{
-    ManagerQueryPrx, ManagerQueryResponsePrx, SessionExpired, SessionPrx,
-};
+use crate::limits::LoginThrottle;
+use crate::slice::users_manager::{ManagerQueryResponsePrx, SessionExpired, SessionPrx};
 use crate::store::{RECORD_VERSION, StoreError, UserRecord, UserStore};
+use crate::subscription::{Member, Subscription};
 
 /// Category of session identities.
 pub const SESSION_CATEGORY: &str = "session";
@@ -73,6 +76,57 @@ pub enum QueryKind {
     RemoveUserBySession,
     /// `ManagerQuery::checkSession`, answered by `sessionVerified`.
     CheckSession,
+}
+
+impl QueryKind {
+    /// The operation of `ManagerQuery` that carries this query.
+    pub fn operation(self) -> &'static str {
+        match self {
+            QueryKind::Login => "login",
+            QueryKind::CheckUsername => "checkUsername",
+            QueryKind::RemoveUserBySession => "removeUserBySession",
+            QueryKind::CheckSession => "checkSession",
+        }
+    }
+}
+
+/// A query to publish, with its parameters.
+#[derive(Debug)]
+pub enum Query {
+    /// `ManagerQuery::login`.
+    Login {
+        /// The user's name.
+        username: String,
+        /// The password, in clear (sealed with the cluster key when there is one).
+        password: String,
+    },
+    /// `ManagerQuery::checkUsername`.
+    CheckUsername {
+        /// The name to look for.
+        username: String,
+    },
+    /// `ManagerQuery::removeUserBySession`.
+    RemoveUserBySession {
+        /// A live session of the user.
+        session: SessionPrx,
+    },
+    /// `ManagerQuery::checkSession`.
+    CheckSession {
+        /// The session to verify.
+        session: SessionPrx,
+    },
+}
+
+impl Query {
+    /// The kind of this query.
+    pub fn kind(&self) -> QueryKind {
+        match self {
+            Query::Login { .. } => QueryKind::Login,
+            Query::CheckUsername { .. } => QueryKind::CheckUsername,
+            Query::RemoveUserBySession { .. } => QueryKind::RemoveUserBySession,
+            Query::CheckSession { .. } => QueryKind::CheckSession,
+        }
+    }
 }
 
 /// An answer received through a callback object.
@@ -137,8 +191,14 @@ pub struct Core {
     sessions: Mutex<HashMap<String, SessionEntry>>,
     creating: Mutex<HashSet<String>>,
     pending: Mutex<HashMap<String, Pending>>,
-    publisher: OnceLock<ManagerQueryPrx>,
+    subscription: OnceLock<Subscription>,
     hashing: Semaphore,
+    /// The cluster key (`None` in the lab-compatible mode).
+    pub key: Option<ClusterKey>,
+    /// Failed logins per user name and client address.
+    pub throttle: LoginThrottle,
+    /// Queries and answers refused by the cluster key.
+    refusals: AtomicU64,
 }
 
 impl std::fmt::Debug for Core {
@@ -153,21 +213,140 @@ impl Core {
     /// A core serving on `adapter` with users in `store`.
     pub fn new(config: Config, store: Arc<dyn UserStore>, adapter: ObjectAdapter) -> Core {
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let key = config
+            .cluster_key
+            .as_ref()
+            .map(|k| ClusterKey::new(k, &config.topic, config.signature_max_age));
+        let throttle = LoginThrottle::new(
+            config.login_window,
+            config.login_attempts,
+            config.login_attempts_per_address,
+        );
         Core {
+            key,
+            throttle,
             config,
             store,
             adapter,
             sessions: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
-            publisher: OnceLock::new(),
+            subscription: OnceLock::new(),
+            refusals: AtomicU64::new(0),
             hashing: Semaphore::new(parallel * 2),
         }
     }
 
-    /// Sets the proxy queries are published with (once the topic is known).
-    pub fn set_publisher(&self, publisher: ManagerQueryPrx) {
-        let _ = self.publisher.set(publisher);
+    /// Sets the subscription queries are published through (once the topic is known).
+    pub fn set_subscription(&self, subscription: Subscription) {
+        let _ = self.subscription.set(subscription);
+    }
+
+    fn subscription(&self) -> Result<&Subscription, Error> {
+        self.subscription
+            .get()
+            .ok_or_else(|| Error::IllegalArgument("the query topic is not set up".into()))
+    }
+
+    /// The topic's subscribers now, after checking this instance's own subscription; `Err`
+    /// with the reason to give a caller when a subscriber seen lately is missing (it may not
+    /// hear a query published now).
+    pub async fn cluster_members(&self) -> Result<Result<HashSet<Member>, String>, Error> {
+        let subscription = self.subscription()?;
+        let present = subscription.members().await?;
+        let missing = subscription.missing(&present);
+        if missing.is_empty() {
+            return Ok(Ok(present));
+        }
+        Ok(Err(format!(
+            "the cluster is incomplete: {} subscriber(s) of the query topic seen in the last {} \
+             ms are missing (unsubscribed or restarting); try again later",
+            missing.len(),
+            self.config.member_grace().as_millis()
+        )))
+    }
+
+    /// Checks the subscription and records the members (the periodic check).
+    pub async fn check_subscription(&self) -> Result<(), Error> {
+        self.subscription()?.members().await.map(drop)
+    }
+
+    /// Unsubscribes from the query topic.
+    pub async fn unsubscribe(&self) -> Result<(), Error> {
+        self.subscription()?.unsubscribe().await
+    }
+
+    /// Checks a query received as `current` with parameters `fields` (proxies as strings): in
+    /// the lab-compatible mode every query passes (`Ok(None)`); with a cluster key it must be
+    /// signed, fresh and new, and its nonce is returned.
+    pub fn authenticate_query(
+        &self,
+        current: &floe::Current,
+        fields: &[&str],
+    ) -> Result<Option<String>, Refused> {
+        match &self.key {
+            None => Ok(None),
+            Some(key) => key
+                .verify(
+                    &format!("query:{}", current.operation),
+                    &current.ctx,
+                    fields,
+                )
+                .map(|n| Some(n.to_string())),
+        }
+    }
+
+    /// Counts a query or answer refused by the cluster key, logging the 1st, 2nd, 4th...
+    /// refusal (an outsider's flood must not flood the log).
+    pub fn refused(&self, operation: &str, why: &Refused) {
+        let n = self.refusals.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            warn!(target: "usersmanager::query", op = %crate::limits::Escaped(operation), refused = n, "refused: {why}");
+        } else {
+            debug!(target: "usersmanager::query", op = %crate::limits::Escaped(operation), "refused: {why}");
+        }
+    }
+
+    /// Checks an answer received as `current` (see [`Core::authenticate_query`]); `extra` is
+    /// the session of a `sendSession`.
+    pub fn authenticate_answer(
+        &self,
+        current: &floe::Current,
+        extra: Option<&str>,
+    ) -> Result<(), Refused> {
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        let mut fields = vec![current.id.name.as_str()];
+        fields.extend(extra);
+        key.verify(
+            &format!("answer:{}", current.operation),
+            &current.ctx,
+            &fields,
+        )
+        .map(drop)
+    }
+
+    /// `cb` ready to carry the answer `operation` (with `extra`, the session of a
+    /// `sendSession`): signed when there is a cluster key.
+    pub fn answer_through(
+        &self,
+        cb: &ManagerQueryResponsePrx,
+        operation: &str,
+        extra: Option<&str>,
+    ) -> ManagerQueryResponsePrx {
+        let Some(key) = &self.key else {
+            return cb.clone();
+        };
+        let name = cb.ice_get_identity().name.clone();
+        let mut fields = vec![name.as_str()];
+        fields.extend(extra);
+        let ctx = key.sign(
+            &format!("answer:{operation}"),
+            &ClusterKey::nonce(),
+            &fields,
+        );
+        ManagerQueryResponsePrx::unchecked_cast(cb.ice_context(ctx))
     }
 
     // ---- users --------------------------------------------------------------------------
@@ -387,18 +566,12 @@ impl Core {
         }
     }
 
-    /// Publishes a query with a fresh callback object and waits for the first answer, at most
-    /// the configured query timeout. `Ok(None)` means nobody answered in time.
-    pub async fn ask<F, Fut>(&self, kind: QueryKind, publish: F) -> Result<Option<Answer>, Error>
-    where
-        F: FnOnce(ManagerQueryPrx, ManagerQueryResponsePrx) -> Fut,
-        Fut: std::future::Future<Output = Result<(), Error>>,
-    {
-        let publisher = self
-            .publisher
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::IllegalArgument("the query topic is not set up".into()))?;
+    /// Publishes `query` with a fresh callback object (signed, its password sealed, when there
+    /// is a cluster key) and waits for the first answer, at most the configured query timeout.
+    /// `Ok(None)` means nobody answered in time.
+    pub async fn ask(&self, query: Query) -> Result<Option<Answer>, Error> {
+        let publisher = self.subscription()?.publisher();
+        let kind = query.kind();
         let id = random_hex(16);
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -412,7 +585,52 @@ impl Core {
             self.adapter
                 .create_proxy(Identity::new(id.clone(), RESPONSE_CATEGORY)),
         );
-        publish(publisher, cb).await?;
+        let cb_text = cb.to_string();
+        let nonce = ClusterKey::nonce();
+        let (publisher, query) = match (&self.key, query) {
+            (None, query) => (publisher, query),
+            (Some(key), query) => {
+                let query = match query {
+                    Query::Login { username, password } => Query::Login {
+                        password: key.seal(&nonce, &password),
+                        username,
+                    },
+                    other => other,
+                };
+                let session_text;
+                let fields: Vec<&str> = match &query {
+                    Query::Login { username, password } => vec![username, password, &cb_text],
+                    Query::CheckUsername { username } => vec![username, &cb_text],
+                    Query::RemoveUserBySession { session } | Query::CheckSession { session } => {
+                        session_text = session.to_string();
+                        vec![&session_text, &cb_text]
+                    }
+                };
+                let ctx = key.sign(&format!("query:{}", kind.operation()), &nonce, &fields);
+                (
+                    crate::slice::users_manager::ManagerQueryPrx::unchecked_cast(
+                        publisher.ice_context(ctx),
+                    ),
+                    query,
+                )
+            }
+        };
+        match query {
+            Query::Login { username, password } => {
+                publisher.login(&username, &password, Some(cb)).await?
+            }
+            Query::CheckUsername { username } => {
+                publisher.check_username(&username, Some(cb)).await?
+            }
+            Query::RemoveUserBySession { session } => {
+                publisher
+                    .remove_user_by_session(Some(session), Some(cb))
+                    .await?
+            }
+            Query::CheckSession { session } => {
+                publisher.check_session(Some(session), Some(cb)).await?
+            }
+        }
         match tokio::time::timeout(self.config.query_timeout, rx).await {
             Ok(Ok(answer)) => Ok(Some(answer)),
             _ => Ok(None),

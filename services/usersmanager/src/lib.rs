@@ -16,13 +16,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod core;
+pub mod limits;
 pub mod servants;
 pub mod store;
+pub mod subscription;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,13 +34,13 @@ use tracing::{info, warn};
 
 pub use config::Config;
 use core::{Core, QUERY_CATEGORY, RESPONSE_CATEGORY, SESSION_CATEGORY, random_hex};
-use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx, topic_manager};
+use icestorm_lite::slice::ice_storm::TopicManagerPrx;
 use servants::{ManagerI, ManagerQueryI, ResponseI, SessionI};
 use slice::users_manager::{
-    ManagerDispatcher, ManagerQueryDispatcher, ManagerQueryPrx, ManagerQueryResponseDispatcher,
-    SessionDispatcher,
+    ManagerDispatcher, ManagerQueryDispatcher, ManagerQueryResponseDispatcher, SessionDispatcher,
 };
 use store::SledStore;
+use subscription::Subscription;
 
 /// Code generated from `slice/UsersManager.ice`.
 #[allow(missing_docs, clippy::all)]
@@ -73,9 +75,9 @@ pub enum ServiceError {
 pub struct Service {
     communicator: Communicator,
     manager: ObjectPrx,
-    topic: TopicPrx,
-    subscriber: ObjectPrx,
+    core: Arc<Core>,
     sweeper: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
     broker: Option<icestorm_lite::Broker>,
 }
 
@@ -135,7 +137,8 @@ impl Service {
                 ))
             })?;
         let tm = TopicManagerPrx::unchecked_cast(tm);
-        let topic = open_topic(&tm, &config.topic)
+        // The broker is checked before anything listens.
+        subscription::open_topic(&tm, &config.topic)
             .await
             .map_err(|e| ServiceError::Broker(format!("{tm_string}: {e}")))?;
 
@@ -172,18 +175,15 @@ impl Service {
         )?;
         adapter.activate()?;
 
-        let broker_error =
-            |e: String| ServiceError::Broker(format!("topic `{}`: {e}", core.config.topic));
-        topic
-            .subscribe_and_get_publisher(&HashMap::new(), Some(subscriber.ice_oneway()))
-            .await
-            .map_err(|e| broker_error(e.to_string()))?;
-        let publisher = topic
-            .get_publisher()
-            .await
-            .map_err(|e| broker_error(e.to_string()))?
-            .ok_or_else(|| broker_error("the broker returned no publisher".into()))?;
-        core.set_publisher(ManagerQueryPrx::unchecked_cast(publisher));
+        let subscription = Subscription::open(
+            tm,
+            &core.config.topic,
+            subscriber.ice_oneway(),
+            core.config.member_grace(),
+        )
+        .await
+        .map_err(|e| ServiceError::Broker(format!("topic `{}`: {e}", core.config.topic)))?;
+        core.set_subscription(subscription);
 
         let sweeper = tokio::spawn({
             let period = (core.config.session_retention / 4)
@@ -200,13 +200,26 @@ impl Service {
                 }
             }
         });
-        info!(target: "usersmanager", manager = %manager, topic = %core.config.topic, "ready");
+        let watcher = tokio::spawn({
+            let period = core.config.subscription_check;
+            let core = Arc::downgrade(&core);
+            async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    let Some(core) = core.upgrade() else { break };
+                    if let Err(e) = core.check_subscription().await {
+                        warn!(target: "usersmanager", error = %limits::Escaped(&e.to_string()), "cannot check the subscription to the query topic");
+                    }
+                }
+            }
+        });
+        info!(target: "usersmanager", manager = %manager, topic = %limits::Escaped(&core.config.topic), authenticated = core.key.is_some(), "ready");
         Ok(Service {
             communicator,
             manager,
-            topic,
-            subscriber,
+            core,
             sweeper,
+            watcher,
             broker: None,
         })
     }
@@ -228,8 +241,8 @@ impl Service {
 
     /// Unsubscribes from the topic and stops serving.
     pub async fn shutdown(self) {
-        let topic = TopicPrx::unchecked_cast(self.topic.ice_invocation_timeout(2000));
-        if let Err(e) = topic.unsubscribe(Some(self.subscriber.ice_oneway())).await {
+        self.watcher.abort();
+        if let Err(e) = self.core.unsubscribe().await {
             warn!(target: "usersmanager", error = %e, "could not unsubscribe from the topic");
         }
         self.sweeper.abort();
@@ -249,32 +262,15 @@ async fn start_embedded_broker(config: &Config) -> Result<icestorm_lite::Broker,
     if props.get_property("IceStorm.LMDB.Path").is_empty() {
         props.set_property("IceStorm.Transient", "1");
     }
+    // Python instances (ZeroC) may join: an event that would crash them is refused.
+    if props.get_property("IceStorm.CheckClassGraphs").is_empty() {
+        props.set_property("IceStorm.CheckClassGraphs", "1");
+    }
     let broker = icestorm_lite::Broker::start(props)
         .await
         .map_err(|e| ServiceError::Broker(format!("embedded icestorm-lite: {e}")))?;
     info!(target: "usersmanager", topic_manager = %broker.topic_manager(), "embedded broker started (no IceStorm.TopicManager.Proxy)");
     Ok(broker)
-}
-
-async fn open_topic(tm: &TopicManagerPrx, name: &str) -> Result<TopicPrx, String> {
-    for _ in 0..3 {
-        match tm.retrieve(name).await {
-            Ok(Some(topic)) => return Ok(topic),
-            Ok(None) => return Err(format!("retrieve(`{name}`) returned a null proxy")),
-            Err(topic_manager::RetrieveError::NoSuchTopic(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        match tm.create(name).await {
-            Ok(Some(topic)) => {
-                info!(target: "usersmanager", topic = name, "topic created");
-                return Ok(topic);
-            }
-            Ok(None) => return Err(format!("create(`{name}`) returned a null proxy")),
-            Err(topic_manager::CreateError::TopicExists(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err(format!("topic `{name}` keeps appearing and disappearing"))
 }
 
 /// Runs one instance until `shutdown` completes: prints the Manager's proxy on stdout when

@@ -7,7 +7,10 @@ use floe::Error;
 use floe::codegen::Current;
 use tracing::{debug, info, warn};
 
-use crate::core::{Answer, Core, Ownership, QueryKind};
+use std::net::IpAddr;
+
+use crate::core::{Answer, Core, Ownership, Query};
+use crate::limits::{Escaped, check_password, check_user_name};
 use crate::slice::users_manager::{
     self as um, InvalidUser, ManagerQueryResponsePrx, SessionExpired, SessionPrx, Unauthorized,
     manager, session,
@@ -33,18 +36,45 @@ fn object_not_exist() -> Error {
     Error::ObjectNotExist(Box::default())
 }
 
+/// The client's address of a request, for the login throttle.
+fn client_address(current: &Current) -> Option<IpAddr> {
+    current.con.as_ref().map(|c| c.remote_address().ip())
+}
+
 /// The `Manager` servant.
 #[derive(Debug)]
 pub struct ManagerI(pub Arc<Core>);
+
+impl ManagerI {
+    /// Checks the user name and password of a `login` or `createUser` before anything else.
+    fn check_credentials(
+        &self,
+        op: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), Unauthorized> {
+        let checked = check_user_name(username).and_then(|()| check_password(password));
+        checked.map_err(|reason| {
+            info!(target: "usersmanager::manager", user = %Escaped(username), "{op} refused: {reason}");
+            unauthorized(&reason)
+        })
+    }
+}
 
 impl um::Manager for ManagerI {
     async fn login(
         &self,
         username: String,
         password: String,
-        _current: &Current,
+        current: &Current,
     ) -> Result<Option<SessionPrx>, manager::LoginError> {
         let core = &self.0;
+        self.check_credentials("login", &username, &password)?;
+        let address = client_address(current);
+        if let Err(reason) = core.throttle.check(&username, address) {
+            debug!(target: "usersmanager::manager", user = %Escaped(&username), "login refused: {reason}");
+            return Err(unauthorized(&reason).into());
+        }
         if let Some(record) = core.user(&username).map_err(Error::from)? {
             return if core
                 .password_matches(&record, &password)
@@ -52,26 +82,29 @@ impl um::Manager for ManagerI {
                 .map_err(Error::from)?
             {
                 let session = core.open_session(&username, &record);
-                info!(target: "usersmanager::manager", user = %username, "login: local user, session opened");
+                info!(target: "usersmanager::manager", user = %Escaped(&username), "login: local user, session opened");
                 Ok(Some(session))
             } else {
-                info!(target: "usersmanager::manager", user = %username, "login refused: wrong password");
+                core.throttle.failed(&username, address);
+                info!(target: "usersmanager::manager", user = %Escaped(&username), "login refused: wrong password");
                 Err(unauthorized(WRONG_CREDENTIALS).into())
             };
         }
-        info!(target: "usersmanager::manager", user = %username, "login: unknown here, asking the other instances");
+        info!(target: "usersmanager::manager", user = %Escaped(&username), "login: unknown here, asking the other instances");
         let answer = core
-            .ask(QueryKind::Login, |publisher, cb| async move {
-                publisher.login(&username, &password, Some(cb)).await
+            .ask(Query::Login {
+                username: username.clone(),
+                password,
             })
             .await?;
         match answer {
             Some(Answer::Session(Some(session))) => {
-                info!(target: "usersmanager::manager", session = %session.ice_get_identity(), "login: session opened by another instance");
+                info!(target: "usersmanager::manager", session = %Escaped(&session.to_string()), "login: session opened by another instance");
                 Ok(Some(session))
             }
             _ => {
-                info!(target: "usersmanager::manager", "login refused: no instance answered");
+                core.throttle.failed(&username, address);
+                info!(target: "usersmanager::manager", user = %Escaped(&username), "login refused: no instance answered");
                 Err(unauthorized(WRONG_CREDENTIALS).into())
             }
         }
@@ -84,12 +117,9 @@ impl um::Manager for ManagerI {
         _current: &Current,
     ) -> Result<Option<SessionPrx>, manager::CreateUserError> {
         let core = &self.0;
-        if username.is_empty() {
-            info!(target: "usersmanager::manager", "createUser refused: empty user name");
-            return Err(unauthorized("the user name is empty").into());
-        }
+        self.check_credentials("createUser", &username, &password)?;
         if !core.begin_creation(&username).map_err(Error::from)? {
-            info!(target: "usersmanager::manager", user = %username, "createUser refused: name known here");
+            info!(target: "usersmanager::manager", user = %Escaped(&username), "createUser refused: name known here");
             return Err(unauthorized(NAME_TAKEN).into());
         }
         let result = self.create_unique(&username, password).await;
@@ -107,10 +137,11 @@ impl um::Manager for ManagerI {
             info!(target: "usersmanager::manager", "removeUser refused: null session");
             return Err(user_unknown().into());
         };
+        let shown = session.to_string();
         match core.ownership(&session) {
             Ownership::Mine(entry) => {
                 if !entry.alive() {
-                    info!(target: "usersmanager::manager", session = %session.ice_get_identity().name, user = %entry.user, "removeUser refused: session expired");
+                    info!(target: "usersmanager::manager", session = %Escaped(&shown), user = %Escaped(&entry.user), "removeUser refused: session expired");
                     return Err(SessionExpired {}.into());
                 }
                 let removed = core
@@ -118,24 +149,18 @@ impl um::Manager for ManagerI {
                     .await
                     .map_err(Error::from)?;
                 if removed {
-                    info!(target: "usersmanager::manager", user = %entry.user, "removeUser: user removed");
+                    info!(target: "usersmanager::manager", user = %Escaped(&entry.user), "removeUser: user removed");
                     return Ok(());
                 }
-                info!(target: "usersmanager::manager", user = %entry.user, "removeUser refused: user no longer exists");
+                info!(target: "usersmanager::manager", user = %Escaped(&entry.user), "removeUser refused: user no longer exists");
                 return Err(InvalidUser { user: entry.user }.into());
             }
             Ownership::Forged => {
-                info!(target: "usersmanager::manager", session = %*session, "removeUser refused: forged session proxy");
+                info!(target: "usersmanager::manager", session = %Escaped(&shown), "removeUser refused: forged session proxy");
             }
             Ownership::NotMine => {
-                info!(target: "usersmanager::manager", session = %session.ice_get_identity(), "removeUser: not my session, asking the other instances");
-                let answer = core
-                    .ask(QueryKind::RemoveUserBySession, |publisher, cb| async move {
-                        publisher
-                            .remove_user_by_session(Some(session), Some(cb))
-                            .await
-                    })
-                    .await?;
+                info!(target: "usersmanager::manager", session = %Escaped(&shown), "removeUser: not my session, asking the other instances");
+                let answer = core.ask(Query::RemoveUserBySession { session }).await?;
                 if matches!(answer, Some(Answer::UserRemoved)) {
                     info!(target: "usersmanager::manager", "removeUser: removed by another instance");
                     return Ok(());
@@ -156,22 +181,19 @@ impl um::Manager for ManagerI {
             info!(target: "usersmanager::manager", "verifySession: null proxy, not verified");
             return Ok(false);
         };
+        let shown = session.to_string();
         match core.ownership(&session) {
             Ownership::Mine(_) => {
-                info!(target: "usersmanager::manager", session = %session.ice_get_identity().name, "verifySession: my session, verified");
+                info!(target: "usersmanager::manager", session = %Escaped(&shown), "verifySession: my session, verified");
                 Ok(true)
             }
             Ownership::Forged => {
-                info!(target: "usersmanager::manager", session = %*session, "verifySession: forged proxy, not verified");
+                info!(target: "usersmanager::manager", session = %Escaped(&shown), "verifySession: forged proxy, not verified");
                 Ok(false)
             }
             Ownership::NotMine => {
-                info!(target: "usersmanager::manager", session = %session.ice_get_identity(), "verifySession: asking the other instances");
-                let answer = core
-                    .ask(QueryKind::CheckSession, |publisher, cb| async move {
-                        publisher.check_session(Some(session), Some(cb)).await
-                    })
-                    .await?;
+                info!(target: "usersmanager::manager", session = %Escaped(&shown), "verifySession: asking the other instances");
+                let answer = core.ask(Query::CheckSession { session }).await?;
                 let verified = matches!(answer, Some(Answer::SessionVerified));
                 info!(target: "usersmanager::manager", verified, "verifySession: answered by the other instances");
                 Ok(verified)
@@ -187,15 +209,22 @@ impl ManagerI {
         password: String,
     ) -> Result<Option<SessionPrx>, manager::CreateUserError> {
         let core = self.0.clone();
+        // Every subscriber seen lately must hear the query, or it could hold the name unheard.
+        let before = match core.cluster_members().await? {
+            Ok(members) => members,
+            Err(reason) => {
+                info!(target: "usersmanager::manager", user = %Escaped(username), "createUser refused: {reason}");
+                return Err(unauthorized(&reason).into());
+            }
+        };
         // Hash while the other instances are asked: both take time.
         let hashing = tokio::spawn({
             let core = core.clone();
             async move { core.hash_password(password).await }
         });
-        let name = username.to_string();
         let answer = core
-            .ask(QueryKind::CheckUsername, |publisher, cb| async move {
-                publisher.check_username(&name, Some(cb)).await
+            .ask(Query::CheckUsername {
+                username: username.to_string(),
             })
             .await;
         let answer = match answer {
@@ -207,8 +236,22 @@ impl ManagerI {
         };
         if matches!(answer, Some(Answer::UserExists)) {
             hashing.abort();
-            info!(target: "usersmanager::manager", user = %username, "createUser refused: another instance knows the name");
+            info!(target: "usersmanager::manager", user = %Escaped(username), "createUser refused: another instance knows the name");
             return Err(unauthorized(NAME_TAKEN).into());
+        }
+        // And none of them may have left meanwhile.
+        let after = core.cluster_members().await?;
+        let left = match &after {
+            Ok(members) => before.difference(members).count(),
+            Err(_) => 1,
+        };
+        if left > 0 {
+            hashing.abort();
+            let reason = after.err().unwrap_or_else(|| {
+                format!("the cluster is incomplete: {left} subscriber(s) left the query topic during the check; try again later")
+            });
+            info!(target: "usersmanager::manager", user = %Escaped(username), "createUser refused: {reason}");
+            return Err(unauthorized(&reason).into());
         }
         let phc = hashing
             .await
@@ -217,7 +260,7 @@ impl ManagerI {
         match core.store_user(username, phc).await.map_err(Error::from)? {
             Some(record) => {
                 let session = core.open_session(username, &record);
-                info!(target: "usersmanager::manager", user = %username, "createUser: user stored, session opened");
+                info!(target: "usersmanager::manager", user = %Escaped(username), "createUser: user stored, session opened");
                 Ok(Some(session))
             }
             None => Err(unauthorized(NAME_TAKEN).into()),
@@ -235,7 +278,7 @@ impl um::Session for SessionI {
             .0
             .session(&current.id.name)
             .ok_or_else(object_not_exist)?;
-        debug!(target: "usersmanager::session", session = %current.id.name, user = %entry.user, "getUser");
+        debug!(target: "usersmanager::session", session = %Escaped(&current.id.name), user = %Escaped(&entry.user), "getUser");
         Ok(entry.user)
     }
 
@@ -245,7 +288,7 @@ impl um::Session for SessionI {
             .session(&current.id.name)
             .ok_or_else(object_not_exist)?;
         let alive = entry.alive();
-        debug!(target: "usersmanager::session", session = %current.id.name, alive, "isAlive");
+        debug!(target: "usersmanager::session", session = %Escaped(&current.id.name), alive, "isAlive");
         Ok(alive)
     }
 
@@ -255,7 +298,7 @@ impl um::Session for SessionI {
         let entry = match core.extend_session(id) {
             None => return Err(object_not_exist().into()),
             Some(Err(expired)) => {
-                info!(target: "usersmanager::session", session = %id, "refresh refused: session expired");
+                info!(target: "usersmanager::session", session = %Escaped(id), "refresh refused: session expired");
                 return Err(expired.into());
             }
             Some(Ok(entry)) => entry,
@@ -265,15 +308,19 @@ impl um::Session for SessionI {
             .map_err(Error::from)?
             .is_some_and(|r| r.id == entry.user_id);
         if !exists {
-            info!(target: "usersmanager::session", session = %id, user = %entry.user, "refresh refused: user no longer exists");
+            info!(target: "usersmanager::session", session = %Escaped(id), user = %Escaped(&entry.user), "refresh refused: user no longer exists");
             return Err(InvalidUser { user: entry.user }.into());
         }
-        debug!(target: "usersmanager::session", session = %id, "refresh: extended");
+        debug!(target: "usersmanager::session", session = %Escaped(id), "refresh: extended");
         Ok(())
     }
 }
 
 /// The object subscribed to the query topic: answers the queries this instance can answer.
+///
+/// With a cluster key, a query must be signed, fresh and new (see [`crate::auth`]); any other is
+/// refused with an exception, so a call that does not come from an instance through the topic
+/// is answered with nothing but the refusal, and no callback an outsider names is ever called.
 #[derive(Debug)]
 pub struct ManagerQueryI(pub Arc<Core>);
 
@@ -282,11 +329,11 @@ impl ManagerQueryI {
     /// no callback.
     fn callback(
         &self,
-        cb: Option<ManagerQueryResponsePrx>,
+        cb: Option<&ManagerQueryResponsePrx>,
         op: &str,
     ) -> Option<ManagerQueryResponsePrx> {
         let cb = cb?;
-        if self.0.is_own_callback(&cb) {
+        if self.0.is_own_callback(cb) {
             debug!(target: "usersmanager::query", op, "own query, ignored");
             return None;
         }
@@ -296,14 +343,47 @@ impl ManagerQueryI {
             ),
         ))
     }
+
+    /// Checks a query's signature (with a cluster key) over `fields`, and returns the callback
+    /// to answer through with the query's nonce; `Ok(None)` when there is nothing to answer.
+    fn accept(
+        &self,
+        current: &Current,
+        fields: &[&str],
+        cb: Option<&ManagerQueryResponsePrx>,
+    ) -> Result<Option<(ManagerQueryResponsePrx, Option<String>)>, Error> {
+        let nonce = self.0.authenticate_query(current, fields).map_err(|why| {
+            self.0.refused(&current.operation, &why);
+            Error::UnknownException(format!("query refused: {why}"))
+        })?;
+        Ok(self.callback(cb, &current.operation).map(|cb| (cb, nonce)))
+    }
+
+    /// Sends the answer `operation` through `cb` (signed with a cluster key).
+    async fn answer(
+        &self,
+        cb: &ManagerQueryResponsePrx,
+        operation: &str,
+        session: Option<SessionPrx>,
+    ) {
+        let shown = session.as_ref().map(|s| s.to_string());
+        let cb = self.0.answer_through(cb, operation, shown.as_deref());
+        let result = match operation {
+            "sendSession" => cb.send_session(session).await,
+            "userExists" => cb.user_exists().await,
+            "userRemoved" => cb.user_removed().await,
+            _ => cb.session_verified().await,
+        };
+        // The query itself succeeded: the asking instance may be gone or have timed out.
+        if let Err(e) = result {
+            warn!(target: "usersmanager::query", op = operation, error = %Escaped(&e.to_string()), "could not deliver the answer");
+        }
+    }
 }
 
-/// Logs an answer that could not be delivered (the asking instance is gone or timed out): the
-/// query itself succeeded.
-fn delivered(op: &str, result: Result<(), Error>) {
-    if let Err(e) = result {
-        warn!(target: "usersmanager::query", op, error = %e, "could not deliver the answer");
-    }
+/// A proxy as a string, or "" for a null one: what a signature covers.
+fn text<T: std::ops::Deref<Target = floe::ObjectPrx>>(prx: Option<&T>) -> String {
+    prx.map(|p| p.to_string()).unwrap_or_default()
 }
 
 impl um::ManagerQuery for ManagerQueryI {
@@ -312,22 +392,46 @@ impl um::ManagerQuery for ManagerQueryI {
         username: String,
         password: String,
         response_rcvr: Option<ManagerQueryResponsePrx>,
-        _current: &Current,
+        current: &Current,
     ) -> Result<(), Error> {
-        let Some(cb) = self.callback(response_rcvr, "login") else {
+        let cb_text = text(response_rcvr.as_ref());
+        let Some((cb, nonce)) = self.accept(
+            current,
+            &[&username, &password, &cb_text],
+            response_rcvr.as_ref(),
+        )?
+        else {
             return Ok(());
         };
         let core = &self.0;
-        match core.check_password(&username, &password).await? {
-            Some(record) => {
-                let session = core.open_session(&username, &record);
-                info!(target: "usersmanager::query", user = %username, "login query: session opened, answering");
-                delivered("sendSession", cb.send_session(Some(session)).await);
-            }
-            None => {
-                debug!(target: "usersmanager::query", user = %username, "login query: not mine or wrong password, ignored");
-            }
+        let password = match (&core.key, nonce) {
+            (Some(key), Some(nonce)) => match key.open(&nonce, &password) {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+            _ => password,
+        };
+        if check_user_name(&username).is_err() || check_password(&password).is_err() {
+            debug!(target: "usersmanager::query", user = %Escaped(&username), "login query: invalid user name or password, ignored");
+            return Ok(());
         }
+        // The address is the broker's: only the user name is throttled here.
+        if core.throttle.check(&username, None).is_err() {
+            debug!(target: "usersmanager::query", user = %Escaped(&username), "login query: throttled, ignored");
+            return Ok(());
+        }
+        let Some(record) = core.user(&username)? else {
+            debug!(target: "usersmanager::query", user = %Escaped(&username), "login query: not mine, ignored");
+            return Ok(());
+        };
+        if !core.password_matches(&record, &password).await? {
+            core.throttle.failed(&username, None);
+            debug!(target: "usersmanager::query", user = %Escaped(&username), "login query: wrong password, ignored");
+            return Ok(());
+        }
+        let session = core.open_session(&username, &record);
+        info!(target: "usersmanager::query", user = %Escaped(&username), "login query: session opened, answering");
+        self.answer(&cb, "sendSession", Some(session)).await;
         Ok(())
     }
 
@@ -335,16 +439,18 @@ impl um::ManagerQuery for ManagerQueryI {
         &self,
         username: String,
         response_rcvr: Option<ManagerQueryResponsePrx>,
-        _current: &Current,
+        current: &Current,
     ) -> Result<(), Error> {
-        let Some(cb) = self.callback(response_rcvr, "checkUsername") else {
+        let cb_text = text(response_rcvr.as_ref());
+        let Some((cb, _)) = self.accept(current, &[&username, &cb_text], response_rcvr.as_ref())?
+        else {
             return Ok(());
         };
-        if self.0.knows_name(&username)? {
-            info!(target: "usersmanager::query", user = %username, "checkUsername query: name known here, answering");
-            delivered("userExists", cb.user_exists().await);
+        if check_user_name(&username).is_ok() && self.0.knows_name(&username)? {
+            info!(target: "usersmanager::query", user = %Escaped(&username), "checkUsername query: name known here, answering");
+            self.answer(&cb, "userExists", None).await;
         } else {
-            debug!(target: "usersmanager::query", user = %username, "checkUsername query: unknown name, ignored");
+            debug!(target: "usersmanager::query", user = %Escaped(&username), "checkUsername query: unknown name, ignored");
         }
         Ok(())
     }
@@ -353,9 +459,12 @@ impl um::ManagerQuery for ManagerQueryI {
         &self,
         active_session: Option<SessionPrx>,
         response_rcvr: Option<ManagerQueryResponsePrx>,
-        _current: &Current,
+        current: &Current,
     ) -> Result<(), Error> {
-        let Some(cb) = self.callback(response_rcvr, "removeUserBySession") else {
+        let fields = [text(active_session.as_ref()), text(response_rcvr.as_ref())];
+        let Some((cb, _)) =
+            self.accept(current, &[&fields[0], &fields[1]], response_rcvr.as_ref())?
+        else {
             return Ok(());
         };
         let Some(session) = active_session else {
@@ -367,14 +476,14 @@ impl um::ManagerQuery for ManagerQueryI {
             return Ok(());
         };
         if !entry.alive() {
-            info!(target: "usersmanager::query", session = %session.ice_get_identity().name, "removeUserBySession query: session expired, ignored");
+            info!(target: "usersmanager::query", session = %Escaped(&fields[0]), "removeUserBySession query: session expired, ignored");
             return Ok(());
         }
         if core.remove_user(&entry.user, &entry.user_id).await? {
-            info!(target: "usersmanager::query", user = %entry.user, "removeUserBySession query: user removed, answering");
-            delivered("userRemoved", cb.user_removed().await);
+            info!(target: "usersmanager::query", user = %Escaped(&entry.user), "removeUserBySession query: user removed, answering");
+            self.answer(&cb, "userRemoved", None).await;
         } else {
-            info!(target: "usersmanager::query", user = %entry.user, "removeUserBySession query: user no longer exists, ignored");
+            info!(target: "usersmanager::query", user = %Escaped(&entry.user), "removeUserBySession query: user no longer exists, ignored");
         }
         Ok(())
     }
@@ -383,17 +492,20 @@ impl um::ManagerQuery for ManagerQueryI {
         &self,
         session: Option<SessionPrx>,
         response_rcvr: Option<ManagerQueryResponsePrx>,
-        _current: &Current,
+        current: &Current,
     ) -> Result<(), Error> {
-        let Some(cb) = self.callback(response_rcvr, "checkSession") else {
+        let fields = [text(session.as_ref()), text(response_rcvr.as_ref())];
+        let Some((cb, _)) =
+            self.accept(current, &[&fields[0], &fields[1]], response_rcvr.as_ref())?
+        else {
             return Ok(());
         };
         let Some(session) = session else {
             return Ok(());
         };
         if let Ownership::Mine(_) = self.0.ownership(&session) {
-            info!(target: "usersmanager::query", session = %session.ice_get_identity().name, "checkSession query: my session, answering");
-            delivered("sessionVerified", cb.session_verified().await);
+            info!(target: "usersmanager::query", session = %Escaped(&fields[0]), "checkSession query: my session, answering");
+            self.answer(&cb, "sessionVerified", None).await;
         } else {
             debug!(target: "usersmanager::query", "checkSession query: not my session, ignored");
         }
@@ -406,13 +518,22 @@ impl um::ManagerQuery for ManagerQueryI {
 pub struct ResponseI(pub Arc<Core>);
 
 impl ResponseI {
-    fn deliver(&self, current: &Current, answer: Answer) -> Result<(), Error> {
+    fn deliver(
+        &self,
+        current: &Current,
+        answer: Answer,
+        session: Option<&str>,
+    ) -> Result<(), Error> {
         let op = &current.operation;
+        if let Err(why) = self.0.authenticate_answer(current, session) {
+            self.0.refused(op, &why);
+            return Err(Error::UnknownException(format!("answer refused: {why}")));
+        }
         if self.0.deliver(&current.id.name, answer) {
-            info!(target: "usersmanager::response", op = %op, query = %current.id.name, "answer received");
+            info!(target: "usersmanager::response", op = %op, query = %Escaped(&current.id.name), "answer received");
             Ok(())
         } else {
-            debug!(target: "usersmanager::response", op = %op, query = %current.id.name, "answer to no pending query of that kind");
+            debug!(target: "usersmanager::response", op = %op, query = %Escaped(&current.id.name), "answer to no pending query of that kind");
             Err(object_not_exist())
         }
     }
@@ -424,18 +545,19 @@ impl um::ManagerQueryResponse for ResponseI {
         session: Option<SessionPrx>,
         current: &Current,
     ) -> Result<(), Error> {
-        self.deliver(current, Answer::Session(session))
+        let shown = text(session.as_ref());
+        self.deliver(current, Answer::Session(session), Some(&shown))
     }
 
     async fn user_exists(&self, current: &Current) -> Result<(), Error> {
-        self.deliver(current, Answer::UserExists)
+        self.deliver(current, Answer::UserExists, None)
     }
 
     async fn user_removed(&self, current: &Current) -> Result<(), Error> {
-        self.deliver(current, Answer::UserRemoved)
+        self.deliver(current, Answer::UserRemoved, None)
     }
 
     async fn session_verified(&self, current: &Current) -> Result<(), Error> {
-        self.deliver(current, Answer::SessionVerified)
+        self.deliver(current, Answer::SessionVerified, None)
     }
 }

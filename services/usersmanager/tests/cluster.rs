@@ -69,6 +69,25 @@ async fn user_created_on_a_logs_in_through_b_and_c_is_verified_through_c_and_rem
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scenario_with_a_cluster_key() {
+    across_instances(Cluster::start(
+        3,
+        "UsersManager.ClusterKey=an-example-cluster-secret-0123\n",
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scenario_with_a_cluster_key_on_zeroc_icestorm() {
+    across_instances(Cluster::start_on(
+        Broker::ZeroC(start_icebox()),
+        3,
+        "UsersManager.ClusterKey=an-example-cluster-secret-0123\n",
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_scenario_on_zeroc_icestorm() {
     across_instances(Cluster::start_on(Broker::ZeroC(start_icebox()), 3, "")).await;
 }

@@ -20,6 +20,43 @@ async fn python_and_floe_instances_form_one_cluster_on_icestorm_lite() {
     mixed_cluster(Broker::Lite(LiteBroker::start())).await;
 }
 
+/// Publishes on the query topic a `checkUsername` whose parameters end with a tagged class
+/// parameter holding a chain of 60,000 sliced instances: ZeroC's Python decodes it while skipping
+/// the tag and dies. icestorm-lite with IceStorm.CheckClassGraphs refuses it.
+async fn publish_poisoned_query(communicator: &floe::Communicator, topic_manager: &str) {
+    use icestorm_lite::slice::ice_storm::TopicManagerPrx;
+    let tm = TopicManagerPrx::unchecked_cast(
+        communicator
+            .string_to_proxy(topic_manager)
+            .expect("proxy")
+            .expect("not null"),
+    );
+    let publisher = tm
+        .retrieve("ManagerQuery")
+        .await
+        .expect("retrieve")
+        .expect("topic")
+        .get_publisher()
+        .await
+        .expect("publisher")
+        .expect("not null");
+    // "x", a null proxy (empty identity), then tag 1 with format Class (7).
+    let prefix = [1, b'x', 0, 0, (1 << 3) | 7];
+    let event = icestorm_lite::class_graph::sliced_chain(&prefix, 60_000);
+    match publisher
+        .ice_invoke(
+            "checkUsername",
+            floe::OperationMode::Normal,
+            event.into(),
+            None,
+        )
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("Ice.ClassGraphDepthMax"), "{e}"),
+        Ok(_) => panic!("the broker forwarded a poisoned query"),
+    }
+}
+
 async fn mixed_cluster(broker: Broker) {
     let dir = tempfile::tempdir().expect("temp dir");
     let stubs = dir.path().join("stubs");
@@ -42,6 +79,9 @@ async fn mixed_cluster(broker: Broker) {
             b.log_text()
         )
     };
+    if let Broker::Lite(lite) = &broker {
+        publish_poisoned_query(&communicator, &lite.topic_manager).await;
+    }
     let quick = |start: Instant, what: &str| {
         assert!(
             start.elapsed().as_millis() < u128::from(QUERY_TIMEOUT_MS),

@@ -98,6 +98,16 @@ fn bad_configurations_fail_with_a_clear_error() {
         err.contains("UsersManager.QueryTimeout"),
         "bad number: {err}"
     );
+
+    let (code, err) = start_failing(&format!(
+        "IceStorm.TopicManager.Proxy={}\nUsersManager.ClusterKey=short\nUsersManager.DataDir=data\n",
+        icebox.topic_manager
+    ));
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("UsersManager.ClusterKey") && err.contains("at least 16"),
+        "weak cluster key: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ impl LiteBroker {
             runtime.block_on(async move {
                 let props = floe::Properties::new();
                 props.set_property("IceStorm.Transient", "1");
+                // As in usersmanager's own brokers: Python instances may join.
+                props.set_property("IceStorm.CheckClassGraphs", "1");
                 let broker = icestorm_lite::Broker::start(props)
                     .await
                     .expect("start icestorm-lite");
