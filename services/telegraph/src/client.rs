@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use floe::codegen::Current;
@@ -192,7 +192,7 @@ impl Client {
                 tasks: Mutex::new(Vec::new()),
             }),
         };
-        adapter.add(Arc::new(api::InboxDispatcher(Arc::new(InboxI { client: client.clone() }))), inbox_id)?;
+        adapter.add(Arc::new(api::InboxDispatcher(Arc::new(InboxI { client: Arc::downgrade(&client.inner) }))), inbox_id)?;
         if client.inner.config.topic_manager.is_some() {
             client.subscribe_presence().await;
         }
@@ -485,7 +485,11 @@ impl Client {
             let tm = icestorm_lite::slice::ice_storm::TopicManagerPrx::unchecked_cast(tm);
             let topic = tm.retrieve(&c.presence_topic).await.map_err(|e| format!("{e:?}"))?.ok_or("null topic")?;
             let id: floe::Identity = format!("presence/{}", c.name).parse().map_err(|e: floe::Error| e.to_string())?;
-            let subscriber = self.inner.adapter.add(Arc::new(api::PresenceDispatcher(Arc::new(PresenceI { client: self.clone() }))), id).map_err(|e| e.to_string())?;
+            let subscriber = self
+                .inner
+                .adapter
+                .add(Arc::new(api::PresenceDispatcher(Arc::new(PresenceI { client: Arc::downgrade(&self.inner) }))), id)
+                .map_err(|e| e.to_string())?;
             topic.subscribe_and_get_publisher(&HashMap::new(), Some(subscriber.ice_oneway())).await.map_err(|e| format!("{e:?}"))?;
             Ok(())
         }
@@ -497,11 +501,8 @@ impl Client {
 
     /// Logs out and stops the client.
     pub async fn shutdown(&self) {
-        for t in self.inner.tasks.lock().drain(..) {
-            t.abort();
-        }
+        self.stop_tasks().await;
         if let Ok(session) = self.session() {
-            let _ = self.inner.managers.ice_invocation_timeout(2_000);
             let _ = ManagerPrx::unchecked_cast(self.inner.managers.ice_invocation_timeout(2_000)).logout(&session).await;
         }
         let _ = self.inner.store.flush().await;
@@ -510,11 +511,21 @@ impl Client {
 
     /// Stops the client without logging out (as a crash would, but flushing its store).
     pub async fn stop(&self) {
-        for t in self.inner.tasks.lock().drain(..) {
-            t.abort();
-        }
+        self.stop_tasks().await;
         let _ = self.inner.store.flush().await;
         self.inner.communicator.destroy().await;
+    }
+
+    /// Stops the heartbeat and delivery tasks and waits until they are gone (so the store is
+    /// released once the last handle is dropped).
+    async fn stop_tasks(&self) {
+        let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 
     /// Checks an incoming message and stores it; a duplicate is acknowledged and dropped.
@@ -587,38 +598,44 @@ impl Client {
     }
 }
 
+/// The servants hold the client weakly: the adapter they live in belongs to the client, and a
+/// strong reference would keep the client (and its store) alive for ever.
+fn upgrade(client: &Weak<Inner>) -> Result<Client, api::Rejected> {
+    client.upgrade().map(|inner| Client { inner }).ok_or_else(|| api::Rejected { reason: "the client is stopping".into() })
+}
+
 struct InboxI {
-    client: Client,
+    client: Weak<Inner>,
 }
 
 impl api::Inbox for InboxI {
     async fn deliver(&self, message: api::Envelope, _: &Current) -> Result<(), inbox_ops::DeliverError> {
-        self.client.receive(message).await.map_err(Into::into)
+        upgrade(&self.client)?.receive(message).await.map_err(Into::into)
     }
 
     async fn receipt(&self, r: api::Receipt, _: &Current) -> Result<(), inbox_ops::ReceiptError> {
-        self.client.record_receipt(r).await.map_err(Into::into)
+        upgrade(&self.client)?.record_receipt(r).await.map_err(Into::into)
     }
 }
 
 struct PresenceI {
-    client: Client,
+    client: Weak<Inner>,
 }
 
 impl api::Presence for PresenceI {
     async fn changed(&self, user: UserInfo, _: &Current) -> Result<(), floe::Error> {
-        if user.name == self.client.name() {
+        let Ok(client) = upgrade(&self.client) else { return Ok(()) };
+        if user.name == client.name() {
             return Ok(());
         }
         if user.online {
             // The user is back, perhaps at a new address: deliver what waits for it now, at the
             // address the managers give (the broker's topic is not trusted with addresses).
-            let client = &self.client.inner;
-            client.addresses.lock().remove(&user.name);
-            client.backoff.lock().remove(&user.name);
-            client.wake.notify_one();
+            client.inner.addresses.lock().remove(&user.name);
+            client.inner.backoff.lock().remove(&user.name);
+            client.inner.wake.notify_one();
         }
-        let _ = self.client.inner.events.send(Event::Presence(user));
+        let _ = client.inner.events.send(Event::Presence(user));
         Ok(())
     }
 }
