@@ -163,15 +163,28 @@ impl Client {
     }
 
     async fn start_on(config: ClientConfig, store: Store, identity: Identity, communicator: Communicator, register: bool) -> Result<Client, ClientError> {
-        if config.managers.trim().is_empty() {
-            return Err(ClientError::Invalid("Telegraph.Managers is not set: give the managers' proxy".into()));
-        }
-        let managers = communicator
-            .string_to_proxy(&config.managers)
-            .map_err(|e| ClientError::Invalid(format!("Telegraph.Managers: {e}")))?
-            .ok_or_else(|| ClientError::Invalid("Telegraph.Managers is a null proxy".into()))?;
-        let managers = ManagerPrx::unchecked_cast(managers.ice_invocation_timeout(10_000));
         let adapter = communicator.create_object_adapter_with_endpoints("Telegraph.Client", &config.endpoints).await?;
+        let managers = if config.managers.trim().is_empty() {
+            // No managers configured: the UDP lookup.
+            adapter.activate()?;
+            let p = &config.properties;
+            let targets = crate::discovery::targets(
+                &p.get_property_with_default("Telegraph.Discovery.Hosts", "127.0.0.1"),
+                &p.get_property_with_default("Telegraph.Discovery.Ports", "4062"),
+            )
+            .map_err(ClientError::Invalid)?;
+            let wait = millis(p, "Telegraph.Discovery.Timeout", 1_000);
+            crate::discovery::find_managers(&communicator, &adapter, &targets, wait)
+                .await?
+                .ok_or_else(|| ClientError::Managers("Telegraph.Managers is not set and no manager answered the UDP lookup".into()))?
+        } else {
+            let prx = communicator
+                .string_to_proxy(&config.managers)
+                .map_err(|e| ClientError::Invalid(format!("Telegraph.Managers: {e}")))?
+                .ok_or_else(|| ClientError::Invalid("Telegraph.Managers is a null proxy".into()))?;
+            ManagerPrx::unchecked_cast(prx)
+        };
+        let managers = ManagerPrx::unchecked_cast(managers.ice_invocation_timeout(10_000));
         let (events, _) = broadcast::channel(1024);
         let inbox_id: floe::Identity = format!("inbox/{}", config.name).parse()?;
         let inbox = InboxPrx::unchecked_cast(adapter.create_proxy(inbox_id.clone()));

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod client;
 pub mod cluster;
 pub mod crypto;
+pub mod discovery;
 pub mod manager;
 pub mod store;
 

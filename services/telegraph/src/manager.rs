@@ -189,6 +189,20 @@ impl Manager {
             .add(Arc::new(api::ManagerDispatcher(Arc::new(ManagerI { shared: shared.clone() }))), identity.clone())
             .map_err(|e| e.to_string())?;
         let proxy = node.adapter().create_proxy(identity);
+        let discovery = shared.config.properties.get_property("Telegraph.Discovery.Endpoints");
+        if !discovery.trim().is_empty() {
+            let adapter = node
+                .communicator()
+                .create_object_adapter_with_endpoints("Telegraph.Discovery", &discovery)
+                .await
+                .map_err(|e| format!("Telegraph.Discovery.Endpoints `{discovery}`: {e}"))?;
+            let servant = crate::discovery::DiscoveryI { manager: api::ManagerPrx::unchecked_cast(proxy.clone()), budget: Mutex::new((Instant::now(), 0)) };
+            adapter
+                .add(Arc::new(api::DiscoveryDispatcher(Arc::new(servant))), crate::discovery::DISCOVERY_IDENTITY.parse().map_err(|e: floe::Error| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            adapter.activate().map_err(|e| e.to_string())?;
+            info!(target: "telegraph::discovery", endpoints = %discovery, "answering UDP lookups");
+        }
         let manager = Manager { shared: shared.clone(), proxy, tasks: Arc::new(Mutex::new(Vec::new())) };
         let (flush, tick) = (shared.clone(), shared.clone());
         manager.tasks.lock().push(tokio::spawn(async move { flush.flush_loop().await }));

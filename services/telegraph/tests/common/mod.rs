@@ -36,6 +36,8 @@ pub struct Deployment {
     pub broker: ChildGuard,
     pub topic_manager: String,
     pub ports: BTreeMap<u64, u16>,
+    /// Each manager's UDP discovery port.
+    pub discovery: BTreeMap<u64, u16>,
     pub managers: BTreeMap<u64, Option<ChildGuard>>,
     pub mesh: Option<Mesh>,
     pub communicator: Communicator,
@@ -62,11 +64,13 @@ impl Deployment {
         let mesh = mesh.then(|| Mesh::new(&ports.iter().map(|(id, p)| (*id, *p)).collect::<Vec<_>>()));
         let properties = Properties::new();
         properties.set_property("Ice.Default.Timeout", "1000");
+        let discovery = (1..=n).map(|id| (id, free_udp_port())).collect();
         let mut d = Deployment {
             tmp,
             broker,
             topic_manager,
             ports,
+            discovery,
             managers: BTreeMap::new(),
             mesh,
             communicator: Communicator::with_properties(properties).expect("communicator"),
@@ -100,6 +104,7 @@ impl Deployment {
             format!("--Telegraph.Raft.Endpoints=tcp -h 127.0.0.1 -p {}", self.ports[&id]),
             format!("--Telegraph.Raft.DataDir={}", self.tmp.path().join(format!("manager-{id}")).display()),
             format!("--IceStorm.TopicManager.Proxy={}", self.topic_manager),
+            format!("--Telegraph.Discovery.Endpoints=udp -h 127.0.0.1 -p {}", self.discovery[&id]),
         ];
         for (other, port) in &self.ports {
             args.push(format!("--Telegraph.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"));
@@ -197,6 +202,11 @@ impl Deployment {
     pub async fn client(&self, name: &str, register: bool) -> Client {
         Client::start(self.client_config(name, &[]), register).await.unwrap_or_else(|e| panic!("client {name}: {e}\n{}", self.logs()))
     }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp").local_addr().expect("address").port()
 }
 
 /// Waits for an event matching `f`, at most `limit`.
