@@ -476,6 +476,11 @@ impl<S: StateMachine> RaftNode<S> {
         self.read_machine(consistency, |m| f(&m.app)).await
     }
 
+    /// Runs `f` on this node's state machine as it is now (a stale read, without waiting).
+    pub fn read_now<T>(&self, f: impl FnOnce(&S) -> T) -> T {
+        f(&self.inner.machine.machine.read().app)
+    }
+
     /// The log time the state machine has reached (ms since the Unix epoch).
     pub async fn log_time(&self, consistency: Consistency) -> Result<i64, RaftError> {
         self.read_machine(consistency, |m| m.log_time()).await

@@ -157,17 +157,13 @@ impl Accounts {
     fn execute(&mut self, command: Command, time: i64) -> Answer {
         let mut changes = Vec::new();
         let refused = match command {
-            Command::Register { name, hash, identity_key, exchange_key } => {
-                if self.users.contains_key(&name) {
-                    Some(Refusal::UserExists)
-                } else {
-                    self.users.insert(
-                        name,
-                        Account { hash, identity_key, exchange_key, inbox: String::new(), online: false, last_seen: 0, created: time },
-                    );
+            Command::Register { name, hash, identity_key, exchange_key } => match self.users.entry(name) {
+                std::collections::btree_map::Entry::Occupied(_) => Some(Refusal::UserExists),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Account { hash, identity_key, exchange_key, inbox: String::new(), online: false, last_seen: 0, created: time });
                     None
                 }
-            }
+            },
             Command::Login { name, token_hash, inbox } => {
                 if self.users.contains_key(&name) {
                     self.sessions.insert(token_hash, Session { name: name.clone(), last_used: time });

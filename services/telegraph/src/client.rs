@@ -243,7 +243,7 @@ impl Client {
     async fn register(&self) -> Result<(), ClientError> {
         let c = &self.inner.config;
         let id = &self.inner.identity;
-        match self.inner.managers.register(&c.name, &c.password, &id.identity_public().to_vec(), &id.exchange_public().to_vec()).await {
+        match self.inner.managers.register(&c.name, &c.password, id.identity_public().as_ref(), id.exchange_public().as_ref()).await {
             Ok(()) => Ok(()),
             Err(e) => Err(manager_error(e)),
         }
@@ -560,6 +560,14 @@ impl Client {
                 store.contact(&envelope.sender).map_err(|e| reject(e.to_string()))?.ok_or_else(|| reject("sender unknown".into()))?
             }
         };
+        if contact.changed_to.is_some() {
+            return Err(reject(format!("{}'s keys changed and are not trusted yet", envelope.sender)));
+        }
+        if let Some(other) = store.message_at(&envelope.sender, false, envelope.counter).map_err(|e| reject(e.to_string()))?
+            && other.id != envelope.id
+        {
+            return Err(reject(format!("counter {} of {} was used by another message", envelope.counter, envelope.sender)));
+        }
         let text = match crypto::open(&self.inner.identity, self.name(), &contact.identity_key, &envelope) {
             Ok(t) => t,
             Err(e) => {
@@ -601,6 +609,9 @@ impl Client {
             return Err(reject("the receipt is not for a message this client sent to its reader".into()));
         }
         let contact = store.contact(&r.reader).map_err(|e| reject(e.to_string()))?.ok_or_else(|| reject("unknown reader".into()))?;
+        if contact.changed_to.is_some() {
+            return Err(reject(format!("{}'s keys changed and are not trusted yet", r.reader)));
+        }
         crypto::verify_receipt(&contact.identity_key, &r).map_err(|e| reject(e.to_string()))?;
         let state = if r.kind == ReceiptKind::Read { State::Read } else { State::Delivered };
         if let Some(m) = store.advance(&r.message_id, state).map_err(|e| reject(e.to_string()))? {

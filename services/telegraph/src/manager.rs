@@ -424,7 +424,7 @@ impl api::Manager for ManagerI {
 
     async fn heartbeat(&self, session: String, inbox: Option<InboxPrx>, _: &Current) -> Result<(), ops::HeartbeatError> {
         let name = self.shared.session_user(&session).await.map_err(|e| -> ops::HeartbeatError { session_error!(e) })?;
-        let inbox = inbox_string(&inbox).map_err(|e| unauthorized(e.reason))?;
+        let inbox = inbox_string(&inbox).map_err(|e| api::Unavailable { reason: e.reason })?;
         let current = self.shared.node.read(Consistency::Stale, |a| a.users.get(&name).map(|u| u.inbox.clone())).await.ok().flatten();
         let changed = (current.as_deref() != Some(inbox.as_str())).then_some(inbox);
         let mut pending = self.shared.pending.lock();

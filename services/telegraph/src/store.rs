@@ -204,6 +204,14 @@ impl Store {
         Ok(())
     }
 
+    /// The message of a conversation at a counter, if any.
+    pub fn message_at(&self, peer: &str, outgoing: bool, counter: i64) -> Result<Option<Message>, StoreError> {
+        match self.messages.get(message_key(peer, outgoing, counter)).map_err(err)? {
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(err),
+            None => Ok(None),
+        }
+    }
+
     /// The message with this id.
     pub fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
         let Some(key) = self.ids.get(id).map_err(err)? else { return Ok(None) };

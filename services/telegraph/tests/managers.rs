@@ -35,7 +35,7 @@ async fn the_leading_manager_sigkilled_loses_no_acknowledged_registration() {
             while !stop.load(Ordering::Relaxed) {
                 let name = format!("user{i}");
                 i += 1;
-                match managers.register(&name, "pw", &key.identity_public().to_vec(), &key.exchange_public().to_vec()).await {
+                match managers.register(&name, "pw", key.identity_public().as_ref(), key.exchange_public().as_ref()).await {
                     Ok(()) => acknowledged.push(name),
                     Err(_) => refused += 1,
                 }

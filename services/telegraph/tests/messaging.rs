@@ -188,7 +188,7 @@ async fn messages_are_unreadable_on_the_wire_and_at_the_managers_and_bad_ones_ar
     let managers = d.manager(&d.all());
     let mallory = Identity::generate();
     managers
-        .register("mallory", "mallory-password", &mallory.identity_public().to_vec(), &mallory.exchange_public().to_vec())
+        .register("mallory", "mallory-password", mallory.identity_public().as_ref(), mallory.exchange_public().as_ref())
         .await
         .expect("register mallory");
     let bob_info = alice.lookup("bob").await.expect("lookup");
@@ -215,6 +215,10 @@ async fn messages_are_unreadable_on_the_wire_and_at_the_managers_and_bad_ones_ar
     bob_inbox.deliver(&good).await.expect("a valid message");
     bob_inbox.deliver(&good).await.expect("a replay is acknowledged");
     assert_eq!(bob.store().conversation("mallory").unwrap().len(), 1, "the replay was stored again");
+    // Another message reusing a counter would overwrite the first: refused.
+    let reused = crypto::seal(&mallory, "mallory", "bob", &bob_info.exchange_key, &crypto::new_message_id(), 1, 2, "again").unwrap();
+    assert!(rejected(bob_inbox.deliver(&reused).await).contains("counter 1"));
+    assert_eq!(bob.store().conversation("mallory").unwrap()[0].text, "hi");
 
     // A client refuses to message itself, oversized texts and unknown users; the managers
     // refuse a wrong password and bad names.
@@ -225,11 +229,11 @@ async fn messages_are_unreadable_on_the_wire_and_at_the_managers_and_bad_ones_ar
         Err(manager::LoginError::Unauthorized(e)) => assert!(e.reason.contains("wrong name or password"), "{}", e.reason),
         other => panic!("a wrong password got {other:?}"),
     }
-    match managers.register("Bad\nName", "pw", &vec![0; 32], &vec![0; 32]).await {
+    match managers.register("Bad\nName", "pw", &[0; 32], &[0; 32]).await {
         Err(manager::RegisterError::InvalidArgument(_)) => {}
         other => panic!("a bad name got {other:?}"),
     }
-    match managers.register("bob", "pw", &vec![0; 32], &vec![0; 32]).await {
+    match managers.register("bob", "pw", &[0; 32], &[0; 32]).await {
         Err(manager::RegisterError::UserExists(_)) => {}
         other => panic!("a taken name got {other:?}"),
     }

@@ -9,12 +9,12 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ed25519_dalek::{Signer, SigningKey};
 use floe::Properties;
 use floe_test_support::{ChildGuard, PYTHON, require_python};
 use telegraph::client::{Client, ClientConfig, Event};
 use telegraph::cluster::Cluster;
 use telegraph::crypto::{self, Identity};
-use ed25519_dalek::{Signer, SigningKey};
 use telegraph::slice::telegraph::{Envelope, InboxPrx, ManagerPrx, inbox};
 use telegraph::store::State;
 
@@ -31,10 +31,19 @@ fn example() -> PathBuf {
 /// The example's arguments for user `py`, on `managers`, keeping its state in `data`.
 fn py_args(managers: &str, data: &Path) -> Vec<String> {
     let data = data.display().to_string();
-    ["--managers", managers, "--name", "py", "--password", "py-password", "--data-dir", &data]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "--managers",
+        managers,
+        "--name",
+        "py",
+        "--password",
+        "py-password",
+        "--data-dir",
+        &data,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// Runs one command of the example to its end; returns its stdout, failing on a non-zero exit.
@@ -98,7 +107,12 @@ impl Listener {
         gather(child.stdout.take().expect("stdout"), Arc::clone(&out));
         gather(child.stderr.take().expect("stderr"), Arc::clone(&err));
         let stdin = child.stdin.take();
-        Listener { child, stdin, out, err }
+        Listener {
+            child,
+            stdin,
+            out,
+            err,
+        }
     }
 
     /// Everything the client printed so far, for failure messages.
@@ -117,19 +131,30 @@ impl Listener {
             if let Some(l) = self.out.lock().unwrap().iter().find(|l| matches(l)) {
                 return l.clone();
             }
-            assert!(Instant::now() < deadline, "the Python client did not print {what} within {LIMIT:?}\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "the Python client did not print {what} within {LIMIT:?}\n{}",
+                self.output()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     fn count(&self, matches: impl Fn(&str) -> bool) -> usize {
-        self.out.lock().unwrap().iter().filter(|l| matches(l)).count()
+        self.out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| matches(l))
+            .count()
     }
 
     /// Sends `NAME TEXT` on the client's stdin.
     fn send(&mut self, to: &str, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{to} {text}").and_then(|()| stdin.flush()).expect("write to the Python client");
+        writeln!(stdin, "{to} {text}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the Python client");
     }
 }
 
@@ -150,13 +175,18 @@ async fn next_event<T>(
                 }
             }
             Ok(Err(e)) => panic!("the Rust client's events: {e}\n{}", py.output()),
-            Err(_) => panic!("the Rust client saw no {what} within {LIMIT:?}\n{}", py.output()),
+            Err(_) => panic!(
+                "the Rust client saw no {what} within {LIMIT:?}\n{}",
+                py.output()
+            ),
         }
     }
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -165,7 +195,10 @@ fn hex(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_example_and_rust_client_exchange_messages_and_receipts() {
-    require_python("Ice, cryptography", "python3-zeroc-ice python3-cryptography");
+    require_python(
+        "Ice, cryptography",
+        "python3-zeroc-ice python3-cryptography",
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let props = Properties::new();
     for (k, v) in [
@@ -176,33 +209,50 @@ async fn python_example_and_rust_client_exchange_messages_and_receipts() {
     ] {
         props.set_property(k, v);
     }
-    let cluster = Cluster::start(3, &props, &dir.path().join("managers")).await.expect("start the managers");
+    let cluster = Cluster::start(3, &props, &dir.path().join("managers"))
+        .await
+        .expect("start the managers");
     let managers = cluster.managers_proxy();
 
     // The Rust user.
     let rust_props = props.deep_clone();
     rust_props.set_property("Telegraph.Managers", &managers);
-    rust_props.set_property("Telegraph.Client.DataDir", &dir.path().join("rust").display().to_string());
+    rust_props.set_property(
+        "Telegraph.Client.DataDir",
+        &dir.path().join("rust").display().to_string(),
+    );
     rust_props.set_property("Telegraph.HeartbeatInterval", "500");
     rust_props.set_property("Telegraph.RetryMin", "100");
     rust_props.set_property("Telegraph.RetryMax", "1000");
-    let config = ClientConfig::from_properties(rust_props, "rust", "rust-password").expect("client config");
-    let rust = Client::start(config, true).await.expect("start the Rust client");
+    let config =
+        ClientConfig::from_properties(rust_props, "rust", "rust-password").expect("client config");
+    let rust = Client::start(config, true)
+        .await
+        .expect("start the Rust client");
     let mut events = rust.events();
 
     // The Python user registers, and sees both users.
     let args = py_args(&managers, &dir.path().join("py"));
     assert_eq!(run_py(&["register"], &args).await.trim(), "registered py");
     let users = run_py(&["users"], &args).await;
-    assert!(users.lines().any(|l| l == "rust online"), "client.py users printed:\n{users}");
-    assert!(users.lines().any(|l| l.starts_with("py ")), "client.py users printed:\n{users}");
+    assert!(
+        users.lines().any(|l| l == "rust online"),
+        "client.py users printed:\n{users}"
+    );
+    assert!(
+        users.lines().any(|l| l.starts_with("py ")),
+        "client.py users printed:\n{users}"
+    );
 
     let mut py = Listener::start(&args);
     let ready = py.line("ready", |l| l.starts_with("ready ")).await;
     assert!(ready.contains("inbox/py"), "{ready}");
 
     // Rust -> Python: printed with the exact text; delivered, then read (--auto-read).
-    let sent = rust.send("py", TO_PYTHON).await.expect("the Rust client sends");
+    let sent = rust
+        .send("py", TO_PYTHON)
+        .await
+        .expect("the Rust client sends");
     let expected = format!("message {} from rust #1: {TO_PYTHON}", sent.id);
     py.line(&expected, |l| l == expected).await;
     let mut states = Vec::new();
@@ -215,79 +265,190 @@ async fn python_example_and_rust_client_exchange_messages_and_receipts() {
         .await;
         states.push(state);
     }
-    assert_eq!(states[0], State::Delivered, "states of the Rust message: {states:?}");
-    assert!(states.windows(2).all(|w| w[0] <= w[1]), "states of the Rust message: {states:?}");
-    assert_eq!(rust.store().message(&sent.id).unwrap().map(|m| m.state), Some(State::Read));
+    assert_eq!(
+        states[0],
+        State::Delivered,
+        "states of the Rust message: {states:?}"
+    );
+    assert!(
+        states.windows(2).all(|w| w[0] <= w[1]),
+        "states of the Rust message: {states:?}"
+    );
+    assert_eq!(
+        rust.store().message(&sent.id).unwrap().map(|m| m.state),
+        Some(State::Read)
+    );
 
     // Python -> Rust: the Python client looks the Rust user up, pins its keys, and seals.
     py.send("rust", TO_RUST);
-    let line = py.line("sent ... to rust", |l| l.starts_with("sent ") && l.ends_with(" to rust")).await;
+    let line = py
+        .line("sent ... to rust", |l| {
+            l.starts_with("sent ") && l.ends_with(" to rust")
+        })
+        .await;
     let py_id = line.split_whitespace().nth(1).expect("an id").to_string();
     let received = next_event(&mut events, &py, "message from Python", |e| match e {
         Event::Received(m) => Some(m),
         _ => None,
     })
     .await;
-    assert_eq!((received.id.as_str(), received.peer.as_str(), received.counter), (py_id.as_str(), "py", 1));
+    assert_eq!(
+        (
+            received.id.as_str(),
+            received.peer.as_str(),
+            received.counter
+        ),
+        (py_id.as_str(), "py", 1)
+    );
     assert_eq!(received.text, TO_RUST);
-    assert_eq!(rust.store().message(&py_id).unwrap().map(|m| m.text), Some(TO_RUST.to_string()));
+    assert_eq!(
+        rust.store().message(&py_id).unwrap().map(|m| m.text),
+        Some(TO_RUST.to_string())
+    );
     let me = rust.lookup("rust").await.expect("look the Rust user up");
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("py/telegraph.json")).expect("the Python client's state")).expect("JSON");
-    assert_eq!(saved["contacts"]["rust"]["identity"], hex(&me.identity_key), "{saved}");
-    assert_eq!(saved["contacts"]["rust"]["exchange"], hex(&me.exchange_key), "{saved}");
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("py/telegraph.json")).expect("the Python client's state"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        saved["contacts"]["rust"]["identity"],
+        hex(&me.identity_key),
+        "{saved}"
+    );
+    assert_eq!(
+        saved["contacts"]["rust"]["exchange"],
+        hex(&me.exchange_key),
+        "{saved}"
+    );
 
     // Receipts for the Python message: delivered at once, read once the Rust user reads it.
-    py.line("the delivered receipt", |l| l == format!("receipt delivered {py_id} from rust")).await;
+    py.line("the delivered receipt", |l| {
+        l == format!("receipt delivered {py_id} from rust")
+    })
+    .await;
     assert_eq!(rust.mark_read("py").await.expect("mark read"), 1);
-    py.line("the read receipt", |l| l == format!("receipt read {py_id} from rust")).await;
+    py.line("the read receipt", |l| {
+        l == format!("receipt read {py_id} from rust")
+    })
+    .await;
 
     // A tampered envelope, straight to the Python inbox, is rejected; the intact one is taken,
     // once.
-    let communicator = floe::Communicator::with_properties(Properties::new()).expect("communicator");
-    let manager = ManagerPrx::unchecked_cast(communicator.string_to_proxy(&managers).unwrap().unwrap());
+    let communicator =
+        floe::Communicator::with_properties(Properties::new()).expect("communicator");
+    let manager =
+        ManagerPrx::unchecked_cast(communicator.string_to_proxy(&managers).unwrap().unwrap());
     let tester = Identity::generate();
-    manager.register("tester", "tester-password", &tester.identity_public(), &tester.exchange_public()).await.expect("register tester");
-    let session = manager.login("tester", "tester-password", None).await.expect("login tester");
+    manager
+        .register(
+            "tester",
+            "tester-password",
+            &tester.identity_public(),
+            &tester.exchange_public(),
+        )
+        .await
+        .expect("register tester");
+    let session = manager
+        .login("tester", "tester-password", None)
+        .await
+        .expect("login tester");
     let info = manager.lookup(&session, "py").await.expect("look py up");
-    let inbox_proxy = InboxPrx::unchecked_cast(communicator.string_to_proxy(&info.inbox).unwrap().expect("py's inbox"));
+    let inbox_proxy = InboxPrx::unchecked_cast(
+        communicator
+            .string_to_proxy(&info.inbox)
+            .unwrap()
+            .expect("py's inbox"),
+    );
     let id = crypto::new_message_id();
-    let good = crypto::seal(&tester, "tester", "py", &info.exchange_key, &id, 1, now_ms(), "intact").expect("seal");
+    let good = crypto::seal(
+        &tester,
+        "tester",
+        "py",
+        &info.exchange_key,
+        &id,
+        1,
+        now_ms(),
+        "intact",
+    )
+    .expect("seal");
     let mut tampered = good.clone();
     tampered.ciphertext[0] ^= 1;
     let rejected = |e: Result<(), inbox::DeliverError>, what: &str, says: &str| match e {
-        Err(inbox::DeliverError::Rejected(r)) => assert!(r.reason.contains(says), "{what}: {}", r.reason),
+        Err(inbox::DeliverError::Rejected(r)) => {
+            assert!(r.reason.contains(says), "{what}: {}", r.reason)
+        }
         other => panic!("{what} got {other:?}\n{}", py.output()),
     };
-    rejected(inbox_proxy.deliver(&tampered).await, "a flipped ciphertext byte", "signature");
+    rejected(
+        inbox_proxy.deliver(&tampered).await,
+        "a flipped ciphertext byte",
+        "signature",
+    );
     // Signed again by the sender, the altered ciphertext still fails to decrypt.
     let signing = SigningKey::from_bytes(tester.to_secret_bytes()[..32].try_into().unwrap());
     let resign = |e: &mut Envelope| {
-        let signed = [crypto::header_bytes(e), e.nonce.clone(), e.ciphertext.clone()].concat();
+        let signed = [
+            crypto::header_bytes(e),
+            e.nonce.clone(),
+            e.ciphertext.clone(),
+        ]
+        .concat();
         e.signature = signing.sign(&signed).to_bytes().to_vec();
     };
     resign(&mut tampered);
-    rejected(inbox_proxy.deliver(&tampered).await, "a re-signed altered ciphertext", "decrypt");
+    rejected(
+        inbox_proxy.deliver(&tampered).await,
+        "a re-signed altered ciphertext",
+        "decrypt",
+    );
     // So does a re-signed envelope whose header (the associated data) changed.
     let mut tampered = good.clone();
     tampered.counter = 2;
     resign(&mut tampered);
-    rejected(inbox_proxy.deliver(&tampered).await, "a re-signed altered header", "decrypt");
+    rejected(
+        inbox_proxy.deliver(&tampered).await,
+        "a re-signed altered header",
+        "decrypt",
+    );
     let mut tampered = good.clone();
     tampered.recipient = "rust".into();
-    rejected(inbox_proxy.deliver(&tampered).await, "another recipient", "not for py");
-    inbox_proxy.deliver(&good).await.unwrap_or_else(|e| panic!("the intact envelope: {e:?}\n{}", py.output()));
+    rejected(
+        inbox_proxy.deliver(&tampered).await,
+        "another recipient",
+        "not for py",
+    );
+    inbox_proxy
+        .deliver(&good)
+        .await
+        .unwrap_or_else(|e| panic!("the intact envelope: {e:?}\n{}", py.output()));
     let expected = format!("message {id} from tester #1: intact");
     py.line(&expected, |l| l == expected).await;
-    inbox_proxy.deliver(&good).await.unwrap_or_else(|e| panic!("a duplicate: {e:?}\n{}", py.output()));
-    assert_eq!(py.count(|l| l.starts_with(&format!("message {id} "))), 1, "{}", py.output());
-    assert_eq!(py.count(|l| l.starts_with("message ")), 2, "{}", py.output());
+    inbox_proxy
+        .deliver(&good)
+        .await
+        .unwrap_or_else(|e| panic!("a duplicate: {e:?}\n{}", py.output()));
+    assert_eq!(
+        py.count(|l| l.starts_with(&format!("message {id} "))),
+        1,
+        "{}",
+        py.output()
+    );
+    assert_eq!(
+        py.count(|l| l.starts_with("message ")),
+        2,
+        "{}",
+        py.output()
+    );
     communicator.destroy().await;
 
     // Closing its stdin ends the Python client cleanly (it logs out).
     py.stdin.take();
     let status = py.child.wait_or_kill_async(LIMIT).await;
-    assert!(status.is_some_and(|s| s.success()), "the Python client ended with {status:?}\n{}", py.output());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the Python client ended with {status:?}\n{}",
+        py.output()
+    );
     rust.shutdown().await;
     cluster.shutdown().await;
 }
