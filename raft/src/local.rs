@@ -30,6 +30,25 @@ where
     F: Fn(RaftNode<S>) -> Fut,
     Fut: std::future::Future<Output = Result<T, RaftError>>,
 {
+    start_nodes_with(n, properties, prefix, data_dir, make, |_, _| {}, prepare).await
+}
+
+/// [`start_nodes`], with `configure` adding each node's own properties (node `i`, 1-based)
+/// before it starts.
+pub async fn start_nodes_with<S, T, F, Fut>(
+    n: usize,
+    properties: &Properties,
+    prefix: &str,
+    data_dir: &Path,
+    make: impl Fn() -> S,
+    configure: impl Fn(usize, &Properties),
+    prepare: F,
+) -> Result<Vec<(RaftNode<S>, T)>, RaftError>
+where
+    S: StateMachine,
+    F: Fn(RaftNode<S>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RaftError>>,
+{
     let mut nodes: Vec<(RaftNode<S>, T)> = Vec::new();
     let result = async {
         for id in 1..=n.max(1) {
@@ -41,6 +60,7 @@ where
             }
             let join = nodes.first().map(|(first, _)| format!("raft:{}", first.address().endpoints)).unwrap_or_default();
             props.set_property(&format!("{prefix}.Join"), &join);
+            configure(id, &props);
             let node = RaftNode::start(Config::from_properties(props, prefix)?, make()).await?;
             let kept = match prepare(node.clone()).await {
                 Ok(k) => k,

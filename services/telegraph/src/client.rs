@@ -382,7 +382,7 @@ impl Client {
 
     /// Whether anything is waiting in the outbox.
     pub fn outbox_len(&self) -> usize {
-        self.inner.store.outbox().map(|o| o.len()).unwrap_or(0)
+        self.inner.store.outbox_len()
     }
 
     /// Tries every waiting delivery now (ignoring backoff).
@@ -503,7 +503,15 @@ impl Client {
                 .adapter
                 .add(Arc::new(api::PresenceDispatcher(Arc::new(PresenceI { client: Arc::downgrade(&self.inner) }))), id)
                 .map_err(|e| e.to_string())?;
-            topic.subscribe_and_get_publisher(&HashMap::new(), Some(subscriber.ice_oneway())).await.map_err(|e| format!("{e:?}"))?;
+            let subscriber = Some(subscriber.ice_oneway());
+            if let Err(e) = topic.subscribe_and_get_publisher(&HashMap::new(), subscriber.clone()).await {
+                // A subscription left by an earlier run of this user: replace it.
+                if !format!("{e:?}").contains("AlreadySubscribed") {
+                    return Err(format!("{e:?}"));
+                }
+                topic.unsubscribe(subscriber.clone()).await.map_err(|e| format!("{e:?}"))?;
+                topic.subscribe_and_get_publisher(&HashMap::new(), subscriber).await.map_err(|e| format!("{e:?}"))?;
+            }
             Ok(())
         }
         .await;

@@ -264,6 +264,11 @@ impl Store {
         Ok(())
     }
 
+    /// How many items wait in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Everything waiting, by recipient, messages in counter order before receipts.
     pub fn outbox(&self) -> Result<Vec<(String, Outgoing)>, StoreError> {
         let mut out = Vec::new();
