@@ -48,10 +48,11 @@ impl Cluster {
     pub fn new(n: u64, mesh: bool, extra: &[(&str, &str)]) -> Cluster {
         let tmp = tempfile::tempdir().expect("temporary directory");
         let mut nodes = BTreeMap::new();
+        let ports = floe_test_support::free_ports(n as usize);
         for id in 1..=n {
             let dir = tmp.path().join(format!("node-{id}"));
             let log = tmp.path().join(format!("node-{id}.log"));
-            nodes.insert(id, Node { id, port: free_port(), dir, log, process: None });
+            nodes.insert(id, Node { id, port: ports[id as usize - 1], dir, log, process: None });
         }
         let mesh = mesh.then(|| Mesh::new(&nodes.values().map(|n| (n.id, n.port)).collect::<Vec<_>>()));
         let properties = floe::Properties::new();

@@ -288,7 +288,15 @@ impl Mesh {
             );
             for &(to, port) in targets {
                 if from != to {
-                    links.insert((from, to), Link::start(port));
+                    // The nodes' ports were free a moment ago and nothing holds them yet: a link
+                    // given one of them by the system would keep its node from starting.
+                    let link = loop {
+                        let link = Link::start(port);
+                        if !targets.iter().any(|&(_, p)| p == link.port()) {
+                            break link;
+                        }
+                    };
+                    links.insert((from, to), link);
                 }
             }
         }

@@ -60,7 +60,7 @@ impl Deployment {
             .expect("start the broker");
         let topic_manager = first_line(&mut child, Duration::from_secs(20)).expect("the broker's topic manager");
         let broker = ChildGuard::new(child);
-        let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
+        let ports: BTreeMap<u64, u16> = (1..=n).zip(floe_test_support::free_ports(n as usize)).collect();
         let mesh = mesh.then(|| Mesh::new(&ports.iter().map(|(id, p)| (*id, *p)).collect::<Vec<_>>()));
         let properties = Properties::new();
         properties.set_property("Ice.Default.Timeout", "1000");
