@@ -709,11 +709,10 @@ impl Node {
                 if inventories.is_none() {
                     inventories = Some(self.inventories(&live, &addrs).await);
                 }
-                let inv = inventories.as_ref().unwrap();
-                if placement.len() == r.min(live.len()) && placement.iter().all(|n| inv.get(n).is_some_and(|i| i.binary_search(id).is_ok())) {
-                    if self.inner.replicas.drop_replica(id).is_ok() {
-                        info!(target: "dispotify::repair", id = %id, "replica no longer ours: dropped");
-                    }
+                let inv = inventories.get_or_insert_with(BTreeMap::new);
+                let placed = placement.len() == r.min(live.len()) && placement.iter().all(|n| inv.get(n).is_some_and(|i| i.binary_search(id).is_ok()));
+                if placed && self.inner.replicas.drop_replica(id).is_ok() {
+                    info!(target: "dispotify::repair", id = %id, "replica no longer ours: dropped");
                 }
             }
         }
