@@ -318,7 +318,10 @@ impl Node {
         match users.login(user, password).await {
             Ok(Some(s)) => Ok(s.as_object().to_string()),
             Ok(None) => Err(NodeError::Unauthorized("no session".into())),
-            Err(e) => Err(NodeError::Unauthorized(format!("{e:?}"))),
+            Err(usersmanager::slice::users_manager::manager::LoginError::Unauthorized(_)) => {
+                Err(NodeError::Unauthorized("wrong user name or password".into()))
+            }
+            Err(e) => Err(NodeError::Unavailable(format!("users manager: {e:?}"))),
         }
     }
 
@@ -733,18 +736,20 @@ impl Node {
         }
     }
 
-    async fn inventories(&self, live: &[u64], addrs: &BTreeMap<u64, NodeAddr>) -> BTreeMap<u64, Vec<String>> {
-        let mut out = BTreeMap::new();
-        for node in live {
-            if *node == self.inner.raft.id() {
-                out.insert(*node, self.inner.replicas.inventory().unwrap_or_default());
-                continue;
-            }
-            let Some(s) = addrs.get(node).and_then(|a| self.storage(*node, a, 5_000)) else { continue };
-            if let Ok(mut inv) = s.inventory().await {
+    /// The replicas each of `nodes` holds, asked of all at once (a node that does not answer
+    /// within a health interval is left out).
+    async fn inventories(&self, nodes: &[u64], addrs: &BTreeMap<u64, NodeAddr>) -> BTreeMap<u64, Vec<String>> {
+        let timeout = self.inner.config.health_interval.as_millis().clamp(200, 5_000) as i32;
+        let me = self.inner.raft.id();
+        let asks = nodes.iter().filter(|n| **n != me).filter_map(|n| addrs.get(n).and_then(|a| self.storage(*n, a, timeout)).map(|s| (*n, s))).map(|(n, s)| async move {
+            s.inventory().await.ok().map(|mut inv| {
                 inv.sort();
-                out.insert(*node, inv);
-            }
+                (n, inv)
+            })
+        });
+        let mut out: BTreeMap<u64, Vec<String>> = futures_util::future::join_all(asks).await.into_iter().flatten().collect();
+        if nodes.contains(&me) {
+            out.insert(me, self.inner.replicas.inventory().unwrap_or_default());
         }
         out
     }

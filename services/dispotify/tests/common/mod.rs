@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dispotify::slice::dispotify::{CatalogPrx, Overrides, Song};
 use floe::Communicator;
 use floe_test_support::faultnet::Mesh;
-use floe_test_support::{ChildGuard, first_line, free_port};
+use floe_test_support::{ChildGuard, first_line};
 
 pub const FAST: &[(&str, &str)] = &[
     ("Dispotify.Raft.HeartbeatInterval", "50"),
