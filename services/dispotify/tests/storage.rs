@@ -184,6 +184,52 @@ async fn an_upload_killed_half_way_leaves_no_entry_and_no_leftovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_and_a_joining_node_takes_only_its_new_ranges() {
+    let mut nodes = Nodes::start(3, false, &[]);
+    nodes.wait_leader(&nodes.all(), WAIT).await;
+    // Half an upload, then the client starts again: the node says where to go on from.
+    let (path, bytes, id) = song_file(nodes.tmp.path(), "r.wav", 6.0, 440.0, "Resumed", "X", "Y");
+    let c = nodes.catalog(2);
+    let state = c.begin_upload("", "r.wav", bytes.len() as i64, &id).await.expect("begin");
+    let half = &bytes[..bytes.len() / 2];
+    c.put_chunk(&state.upload, 0, half, &dispotify::node::content_id(half)).await.expect("half");
+    let again = c.begin_upload("", "r.wav", bytes.len() as i64, &id).await.expect("begin again");
+    assert_eq!((again.upload.as_str(), again.received), (state.upload.as_str(), half.len() as i64));
+    let song = upload(&c, &path).await.expect("the rest");
+    assert_eq!(song.id, id);
+
+    // More songs, then a fourth node joins: it takes only the replicas its ring arcs give it,
+    // the others drop exactly those, and every file ends with R copies where the ring says.
+    let mut ids = vec![id];
+    for i in 0..8 {
+        let (p, _, id) = song_file(nodes.tmp.path(), &format!("j{i}.wav"), 0.5, 200.0 + 37.0 * i as f32, &format!("J{i}"), "X", "Y");
+        upload(&nodes.catalog(1), &p).await.expect("upload");
+        ids.push(id);
+    }
+    for id in &ids {
+        eventually(WAIT, "three replicas", || async { nodes.holders(id).len() == 3 }).await;
+    }
+    let before: Vec<Vec<u64>> = ids.iter().map(|id| nodes.holders(id)).collect();
+    nodes.join_node(4);
+    eventually(WAIT, "node 4 a voter", || async {
+        nodes.catalog(1).status().await.is_ok_and(|s| s.nodes.len() == 4 && s.nodes.iter().all(|n| n.up))
+    })
+    .await;
+    let status = nodes.catalog(1).status().await.unwrap();
+    for (id, old) in ids.iter().zip(&before) {
+        let placement: Vec<u64> = status.files.iter().find(|f| &f.id == id).unwrap().placement.iter().map(|p| p.parse().unwrap()).collect();
+        // Only node 4 is new in a placement.
+        for n in &placement {
+            assert!(old.contains(n) || *n == 4, "{id}: {n} was given a replica it did not have");
+        }
+        let mut want = placement.clone();
+        want.sort();
+        eventually(WAIT, "exactly the new placement", || async { nodes.holders(id) == want }).await;
+    }
+    assert!(ids.iter().any(|id| nodes.holders(id).contains(&4)), "node 4 took no range");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_content_uploaded_twice_at_once_is_one_song() {
     let nodes = Nodes::start(3, false, &[]);
     nodes.wait_leader(&nodes.all(), WAIT).await;

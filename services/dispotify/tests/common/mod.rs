@@ -34,6 +34,8 @@ pub struct Nodes {
     pub mesh: Option<Mesh>,
     pub extra: Vec<(String, String)>,
     pub communicator: Communicator,
+    /// Nodes that are not initial members: they join through node 1.
+    pub joiners: Vec<u64>,
 }
 
 impl Nodes {
@@ -50,6 +52,7 @@ impl Nodes {
             mesh,
             extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             communicator: Communicator::with_properties(props).expect("communicator"),
+            joiners: Vec::new(),
         };
         for id in 1..=n {
             nodes.start_node(id);
@@ -84,8 +87,13 @@ impl Nodes {
             format!("--Dispotify.Raft.Endpoints=tcp -h 127.0.0.1 -p {}", self.ports[&id]),
             format!("--Dispotify.DataDir={}", self.dir(id).display()),
         ];
+        if self.joiners.contains(&id) {
+            args.push(format!("--Dispotify.Raft.Join=raft:tcp -h 127.0.0.1 -p {}", self.ports[&1]));
+        }
         for (other, port) in &self.ports {
-            args.push(format!("--Dispotify.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"));
+            if !self.joiners.contains(other) {
+                args.push(format!("--Dispotify.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"));
+            }
             if let Some(mesh) = &self.mesh
                 && *other != id
             {
@@ -106,6 +114,13 @@ impl Nodes {
         let line = first_line(&mut child, Duration::from_secs(20));
         assert!(line.is_some_and(|l| l.starts_with("catalog")), "node {id} did not start:\n{}", self.logs());
         self.procs.insert(id, Some(ChildGuard::new(child)));
+    }
+
+    /// Starts node `id`, not an initial member: it joins through node 1.
+    pub fn join_node(&mut self, id: u64) {
+        self.ports.insert(id, floe_test_support::free_port());
+        self.joiners.push(id);
+        self.start_node(id);
     }
 
     pub fn kill(&mut self, id: u64) {
