@@ -729,16 +729,7 @@ impl App {
                 }
                 let mut text = Text::from(Line::from(line));
                 if let Some(p) = &r.preview {
-                    let preview: String = p
-                        .chars()
-                        .map(|c| {
-                            if c.is_control() || is_bidi_control(c) {
-                                ' '
-                            } else {
-                                c
-                            }
-                        })
-                        .collect();
+                    let preview = one_line(p);
                     text.push_line(Line::styled(
                         format!("  {preview}"),
                         Style::new().fg(Color::DarkGray),
@@ -859,16 +850,7 @@ impl App {
         }
         let error = self.error.as_ref().or(self.managers_error.as_ref());
         if let Some(e) = error {
-            let e: String = e
-                .chars()
-                .map(|c| {
-                    if c.is_control() || is_bidi_control(c) {
-                        ' '
-                    } else {
-                        c
-                    }
-                })
-                .collect();
+            let e = one_line(e);
             spans.push(Span::styled(
                 format!(" · error: {e}"),
                 Style::new().fg(Color::Red),
@@ -938,6 +920,11 @@ type Cell = (char, Style);
 /// are, so that a message cannot disguise itself.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` on one line, safe to draw: control and bidirectional characters become spaces.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() || is_bidi_control(c) { ' ' } else { c }).collect()
 }
 
 /// Appends `text`, keeping newlines, turning tabs into spaces and other control characters
