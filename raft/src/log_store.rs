@@ -31,10 +31,75 @@ const PURGED: &[u8] = b"purged";
 /// tasks), all through sled's own concurrency.
 #[derive(Clone)]
 pub struct LogStore {
-    db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
     committed: Arc<Mutex<Option<LogId<NodeId>>>>,
+    flusher: tokio::sync::mpsc::Sender<Flush>,
+}
+
+/// A node's database and the means to make what it holds durable.
+#[derive(Clone)]
+pub(crate) struct Disk {
+    db: sled::Db,
+    /// sled's data file, opened once: sled's own flush ends in `sync_file_range`, which leaves
+    /// the drive's cache and the file's metadata unsynced, so a flush is followed by
+    /// `fdatasync` of this file.
+    data: Option<Arc<std::fs::File>>,
+}
+
+impl Disk {
+    /// The database `db` stored in `dir`.
+    pub(crate) fn new(db: &sled::Db, dir: &std::path::Path) -> Disk {
+        Disk { db: db.clone(), data: std::fs::File::open(dir.join("db")).ok().map(Arc::new) }
+    }
+
+    /// Writes everything inserted so far to disk, on a blocking thread. (Never through sled
+    /// 0.34's `flush_async`, whose process-wide pool of seven threads deadlocks once seven
+    /// flushes wait at once.)
+    pub(crate) async fn sync(&self) -> Result<(), sled::Error> {
+        let (db, data) = (self.db.clone(), self.data.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<(), sled::Error> {
+            db.flush()?;
+            if let Some(f) = data {
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(r) => r,
+            Err(e) => Err(sled::Error::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// What the flusher task is asked: confirm an append once it is on disk, or report when
+/// everything before is.
+enum Flush {
+    Append(LogFlushed<TypeConfig>),
+    Barrier(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// Appends waiting for the flusher at most (openraft keeps few in flight; this bounds them).
+const FLUSH_QUEUE: usize = 4096;
+
+/// Group commit: every request queued while a flush runs is answered by the next one.
+async fn flusher(disk: Disk, mut rx: tokio::sync::mpsc::Receiver<Flush>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let result = disk.sync().await.map_err(|e| e.to_string());
+        for item in batch {
+            match item {
+                Flush::Append(callback) => callback.log_io_completed(result.clone().map_err(std::io::Error::other)),
+                Flush::Barrier(tx) => {
+                    let _ = tx.send(result.clone());
+                }
+            }
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -52,11 +117,15 @@ fn key(index: u64) -> [u8; 8] {
 }
 
 impl LogStore {
-    /// Opens the log trees of `db`.
-    pub fn open(db: &sled::Db) -> Result<LogStore, sled::Error> {
+    /// Opens the log trees of `db`, stored in `dir`, and starts its flusher (on the current
+    /// tokio runtime).
+    pub fn open(db: &sled::Db, dir: &std::path::Path) -> Result<LogStore, sled::Error> {
         let log = db.open_tree("log")?;
         let meta = db.open_tree("raft")?;
-        let store = LogStore { db: db.clone(), log, meta, committed: Arc::new(Mutex::new(None)) };
+        let disk = Disk::new(db, dir);
+        let (flusher_tx, flusher_rx) = tokio::sync::mpsc::channel(FLUSH_QUEUE);
+        tokio::spawn(flusher(disk.clone(), flusher_rx));
+        let store = LogStore { log, meta, committed: Arc::new(Mutex::new(None)), flusher: flusher_tx };
         let committed = store.read_log_id(COMMITTED).unwrap_or(None);
         *store.committed.lock() = committed;
         Ok(store)
@@ -85,8 +154,12 @@ impl LogStore {
         }
     }
 
+    /// Makes everything written so far durable, after the appends already queued.
     async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(|_| ())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || sled::Error::Io(std::io::Error::other("the flusher stopped"));
+        self.flusher.send(Flush::Barrier(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(|e| sled::Error::Io(std::io::Error::other(e)))
     }
 
     fn read_range(&self, start: u64, end: Bound<u64>) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
@@ -179,18 +252,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&key(e.log_id.index), encode(&entry_to_wire(&e)));
         }
         self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(io_error(e)))?;
-        let flushed = self.flush().await;
-        match flushed {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let text = e.to_string();
-                callback.log_io_completed(Err(std::io::Error::other(text)));
-                Err(StorageIOError::write_logs(io_error(e)).into())
-            }
-        }
+        // Reported done by the flusher once on disk, with whatever else is queued by then.
+        self.flusher
+            .send(Flush::Append(callback))
+            .await
+            .map_err(|_| StorageIOError::write_logs(AnyError::error("the flusher stopped")).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

@@ -312,7 +312,7 @@ impl<S: StateMachine> Machine<S> {
 pub struct MachineStore<S> {
     pub(crate) machine: Arc<RwLock<Machine<S>>>,
     tree: sled::Tree,
-    db: sled::Db,
+    disk: crate::log_store::Disk,
     snapshots: Arc<AtomicU64>,
 }
 
@@ -321,7 +321,7 @@ impl<S> Clone for MachineStore<S> {
         MachineStore {
             machine: self.machine.clone(),
             tree: self.tree.clone(),
-            db: self.db.clone(),
+            disk: self.disk.clone(),
             snapshots: self.snapshots.clone(),
         }
     }
@@ -345,13 +345,13 @@ fn snapshot_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 }
 
 impl<S: StateMachine> MachineStore<S> {
-    /// Opens the snapshot tree of `db` and restores the machine from the stored snapshot, if any.
-    pub fn open(db: &sled::Db, app: S, session_lifetime_ms: i64) -> Result<MachineStore<S>, StorageError<NodeId>> {
+    /// Opens the snapshot tree of `db` (stored in `dir`) and restores the machine from the stored snapshot, if any.
+    pub fn open(db: &sled::Db, dir: &std::path::Path, app: S, session_lifetime_ms: i64) -> Result<MachineStore<S>, StorageError<NodeId>> {
         let tree = db.open_tree("snapshot").map_err(sm_read_err)?;
         let store = MachineStore {
             machine: Arc::new(RwLock::new(Machine::new(app, session_lifetime_ms))),
             tree,
-            db: db.clone(),
+            disk: crate::log_store::Disk::new(db, dir),
             snapshots: Arc::new(AtomicU64::new(0)),
         };
         if let Some(data) = store.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)? {
@@ -366,7 +366,7 @@ impl<S: StateMachine> MachineStore<S> {
         batch.insert(SNAPSHOT_META, encode(&snapshot_meta_to_wire(meta)));
         batch.insert(SNAPSHOT_DATA, data);
         self.tree.apply_batch(batch).map_err(snapshot_write_err)?;
-        self.db.flush_async().await.map_err(snapshot_write_err)?;
+        self.disk.sync().await.map_err(snapshot_write_err)?;
         Ok(())
     }
 }

@@ -96,6 +96,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// Whether a failure means the peer is down or cut off (back off) rather than a passing error.
+/// A call that merely timed out is not: a loaded peer answers late now and then, and backing
+/// off from it for `Raft.Backoff` would stall commits.
 fn unreachable_error(e: &IceError) -> bool {
     matches!(
         e,
@@ -103,7 +105,6 @@ fn unreachable_error(e: &IceError) -> bool {
             | IceError::ConnectFailed(_)
             | IceError::ConnectTimeout(_)
             | IceError::ConnectionTimeout
-            | IceError::InvocationTimeout(_)
             | IceError::ObjectNotExist(_)
             | IceError::CommunicatorDestroyed
             | IceError::ObjectAdapterDeactivated(_)

@@ -137,10 +137,10 @@ impl<S: StateMachine> RaftNode<S> {
                 .map_err(|e| open_error(&dir, e))?
                 .map_err(|e| open_error(&dir, e))?
         };
-        let log = LogStore::open(&db).map_err(|e| open_error(&dir, e))?;
+        let log = LogStore::open(&db, &dir).map_err(|e| open_error(&dir, e))?;
         let pristine = log.is_pristine();
         let lifetime = i64::try_from(config.client_session_lifetime.as_millis()).unwrap_or(i64::MAX);
-        let machine = MachineStore::open(&db, app, lifetime).map_err(|e| open_error(&dir, e))?;
+        let machine = MachineStore::open(&db, &dir, app, lifetime).map_err(|e| open_error(&dir, e))?;
 
         let adapter = communicator
             .create_object_adapter_with_endpoints(&config.prefix, &config.endpoints)

@@ -13,8 +13,8 @@ impl StoreBuilder<TypeConfig, LogStore, MachineStore<KvMachine>, tempfile::TempD
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, MachineStore<KvMachine>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = sled::Config::new().path(dir.path()).open().expect("sled database");
-        let log = LogStore::open(&db).expect("log store");
-        let machine = MachineStore::open(&db, KvMachine::default(), 3_600_000)?;
+        let log = LogStore::open(&db, dir.path()).expect("log store");
+        let machine = MachineStore::open(&db, dir.path(), KvMachine::default(), 3_600_000)?;
         Ok((dir, log, machine))
     }
 }

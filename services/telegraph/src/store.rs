@@ -138,8 +138,11 @@ impl Store {
     }
 
     /// Flushes everything written so far to disk.
+    /// (On a blocking thread: sled 0.34's `flush_async` deadlocks once seven flushes wait at
+    /// once in a process.)
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(err)
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush()).await.map_err(err)?.map(|_| ()).map_err(err)
     }
 
     /// The client's keys, made and stored on first use; refuses a store made for another name.
@@ -300,3 +303,4 @@ impl Store {
         Ok(Some(m))
     }
 }
+
