@@ -498,10 +498,14 @@ impl Node {
         if placement.contains(&me) {
             if !self.inner.replicas.has(id) {
                 let staged = self.inner.config.data_dir.join("staging").join(id);
-                std::fs::copy(&source, &staged).map_err(|e| NodeError::Unavailable(e.to_string()))?;
                 let r = self.inner.replicas.clone();
-                let idc = id.to_string();
-                tokio::task::spawn_blocking(move || r.adopt(&idc, &staged)).await.map_err(|e| NodeError::Unavailable(e.to_string()))??;
+                let (idc, from) = (id.to_string(), source.clone());
+                tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
+                    std::fs::copy(&from, &staged).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                    r.adopt(&idc, &staged).map_err(NodeError::from)
+                })
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))??;
             }
             source = self.inner.replicas.path(id);
             done += 1;
@@ -609,7 +613,7 @@ impl Node {
         let mut last = format!("no replica of {id} is reachable");
         for node in order.into_iter().filter(|n| *n != me) {
             let Some(storage) = addrs.get(&node).and_then(|a| self.storage(node, a, 5_000)) else { continue };
-            match storage.read_replica(id, offset as i64, length.min(CHUNK * 4) as i32).await {
+            match storage.read_replica(id, offset as i64, length.min(crate::storage::MAX_TRANSFER) as i32).await {
                 Ok(b) => return Ok(b),
                 Err(api::storage::ReadReplicaError::InvalidArgument(e)) => return Err(NodeError::InvalidArgument(e.reason)),
                 Err(e) => last = format!("node {node}: {e:?}"),

@@ -7,7 +7,7 @@ use floe::codegen::Current;
 
 use crate::node::{CATALOG_IDENTITY, Node, NodeError, STORAGE_IDENTITY};
 use crate::slice::dispotify::{self as api, catalog as cops, storage as sops};
-use crate::storage::{CHUNK, StorageError};
+use crate::storage::{MAX_TRANSFER, StorageError};
 
 /// Adds both servants to the node's adapter.
 pub fn add_servants(node: &Node) -> Result<(), floe::Error> {
@@ -42,7 +42,11 @@ impl api::Catalog for CatalogI {
     }
 
     async fn put_chunk(&self, upload: String, offset: i64, data: Vec<u8>, chunk_sha256: String, _: &Current) -> Result<api::UploadState, cops::PutChunkError> {
-        self.node.put_chunk(&upload, offset, &data, &chunk_sha256).map_err(|e| node_error!(e, NotFound, InvalidArgument, ChecksumMismatch))
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || node.put_chunk(&upload, offset, &data, &chunk_sha256))
+            .await
+            .map_err(|e| api::NotFound { reason: e.to_string() })?
+            .map_err(|e| node_error!(e, NotFound, InvalidArgument, ChecksumMismatch))
     }
 
     async fn finish_upload(&self, upload: String, overrides: api::Overrides, _: &Current) -> Result<api::Song, cops::FinishUploadError> {
@@ -66,8 +70,8 @@ impl api::Catalog for CatalogI {
     }
 
     async fn read(&self, id: String, offset: i64, length: i32, _: &Current) -> Result<Vec<u8>, cops::ReadError> {
-        if offset < 0 || length < 0 || length as usize > 4 * CHUNK {
-            return Err(api::InvalidArgument { reason: format!("read {length} bytes at {offset} (at most {} at once)", 4 * CHUNK) }.into());
+        if offset < 0 || length < 0 || length as usize > MAX_TRANSFER {
+            return Err(api::InvalidArgument { reason: format!("read {length} bytes at {offset} (at most {MAX_TRANSFER} at once)") }.into());
         }
         self.node.read(&id, offset as u64, length as usize).await.map_err(|e| node_error!(e, NotFound, InvalidArgument, Unavailable))
     }
@@ -101,7 +105,11 @@ impl api::Storage for StorageI {
         if offset < 0 {
             return Err(api::InvalidArgument { reason: "negative offset".into() }.into());
         }
-        self.node.replicas().put(&id, offset as u64, &data, &chunk_sha256, size).map_err(|e| node_error!(storage_error(e), NotFound, InvalidArgument, ChecksumMismatch))
+        let r = self.node.replicas().clone();
+        tokio::task::spawn_blocking(move || r.put(&id, offset as u64, &data, &chunk_sha256, size))
+            .await
+            .map_err(|e| api::NotFound { reason: e.to_string() })?
+            .map_err(|e| node_error!(storage_error(e), NotFound, InvalidArgument, ChecksumMismatch))
     }
 
     async fn commit_replica(&self, id: String, _: &Current) -> Result<(), sops::CommitReplicaError> {
@@ -113,7 +121,7 @@ impl api::Storage for StorageI {
     }
 
     async fn read_replica(&self, id: String, offset: i64, length: i32, _: &Current) -> Result<Vec<u8>, sops::ReadReplicaError> {
-        if offset < 0 || length < 0 || length as usize > 4 * CHUNK {
+        if offset < 0 || length < 0 || length as usize > MAX_TRANSFER {
             return Err(api::InvalidArgument { reason: format!("read {length} bytes at {offset}") }.into());
         }
         let r = self.node.replicas().clone();

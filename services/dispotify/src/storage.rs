@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 
 /// Size of the checked chunks of a replica (and of the chunks sent between nodes).
 pub const CHUNK: usize = 256 * 1024;
+/// Most bytes one call reads or writes: two chunks, so that a request or reply with its header
+/// stays well under Ice's default `Ice.MessageSizeMax` (1024 KiB).
+pub const MAX_TRANSFER: usize = 2 * CHUNK;
 
 /// A failure of the replica store.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +144,7 @@ impl Replicas {
         if offset != staged {
             return Err(StorageError::Invalid(format!("a chunk at {offset} where {staged} was due")));
         }
-        if offset + data.len() as u64 > size || data.len() > CHUNK * 4 {
+        if offset + data.len() as u64 > size || data.len() > MAX_TRANSFER {
             return Err(StorageError::Invalid(format!("a chunk of {} bytes at {offset} passes the size {size}", data.len())));
         }
         if hex(&Sha256::digest(data)) != sha256 {

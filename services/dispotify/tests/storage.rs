@@ -51,6 +51,18 @@ async fn uploads_land_on_r_nodes_are_found_and_read_back_exactly() {
         assert_eq!(part, bytes[1000..6000], "node {node}");
         assert_eq!(read_all(&nodes.catalog(node), &id).await.unwrap(), bytes, "node {node}");
     }
+    // The largest read the interface allows fits Ice's default message size, from a holder and
+    // through a node that must fetch it; a larger one is refused.
+    let (big, big_bytes, big_id) = song_file(nodes.tmp.path(), "big.wav", 40.0, 330.0, "Big", "Band", "LP");
+    upload(&nodes.catalog(1), &big).await.expect("upload");
+    let max = dispotify::storage::MAX_TRANSFER;
+    eventually(WAIT, "three replicas", || async { nodes.holders(&big_id).len() == 3 }).await;
+    let outsider = nodes.all().into_iter().find(|n| !nodes.holders(&big_id).contains(n)).unwrap();
+    for node in [nodes.holders(&big_id)[0], outsider] {
+        assert_eq!(nodes.catalog(node).read(&big_id, 7, max as i32).await.expect("largest read"), big_bytes[7..7 + max], "node {node}");
+    }
+    assert!(format!("{:?}", nodes.catalog(outsider).read(&big_id, 0, max as i32 + 1).await).contains("InvalidArgument"));
+
     // Bad input: an unknown id, a malformed one, a bad chunk.
     assert!(format!("{:?}", nodes.catalog(1).info(&"0".repeat(64)).await).contains("NotFound"));
     assert!(format!("{:?}", nodes.catalog(1).read("../etc", 0, 10).await).contains("InvalidArgument"));
