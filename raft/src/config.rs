@@ -90,29 +90,45 @@ impl Config {
             if t.is_empty() {
                 return Ok(default);
             }
-            t.parse::<u64>().map_err(|_| config_error(&key(name), &t, "a whole number"))
+            t.parse::<u64>()
+                .map_err(|_| config_error(&key(name), &t, "a whole number"))
         };
         let millis = |name: &str, default: u64| -> Result<Duration, RaftError> {
             let ms = number(name, default)?;
             if ms == 0 {
-                return Err(config_error(&key(name), "0", "a positive number of milliseconds"));
+                return Err(config_error(
+                    &key(name),
+                    "0",
+                    "a positive number of milliseconds",
+                ));
             }
             Ok(Duration::from_millis(ms))
         };
         let id_text = text("NodeId");
         if id_text.is_empty() {
-            return Err(RaftError::Config(format!("{} is not set: every node needs an id", key("NodeId"))));
+            return Err(RaftError::Config(format!(
+                "{} is not set: every node needs an id",
+                key("NodeId")
+            )));
         }
-        let node_id = id_text.parse::<u64>().map_err(|_| config_error(&key("NodeId"), &id_text, "a node id (0 to 2^63-1)"))?;
+        let node_id = id_text
+            .parse::<u64>()
+            .map_err(|_| config_error(&key("NodeId"), &id_text, "a node id (0 to 2^63-1)"))?;
         if node_id > i64::MAX as u64 {
-            return Err(config_error(&key("NodeId"), &id_text, "a node id (0 to 2^63-1)"));
+            return Err(config_error(
+                &key("NodeId"),
+                &id_text,
+                "a node id (0 to 2^63-1)",
+            ));
         }
         let by_id = |sub: &str| -> Result<BTreeMap<NodeId, String>, RaftError> {
             let mut out = BTreeMap::new();
             let sub_prefix = key(&format!("{sub}."));
             for (k, v) in properties.get_properties_for_prefix(&sub_prefix) {
                 let id_part = &k[sub_prefix.len()..];
-                let id = id_part.parse::<u64>().map_err(|_| config_error(&k, &v, &format!("a node id after {sub_prefix}")))?;
+                let id = id_part
+                    .parse::<u64>()
+                    .map_err(|_| config_error(&k, &v, &format!("a node id after {sub_prefix}")))?;
                 if v.trim().is_empty() {
                     return Err(config_error(&k, &v, "endpoints"));
                 }
@@ -154,15 +170,22 @@ impl Config {
             return Err(config_error(
                 &key("SnapshotChunkSize"),
                 &text("SnapshotChunkSize"),
-                &format!("1 to {} bytes (half of Ice.MessageSizeMax)", message_size_max / 2),
+                &format!(
+                    "1 to {} bytes (half of Ice.MessageSizeMax)",
+                    message_size_max / 2
+                ),
             ));
         }
         let join = Some(text("Join")).filter(|s| !s.is_empty());
-        let data_dir = Some(text("DataDir")).filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let data_dir = Some(text("DataDir"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Ok(Config {
             prefix: prefix.to_string(),
             node_id,
-            endpoints: Some(text("Endpoints")).filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_ENDPOINTS.into()),
+            endpoints: Some(text("Endpoints"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_ENDPOINTS.into()),
             data_dir: PathBuf::from(data_dir),
             peers,
             join,
@@ -199,7 +222,9 @@ impl Config {
             replication_lag_threshold: self.snapshot_interval.saturating_add(self.logs_to_keep),
             ..Default::default()
         };
-        config.validate().map_err(|e| RaftError::Config(format!("{}: {e}", self.prefix)))
+        config
+            .validate()
+            .map_err(|e| RaftError::Config(format!("{}: {e}", self.prefix)))
     }
 }
 
@@ -207,5 +232,9 @@ impl Config {
 /// here as 1 GiB).
 pub(crate) fn message_size_max(properties: &Properties) -> usize {
     let kib = properties.get_property_as_int_with_default("Ice.MessageSizeMax", 1024);
-    if kib <= 0 { 1 << 30 } else { (kib as usize) * 1024 }
+    if kib <= 0 {
+        1 << 30
+    } else {
+        (kib as usize) * 1024
+    }
 }

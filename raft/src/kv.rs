@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use floe::codegen::{Current, InputStream, OutputStream, SliceType};
 
+use crate::RaftError;
 use crate::machine::{ApplyContext, StateMachine};
 use crate::node::{Consistency, RaftNode};
 use crate::types::ENCODING;
-use crate::RaftError;
 
 /// Code generated from `slice/RaftKv.ice`.
 #[allow(missing_docs, clippy::all)]
@@ -100,7 +100,9 @@ impl StoreI {
 }
 
 fn unavailable(e: RaftError) -> api::Unavailable {
-    api::Unavailable { reason: e.to_string() }
+    api::Unavailable {
+        reason: e.to_string(),
+    }
 }
 
 fn lock_error<E: From<api::Unavailable> + From<api::LockRefused>>(e: RaftError) -> E {
@@ -111,38 +113,94 @@ fn lock_error<E: From<api::Unavailable> + From<api::LockRefused>>(e: RaftError) 
 }
 
 impl api::Store for StoreI {
-    async fn put(&self, key: String, value: String, client: i64, serial: i64, floor: i64, _: &Current) -> Result<(), store::PutError> {
+    async fn put(
+        &self,
+        key: String,
+        value: String,
+        client: i64,
+        serial: i64,
+        floor: i64,
+        _: &Current,
+    ) -> Result<(), store::PutError> {
         let answer = self
             .node
-            .write_as(client as u64, serial.max(0) as u64, floor.max(0) as u64, put_command(&key, &value))
+            .write_as(
+                client as u64,
+                serial.max(0) as u64,
+                floor.max(0) as u64,
+                put_command(&key, &value),
+            )
             .await
             .map_err(unavailable)?;
         if answer.is_empty() {
             Ok(())
         } else {
-            Err(api::Unavailable { reason: String::from_utf8_lossy(&answer).into_owned() }.into())
+            Err(api::Unavailable {
+                reason: String::from_utf8_lossy(&answer).into_owned(),
+            }
+            .into())
         }
     }
 
-    async fn get(&self, key: String, stale: bool, _: &Current) -> Result<store::GetResult, store::GetError> {
-        let consistency = if stale { Consistency::Stale } else { Consistency::Linearizable };
-        let value = self.node.read(consistency, |kv| kv.map.get(&key).cloned()).await.map_err(unavailable)?;
-        Ok(store::GetResult { return_value: value.is_some(), value: value.unwrap_or_default() })
+    async fn get(
+        &self,
+        key: String,
+        stale: bool,
+        _: &Current,
+    ) -> Result<store::GetResult, store::GetError> {
+        let consistency = if stale {
+            Consistency::Stale
+        } else {
+            Consistency::Linearizable
+        };
+        let value = self
+            .node
+            .read(consistency, |kv| kv.map.get(&key).cloned())
+            .await
+            .map_err(unavailable)?;
+        Ok(store::GetResult {
+            return_value: value.is_some(),
+            value: value.unwrap_or_default(),
+        })
     }
 
-    async fn acquire(&self, name: String, owner: String, ttl: i64, _: &Current) -> Result<api::Grant, store::AcquireError> {
+    async fn acquire(
+        &self,
+        name: String,
+        owner: String,
+        ttl: i64,
+        _: &Current,
+    ) -> Result<api::Grant, store::AcquireError> {
         let ttl = Duration::from_millis(ttl.max(0) as u64);
-        let grant = self.node.acquire(&name, &owner, ttl).await.map_err(lock_error::<store::AcquireError>)?;
-        Ok(api::Grant { token: grant.token, expires: grant.expires })
+        let grant = self
+            .node
+            .acquire(&name, &owner, ttl)
+            .await
+            .map_err(lock_error::<store::AcquireError>)?;
+        Ok(api::Grant {
+            token: grant.token,
+            expires: grant.expires,
+        })
     }
 
-    async fn release(&self, name: String, owner: String, token: i64, _: &Current) -> Result<(), store::ReleaseError> {
-        self.node.release(&name, &owner, token).await.map_err(lock_error::<store::ReleaseError>)
+    async fn release(
+        &self,
+        name: String,
+        owner: String,
+        token: i64,
+        _: &Current,
+    ) -> Result<(), store::ReleaseError> {
+        self.node
+            .release(&name, &owner, token)
+            .await
+            .map_err(lock_error::<store::ReleaseError>)
     }
 }
 
 /// Starts a node of the store: its Raft object and its `kv` object on one adapter.
-pub async fn start_node(config: crate::Config) -> Result<(RaftNode<KvMachine>, floe::ObjectPrx), RaftError> {
+pub async fn start_node(
+    config: crate::Config,
+) -> Result<(RaftNode<KvMachine>, floe::ObjectPrx), RaftError> {
     let node = RaftNode::start(config, KvMachine::default()).await?;
     match serve_store(&node) {
         Ok(proxy) => Ok((node, proxy)),
@@ -156,7 +214,12 @@ pub async fn start_node(config: crate::Config) -> Result<(RaftNode<KvMachine>, f
 /// Adds the store's servant to `node`'s adapter and returns its proxy.
 pub fn serve_store(node: &RaftNode<KvMachine>) -> Result<floe::ObjectPrx, RaftError> {
     let identity: floe::Identity = STORE_IDENTITY.parse()?;
-    node.adapter().add(std::sync::Arc::new(api::StoreDispatcher(std::sync::Arc::new(StoreI::new(node.clone())))), identity.clone())?;
+    node.adapter().add(
+        std::sync::Arc::new(api::StoreDispatcher(std::sync::Arc::new(StoreI::new(
+            node.clone(),
+        )))),
+        identity.clone(),
+    )?;
     Ok(node.adapter().create_proxy(identity))
 }
 
@@ -169,10 +232,19 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts `n` nodes on loopback ports chosen by the system, with `properties`.
-    pub async fn start(n: usize, properties: &floe::Properties, data_dir: &std::path::Path) -> Result<Cluster, RaftError> {
-        let nodes = crate::local::start_nodes(n, properties, "Raft", data_dir, KvMachine::default, |node| async move {
-            serve_store(&node)
-        })
+    pub async fn start(
+        n: usize,
+        properties: &floe::Properties,
+        data_dir: &std::path::Path,
+    ) -> Result<Cluster, RaftError> {
+        let nodes = crate::local::start_nodes(
+            n,
+            properties,
+            "Raft",
+            data_dir,
+            KvMachine::default,
+            |node| async move { serve_store(&node) },
+        )
         .await?;
         Ok(Cluster { nodes })
     }
@@ -198,7 +270,11 @@ mod tests {
     #[test]
     fn commands_and_snapshots_round_trip() {
         let mut kv = KvMachine::default();
-        let ctx = ApplyContext { index: 1, time: 0, client: 0 };
+        let ctx = ApplyContext {
+            index: 1,
+            time: 0,
+            client: 0,
+        };
         assert!(kv.apply(&put_command("a", "1"), &ctx).is_empty());
         assert!(kv.apply(&put_command("b", "2"), &ctx).is_empty());
         assert!(!kv.apply(&[0xff], &ctx).is_empty());

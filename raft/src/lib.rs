@@ -57,6 +57,7 @@ pub mod machine;
 pub mod network;
 mod node;
 mod servant;
+pub mod signal;
 pub mod types;
 
 pub use config::Config;

@@ -54,11 +54,20 @@ where
         for id in 1..=n.max(1) {
             let props = properties.deep_clone();
             props.set_property(&format!("{prefix}.NodeId"), &id.to_string());
-            props.set_property(&format!("{prefix}.DataDir"), &data_dir.join(format!("node-{id}")).display().to_string());
-            if props.get_property(&format!("{prefix}.Endpoints")).is_empty() {
+            props.set_property(
+                &format!("{prefix}.DataDir"),
+                &data_dir.join(format!("node-{id}")).display().to_string(),
+            );
+            if props
+                .get_property(&format!("{prefix}.Endpoints"))
+                .is_empty()
+            {
                 props.set_property(&format!("{prefix}.Endpoints"), "tcp -h 127.0.0.1 -p 0");
             }
-            let join = nodes.first().map(|(first, _)| format!("raft:{}", first.address().endpoints)).unwrap_or_default();
+            let join = nodes
+                .first()
+                .map(|(first, _)| format!("raft:{}", first.address().endpoints))
+                .unwrap_or_default();
             props.set_property(&format!("{prefix}.Join"), &join);
             configure(id, &props);
             let node = RaftNode::start(Config::from_properties(props, prefix)?, make()).await?;
@@ -87,7 +96,10 @@ where
 }
 
 /// Waits until every node of `nodes` is a voter, as node 1 sees it.
-pub async fn wait_for_voters<S: StateMachine>(nodes: &[RaftNode<S>], limit: Duration) -> Result<(), RaftError> {
+pub async fn wait_for_voters<S: StateMachine>(
+    nodes: &[RaftNode<S>],
+    limit: Duration,
+) -> Result<(), RaftError> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let (_, voters) = nodes[0].members();
@@ -95,7 +107,11 @@ pub async fn wait_for_voters<S: StateMachine>(nodes: &[RaftNode<S>], limit: Dura
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            return Err(RaftError::Failed(format!("{} of {} nodes are voters", voters.len(), nodes.len())));
+            return Err(RaftError::Failed(format!(
+                "{} of {} nodes are voters",
+                voters.len(),
+                nodes.len()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -14,7 +14,9 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{AnyError, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use openraft::{
+    AnyError, Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote,
+};
 use parking_lot::Mutex;
 
 use crate::slice::floe_raft as wire;
@@ -50,7 +52,10 @@ pub(crate) struct Disk {
 impl Disk {
     /// The database `db` stored in `dir`.
     pub(crate) fn new(db: &sled::Db, dir: &std::path::Path) -> Disk {
-        Disk { db: db.clone(), data: std::fs::File::open(dir.join("db")).ok().map(Arc::new) }
+        Disk {
+            db: db.clone(),
+            data: std::fs::File::open(dir.join("db")).ok().map(Arc::new),
+        }
     }
 
     /// Writes everything inserted so far to disk, on a blocking thread. (Never through sled
@@ -93,7 +98,9 @@ async fn flusher(disk: Disk, mut rx: tokio::sync::mpsc::Receiver<Flush>) {
         let result = disk.sync().await.map_err(|e| e.to_string());
         for item in batch {
             match item {
-                Flush::Append(callback) => callback.log_io_completed(result.clone().map_err(std::io::Error::other)),
+                Flush::Append(callback) => {
+                    callback.log_io_completed(result.clone().map_err(std::io::Error::other))
+                }
                 Flush::Barrier(tx) => {
                     let _ = tx.send(result.clone());
                 }
@@ -104,7 +111,9 @@ async fn flusher(disk: Disk, mut rx: tokio::sync::mpsc::Receiver<Flush>) {
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore").field("entries", &self.log.len()).finish()
+        f.debug_struct("LogStore")
+            .field("entries", &self.log.len())
+            .finish()
     }
 }
 
@@ -125,7 +134,12 @@ impl LogStore {
         let disk = Disk::new(db, dir);
         let (flusher_tx, flusher_rx) = tokio::sync::mpsc::channel(FLUSH_QUEUE);
         tokio::spawn(flusher(disk.clone(), flusher_rx));
-        let store = LogStore { log, meta, committed: Arc::new(Mutex::new(None)), flusher: flusher_tx };
+        let store = LogStore {
+            log,
+            meta,
+            committed: Arc::new(Mutex::new(None)),
+            flusher: flusher_tx,
+        };
         let committed = store.read_log_id(COMMITTED).unwrap_or(None);
         *store.committed.lock() = committed;
         Ok(store)
@@ -139,7 +153,8 @@ impl LogStore {
     /// Whether this node has never voted nor stored an entry (a new node, or one whose disk was
     /// wiped).
     pub fn is_pristine(&self) -> bool {
-        self.log.is_empty() && !matches!(self.meta.contains_key(VOTE), Ok(true))
+        self.log.is_empty()
+            && !matches!(self.meta.contains_key(VOTE), Ok(true))
             && !matches!(self.meta.contains_key(PURGED), Ok(true))
     }
 
@@ -148,7 +163,8 @@ impl LogStore {
         match self.meta.get(name).map_err(|e| read_err(io_error(e)))? {
             None => Ok(None),
             Some(bytes) => {
-                let ids: Vec<wire::LogId> = decode(&bytes, "stored log id").map_err(|e| read_err(io_error(e)))?;
+                let ids: Vec<wire::LogId> =
+                    decode(&bytes, "stored log id").map_err(|e| read_err(io_error(e)))?;
                 opt_log_id_from_wire(&ids, "stored log id").map_err(|e| read_err(io_error(e)))
             }
         }
@@ -158,11 +174,20 @@ impl LogStore {
     async fn flush(&self) -> Result<(), sled::Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let gone = || sled::Error::Io(std::io::Error::other("the flusher stopped"));
-        self.flusher.send(Flush::Barrier(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?.map_err(|e| sled::Error::Io(std::io::Error::other(e)))
+        self.flusher
+            .send(Flush::Barrier(tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await
+            .map_err(|_| gone())?
+            .map_err(|e| sled::Error::Io(std::io::Error::other(e)))
     }
 
-    fn read_range(&self, start: u64, end: Bound<u64>) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+    fn read_range(
+        &self,
+        start: u64,
+        end: Bound<u64>,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         let read_err = |e: AnyError| StorageError::from(StorageIOError::read_logs(e));
         let iter = match end {
             Bound::Included(e) => self.log.range(key(start)..=key(e)),
@@ -172,7 +197,8 @@ impl LogStore {
         let mut out = Vec::new();
         for item in iter {
             let (_, bytes) = item.map_err(|e| read_err(io_error(e)))?;
-            let wire: wire::Entry = decode(&bytes, "stored entry").map_err(|e| read_err(io_error(e)))?;
+            let wire: wire::Entry =
+                decode(&bytes, "stored entry").map_err(|e| read_err(io_error(e)))?;
             out.push(entry_from_wire(&wire).map_err(|e| read_err(io_error(e)))?);
         }
         Ok(out)
@@ -198,15 +224,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged_log_id = self.read_log_id(PURGED)?;
-        let last = match self.log.last().map_err(|e| StorageIOError::read_logs(io_error(e)))? {
+        let last = match self
+            .log
+            .last()
+            .map_err(|e| StorageIOError::read_logs(io_error(e)))?
+        {
             Some((_, bytes)) => {
-                let wire: wire::Entry =
-                    decode(&bytes, "stored entry").map_err(|e| StorageIOError::read_logs(io_error(e)))?;
-                Some(entry_from_wire(&wire).map_err(|e| StorageIOError::read_logs(io_error(e)))?.log_id)
+                let wire: wire::Entry = decode(&bytes, "stored entry")
+                    .map_err(|e| StorageIOError::read_logs(io_error(e)))?;
+                Some(
+                    entry_from_wire(&wire)
+                        .map_err(|e| StorageIOError::read_logs(io_error(e)))?
+                        .log_id,
+                )
             }
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -215,7 +252,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let write_err = |e: AnyError| StorageError::from(StorageIOError::write_vote(e));
-        self.meta.insert(VOTE, encode(&vote_to_wire(vote))).map_err(|e| write_err(io_error(e)))?;
+        self.meta
+            .insert(VOTE, encode(&vote_to_wire(vote)))
+            .map_err(|e| write_err(io_error(e)))?;
         self.flush().await.map_err(|e| write_err(io_error(e)))
     }
 
@@ -224,13 +263,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         match self.meta.get(VOTE).map_err(|e| read_err(io_error(e)))? {
             None => Ok(None),
             Some(bytes) => {
-                let v: wire::Vote = decode(&bytes, "stored vote").map_err(|e| read_err(io_error(e)))?;
-                Ok(Some(vote_from_wire(&v, "stored vote").map_err(|e| read_err(io_error(e)))?))
+                let v: wire::Vote =
+                    decode(&bytes, "stored vote").map_err(|e| read_err(io_error(e)))?;
+                Ok(Some(
+                    vote_from_wire(&v, "stored vote").map_err(|e| read_err(io_error(e)))?,
+                ))
             }
         }
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.meta
             .insert(COMMITTED, encode(&opt_log_id_to_wire(committed.as_ref())))
             .map_err(|e| StorageIOError::write(io_error(e)))?;
@@ -242,7 +287,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.read_log_id(COMMITTED)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -251,7 +300,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             batch.insert(&key(e.log_id.index), encode(&entry_to_wire(&e)));
         }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
         // Reported done by the flusher once on disk, with whatever else is queued by then.
         self.flusher
             .send(Flush::Append(callback))
@@ -265,8 +316,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let (k, _) = item.map_err(|e| StorageIOError::write_logs(io_error(e)))?;
             batch.remove(k);
         }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(io_error(e)))?;
-        self.flush().await.map_err(|e| StorageIOError::write_logs(io_error(e)).into())
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -274,13 +329,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta
             .insert(PURGED, encode(&opt_log_id_to_wire(Some(&log_id))))
             .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
-        self.flush().await.map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
         let mut batch = sled::Batch::default();
         for item in self.log.range(..=key(log_id.index)) {
             let (k, _) = item.map_err(|e| StorageIOError::write_logs(io_error(e)))?;
             batch.remove(k);
         }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(io_error(e)))?;
-        self.flush().await.map_err(|e| StorageIOError::write_logs(io_error(e)).into())
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
     }
 }

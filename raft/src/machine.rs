@@ -18,8 +18,8 @@ use parking_lot::RwLock;
 
 use crate::slice::floe_raft as wire;
 use crate::types::{
-    NodeAddr, NodeId, TypeConfig, decode, encode, opt_log_id_from_wire, opt_log_id_to_wire,
-    signed, snapshot_meta_from_wire, snapshot_meta_to_wire, stored_membership_from_wire,
+    NodeAddr, NodeId, TypeConfig, decode, encode, opt_log_id_from_wire, opt_log_id_to_wire, signed,
+    snapshot_meta_from_wire, snapshot_meta_to_wire, stored_membership_from_wire,
     stored_membership_to_wire,
 };
 
@@ -90,7 +90,11 @@ pub(crate) struct Machine<S> {
 }
 
 fn refused(reason: impl Into<String>) -> wire::Outcome {
-    wire::Outcome { kind: wire::OutcomeKind::Refused, reason: reason.into(), ..Default::default() }
+    wire::Outcome {
+        kind: wire::OutcomeKind::Refused,
+        reason: reason.into(),
+        ..Default::default()
+    }
 }
 
 impl<S: StateMachine> Machine<S> {
@@ -122,10 +126,16 @@ impl<S: StateMachine> Machine<S> {
     fn apply_entry(&mut self, entry: &Entry<TypeConfig>) -> wire::Outcome {
         self.last_applied = Some(entry.log_id);
         let outcome = match &entry.payload {
-            EntryPayload::Blank => wire::Outcome { kind: wire::OutcomeKind::Noop, ..Default::default() },
+            EntryPayload::Blank => wire::Outcome {
+                kind: wire::OutcomeKind::Noop,
+                ..Default::default()
+            },
             EntryPayload::Membership(m) => {
                 self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                wire::Outcome { kind: wire::OutcomeKind::Noop, ..Default::default() }
+                wire::Outcome {
+                    kind: wire::OutcomeKind::Noop,
+                    ..Default::default()
+                }
             }
             EntryPayload::Normal(cmd) => self.apply_command(cmd, entry.log_id.index),
         };
@@ -175,13 +185,28 @@ impl<S: StateMachine> Machine<S> {
     fn execute(&mut self, cmd: &wire::Command, index: u64) -> wire::Outcome {
         match cmd.kind {
             wire::CommandKind::Application => {
-                let ctx = ApplyContext { index, time: self.log_time, client: cmd.client as u64 };
+                let ctx = ApplyContext {
+                    index,
+                    time: self.log_time,
+                    client: cmd.client as u64,
+                };
                 let data = self.app.apply(&cmd.data, &ctx);
-                wire::Outcome { kind: wire::OutcomeKind::Applied, data, ..Default::default() }
+                wire::Outcome {
+                    kind: wire::OutcomeKind::Applied,
+                    data,
+                    ..Default::default()
+                }
             }
-            wire::CommandKind::LockAcquire => self.acquire(&cmd.lock_name, &cmd.lock_owner, cmd.lock_ttl),
-            wire::CommandKind::LockRelease => self.release(&cmd.lock_name, &cmd.lock_owner, cmd.lock_token),
-            wire::CommandKind::Noop => wire::Outcome { kind: wire::OutcomeKind::Noop, ..Default::default() },
+            wire::CommandKind::LockAcquire => {
+                self.acquire(&cmd.lock_name, &cmd.lock_owner, cmd.lock_ttl)
+            }
+            wire::CommandKind::LockRelease => {
+                self.release(&cmd.lock_name, &cmd.lock_owner, cmd.lock_token)
+            }
+            wire::CommandKind::Noop => wire::Outcome {
+                kind: wire::OutcomeKind::Noop,
+                ..Default::default()
+            },
         }
     }
 
@@ -190,19 +215,29 @@ impl<S: StateMachine> Machine<S> {
             return refused("a lock needs an owner");
         }
         if ttl <= 0 || ttl > MAX_LOCK_TTL {
-            return refused(format!("lease of {ttl} ms: it must be between 1 and {MAX_LOCK_TTL} ms"));
+            return refused(format!(
+                "lease of {ttl} ms: it must be between 1 and {MAX_LOCK_TTL} ms"
+            ));
         }
         let now = self.log_time;
         let expires = now.saturating_add(ttl);
         match self.locks.get_mut(name) {
             Some(l) if l.expires > now && l.owner != owner => wire::Outcome {
                 holder: l.owner.clone(),
-                ..refused(format!("lock {name:?} is held by {:?} until {}", l.owner, l.expires))
+                ..refused(format!(
+                    "lock {name:?} is held by {:?} until {}",
+                    l.owner, l.expires
+                ))
             },
             Some(l) if l.expires > now => {
                 // The owner renews: same grant, longer lease.
                 l.expires = expires;
-                wire::Outcome { kind: wire::OutcomeKind::Granted, token: l.token, expires, ..Default::default() }
+                wire::Outcome {
+                    kind: wire::OutcomeKind::Granted,
+                    token: l.token,
+                    expires,
+                    ..Default::default()
+                }
             }
             _ => {
                 if !self.locks.contains_key(name) && self.locks.len() >= MAX_LOCKS {
@@ -213,8 +248,20 @@ impl<S: StateMachine> Machine<S> {
                 }
                 self.last_token += 1;
                 let token = self.last_token;
-                self.locks.insert(name.to_string(), Lock { owner: owner.to_string(), token, expires });
-                wire::Outcome { kind: wire::OutcomeKind::Granted, token, expires, ..Default::default() }
+                self.locks.insert(
+                    name.to_string(),
+                    Lock {
+                        owner: owner.to_string(),
+                        token,
+                        expires,
+                    },
+                );
+                wire::Outcome {
+                    kind: wire::OutcomeKind::Granted,
+                    token,
+                    expires,
+                    ..Default::default()
+                }
             }
         }
     }
@@ -223,13 +270,22 @@ impl<S: StateMachine> Machine<S> {
         match self.locks.get(name) {
             Some(l) if l.owner == owner && l.token == token => {
                 self.locks.remove(name);
-                wire::Outcome { kind: wire::OutcomeKind::Released, token, ..Default::default() }
+                wire::Outcome {
+                    kind: wire::OutcomeKind::Released,
+                    token,
+                    ..Default::default()
+                }
             }
             Some(l) if l.expires > self.log_time => wire::Outcome {
                 holder: l.owner.clone(),
-                ..refused(format!("lock {name:?} is held by {:?} with another grant", l.owner))
+                ..refused(format!(
+                    "lock {name:?} is held by {:?} with another grant",
+                    l.owner
+                ))
             },
-            _ => refused(format!("lock {name:?} is not held by {owner:?} with token {token}")),
+            _ => refused(format!(
+                "lock {name:?} is not held by {owner:?} with token {token}"
+            )),
         }
     }
 
@@ -245,7 +301,12 @@ impl<S: StateMachine> Machine<S> {
     }
 
     fn forget_oldest_session(&mut self) {
-        if let Some(oldest) = self.sessions.iter().min_by_key(|(id, s)| (s.last_seen, **id)).map(|(id, _)| *id) {
+        if let Some(oldest) = self
+            .sessions
+            .iter()
+            .min_by_key(|(id, s)| (s.last_seen, **id))
+            .map(|(id, _)| *id)
+        {
             self.sessions.remove(&oldest);
         }
     }
@@ -259,7 +320,14 @@ impl<S: StateMachine> Machine<S> {
                 client: *client as i64,
                 floor: signed(s.floor),
                 last_seen: s.last_seen,
-                replies: s.replies.iter().map(|(serial, o)| wire::CachedReply { serial: signed(*serial), outcome: o.clone() }).collect(),
+                replies: s
+                    .replies
+                    .iter()
+                    .map(|(serial, o)| wire::CachedReply {
+                        serial: signed(*serial),
+                        outcome: o.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         sessions.sort_by_key(|s| s.client);
@@ -273,16 +341,23 @@ impl<S: StateMachine> Machine<S> {
             locks: self
                 .locks
                 .iter()
-                .map(|(name, l)| wire::Lock { name: name.clone(), owner: l.owner.clone(), token: l.token, expires: l.expires })
+                .map(|(name, l)| wire::Lock {
+                    name: name.clone(),
+                    owner: l.owner.clone(),
+                    token: l.token,
+                    expires: l.expires,
+                })
                 .collect(),
             application: self.app.snapshot(),
         }
     }
 
     fn restore(&mut self, image: &wire::MachineImage) -> Result<(), String> {
-        let last_applied = opt_log_id_from_wire(&image.last_applied, "snapshot").map_err(|e| e.to_string())?;
-        let membership = stored_membership_from_wire(&image.membership_log_id, &image.membership, "snapshot")
-            .map_err(|e| e.to_string())?;
+        let last_applied =
+            opt_log_id_from_wire(&image.last_applied, "snapshot").map_err(|e| e.to_string())?;
+        let membership =
+            stored_membership_from_wire(&image.membership_log_id, &image.membership, "snapshot")
+                .map_err(|e| e.to_string())?;
         self.app.restore(&image.application)?;
         self.last_applied = last_applied;
         self.membership = membership;
@@ -292,17 +367,33 @@ impl<S: StateMachine> Machine<S> {
             .sessions
             .iter()
             .map(|s| {
-                (s.client as u64, Session {
-                    floor: s.floor as u64,
-                    last_seen: s.last_seen,
-                    replies: s.replies.iter().map(|r| (r.serial as u64, r.outcome.clone())).collect(),
-                })
+                (
+                    s.client as u64,
+                    Session {
+                        floor: s.floor as u64,
+                        last_seen: s.last_seen,
+                        replies: s
+                            .replies
+                            .iter()
+                            .map(|r| (r.serial as u64, r.outcome.clone()))
+                            .collect(),
+                    },
+                )
             })
             .collect();
         self.locks = image
             .locks
             .iter()
-            .map(|l| (l.name.clone(), Lock { owner: l.owner.clone(), token: l.token, expires: l.expires }))
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    Lock {
+                        owner: l.owner.clone(),
+                        token: l.token,
+                        expires: l.expires,
+                    },
+                )
+            })
             .collect();
         Ok(())
     }
@@ -346,7 +437,12 @@ fn snapshot_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl<S: StateMachine> MachineStore<S> {
     /// Opens the snapshot tree of `db` (stored in `dir`) and restores the machine from the stored snapshot, if any.
-    pub fn open(db: &sled::Db, dir: &std::path::Path, app: S, session_lifetime_ms: i64) -> Result<MachineStore<S>, StorageError<NodeId>> {
+    pub fn open(
+        db: &sled::Db,
+        dir: &std::path::Path,
+        app: S,
+        session_lifetime_ms: i64,
+    ) -> Result<MachineStore<S>, StorageError<NodeId>> {
         let tree = db.open_tree("snapshot").map_err(sm_read_err)?;
         let store = MachineStore {
             machine: Arc::new(RwLock::new(Machine::new(app, session_lifetime_ms))),
@@ -355,13 +451,18 @@ impl<S: StateMachine> MachineStore<S> {
             snapshots: Arc::new(AtomicU64::new(0)),
         };
         if let Some(data) = store.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)? {
-            let image: wire::MachineImage = decode(&data, "stored snapshot").map_err(sm_read_err)?;
+            let image: wire::MachineImage =
+                decode(&data, "stored snapshot").map_err(sm_read_err)?;
             store.machine.write().restore(&image).map_err(sm_read_err)?;
         }
         Ok(store)
     }
 
-    async fn save_snapshot(&self, meta: &SnapshotMeta<NodeId, NodeAddr>, data: &[u8]) -> Result<(), StorageError<NodeId>> {
+    async fn save_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeId, NodeAddr>,
+        data: &[u8],
+    ) -> Result<(), StorageError<NodeId>> {
         let mut batch = sled::Batch::default();
         batch.insert(SNAPSHOT_META, encode(&snapshot_meta_to_wire(meta)));
         batch.insert(SNAPSHOT_DATA, data);
@@ -380,13 +481,23 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for MachineStore<S> {
         let data = encode(&image);
         let n = self.snapshots.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}-{n}", l.leader_id.term, l.leader_id.node_id, l.index),
+            Some(l) => format!(
+                "{}-{}-{}-{n}",
+                l.leader_id.term, l.leader_id.node_id, l.index
+            ),
             None => format!("0-0-0-{n}"),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
         self.save_snapshot(&meta, &data).await?;
         tracing::info!(target: "floe_raft::snapshot", id = %meta.snapshot_id, bytes = data.len(), "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -395,7 +506,8 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for MachineStore<S> {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeAddr>), StorageError<NodeId>> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeAddr>), StorageError<NodeId>>
+    {
         let m = self.machine.read();
         Ok((m.last_applied, m.membership.clone()))
     }
@@ -413,7 +525,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for MachineStore<S> {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -423,12 +537,20 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for MachineStore<S> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
-        let image: wire::MachineImage = decode(&data, "received snapshot")
-            .map_err(|e| StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e.to_string()))))?;
+        let image: wire::MachineImage = decode(&data, "received snapshot").map_err(|e| {
+            StorageError::from(StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                AnyError::error(e.to_string()),
+            ))
+        })?;
         {
             let mut m = self.machine.write();
-            m.restore(&image)
-                .map_err(|e| StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e))))?;
+            m.restore(&image).map_err(|e| {
+                StorageError::from(StorageIOError::read_snapshot(
+                    Some(meta.signature()),
+                    AnyError::error(e),
+                ))
+            })?;
             // What the snapshot's own meta says wins over what its image says.
             m.last_applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
@@ -438,14 +560,20 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for MachineStore<S> {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let meta = self.tree.get(SNAPSHOT_META).map_err(sm_read_err)?;
         let data = self.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)?;
         match (meta, data) {
             (Some(meta), Some(data)) => {
-                let meta: wire::SnapshotMeta = decode(&meta, "stored snapshot").map_err(sm_read_err)?;
+                let meta: wire::SnapshotMeta =
+                    decode(&meta, "stored snapshot").map_err(sm_read_err)?;
                 let meta = snapshot_meta_from_wire(&meta).map_err(sm_read_err)?;
-                Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data.to_vec())) }))
+                Ok(Some(Snapshot {
+                    meta,
+                    snapshot: Box::new(Cursor::new(data.to_vec())),
+                }))
             }
             _ => Ok(None),
         }
@@ -478,11 +606,34 @@ mod tests {
     }
 
     fn cmd(client: i64, serial: i64, floor: i64, time: i64) -> wire::Command {
-        wire::Command { client, serial, floor, time, kind: wire::CommandKind::Application, data: vec![1], ..Default::default() }
+        wire::Command {
+            client,
+            serial,
+            floor,
+            time,
+            kind: wire::CommandKind::Application,
+            data: vec![1],
+            ..Default::default()
+        }
     }
 
-    fn lock(kind: wire::CommandKind, name: &str, owner: &str, ttl: i64, token: i64, time: i64) -> wire::Command {
-        wire::Command { kind, lock_name: name.into(), lock_owner: owner.into(), lock_ttl: ttl, lock_token: token, time, ..Default::default() }
+    fn lock(
+        kind: wire::CommandKind,
+        name: &str,
+        owner: &str,
+        ttl: i64,
+        token: i64,
+        time: i64,
+    ) -> wire::Command {
+        wire::Command {
+            kind,
+            lock_name: name.into(),
+            lock_owner: owner.into(),
+            lock_ttl: ttl,
+            lock_token: token,
+            time,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -511,12 +662,26 @@ mod tests {
         use wire::CommandKind::{LockAcquire, LockRelease};
         let mut m = Machine::new(Counter::default(), 60_000);
         let a = m.apply_command(&lock(LockAcquire, "l", "a", 100, 0, 1_000), 1);
-        assert_eq!((a.kind, a.token, a.expires), (wire::OutcomeKind::Granted, 1, 1_100));
+        assert_eq!(
+            (a.kind, a.token, a.expires),
+            (wire::OutcomeKind::Granted, 1, 1_100)
+        );
         let b = m.apply_command(&lock(LockAcquire, "l", "b", 100, 0, 1_050), 2);
-        assert_eq!((b.kind, b.holder.as_str()), (wire::OutcomeKind::Refused, "a"));
+        assert_eq!(
+            (b.kind, b.holder.as_str()),
+            (wire::OutcomeKind::Refused, "a")
+        );
         // Only the owner with its token releases.
-        assert_eq!(m.apply_command(&lock(LockRelease, "l", "b", 0, 1, 1_060), 3).kind, wire::OutcomeKind::Refused);
-        assert_eq!(m.apply_command(&lock(LockRelease, "l", "a", 0, 7, 1_060), 4).kind, wire::OutcomeKind::Refused);
+        assert_eq!(
+            m.apply_command(&lock(LockRelease, "l", "b", 0, 1, 1_060), 3)
+                .kind,
+            wire::OutcomeKind::Refused
+        );
+        assert_eq!(
+            m.apply_command(&lock(LockRelease, "l", "a", 0, 7, 1_060), 4)
+                .kind,
+            wire::OutcomeKind::Refused
+        );
         // A leader whose clock is behind does not bring the lease back: log time never decreases.
         let b = m.apply_command(&lock(LockAcquire, "l", "b", 100, 0, 500), 5);
         assert_eq!(b.kind, wire::OutcomeKind::Refused);
@@ -524,19 +689,30 @@ mod tests {
         assert_eq!((b.kind, b.token), (wire::OutcomeKind::Granted, 2));
         let r = m.apply_command(&lock(LockRelease, "l", "b", 0, 2, 1_101), 7);
         assert_eq!(r.kind, wire::OutcomeKind::Released);
-        assert_eq!(m.apply_command(&lock(LockAcquire, "l", "c", 0, 0, 1_102), 8).kind, wire::OutcomeKind::Refused);
+        assert_eq!(
+            m.apply_command(&lock(LockAcquire, "l", "c", 0, 0, 1_102), 8)
+                .kind,
+            wire::OutcomeKind::Refused
+        );
     }
 
     #[test]
     fn an_image_restores_the_same_machine() {
         let mut m = Machine::new(Counter::default(), 60_000);
         m.apply_command(&cmd(9, 1, 1, 10), 1);
-        m.apply_command(&lock(wire::CommandKind::LockAcquire, "x", "o", 50, 0, 20), 2);
+        m.apply_command(
+            &lock(wire::CommandKind::LockAcquire, "x", "o", 50, 0, 20),
+            2,
+        );
         let image = m.image();
         let mut copy = Machine::new(Counter::default(), 60_000);
-        copy.restore(&decode(&encode(&image), "image").unwrap()).unwrap();
+        copy.restore(&decode(&encode(&image), "image").unwrap())
+            .unwrap();
         assert_eq!(copy.app.0, 1);
         assert_eq!(copy.lock_holder("x"), Some(("o".to_string(), 1, 70)));
-        assert_eq!(copy.apply_command(&cmd(9, 1, 1, 30), 3), m.apply_command(&cmd(9, 1, 1, 30), 3));
+        assert_eq!(
+            copy.apply_command(&cmd(9, 1, 1, 30), 3),
+            m.apply_command(&cmd(9, 1, 1, 30), 3)
+        );
     }
 }

@@ -64,12 +64,17 @@ impl Network {
     /// The Raft object of `target`, reached by its route if it has one, else by `node`'s
     /// endpoints.
     pub(crate) fn proxy(&self, target: NodeId, node: &NodeAddr) -> Result<NodePrx, IceError> {
-        let endpoints = self.routes.get(&target).map_or(node.endpoints.as_str(), String::as_str);
+        let endpoints = self
+            .routes
+            .get(&target)
+            .map_or(node.endpoints.as_str(), String::as_str);
         let prx = self
             .communicator
             .string_to_proxy(&format!("{RAFT_IDENTITY}:{endpoints}"))?
             .ok_or_else(|| IceError::ProxyParse(format!("node {target} has no endpoints")))?;
-        Ok(NodePrx::unchecked_cast(prx.ice_timeout(self.connect_timeout)))
+        Ok(NodePrx::unchecked_cast(
+            prx.ice_timeout(self.connect_timeout),
+        ))
     }
 }
 
@@ -125,9 +130,15 @@ fn rpc_error<E: std::error::Error>(target: NodeId, e: IceError) -> RPCError<Node
 
 /// A remote failure (the peer's Raft is stopping, or it refused the request as malformed):
 /// reported as unreachable, so openraft backs off and tries again later.
-fn remote_failure<E: std::error::Error>(target: NodeId, f: wire::RaftFailure) -> RPCError<NodeId, NodeAddr, E> {
+fn remote_failure<E: std::error::Error>(
+    target: NodeId,
+    f: wire::RaftFailure,
+) -> RPCError<NodeId, NodeAddr, E> {
     tracing::debug!(target: "floe_raft::network", node = target, reason = %f.reason, "peer refused the request");
-    RPCError::Unreachable(Unreachable::new(&AnyError::error(format!("node {target}: {}", f.reason))))
+    RPCError::Unreachable(Unreachable::new(&AnyError::error(format!(
+        "node {target}: {}",
+        f.reason
+    ))))
 }
 
 fn timeout_ms(d: Duration) -> i32 {
@@ -135,13 +146,20 @@ fn timeout_ms(d: Duration) -> i32 {
 }
 
 fn bad_reply<E: std::error::Error>(e: impl std::fmt::Display) -> RPCError<NodeId, NodeAddr, E> {
-    RPCError::Network(NetworkError::new(&AnyError::error(format!("malformed reply: {e}"))))
+    RPCError::Network(NetworkError::new(&AnyError::error(format!(
+        "malformed reply: {e}"
+    ))))
 }
 
 impl Peer {
-    fn proxy<E: std::error::Error>(&self, option: &RPCOption) -> Result<NodePrx, RPCError<NodeId, NodeAddr, E>> {
+    fn proxy<E: std::error::Error>(
+        &self,
+        option: &RPCOption,
+    ) -> Result<NodePrx, RPCError<NodeId, NodeAddr, E>> {
         match &self.proxy {
-            Ok(p) => Ok(NodePrx::unchecked_cast(p.ice_invocation_timeout(timeout_ms(option.hard_ttl())))),
+            Ok(p) => Ok(NodePrx::unchecked_cast(
+                p.ice_invocation_timeout(timeout_ms(option.hard_ttl())),
+            )),
             Err(e) => Err(RPCError::Unreachable(Unreachable::new(&AnyError::error(e)))),
         }
     }
@@ -162,11 +180,23 @@ impl RaftNetwork<TypeConfig> for Peer {
         let entries: Vec<wire::Entry> = rpc.entries.iter().map(entry_to_wire).collect();
         let size: usize = entries
             .iter()
-            .map(|e| e.payload.len() + 64 + e.membership.nodes.values().map(|n| n.endpoints.len() + 32).sum::<usize>())
+            .map(|e| {
+                e.payload.len()
+                    + 64
+                    + e.membership
+                        .nodes
+                        .values()
+                        .map(|n| n.endpoints.len() + 32)
+                        .sum::<usize>()
+            })
             .sum();
         if size > payload_budget(self.message_size_max) && entries.len() > 1 {
-            let hint = (entries.len() as u64 * payload_budget(self.message_size_max) as u64 / size as u64).max(1);
-            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+            let hint = (entries.len() as u64 * payload_budget(self.message_size_max) as u64
+                / size as u64)
+                .max(1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
         }
         let request = wire::AppendRequest {
             vote: vote_to_wire(&rpc.vote),
@@ -176,18 +206,20 @@ impl RaftNetwork<TypeConfig> for Peer {
         };
         let reply = match self.proxy(&option)?.append_entries(&request).await {
             Ok(r) => r,
-            Err(node::AppendEntriesError::RaftFailure(f)) => return Err(remote_failure(self.target, f)),
+            Err(node::AppendEntriesError::RaftFailure(f)) => {
+                return Err(remote_failure(self.target, f));
+            }
             Err(node::AppendEntriesError::Runtime(e)) => return Err(rpc_error(self.target, e)),
         };
         Ok(match reply.status {
             wire::AppendStatus::Success => AppendEntriesResponse::Success,
-            wire::AppendStatus::PartialSuccess => {
-                AppendEntriesResponse::PartialSuccess(opt_log_id_from_wire(&reply.matched, "append reply").map_err(bad_reply)?)
-            }
+            wire::AppendStatus::PartialSuccess => AppendEntriesResponse::PartialSuccess(
+                opt_log_id_from_wire(&reply.matched, "append reply").map_err(bad_reply)?,
+            ),
             wire::AppendStatus::Conflict => AppendEntriesResponse::Conflict,
-            wire::AppendStatus::HigherVote => {
-                AppendEntriesResponse::HigherVote(vote_from_wire(&reply.vote, "append reply").map_err(bad_reply)?)
-            }
+            wire::AppendStatus::HigherVote => AppendEntriesResponse::HigherVote(
+                vote_from_wire(&reply.vote, "append reply").map_err(bad_reply)?,
+            ),
         })
     }
 
@@ -207,11 +239,19 @@ impl RaftNetwork<TypeConfig> for Peer {
             done: rpc.done,
         };
         match self.proxy(&option)?.install_snapshot(&chunk).await {
-            Ok(vote) => Ok(InstallSnapshotResponse { vote: vote_from_wire(&vote, "snapshot reply").map_err(bad_reply)? }),
+            Ok(vote) => Ok(InstallSnapshotResponse {
+                vote: vote_from_wire(&vote, "snapshot reply").map_err(bad_reply)?,
+            }),
             Err(node::InstallSnapshotError::SnapshotMismatch(m)) => {
                 let mismatch = SnapshotMismatch {
-                    expect: SnapshotSegmentId { id: m.expected_id, offset: m.expected_offset.max(0) as u64 },
-                    got: SnapshotSegmentId { id: m.got_id, offset: m.got_offset.max(0) as u64 },
+                    expect: SnapshotSegmentId {
+                        id: m.expected_id,
+                        offset: m.expected_offset.max(0) as u64,
+                    },
+                    got: SnapshotSegmentId {
+                        id: m.got_id,
+                        offset: m.got_offset.max(0) as u64,
+                    },
                 };
                 Err(RPCError::RemoteError(RemoteError::new(
                     self.target,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use floe::{Communicator, ObjectAdapter};
 use openraft::error::{
-    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError, RaftError as OpenraftError,
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError,
+    RaftError as OpenraftError,
 };
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use parking_lot::Mutex;
@@ -22,7 +23,9 @@ use crate::machine::{Machine, MachineStore, StateMachine, voters};
 use crate::network::{Network, RAFT_IDENTITY};
 use crate::servant::NodeI;
 use crate::slice::floe_raft::{self as wire, NodeDispatcher, NodePrx, node as ops};
-use crate::types::{NodeAddr, NodeId, TypeConfig, membership_to_wire, node_from_wire, node_to_wire, signed};
+use crate::types::{
+    NodeAddr, NodeId, TypeConfig, membership_to_wire, node_from_wire, node_to_wire, signed,
+};
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +60,9 @@ pub struct LockInfo {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) struct Inner<S> {
@@ -87,13 +92,18 @@ pub struct RaftNode<S> {
 
 impl<S> Clone for RaftNode<S> {
     fn clone(&self) -> Self {
-        RaftNode { inner: self.inner.clone() }
+        RaftNode {
+            inner: self.inner.clone(),
+        }
     }
 }
 
 impl<S> std::fmt::Debug for RaftNode<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftNode").field("id", &self.inner.id).field("address", &self.inner.address.endpoints).finish()
+        f.debug_struct("RaftNode")
+            .field("id", &self.inner.id)
+            .field("address", &self.inner.address.endpoints)
+            .finish()
     }
 }
 
@@ -123,36 +133,60 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Starts a node on a service's communicator (the node adds an adapter named after the
     /// config's prefix).
-    pub async fn start_with(config: Config, app: S, communicator: &Communicator) -> Result<RaftNode<S>, RaftError> {
+    pub async fn start_with(
+        config: Config,
+        app: S,
+        communicator: &Communicator,
+    ) -> Result<RaftNode<S>, RaftError> {
         Self::start_inner(config, app, communicator.clone(), false).await
     }
 
-    async fn start_inner(config: Config, app: S, communicator: Communicator, own: bool) -> Result<RaftNode<S>, RaftError> {
+    async fn start_inner(
+        config: Config,
+        app: S,
+        communicator: Communicator,
+        own: bool,
+    ) -> Result<RaftNode<S>, RaftError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| open_error(&dir, e))?;
         let db = {
             let path = dir.clone();
-            tokio::task::spawn_blocking(move || sled::Config::new().path(&path).mode(sled::Mode::HighThroughput).open())
-                .await
-                .map_err(|e| open_error(&dir, e))?
-                .map_err(|e| open_error(&dir, e))?
+            tokio::task::spawn_blocking(move || {
+                sled::Config::new()
+                    .path(&path)
+                    .mode(sled::Mode::HighThroughput)
+                    .open()
+            })
+            .await
+            .map_err(|e| open_error(&dir, e))?
+            .map_err(|e| open_error(&dir, e))?
         };
         let log = LogStore::open(&db, &dir).map_err(|e| open_error(&dir, e))?;
         let pristine = log.is_pristine();
-        let lifetime = i64::try_from(config.client_session_lifetime.as_millis()).unwrap_or(i64::MAX);
-        let machine = MachineStore::open(&db, &dir, app, lifetime).map_err(|e| open_error(&dir, e))?;
+        let lifetime =
+            i64::try_from(config.client_session_lifetime.as_millis()).unwrap_or(i64::MAX);
+        let machine =
+            MachineStore::open(&db, &dir, app, lifetime).map_err(|e| open_error(&dir, e))?;
 
         let adapter = communicator
             .create_object_adapter_with_endpoints(&config.prefix, &config.endpoints)
             .await
-            .map_err(|e| RaftError::Config(format!("{}.Endpoints `{}`: {e}", config.prefix, config.endpoints)))?;
+            .map_err(|e| {
+                RaftError::Config(format!(
+                    "{}.Endpoints `{}`: {e}",
+                    config.prefix, config.endpoints
+                ))
+            })?;
         let published = adapter
             .endpoints()
             .iter()
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
             .join(":");
-        let address = NodeAddr { endpoints: published, attributes: config.attributes.clone() };
+        let address = NodeAddr {
+            endpoints: published,
+            attributes: config.attributes.clone(),
+        };
 
         let network = Network::new(
             communicator.clone(),
@@ -161,9 +195,15 @@ impl<S: StateMachine> RaftNode<S> {
             config.backoff,
             config.connect_timeout,
         );
-        let raft = Raft::new(config.node_id, Arc::new(config.openraft()?), network.clone(), log.clone(), machine.clone())
-            .await
-            .map_err(|e| RaftError::Failed(format!("openraft did not start: {e}")))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(config.openraft()?),
+            network.clone(),
+            log.clone(),
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| RaftError::Failed(format!("openraft did not start: {e}")))?;
 
         let inner = Arc::new(Inner {
             id: config.node_id,
@@ -217,7 +257,11 @@ impl<S: StateMachine> RaftNode<S> {
             }
             let mut members = BTreeMap::new();
             for (id, endpoints) in &config.peers {
-                let addr = if *id == self.inner.id { self.inner.address.clone() } else { NodeAddr::new(endpoints.clone()) };
+                let addr = if *id == self.inner.id {
+                    self.inner.address.clone()
+                } else {
+                    NodeAddr::new(endpoints.clone())
+                };
                 members.insert(*id, addr);
             }
             return self.initialize(members).await;
@@ -228,7 +272,12 @@ impl<S: StateMachine> RaftNode<S> {
             return Ok(());
         }
         if config.peers.is_empty() {
-            return self.initialize(BTreeMap::from([(self.inner.id, self.inner.address.clone())])).await;
+            return self
+                .initialize(BTreeMap::from([(
+                    self.inner.id,
+                    self.inner.address.clone(),
+                )]))
+                .await;
         }
         Err(RaftError::Config(format!(
             "node {} is not among {}.Peer.* and {}.Join is not set: it cannot form or join a cluster",
@@ -246,12 +295,23 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Whether another initial member reports a membership (this node's disk was wiped).
     async fn cluster_exists(&self) -> bool {
-        let timeout = self.inner.config.connect_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let timeout = self
+            .inner
+            .config
+            .connect_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         for (id, endpoints) in &self.inner.config.peers {
             if *id == self.inner.id {
                 continue;
             }
-            let Ok(prx) = self.inner.network.proxy(*id, &NodeAddr::new(endpoints.clone())) else { continue };
+            let Ok(prx) = self
+                .inner
+                .network
+                .proxy(*id, &NodeAddr::new(endpoints.clone()))
+            else {
+                continue;
+            };
             let prx = NodePrx::unchecked_cast(prx.ice_invocation_timeout(timeout.max(1)));
             if let Ok(status) = prx.status().await
                 && !status.membership.configs.is_empty()
@@ -263,7 +323,11 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     async fn join_through(&self, via: &str) {
-        let text = if via.contains(':') || !via.contains(" -") { via.to_string() } else { format!("{RAFT_IDENTITY}:{via}") };
+        let text = if via.contains(':') || !via.contains(" -") {
+            via.to_string()
+        } else {
+            format!("{RAFT_IDENTITY}:{via}")
+        };
         let proxy = match self.inner.communicator.string_to_proxy(&text) {
             Ok(Some(p)) => NodePrx::unchecked_cast(p.ice_invocation_timeout(self.timeout_ms())),
             Ok(None) | Err(_) => {
@@ -310,7 +374,11 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     fn timeout_ms(&self) -> i32 {
-        self.inner.config.request_timeout.as_millis().min(i32::MAX as u128) as i32
+        self.inner
+            .config
+            .request_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32
     }
 
     /// This node's id.
@@ -325,7 +393,9 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// A proxy of this node's Raft object.
     pub fn proxy(&self) -> Result<NodePrx, RaftError> {
-        Ok(NodePrx::unchecked_cast(self.inner.adapter.create_proxy(RAFT_IDENTITY.parse()?)))
+        Ok(NodePrx::unchecked_cast(
+            self.inner.adapter.create_proxy(RAFT_IDENTITY.parse()?),
+        ))
     }
 
     /// The node's object adapter (named after the config's prefix): a service may add its own
@@ -348,14 +418,24 @@ impl<S: StateMachine> RaftNode<S> {
     pub fn leader(&self) -> Option<(NodeId, NodeAddr)> {
         let m = self.inner.raft.metrics().borrow().clone();
         let leader = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&leader).cloned()?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
         Some((leader, addr))
     }
 
     /// The current members: node id → address, and the voters.
     pub fn members(&self) -> (BTreeMap<NodeId, NodeAddr>, BTreeSet<NodeId>) {
         let m = self.inner.raft.metrics().borrow().membership_config.clone();
-        (m.membership().nodes().map(|(id, n)| (*id, n.clone())).collect(), voters(&m))
+        (
+            m.membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect(),
+            voters(&m),
+        )
     }
 
     /// Waits until some node is known as leader.
@@ -375,7 +455,10 @@ impl<S: StateMachine> RaftNode<S> {
         match found {
             Ok(Some(l)) => Ok(l),
             Ok(None) => Err(RaftError::Failed("the node stopped".into())),
-            Err(_) => Err(RaftError::NoLeader(format!("no leader within {} ms", limit.as_millis()))),
+            Err(_) => Err(RaftError::NoLeader(format!(
+                "no leader within {} ms",
+                limit.as_millis()
+            ))),
         }
     }
 
@@ -408,14 +491,26 @@ impl<S: StateMachine> RaftNode<S> {
     /// (a follower forwards to the leader). Retried until the request timeout while the leader
     /// changes or cannot be reached; the node's client id and serial make the retries safe.
     pub async fn write(&self, command: Vec<u8>) -> Result<Vec<u8>, RaftError> {
-        let outcome = self.write_own(wire::Command { kind: wire::CommandKind::Application, data: command, ..Default::default() }).await?;
+        let outcome = self
+            .write_own(wire::Command {
+                kind: wire::CommandKind::Application,
+                data: command,
+                ..Default::default()
+            })
+            .await?;
         outcome_data(outcome)
     }
 
     /// Like [`RaftNode::write`] for a command that a remote client identifies itself: `client`
     /// and `serial` make a retry of the same write apply once, `floor` says every serial of
     /// that client below it has been answered.
-    pub async fn write_as(&self, client: u64, serial: u64, floor: u64, command: Vec<u8>) -> Result<Vec<u8>, RaftError> {
+    pub async fn write_as(
+        &self,
+        client: u64,
+        serial: u64,
+        floor: u64,
+        command: Vec<u8>,
+    ) -> Result<Vec<u8>, RaftError> {
         if client == 0 {
             return self.write(command).await;
         }
@@ -432,7 +527,12 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Takes the lock `name` for `owner` for `ttl` of log time (the owner renews by acquiring
     /// again: same token, later expiry).
-    pub async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<Grant, RaftError> {
+    pub async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Grant, RaftError> {
         let cmd = wire::Command {
             kind: wire::CommandKind::LockAcquire,
             lock_name: name.to_string(),
@@ -442,8 +542,14 @@ impl<S: StateMachine> RaftNode<S> {
         };
         let o = self.write_own(cmd).await?;
         match o.kind {
-            wire::OutcomeKind::Granted => Ok(Grant { token: o.token, expires: o.expires }),
-            _ => Err(RaftError::LockRefused { reason: o.reason, holder: o.holder }),
+            wire::OutcomeKind::Granted => Ok(Grant {
+                token: o.token,
+                expires: o.expires,
+            }),
+            _ => Err(RaftError::LockRefused {
+                reason: o.reason,
+                holder: o.holder,
+            }),
         }
     }
 
@@ -459,20 +565,35 @@ impl<S: StateMachine> RaftNode<S> {
         let o = self.write_own(cmd).await?;
         match o.kind {
             wire::OutcomeKind::Released => Ok(()),
-            _ => Err(RaftError::LockRefused { reason: o.reason, holder: o.holder }),
+            _ => Err(RaftError::LockRefused {
+                reason: o.reason,
+                holder: o.holder,
+            }),
         }
     }
 
     /// Who holds the lock `name` now (by log time), if anyone.
-    pub async fn lock_holder(&self, name: &str, consistency: Consistency) -> Result<Option<LockInfo>, RaftError> {
+    pub async fn lock_holder(
+        &self,
+        name: &str,
+        consistency: Consistency,
+    ) -> Result<Option<LockInfo>, RaftError> {
         self.read_machine(consistency, |m| {
-            m.lock_holder(name).map(|(owner, token, expires)| LockInfo { owner, token, expires })
+            m.lock_holder(name).map(|(owner, token, expires)| LockInfo {
+                owner,
+                token,
+                expires,
+            })
         })
         .await
     }
 
     /// Runs `f` on the state machine with the given consistency.
-    pub async fn read<T>(&self, consistency: Consistency, f: impl FnOnce(&S) -> T) -> Result<T, RaftError> {
+    pub async fn read<T>(
+        &self,
+        consistency: Consistency,
+        f: impl FnOnce(&S) -> T,
+    ) -> Result<T, RaftError> {
         self.read_machine(consistency, |m| f(&m.app)).await
     }
 
@@ -486,7 +607,11 @@ impl<S: StateMachine> RaftNode<S> {
         self.read_machine(consistency, |m| m.log_time()).await
     }
 
-    async fn read_machine<T>(&self, consistency: Consistency, f: impl FnOnce(&Machine<S>) -> T) -> Result<T, RaftError> {
+    async fn read_machine<T>(
+        &self,
+        consistency: Consistency,
+        f: impl FnOnce(&Machine<S>) -> T,
+    ) -> Result<T, RaftError> {
         if consistency == Consistency::Linearizable && !self.inner.config.unsafe_stale_reads {
             self.barrier().await?;
         }
@@ -516,7 +641,11 @@ impl<S: StateMachine> RaftNode<S> {
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
         let deadline = Instant::now() + self.inner.config.request_timeout;
-        let pause = self.inner.config.heartbeat_interval.min(Duration::from_millis(100));
+        let pause = self
+            .inner
+            .config
+            .heartbeat_interval
+            .min(Duration::from_millis(100));
         loop {
             if self.inner.stopped.load(Ordering::Relaxed) {
                 return Err(RaftError::Failed("the node is stopping".into()));
@@ -543,14 +672,20 @@ impl<S: StateMachine> RaftNode<S> {
             let cmd = cmd.clone();
             async move {
                 match self.leader() {
-                    Some((leader, _)) if leader == self.inner.id => self.propose_local(cmd, deadline).await,
+                    Some((leader, _)) if leader == self.inner.id => {
+                        self.propose_local(cmd, deadline).await
+                    }
                     Some((leader, addr)) => {
                         let prx = self.peer(leader, &addr, deadline)?;
                         match prx.write(&cmd).await {
                             Ok(r) => Ok(r),
                             Err(ops::WriteError::NoLeader(e)) => Err(Attempt::Retry(e.reason)),
-                            Err(ops::WriteError::RaftFailure(e)) => Err(Attempt::Final(RaftError::Failed(e.reason))),
-                            Err(ops::WriteError::Runtime(e)) => Err(Attempt::Retry(format!("leader {leader}: {e}"))),
+                            Err(ops::WriteError::RaftFailure(e)) => {
+                                Err(Attempt::Final(RaftError::Failed(e.reason)))
+                            }
+                            Err(ops::WriteError::Runtime(e)) => {
+                                Err(Attempt::Retry(format!("leader {leader}: {e}")))
+                            }
                         }
                     }
                     None => Err(Attempt::Retry("no leader is known".into())),
@@ -561,7 +696,10 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     fn peer(&self, id: NodeId, addr: &NodeAddr, deadline: Instant) -> Result<NodePrx, Attempt> {
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis().clamp(1, i32::MAX as u128) as i32;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .clamp(1, i32::MAX as u128) as i32;
         self.inner
             .network
             .proxy(id, addr)
@@ -580,16 +718,29 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     /// Proposes `cmd` on this node, which must be the leader.
-    pub(crate) async fn propose_local(&self, mut cmd: wire::Command, deadline: Instant) -> Result<wire::WriteResult, Attempt> {
+    pub(crate) async fn propose_local(
+        &self,
+        mut cmd: wire::Command,
+        deadline: Instant,
+    ) -> Result<wire::WriteResult, Attempt> {
         if !self.quorum_recent() {
-            return Err(Attempt::Retry(format!("leader {} has lost contact with a majority", self.inner.id)));
+            return Err(Attempt::Retry(format!(
+                "leader {} has lost contact with a majority",
+                self.inner.id
+            )));
         }
         cmd.time = now_ms();
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, self.inner.raft.client_write(cmd)).await {
-            Ok(Ok(r)) => Ok(wire::WriteResult { index: signed(r.log_id.index), outcome: r.data }),
+            Ok(Ok(r)) => Ok(wire::WriteResult {
+                index: signed(r.log_id.index),
+                outcome: r.data,
+            }),
             Ok(Err(OpenraftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Attempt::Retry(format!("node {} is no longer the leader (leader: {:?})", self.inner.id, f.leader_id)))
+                Err(Attempt::Retry(format!(
+                    "node {} is no longer the leader (leader: {:?})",
+                    self.inner.id, f.leader_id
+                )))
             }
             Ok(Err(e)) => Err(Attempt::Final(RaftError::Failed(e.to_string()))),
             Err(_) => Err(Attempt::Retry("not committed in time".into())),
@@ -601,14 +752,22 @@ impl<S: StateMachine> RaftNode<S> {
     async fn barrier(&self) -> Result<(), RaftError> {
         self.retrying("linearizable read", |deadline| async move {
             let index = match self.leader() {
-                Some((leader, _)) if leader == self.inner.id => self.read_index_local(deadline).await?,
+                Some((leader, _)) if leader == self.inner.id => {
+                    self.read_index_local(deadline).await?
+                }
                 Some((leader, addr)) => {
                     let prx = self.peer(leader, &addr, deadline)?;
                     match prx.read_index().await {
                         Ok(i) => i,
-                        Err(ops::ReadIndexError::NoLeader(e)) => return Err(Attempt::Retry(e.reason)),
-                        Err(ops::ReadIndexError::RaftFailure(e)) => return Err(Attempt::Final(RaftError::Failed(e.reason))),
-                        Err(ops::ReadIndexError::Runtime(e)) => return Err(Attempt::Retry(format!("leader {leader}: {e}"))),
+                        Err(ops::ReadIndexError::NoLeader(e)) => {
+                            return Err(Attempt::Retry(e.reason));
+                        }
+                        Err(ops::ReadIndexError::RaftFailure(e)) => {
+                            return Err(Attempt::Final(RaftError::Failed(e.reason)));
+                        }
+                        Err(ops::ReadIndexError::Runtime(e)) => {
+                            return Err(Attempt::Retry(format!("leader {leader}: {e}")));
+                        }
                     }
                 }
                 None => return Err(Attempt::Retry("no leader is known".into())),
@@ -632,15 +791,20 @@ impl<S: StateMachine> RaftNode<S> {
     /// confirmed the leadership.
     pub(crate) async fn read_index_local(&self, deadline: Instant) -> Result<i64, Attempt> {
         if !self.quorum_recent() {
-            return Err(Attempt::Retry(format!("leader {} has lost contact with a majority", self.inner.id)));
+            return Err(Attempt::Retry(format!(
+                "leader {} has lost contact with a majority",
+                self.inner.id
+            )));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, self.inner.raft.get_read_log_id()).await {
             Ok(Ok((read, _applied))) => Ok(read.map_or(-1, |l| signed(l.index))),
-            Ok(Err(OpenraftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(Attempt::Retry(format!("node {} is not the leader", self.inner.id)))
+            Ok(Err(OpenraftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(
+                Attempt::Retry(format!("node {} is not the leader", self.inner.id)),
+            ),
+            Ok(Err(OpenraftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(Attempt::Retry(e.to_string()))
             }
-            Ok(Err(OpenraftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => Err(Attempt::Retry(e.to_string())),
             Ok(Err(e)) => Err(Attempt::Final(RaftError::Failed(e.to_string()))),
             Err(_) => Err(Attempt::Retry("leadership not confirmed in time".into())),
         }
@@ -654,14 +818,20 @@ impl<S: StateMachine> RaftNode<S> {
             let addr = addr.clone();
             async move {
                 match self.leader() {
-                    Some((leader, _)) if leader == self.inner.id => self.add_node_local(id, addr).await,
+                    Some((leader, _)) if leader == self.inner.id => {
+                        self.add_node_local(id, addr).await
+                    }
                     Some((leader, laddr)) => {
                         let prx = forwarded(self.peer(leader, &laddr, deadline)?);
                         match prx.join(signed(id), &node_to_wire(&addr)).await {
                             Ok(()) => Ok(()),
                             Err(ops::JoinError::NoLeader(e)) => Err(Attempt::Retry(e.reason)),
-                            Err(ops::JoinError::RaftFailure(e)) => Err(Attempt::Final(RaftError::Failed(e.reason))),
-                            Err(ops::JoinError::Runtime(e)) => Err(Attempt::Retry(format!("leader {leader}: {e}"))),
+                            Err(ops::JoinError::RaftFailure(e)) => {
+                                Err(Attempt::Final(RaftError::Failed(e.reason)))
+                            }
+                            Err(ops::JoinError::Runtime(e)) => {
+                                Err(Attempt::Retry(format!("leader {leader}: {e}")))
+                            }
                         }
                     }
                     None => Err(Attempt::Retry("no leader is known".into())),
@@ -678,14 +848,19 @@ impl<S: StateMachine> RaftNode<S> {
             Some(known) if *known == addr && voters.contains(&id) => return Ok(()),
             Some(known) if *known != addr => {
                 info!(target: "floe_raft::membership", node = id, endpoints = %addr.endpoints, "new address");
-                raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, addr.clone())])), true)
-                    .await
-                    .map_err(membership_attempt)?;
+                raft.change_membership(
+                    ChangeMembers::SetNodes(BTreeMap::from([(id, addr.clone())])),
+                    true,
+                )
+                .await
+                .map_err(membership_attempt)?;
             }
             Some(_) => {}
             None => {
                 info!(target: "floe_raft::membership", node = id, endpoints = %addr.endpoints, "adding a learner");
-                raft.add_learner(id, addr, true).await.map_err(membership_attempt)?;
+                raft.add_learner(id, addr, true)
+                    .await
+                    .map_err(membership_attempt)?;
             }
         }
         if !voters.contains(&id) {
@@ -708,8 +883,12 @@ impl<S: StateMachine> RaftNode<S> {
                     match prx.leave(signed(id)).await {
                         Ok(()) => Ok(()),
                         Err(ops::LeaveError::NoLeader(e)) => Err(Attempt::Retry(e.reason)),
-                        Err(ops::LeaveError::RaftFailure(e)) => Err(Attempt::Final(RaftError::Failed(e.reason))),
-                        Err(ops::LeaveError::Runtime(e)) => Err(Attempt::Retry(format!("leader {leader}: {e}"))),
+                        Err(ops::LeaveError::RaftFailure(e)) => {
+                            Err(Attempt::Final(RaftError::Failed(e.reason)))
+                        }
+                        Err(ops::LeaveError::Runtime(e)) => {
+                            Err(Attempt::Retry(format!("leader {leader}: {e}")))
+                        }
                     }
                 }
                 None => Err(Attempt::Retry("no leader is known".into())),
@@ -725,7 +904,9 @@ impl<S: StateMachine> RaftNode<S> {
         }
         if voters.contains(&id) {
             if voters.len() == 1 {
-                return Err(Attempt::Final(RaftError::Failed(format!("node {id} is the last voter"))));
+                return Err(Attempt::Final(RaftError::Failed(format!(
+                    "node {id} is the last voter"
+                ))));
             }
             info!(target: "floe_raft::membership", node = id, "removing a voter");
             self.inner
@@ -747,7 +928,12 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Asks openraft to take a snapshot now (it also does after `SnapshotInterval` entries).
     pub async fn snapshot(&self) -> Result<(), RaftError> {
-        self.inner.raft.trigger().snapshot().await.map_err(|e| RaftError::Failed(e.to_string()))
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| RaftError::Failed(e.to_string()))
     }
 
     /// Stops the node: openraft, its adapter, and its communicator if it has its own.
@@ -792,7 +978,10 @@ impl<S: StateMachine> RaftNode<S> {
 pub(crate) const FORWARDED: &str = "floe-raft-forwarded";
 
 fn forwarded(prx: NodePrx) -> NodePrx {
-    NodePrx::unchecked_cast(prx.ice_context(floe::Context::from([(FORWARDED.to_string(), "1".to_string())])))
+    NodePrx::unchecked_cast(prx.ice_context(floe::Context::from([(
+        FORWARDED.to_string(),
+        "1".to_string(),
+    )])))
 }
 
 /// The node's answer to a write of its own: the application's bytes, or the refusal.
@@ -805,10 +994,12 @@ fn outcome_data(o: wire::Outcome) -> Result<Vec<u8>, RaftError> {
 
 fn membership_attempt(e: OpenraftError<NodeId, ClientWriteError<NodeId, NodeAddr>>) -> Attempt {
     match e {
-        OpenraftError::APIError(ClientWriteError::ForwardToLeader(_)) => Attempt::Retry("the leader changed".into()),
-        OpenraftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
-            Attempt::Retry(format!("another membership change is in progress: {p}"))
+        OpenraftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            Attempt::Retry("the leader changed".into())
         }
+        OpenraftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(p),
+        )) => Attempt::Retry(format!("another membership change is in progress: {p}")),
         e => Attempt::Final(RaftError::Failed(e.to_string())),
     }
 }

@@ -12,8 +12,7 @@ use std::io::Cursor;
 use floe::EncodingVersion;
 use floe::codegen::{InputStream, OutputStream, SliceType};
 use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership,
-    Vote,
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta, StoredMembership, Vote,
 };
 
 use crate::slice::floe_raft as wire;
@@ -34,7 +33,10 @@ pub struct NodeAddr {
 impl NodeAddr {
     /// A node reached at `endpoints`, without attributes.
     pub fn new(endpoints: impl Into<String>) -> NodeAddr {
-        NodeAddr { endpoints: endpoints.into(), attributes: BTreeMap::new() }
+        NodeAddr {
+            endpoints: endpoints.into(),
+            attributes: BTreeMap::new(),
+        }
     }
 }
 
@@ -69,7 +71,10 @@ pub struct Malformed {
 }
 
 fn malformed(what: &'static str, reason: impl Into<String>) -> Malformed {
-    Malformed { what, reason: reason.into() }
+    Malformed {
+        what,
+        reason: reason.into(),
+    }
 }
 
 /// The encoding of everything floe-raft writes: Ice's 1.1 encoding of the Slice types.
@@ -87,7 +92,10 @@ pub(crate) fn decode<T: SliceType>(bytes: &[u8], what: &'static str) -> Result<T
     let mut is = InputStream::new(bytes, ENCODING);
     let value = T::decode(&mut is).map_err(|e| malformed(what, e.to_string()))?;
     if !is.is_at_end() {
-        return Err(malformed(what, format!("{} bytes after the value", is.remaining())));
+        return Err(malformed(
+            what,
+            format!("{} bytes after the value", is.remaining()),
+        ));
     }
     Ok(value)
 }
@@ -108,14 +116,23 @@ pub(crate) fn signed(v: u64) -> i64 {
 
 pub(crate) fn log_id_to_wire(id: &LogId<NodeId>) -> wire::LogId {
     wire::LogId {
-        leader: wire::LeaderId { term: signed(id.leader_id.term), node: signed(id.leader_id.node_id) },
+        leader: wire::LeaderId {
+            term: signed(id.leader_id.term),
+            node: signed(id.leader_id.node_id),
+        },
         index: signed(id.index),
     }
 }
 
-pub(crate) fn log_id_from_wire(id: &wire::LogId, what: &'static str) -> Result<LogId<NodeId>, Malformed> {
+pub(crate) fn log_id_from_wire(
+    id: &wire::LogId,
+    what: &'static str,
+) -> Result<LogId<NodeId>, Malformed> {
     Ok(LogId::new(
-        CommittedLeaderId::new(unsigned(id.leader.term, what, "term")?, node_id(id.leader.node, what)?),
+        CommittedLeaderId::new(
+            unsigned(id.leader.term, what, "term")?,
+            node_id(id.leader.node, what)?,
+        ),
         unsigned(id.index, what, "index")?,
     ))
 }
@@ -131,34 +148,55 @@ pub(crate) fn opt_log_id_from_wire(
     match ids {
         [] => Ok(None),
         [id] => Ok(Some(log_id_from_wire(id, what)?)),
-        _ => Err(malformed(what, format!("{} log ids where at most one is allowed", ids.len()))),
+        _ => Err(malformed(
+            what,
+            format!("{} log ids where at most one is allowed", ids.len()),
+        )),
     }
 }
 
 pub(crate) fn vote_to_wire(v: &Vote<NodeId>) -> wire::Vote {
     wire::Vote {
-        leader: wire::LeaderId { term: signed(v.leader_id.term), node: signed(v.leader_id.node_id) },
+        leader: wire::LeaderId {
+            term: signed(v.leader_id.term),
+            node: signed(v.leader_id.node_id),
+        },
         committed: v.committed,
     }
 }
 
-pub(crate) fn vote_from_wire(v: &wire::Vote, what: &'static str) -> Result<Vote<NodeId>, Malformed> {
+pub(crate) fn vote_from_wire(
+    v: &wire::Vote,
+    what: &'static str,
+) -> Result<Vote<NodeId>, Malformed> {
     let term = unsigned(v.leader.term, what, "term")?;
     let node = node_id(v.leader.node, what)?;
-    Ok(if v.committed { Vote::new_committed(term, node) } else { Vote::new(term, node) })
+    Ok(if v.committed {
+        Vote::new_committed(term, node)
+    } else {
+        Vote::new(term, node)
+    })
 }
 
 pub(crate) fn node_to_wire(n: &NodeAddr) -> wire::NodeInfo {
     wire::NodeInfo {
         endpoints: n.endpoints.clone(),
-        attributes: n.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        attributes: n
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
 pub(crate) fn node_from_wire(n: &wire::NodeInfo) -> NodeAddr {
     NodeAddr {
         endpoints: n.endpoints.clone(),
-        attributes: n.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        attributes: n
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
 }
 
@@ -169,7 +207,10 @@ pub(crate) fn membership_to_wire(m: &Membership<NodeId, NodeAddr>) -> wire::Memb
             .iter()
             .map(|c| c.iter().map(|id| signed(*id)).collect())
             .collect(),
-        nodes: m.nodes().map(|(id, n)| (signed(*id), node_to_wire(n))).collect(),
+        nodes: m
+            .nodes()
+            .map(|(id, n)| (signed(*id), node_to_wire(n)))
+            .collect(),
     }
 }
 
@@ -178,7 +219,10 @@ pub(crate) fn membership_from_wire(
     what: &'static str,
 ) -> Result<Membership<NodeId, NodeAddr>, Malformed> {
     if m.configs.is_empty() || m.configs.len() > 2 {
-        return Err(malformed(what, format!("{} voter sets (one, or two while joint)", m.configs.len())));
+        return Err(malformed(
+            what,
+            format!("{} voter sets (one, or two while joint)", m.configs.len()),
+        ));
     }
     let mut nodes = BTreeMap::new();
     for (id, info) in &m.nodes {
@@ -190,7 +234,10 @@ pub(crate) fn membership_from_wire(
         for id in set {
             let id = node_id(*id, what)?;
             if !nodes.contains_key(&id) {
-                return Err(malformed(what, format!("voter {id} is not among the nodes")));
+                return Err(malformed(
+                    what,
+                    format!("voter {id} is not among the nodes"),
+                ));
             }
             voters.insert(id);
         }
@@ -220,11 +267,17 @@ pub(crate) fn stored_membership_from_wire(
 pub(crate) fn stored_membership_to_wire(
     m: &StoredMembership<NodeId, NodeAddr>,
 ) -> (Vec<wire::LogId>, wire::Membership) {
-    (opt_log_id_to_wire(m.log_id().as_ref()), membership_to_wire(m.membership()))
+    (
+        opt_log_id_to_wire(m.log_id().as_ref()),
+        membership_to_wire(m.membership()),
+    )
 }
 
 pub(crate) fn entry_to_wire(e: &Entry<TypeConfig>) -> wire::Entry {
-    let mut out = wire::Entry { id: log_id_to_wire(&e.log_id), ..Default::default() };
+    let mut out = wire::Entry {
+        id: log_id_to_wire(&e.log_id),
+        ..Default::default()
+    };
     match &e.payload {
         EntryPayload::Blank => out.kind = wire::EntryKind::Blank,
         EntryPayload::Normal(cmd) => {
@@ -244,8 +297,12 @@ pub(crate) fn entry_from_wire(e: &wire::Entry) -> Result<Entry<TypeConfig>, Malf
     let log_id = log_id_from_wire(&e.id, WHAT)?;
     let payload = match e.kind {
         wire::EntryKind::Blank => EntryPayload::Blank,
-        wire::EntryKind::Normal => EntryPayload::Normal(decode::<wire::Command>(&e.payload, "command")?),
-        wire::EntryKind::Config => EntryPayload::Membership(membership_from_wire(&e.membership, WHAT)?),
+        wire::EntryKind::Normal => {
+            EntryPayload::Normal(decode::<wire::Command>(&e.payload, "command")?)
+        }
+        wire::EntryKind::Config => {
+            EntryPayload::Membership(membership_from_wire(&e.membership, WHAT)?)
+        }
     };
     Ok(Entry { log_id, payload })
 }
@@ -261,13 +318,28 @@ pub(crate) fn check_entries(
     let mut term = prev.map_or(0, |p| p.leader_id.term);
     for (expected, e) in (prev.map_or(0, |p| p.index + 1)..).zip(entries) {
         if e.log_id.index != expected {
-            return Err(malformed(WHAT, format!("entry {} where {expected} was due", e.log_id.index)));
+            return Err(malformed(
+                WHAT,
+                format!("entry {} where {expected} was due", e.log_id.index),
+            ));
         }
         if e.log_id.leader_id.term < term {
-            return Err(malformed(WHAT, format!("entry {} goes back to term {}", e.log_id.index, e.log_id.leader_id.term)));
+            return Err(malformed(
+                WHAT,
+                format!(
+                    "entry {} goes back to term {}",
+                    e.log_id.index, e.log_id.leader_id.term
+                ),
+            ));
         }
         if e.log_id.leader_id.term > vote.leader_id.term {
-            return Err(malformed(WHAT, format!("entry {} is from term {}, after the leader's {}", e.log_id.index, e.log_id.leader_id.term, vote.leader_id.term)));
+            return Err(malformed(
+                WHAT,
+                format!(
+                    "entry {} is from term {}, after the leader's {}",
+                    e.log_id.index, e.log_id.leader_id.term, vote.leader_id.term
+                ),
+            ));
         }
         term = e.log_id.leader_id.term;
     }
@@ -284,7 +356,9 @@ pub(crate) fn snapshot_meta_to_wire(m: &SnapshotMeta<NodeId, NodeAddr>) -> wire:
     }
 }
 
-pub(crate) fn snapshot_meta_from_wire(m: &wire::SnapshotMeta) -> Result<SnapshotMeta<NodeId, NodeAddr>, Malformed> {
+pub(crate) fn snapshot_meta_from_wire(
+    m: &wire::SnapshotMeta,
+) -> Result<SnapshotMeta<NodeId, NodeAddr>, Malformed> {
     const WHAT: &str = "snapshot";
     Ok(SnapshotMeta {
         last_log_id: opt_log_id_from_wire(&m.last_log_id, WHAT)?,
@@ -303,12 +377,33 @@ mod tests {
 
     #[test]
     fn entries_round_trip_through_their_slice_encoding() {
-        let m = Membership::new(vec![BTreeSet::from([1, 2])], BTreeMap::from([(1, NodeAddr::new("tcp -p 1")), (2, NodeAddr::new("tcp -p 2")), (3, NodeAddr::new("tcp -p 3"))]));
-        let cmd = wire::Command { client: 7, serial: 3, data: vec![1, 2, 3], ..Default::default() };
+        let m = Membership::new(
+            vec![BTreeSet::from([1, 2])],
+            BTreeMap::from([
+                (1, NodeAddr::new("tcp -p 1")),
+                (2, NodeAddr::new("tcp -p 2")),
+                (3, NodeAddr::new("tcp -p 3")),
+            ]),
+        );
+        let cmd = wire::Command {
+            client: 7,
+            serial: 3,
+            data: vec![1, 2, 3],
+            ..Default::default()
+        };
         for e in [
-            Entry { log_id: lid(1, 1, 1), payload: EntryPayload::Blank },
-            Entry { log_id: lid(2, 1, 2), payload: EntryPayload::Normal(cmd) },
-            Entry { log_id: lid(2, 2, 3), payload: EntryPayload::Membership(m) },
+            Entry {
+                log_id: lid(1, 1, 1),
+                payload: EntryPayload::Blank,
+            },
+            Entry {
+                log_id: lid(2, 1, 2),
+                payload: EntryPayload::Normal(cmd),
+            },
+            Entry {
+                log_id: lid(2, 2, 3),
+                payload: EntryPayload::Membership(m),
+            },
         ] {
             let bytes = encode(&entry_to_wire(&e));
             let back = entry_from_wire(&decode::<wire::Entry>(&bytes, "entry").unwrap()).unwrap();
@@ -318,17 +413,43 @@ mod tests {
 
     #[test]
     fn malformed_messages_are_refused() {
-        assert!(opt_log_id_from_wire(&[log_id_to_wire(&lid(1, 1, 1)), log_id_to_wire(&lid(1, 1, 2))], "x").is_err());
-        let negative = wire::LogId { leader: wire::LeaderId { term: -1, node: 1 }, index: 0 };
+        assert!(
+            opt_log_id_from_wire(
+                &[log_id_to_wire(&lid(1, 1, 1)), log_id_to_wire(&lid(1, 1, 2))],
+                "x"
+            )
+            .is_err()
+        );
+        let negative = wire::LogId {
+            leader: wire::LeaderId { term: -1, node: 1 },
+            index: 0,
+        };
         assert!(log_id_from_wire(&negative, "x").is_err());
-        let no_node = wire::Membership { configs: vec![vec![4]], nodes: Default::default() };
-        assert!(membership_from_wire(&no_node, "x").unwrap_err().reason.contains("voter 4"));
+        let no_node = wire::Membership {
+            configs: vec![vec![4]],
+            nodes: Default::default(),
+        };
+        assert!(
+            membership_from_wire(&no_node, "x")
+                .unwrap_err()
+                .reason
+                .contains("voter 4")
+        );
         let vote = Vote::new_committed(3, 1);
-        let gap = [Entry { log_id: lid(3, 1, 5), payload: EntryPayload::Blank }];
+        let gap = [Entry {
+            log_id: lid(3, 1, 5),
+            payload: EntryPayload::Blank,
+        }];
         assert!(check_entries(Some(&lid(3, 1, 3)), &gap, &vote).is_err());
-        let future = [Entry { log_id: lid(4, 1, 4), payload: EntryPayload::Blank }];
+        let future = [Entry {
+            log_id: lid(4, 1, 4),
+            payload: EntryPayload::Blank,
+        }];
         assert!(check_entries(Some(&lid(3, 1, 3)), &future, &vote).is_err());
-        let fine = [Entry { log_id: lid(3, 1, 4), payload: EntryPayload::Blank }];
+        let fine = [Entry {
+            log_id: lid(3, 1, 4),
+            payload: EntryPayload::Blank,
+        }];
         assert!(check_entries(Some(&lid(3, 1, 3)), &fine, &vote).is_ok());
         assert!(decode::<wire::Command>(&[1, 2, 3], "command").is_err());
     }

@@ -9,10 +9,17 @@ use openraft::testing::{StoreBuilder, Suite};
 
 struct SledBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, MachineStore<KvMachine>, tempfile::TempDir> for SledBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, MachineStore<KvMachine>), StorageError<NodeId>> {
+impl StoreBuilder<TypeConfig, LogStore, MachineStore<KvMachine>, tempfile::TempDir>
+    for SledBuilder
+{
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, MachineStore<KvMachine>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let db = sled::Config::new().path(dir.path()).open().expect("sled database");
+        let db = sled::Config::new()
+            .path(dir.path())
+            .open()
+            .expect("sled database");
         let log = LogStore::open(&db, dir.path()).expect("log store");
         let machine = MachineStore::open(&db, dir.path(), KvMachine::default(), 3_600_000)?;
         Ok((dir, log, machine))

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use floe::Properties;
 use floe_raft::kv::{Cluster, slice::raft_kv::StorePrx, start_node};
+use floe_raft::signal::interrupted;
 use floe_raft::slice::floe_raft::NodePrx;
 use floe_raft::{Config, config::DEFAULT_PREFIX};
 
@@ -63,23 +64,12 @@ enum Command {
     },
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-async fn client(properties: Properties, proxy: &str) -> Result<(floe::Communicator, StorePrx), String> {
-    let communicator = floe::Communicator::with_properties(properties).map_err(|e| e.to_string())?;
+async fn client(
+    properties: Properties,
+    proxy: &str,
+) -> Result<(floe::Communicator, StorePrx), String> {
+    let communicator =
+        floe::Communicator::with_properties(properties).map_err(|e| e.to_string())?;
     let prx = communicator
         .string_to_proxy(proxy)
         .map_err(|e| format!("--proxy: {e}"))?
@@ -90,7 +80,8 @@ async fn client(properties: Properties, proxy: &str) -> Result<(floe::Communicat
 async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
     match cli.command {
         Command::Node => {
-            let config = Config::from_properties(properties, DEFAULT_PREFIX).map_err(|e| e.to_string())?;
+            let config =
+                Config::from_properties(properties, DEFAULT_PREFIX).map_err(|e| e.to_string())?;
             let (node, proxy) = start_node(config).await.map_err(|e| e.to_string())?;
             println!("ready {proxy}");
             interrupted().await;
@@ -98,7 +89,9 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             Ok(())
         }
         Command::Cluster { nodes, data_dir } => {
-            let cluster = Cluster::start(nodes, &properties, &data_dir).await.map_err(|e| e.to_string())?;
+            let cluster = Cluster::start(nodes, &properties, &data_dir)
+                .await
+                .map_err(|e| e.to_string())?;
             for (_, proxy) in &cluster.nodes {
                 println!("{proxy}");
             }
@@ -109,7 +102,10 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
         Command::Put { proxy, key, value } => {
             let (communicator, store) = client(properties, &proxy).await?;
             let client_id = rand::random::<u64>() as i64 | 1;
-            let r = store.put(&key, &value, client_id, 1, 1).await.map_err(|e| e.to_string());
+            let r = store
+                .put(&key, &value, client_id, 1, 1)
+                .await
+                .map_err(|e| e.to_string());
             communicator.destroy().await;
             r
         }
@@ -127,17 +123,30 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
         }
         Command::Status { proxy } => {
             let (communicator, store) = client(properties, &proxy).await?;
-            let node = NodePrx::unchecked_cast(store.ice_identity("raft".parse().map_err(|e: floe::Error| e.to_string())?));
+            let node = NodePrx::unchecked_cast(
+                store.ice_identity("raft".parse().map_err(|e: floe::Error| e.to_string())?),
+            );
             let r = node.status().await.map_err(|e| e.to_string());
             communicator.destroy().await;
             let s = r?;
             println!(
                 "node {} {} term {} leader {} log {} committed {} applied {} snapshot {}",
-                s.id, s.role, s.term, s.leader, s.last_log_index, s.committed_index, s.applied_index, s.snapshot_index
+                s.id,
+                s.role,
+                s.term,
+                s.leader,
+                s.last_log_index,
+                s.committed_index,
+                s.applied_index,
+                s.snapshot_index
             );
             for (id, info) in &s.membership.nodes {
                 let voter = s.membership.configs.iter().any(|c| c.contains(id));
-                println!("  node {id} {} {}", if voter { "voter" } else { "learner" }, info.endpoints);
+                println!(
+                    "  node {id} {} {}",
+                    if voter { "voter" } else { "learner" },
+                    info.endpoints
+                );
             }
             Ok(())
         }

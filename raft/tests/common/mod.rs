@@ -52,16 +52,29 @@ impl Cluster {
         for id in 1..=n {
             let dir = tmp.path().join(format!("node-{id}"));
             let log = tmp.path().join(format!("node-{id}.log"));
-            nodes.insert(id, Node { id, port: ports[id as usize - 1], dir, log, process: None });
+            nodes.insert(
+                id,
+                Node {
+                    id,
+                    port: ports[id as usize - 1],
+                    dir,
+                    log,
+                    process: None,
+                },
+            );
         }
-        let mesh = mesh.then(|| Mesh::new(&nodes.values().map(|n| (n.id, n.port)).collect::<Vec<_>>()));
+        let mesh =
+            mesh.then(|| Mesh::new(&nodes.values().map(|n| (n.id, n.port)).collect::<Vec<_>>()));
         let properties = floe::Properties::new();
         properties.set_property("Ice.Default.Timeout", "1000");
         Cluster {
             tmp,
             nodes,
             mesh,
-            extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             communicator: Communicator::with_properties(properties).expect("client communicator"),
             joiners: Default::default(),
         }
@@ -71,7 +84,16 @@ impl Cluster {
     pub fn add_joiner(&mut self, id: u64) {
         let dir = self.tmp.path().join(format!("node-{id}"));
         let log = self.tmp.path().join(format!("node-{id}.log"));
-        self.nodes.insert(id, Node { id, port: free_port(), dir, log, process: None });
+        self.nodes.insert(
+            id,
+            Node {
+                id,
+                port: free_port(),
+                dir,
+                log,
+                process: None,
+            },
+        );
         self.joiners.insert(id);
     }
 
@@ -84,19 +106,33 @@ impl Cluster {
             format!("--Raft.DataDir={}", node.dir.display()),
         ];
         if self.joiners.contains(&id) {
-            args.push(format!("--Raft.Join=raft:tcp -h 127.0.0.1 -p {}", self.nodes[&1].port));
+            args.push(format!(
+                "--Raft.Join=raft:tcp -h 127.0.0.1 -p {}",
+                self.nodes[&1].port
+            ));
         }
         for other in self.nodes.values() {
             if !self.joiners.contains(&other.id) {
-                args.push(format!("--Raft.Peer.{}=tcp -h 127.0.0.1 -p {}", other.id, other.port));
+                args.push(format!(
+                    "--Raft.Peer.{}=tcp -h 127.0.0.1 -p {}",
+                    other.id, other.port
+                ));
             }
             if let Some(mesh) = &self.mesh
                 && other.id != id
             {
-                args.push(format!("--Raft.Route.{}=tcp -h 127.0.0.1 -p {}", other.id, mesh.port(id, other.id)));
+                args.push(format!(
+                    "--Raft.Route.{}=tcp -h 127.0.0.1 -p {}",
+                    other.id,
+                    mesh.port(id, other.id)
+                ));
             }
         }
-        for (k, v) in FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(self.extra.iter().cloned()) {
+        for (k, v) in FAST
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(self.extra.iter().cloned())
+        {
             args.push(format!("--{k}={v}"));
         }
         args
@@ -106,7 +142,11 @@ impl Cluster {
     pub fn start(&mut self, id: u64) {
         let args = self.args(id);
         let node = self.nodes.get_mut(&id).expect("known node");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("node log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("node log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_floe-raft-kv"))
             .args(&args)
             .env("RUST_LOG", "info,openraft=error")
@@ -120,7 +160,10 @@ impl Cluster {
             Some(l) if l.starts_with("ready ") => {}
             other => {
                 guard.stop();
-                panic!("node {id} did not start ({other:?}); its log:\n{}", self.log_tail(id));
+                panic!(
+                    "node {id} did not start ({other:?}); its log:\n{}",
+                    self.log_tail(id)
+                );
             }
         }
         self.nodes.get_mut(&id).unwrap().process = Some(guard);
@@ -149,7 +192,11 @@ impl Cluster {
     }
 
     pub fn running(&self) -> Vec<u64> {
-        self.nodes.values().filter(|n| n.process.is_some()).map(|n| n.id).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.process.is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     pub fn log_tail(&self, id: u64) -> String {
@@ -159,12 +206,19 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        self.nodes.keys().map(|id| format!("--- node {id}\n{}", self.log_tail(*id))).collect::<Vec<_>>().join("\n")
+        self.nodes
+            .keys()
+            .map(|id| format!("--- node {id}\n{}", self.log_tail(*id)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn proxy(&self, id: u64, identity: &str, timeout_ms: i32) -> floe::ObjectPrx {
         self.communicator
-            .string_to_proxy(&format!("{identity}:tcp -h 127.0.0.1 -p {}", self.nodes[&id].port))
+            .string_to_proxy(&format!(
+                "{identity}:tcp -h 127.0.0.1 -p {}",
+                self.nodes[&id].port
+            ))
             .expect("proxy")
             .expect("not null")
             .ice_invocation_timeout(timeout_ms)
@@ -205,7 +259,11 @@ impl Cluster {
             {
                 return l as u64;
             }
-            assert!(Instant::now() < deadline, "no agreed leader among {among:?} within {limit:?}: {leaders:?}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {limit:?}: {leaders:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -219,7 +277,11 @@ impl Cluster {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "node {id} did not apply index {index} within {limit:?}\n{}", self.log_tail(id));
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not apply index {index} within {limit:?}\n{}",
+                self.log_tail(id)
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -233,12 +295,22 @@ pub struct Client {
 
 impl Client {
     pub fn new() -> Client {
-        Client { id: (rand::random::<u64>() >> 1) as i64 | 1, serial: 0 }
+        Client {
+            id: (rand::random::<u64>() >> 1) as i64 | 1,
+            serial: 0,
+        }
     }
 
     /// A put that is retried with the same serial until it succeeds or `limit` passes (the
     /// store deduplicates, so the value is written once).
-    pub async fn put(&mut self, cluster: &Cluster, nodes: &[u64], key: &str, value: &str, limit: Duration) -> Result<(), String> {
+    pub async fn put(
+        &mut self,
+        cluster: &Cluster,
+        nodes: &[u64],
+        key: &str,
+        value: &str,
+        limit: Duration,
+    ) -> Result<(), String> {
         self.serial += 1;
         let serial = self.serial;
         let deadline = Instant::now() + limit;
@@ -247,7 +319,11 @@ impl Client {
         while Instant::now() < deadline {
             let node = nodes[i % nodes.len()];
             i += 1;
-            match cluster.store(node).put(key, value, self.id, serial, serial).await {
+            match cluster
+                .store(node)
+                .put(key, value, self.id, serial, serial)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => last = format!("node {node}: {e}"),
             }
@@ -257,7 +333,11 @@ impl Client {
     }
 }
 
-pub async fn get(cluster: &Cluster, node: u64, key: &str) -> Result<Option<String>, store::GetError> {
+pub async fn get(
+    cluster: &Cluster,
+    node: u64,
+    key: &str,
+) -> Result<Option<String>, store::GetError> {
     let r = cluster.store(node).get(key, false).await?;
     Ok(r.return_value.then_some(r.value))
 }

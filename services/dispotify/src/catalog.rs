@@ -83,7 +83,13 @@ impl Catalog {
     /// A page of the songs matching `query`, best first, and the number of matches.
     pub fn search(&self, query: &str, offset: usize, limit: usize) -> (Vec<Song>, usize) {
         let (ids, total) = self.index.search(query, offset, limit);
-        (ids.iter().filter_map(|id| self.songs.get(id)).map(SongRecord::to_slice).collect(), total)
+        (
+            ids.iter()
+                .filter_map(|id| self.songs.get(id))
+                .map(SongRecord::to_slice)
+                .collect(),
+            total,
+        )
     }
 
     fn reindex(&mut self) {
@@ -116,7 +122,8 @@ impl StateMachine for Catalog {
                 Some(existing) => Answer::Existing(existing.clone()),
                 None => {
                     song.uploaded = ctx.time;
-                    self.index.insert(&song.id, &song.title, &song.artist, &song.album);
+                    self.index
+                        .insert(&song.id, &song.title, &song.artist, &song.album);
                     self.songs.insert(song.id.clone(), song.clone());
                     Answer::Added(song)
                 }
@@ -138,7 +145,8 @@ impl StateMachine for Catalog {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        let mut c: Catalog = serde_json::from_slice(snapshot).map_err(|e| format!("catalog snapshot: {e}"))?;
+        let mut c: Catalog =
+            serde_json::from_slice(snapshot).map_err(|e| format!("catalog snapshot: {e}"))?;
         c.reindex();
         *self = c;
         Ok(())

@@ -9,6 +9,7 @@ use dispotify::cluster::Cluster;
 use dispotify::node::{Node, NodeConfig};
 use dispotify::slice::dispotify::{CatalogPrx, Overrides};
 use floe::Properties;
+use floe_raft::signal::interrupted;
 
 /// Distributed music on Floe. Settings are Ice properties (`--Dispotify.Raft.NodeId=1`,
 /// `--Ice.Config=FILE`); see docs/dispotify.md.
@@ -93,53 +94,85 @@ enum Command {
     },
 }
 
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 fn catalog(communicator: &floe::Communicator, proxy: &str) -> Result<CatalogPrx, String> {
-    let prx = communicator.string_to_proxy(proxy).map_err(|e| format!("--node: {e}"))?.ok_or("--node is a null proxy")?;
-    Ok(CatalogPrx::unchecked_cast(prx.ice_invocation_timeout(60_000)))
+    let prx = communicator
+        .string_to_proxy(proxy)
+        .map_err(|e| format!("--node: {e}"))?
+        .ok_or("--node is a null proxy")?;
+    Ok(CatalogPrx::unchecked_cast(
+        prx.ice_invocation_timeout(60_000),
+    ))
 }
 
 fn print_song(s: &dispotify::slice::dispotify::Song) {
-    println!("{}  {} — {} ({}) #{} {}s {} bytes {}", s.id, s.artist, s.title, s.album, s.track, s.duration_ms / 1000, s.size, s.mime);
+    println!(
+        "{}  {} — {} ({}) #{} {}s {} bytes {}",
+        s.id,
+        s.artist,
+        s.title,
+        s.album,
+        s.track,
+        s.duration_ms / 1000,
+        s.size,
+        s.mime
+    );
 }
 
 async fn client_command(command: Command, properties: Properties) -> Result<(), String> {
-    let communicator = floe::Communicator::with_properties(properties).map_err(|e| e.to_string())?;
+    let communicator =
+        floe::Communicator::with_properties(properties).map_err(|e| e.to_string())?;
     let result = async {
         match command {
-            Command::Upload { target, users, user, password, title, artist, album, files } => {
+            Command::Upload {
+                target,
+                users,
+                user,
+                password,
+                title,
+                artist,
+                album,
+                files,
+            } => {
                 let catalog = catalog(&communicator, &target.node)?;
                 let session = match (users, user, password) {
                     (Some(users), Some(user), Some(password)) => {
-                        let m = communicator.string_to_proxy(&users).map_err(|e| format!("--users: {e}"))?.ok_or("--users is null")?;
+                        let m = communicator
+                            .string_to_proxy(&users)
+                            .map_err(|e| format!("--users: {e}"))?
+                            .ok_or("--users is null")?;
                         let m = usersmanager::slice::users_manager::ManagerPrx::unchecked_cast(m);
-                        let s = m.login(&user, &password).await.map_err(|e| format!("login: {e:?}"))?.ok_or("login gave no session")?;
+                        let s = m
+                            .login(&user, &password)
+                            .await
+                            .map_err(|e| format!("login: {e:?}"))?
+                            .ok_or("login gave no session")?;
                         floe::Proxy::as_object(&s).to_string()
                     }
                     _ => String::new(),
                 };
                 for f in files {
-                    let overrides = Overrides { title: title.clone(), artist: artist.clone(), album: album.clone(), track: 0 };
-                    let song = upload_file(&catalog, &session, &f, overrides).await.map_err(|e| format!("{}: {e}", f.display()))?;
+                    let overrides = Overrides {
+                        title: title.clone(),
+                        artist: artist.clone(),
+                        album: album.clone(),
+                        track: 0,
+                    };
+                    let song = upload_file(&catalog, &session, &f, overrides)
+                        .await
+                        .map_err(|e| format!("{}: {e}", f.display()))?;
                     print_song(&song);
                 }
                 Ok(())
             }
-            Command::Search { target, query, limit } => {
-                let r = catalog(&communicator, &target.node)?.search(&query, 0, limit).await.map_err(|e| format!("{e:?}"))?;
+            Command::Search {
+                target,
+                query,
+                limit,
+            } => {
+                let r = catalog(&communicator, &target.node)?
+                    .search(&query, 0, limit)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
                 for s in &r.songs {
                     print_song(s);
                 }
@@ -147,14 +180,20 @@ async fn client_command(command: Command, properties: Properties) -> Result<(), 
                 Ok(())
             }
             Command::Info { target, id } => {
-                print_song(&catalog(&communicator, &target.node)?.info(&id).await.map_err(|e| format!("{e:?}"))?);
+                print_song(
+                    &catalog(&communicator, &target.node)?
+                        .info(&id)
+                        .await
+                        .map_err(|e| format!("{e:?}"))?,
+                );
                 Ok(())
             }
             Command::Play { target, id, output } => {
                 let c = catalog(&communicator, &target.node)?;
                 let n = match output {
                     Some(path) => {
-                        let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                        let mut f = std::fs::File::create(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
                         download(&c, &id, &mut f).await?
                     }
                     None => download(&c, &id, &mut std::io::stdout().lock()).await?,
@@ -163,13 +202,28 @@ async fn client_command(command: Command, properties: Properties) -> Result<(), 
                 Ok(())
             }
             Command::Status { target } => {
-                let s = catalog(&communicator, &target.node)?.status().await.map_err(|e| e.to_string())?;
+                let s = catalog(&communicator, &target.node)?
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 println!("leader {} replication {}", s.leader, s.replication);
                 for n in &s.nodes {
-                    println!("node {} {} {} files {} http {}", n.id, if n.up { "up" } else { "down" }, if n.leader { "leader" } else { "" }, n.files, n.http);
+                    println!(
+                        "node {} {} {} files {} http {}",
+                        n.id,
+                        if n.up { "up" } else { "down" },
+                        if n.leader { "leader" } else { "" },
+                        n.files,
+                        n.http
+                    );
                 }
                 for f in &s.files {
-                    println!("{} placement [{}] verified [{}]", f.id, f.placement.join(","), f.verified.join(","));
+                    println!(
+                        "{} placement [{}] verified [{}]",
+                        f.id,
+                        f.placement.join(","),
+                        f.verified.join(",")
+                    );
                 }
                 Ok(())
             }
@@ -190,10 +244,17 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             println!("{}", node.catalog_proxy());
             let gateway = match http {
                 Some(addr) => {
-                    let listener = dispotify::gateway::bind(&addr).await.map_err(|e| format!("Dispotify.Http={addr}: {e}"))?;
-                    println!("http://{}/", listener.local_addr().map_err(|e| e.to_string())?);
+                    let listener = dispotify::gateway::bind(&addr)
+                        .await
+                        .map_err(|e| format!("Dispotify.Http={addr}: {e}"))?;
+                    println!(
+                        "http://{}/",
+                        listener.local_addr().map_err(|e| e.to_string())?
+                    );
                     let n = node.clone();
-                    Some(tokio::spawn(async move { dispotify::gateway::serve(listener, n).await }))
+                    Some(tokio::spawn(async move {
+                        dispotify::gateway::serve(listener, n).await
+                    }))
                 }
                 None => None,
             };
@@ -204,9 +265,16 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             node.shutdown().await;
             Ok(())
         }
-        Command::Cluster { nodes, data_dir, account } => {
-            let (user, password) = account.split_once(':').ok_or("--account is USER:PASSWORD")?;
-            let cluster = Cluster::start(nodes, &properties, &data_dir, Some((user, password))).await?;
+        Command::Cluster {
+            nodes,
+            data_dir,
+            account,
+        } => {
+            let (user, password) = account
+                .split_once(':')
+                .ok_or("--account is USER:PASSWORD")?;
+            let cluster =
+                Cluster::start(nodes, &properties, &data_dir, Some((user, password))).await?;
             for (node, http) in cluster.nodes() {
                 println!("{}  http://{http}/", node.catalog_proxy());
             }
@@ -235,7 +303,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error")),
+        )
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -109,7 +109,12 @@ fn millis(p: &Properties, key: &str, default: u64) -> Result<Duration, String> {
     if t.trim().is_empty() {
         return Ok(Duration::from_millis(default));
     }
-    t.trim().parse::<u64>().ok().filter(|v| *v > 0).map(Duration::from_millis).ok_or_else(|| format!("{key}={t}: expected a positive number of milliseconds"))
+    t.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{key}={t}: expected a positive number of milliseconds"))
 }
 
 impl NodeConfig {
@@ -120,10 +125,16 @@ impl NodeConfig {
             if t.trim().is_empty() {
                 return Ok(default);
             }
-            t.trim().parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| format!("{key}={t}: expected a positive whole number"))
+            t.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("{key}={t}: expected a positive whole number"))
         };
         Ok(NodeConfig {
-            data_dir: PathBuf::from(properties.get_property_with_default("Dispotify.DataDir", "dispotify-data")),
+            data_dir: PathBuf::from(
+                properties.get_property_with_default("Dispotify.DataDir", "dispotify-data"),
+            ),
             replication: number("Dispotify.Replication", 3)? as usize,
             vnodes: number("Dispotify.VirtualNodes", 64)? as usize,
             max_upload: number("Dispotify.MaxUploadSize", 512 * 1024 * 1024)?,
@@ -132,7 +143,8 @@ impl NodeConfig {
             repair_interval: millis(&properties, "Dispotify.RepairInterval", 10_000)?,
             scrub_interval: millis(&properties, "Dispotify.ScrubInterval", 3_600_000)?,
             staging_lifetime: millis(&properties, "Dispotify.StagingLifetime", 3_600_000)?,
-            users_manager: Some(properties.get_property("Dispotify.UsersManager.Proxy")).filter(|s| !s.trim().is_empty()),
+            users_manager: Some(properties.get_property("Dispotify.UsersManager.Proxy"))
+                .filter(|s| !s.trim().is_empty()),
             open_uploads: properties.get_property("Dispotify.OpenUploads") == "1",
             private_reads: properties.get_property("Dispotify.PrivateReads") == "1",
             http: Some(properties.get_property("Dispotify.Http")).filter(|s| !s.trim().is_empty()),
@@ -172,7 +184,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("id", &self.inner.raft.id()).finish()
+        f.debug_struct("Node")
+            .field("id", &self.inner.raft.id())
+            .finish()
     }
 }
 
@@ -198,11 +212,20 @@ impl Node {
     /// `Dispotify.Raft.DataDir` is set), servants and background tasks.
     pub async fn start(config: NodeConfig) -> Result<Node, String> {
         let props = config.properties.deep_clone();
-        if props.get_property(&format!("{RAFT_PREFIX}.DataDir")).is_empty() {
-            props.set_property(&format!("{RAFT_PREFIX}.DataDir"), &config.data_dir.join("raft").display().to_string());
+        if props
+            .get_property(&format!("{RAFT_PREFIX}.DataDir"))
+            .is_empty()
+        {
+            props.set_property(
+                &format!("{RAFT_PREFIX}.DataDir"),
+                &config.data_dir.join("raft").display().to_string(),
+            );
         }
-        let raft_config = floe_raft::Config::from_properties(props, RAFT_PREFIX).map_err(|e| e.to_string())?;
-        let raft = RaftNode::start(raft_config, Catalog::default()).await.map_err(|e| e.to_string())?;
+        let raft_config =
+            floe_raft::Config::from_properties(props, RAFT_PREFIX).map_err(|e| e.to_string())?;
+        let raft = RaftNode::start(raft_config, Catalog::default())
+            .await
+            .map_err(|e| e.to_string())?;
         match Self::serve(raft.clone(), config).await {
             Ok(n) => Ok(n),
             Err(e) => {
@@ -214,9 +237,11 @@ impl Node {
 
     /// Serves a node on a started Raft node.
     pub async fn serve(raft: RaftNode<Catalog>, config: NodeConfig) -> Result<Node, String> {
-        let replicas = Replicas::open(&config.data_dir, config.max_upload).map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+        let replicas = Replicas::open(&config.data_dir, config.max_upload)
+            .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
         let uploads_dir = config.data_dir.join("uploads");
-        std::fs::create_dir_all(&uploads_dir).map_err(|e| format!("{}: {e}", uploads_dir.display()))?;
+        std::fs::create_dir_all(&uploads_dir)
+            .map_err(|e| format!("{}: {e}", uploads_dir.display()))?;
         let users = match &config.users_manager {
             Some(p) => {
                 let prx = raft
@@ -224,7 +249,11 @@ impl Node {
                     .string_to_proxy(p)
                     .map_err(|e| format!("Dispotify.UsersManager.Proxy: {e}"))?
                     .ok_or("Dispotify.UsersManager.Proxy is a null proxy")?;
-                Some(usersmanager::slice::users_manager::ManagerPrx::unchecked_cast(prx.ice_invocation_timeout(10_000)))
+                Some(
+                    usersmanager::slice::users_manager::ManagerPrx::unchecked_cast(
+                        prx.ice_invocation_timeout(10_000),
+                    ),
+                )
             }
             None => None,
         };
@@ -248,7 +277,10 @@ impl Node {
         crate::servants::add_servants(&node).map_err(|e| e.to_string())?;
         for task in [Task::Health, Task::Repair, Task::Scrub] {
             let n = node.clone();
-            node.inner.tasks.lock().push(tokio::spawn(async move { n.background(task).await }));
+            node.inner
+                .tasks
+                .lock()
+                .push(tokio::spawn(async move { n.background(task).await }));
         }
         info!(target: "dispotify::node", node = raft.id(), "serving");
         Ok(node)
@@ -266,7 +298,10 @@ impl Node {
 
     /// The proxy of this node's `catalog` object.
     pub fn catalog_proxy(&self) -> ObjectPrx {
-        self.inner.raft.adapter().create_proxy(floe::Identity::new(CATALOG_IDENTITY, ""))
+        self.inner
+            .raft
+            .adapter()
+            .create_proxy(floe::Identity::new(CATALOG_IDENTITY, ""))
     }
 
     /// The replica store.
@@ -286,10 +321,18 @@ impl Node {
     pub async fn authorize(&self, session: &str) -> Result<String, NodeError> {
         use usersmanager::slice::users_manager::SessionPrx;
         let Some(users) = &self.inner.users else {
-            return if self.inner.config.open_uploads { Ok("anonymous".into()) } else { Err(NodeError::Unauthorized("no users manager".into())) };
+            return if self.inner.config.open_uploads {
+                Ok("anonymous".into())
+            } else {
+                Err(NodeError::Unauthorized("no users manager".into()))
+            };
         };
         if session.trim().is_empty() {
-            return if self.inner.config.open_uploads { Ok("anonymous".into()) } else { Err(NodeError::Unauthorized("log in first".into())) };
+            return if self.inner.config.open_uploads {
+                Ok("anonymous".into())
+            } else {
+                Err(NodeError::Unauthorized("log in first".into()))
+            };
         }
         let prx = self
             .inner
@@ -302,25 +345,33 @@ impl Node {
         let session = SessionPrx::unchecked_cast(prx.ice_invocation_timeout(5_000));
         match users.verify_session(Some(session.clone())).await {
             Ok(true) => {}
-            Ok(false) => return Err(NodeError::Unauthorized("the users manager does not know this session".into())),
+            Ok(false) => {
+                return Err(NodeError::Unauthorized(
+                    "the users manager does not know this session".into(),
+                ));
+            }
             Err(e) => return Err(NodeError::Unavailable(format!("users manager: {e}"))),
         }
         // A verified session belongs to an instance of the users manager: asking it is safe.
         match session.get_user().await {
             Ok(user) => Ok(clean_text(&user, 256)),
-            Err(e) => Err(NodeError::Unauthorized(format!("the session is not usable: {e:?}"))),
+            Err(e) => Err(NodeError::Unauthorized(format!(
+                "the session is not usable: {e:?}"
+            ))),
         }
     }
 
     /// Logs in to the users manager; returns the session proxy (as a string).
     pub async fn login(&self, user: &str, password: &str) -> Result<String, NodeError> {
-        let Some(users) = &self.inner.users else { return Err(NodeError::Unavailable("no users manager".into())) };
+        let Some(users) = &self.inner.users else {
+            return Err(NodeError::Unavailable("no users manager".into()));
+        };
         match users.login(user, password).await {
             Ok(Some(s)) => Ok(s.as_object().to_string()),
             Ok(None) => Err(NodeError::Unauthorized("no session".into())),
-            Err(usersmanager::slice::users_manager::manager::LoginError::Unauthorized(_)) => {
-                Err(NodeError::Unauthorized("wrong user name or password".into()))
-            }
+            Err(usersmanager::slice::users_manager::manager::LoginError::Unauthorized(_)) => Err(
+                NodeError::Unauthorized("wrong user name or password".into()),
+            ),
             Err(e) => Err(NodeError::Unavailable(format!("users manager: {e:?}"))),
         }
     }
@@ -329,7 +380,11 @@ impl Node {
     fn live(&self) -> (Vec<u64>, BTreeMap<u64, NodeAddr>) {
         let (nodes, _) = self.inner.raft.members();
         let down = self.inner.raft.read_now(|c: &Catalog| c.down.clone());
-        let live = nodes.keys().copied().filter(|id| !down.contains(id)).collect();
+        let live = nodes
+            .keys()
+            .copied()
+            .filter(|id| !down.contains(id))
+            .collect();
         (live, nodes)
     }
 
@@ -340,61 +395,152 @@ impl Node {
     }
 
     fn storage(&self, node: u64, addr: &NodeAddr, timeout_ms: i32) -> Option<StoragePrx> {
-        let prx = self.inner.raft.communicator().string_to_proxy(&format!("{STORAGE_IDENTITY}:{}", addr.endpoints)).ok().flatten()?;
+        let prx = self
+            .inner
+            .raft
+            .communicator()
+            .string_to_proxy(&format!("{STORAGE_IDENTITY}:{}", addr.endpoints))
+            .ok()
+            .flatten()?;
         let _ = node;
-        Some(StoragePrx::unchecked_cast(prx.ice_invocation_timeout(timeout_ms)))
+        Some(StoragePrx::unchecked_cast(
+            prx.ice_invocation_timeout(timeout_ms),
+        ))
     }
 
     // ----- uploads -----
 
     /// Starts or resumes an upload; returns its id and the bytes received.
-    pub fn begin_upload(&self, uploader: &str, name: &str, size: i64, sha256: &str) -> Result<api::UploadState, NodeError> {
+    pub fn begin_upload(
+        &self,
+        uploader: &str,
+        name: &str,
+        size: i64,
+        sha256: &str,
+    ) -> Result<api::UploadState, NodeError> {
         if !valid_id(sha256) {
-            return Err(NodeError::InvalidArgument("sha256 must be 64 lowercase hex digits".into()));
+            return Err(NodeError::InvalidArgument(
+                "sha256 must be 64 lowercase hex digits".into(),
+            ));
         }
         if size <= 0 || size as u64 > self.inner.config.max_upload {
-            return Err(NodeError::InvalidArgument(format!("a file of {size} bytes (1 to {} accepted)", self.inner.config.max_upload)));
+            return Err(NodeError::InvalidArgument(format!(
+                "a file of {size} bytes (1 to {} accepted)",
+                self.inner.config.max_upload
+            )));
         }
         let name = clean_text(name, 255);
-        let upload = hex(&Sha256::digest(format!("{name}\n{size}\n{sha256}").as_bytes()))[..32].to_string();
+        let upload = hex(&Sha256::digest(
+            format!("{name}\n{size}\n{sha256}").as_bytes(),
+        ))[..32]
+            .to_string();
         let path = self.inner.uploads_dir.join(format!("{upload}.part"));
-        let received = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0).min(size as u64);
+        let received = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+            .min(size as u64);
         if received == 0 {
             std::fs::File::create(&path).map_err(|e| NodeError::Unavailable(e.to_string()))?;
         }
-        self.inner.uploads.lock().insert(upload.clone(), Upload { name, size: size as u64, sha256: sha256.to_string(), uploader: uploader.to_string() });
-        Ok(api::UploadState { upload, received: received as i64, size })
+        self.inner.uploads.lock().insert(
+            upload.clone(),
+            Upload {
+                name,
+                size: size as u64,
+                sha256: sha256.to_string(),
+                uploader: uploader.to_string(),
+            },
+        );
+        Ok(api::UploadState {
+            upload,
+            received: received as i64,
+            size,
+        })
     }
 
     /// Adds a checked chunk to an upload.
-    pub fn put_chunk(&self, upload: &str, offset: i64, data: &[u8], sha256: &str) -> Result<api::UploadState, NodeError> {
-        let u = self.inner.uploads.lock().get(upload).cloned().ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
+    pub fn put_chunk(
+        &self,
+        upload: &str,
+        offset: i64,
+        data: &[u8],
+        sha256: &str,
+    ) -> Result<api::UploadState, NodeError> {
+        let u = self
+            .inner
+            .uploads
+            .lock()
+            .get(upload)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
         let path = self.inner.uploads_dir.join(format!("{upload}.part"));
-        let received = std::fs::metadata(&path).map(|m| m.len()).map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
+        let received = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
         if offset < 0 || offset as u64 != received {
-            return Err(NodeError::InvalidArgument(format!("a chunk at {offset} where {received} was due")));
+            return Err(NodeError::InvalidArgument(format!(
+                "a chunk at {offset} where {received} was due"
+            )));
         }
         if received + data.len() as u64 > u.size {
-            return Err(NodeError::InvalidArgument(format!("a chunk of {} bytes at {offset} passes the declared size {}", data.len(), u.size)));
+            return Err(NodeError::InvalidArgument(format!(
+                "a chunk of {} bytes at {offset} passes the declared size {}",
+                data.len(),
+                u.size
+            )));
         }
         if hex(&Sha256::digest(data)) != sha256 {
-            return Err(NodeError::ChecksumMismatch(format!("the chunk at {offset} does not match its SHA-256")));
+            return Err(NodeError::ChecksumMismatch(format!(
+                "the chunk at {offset} does not match its SHA-256"
+            )));
         }
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        f.write_all(data).map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        Ok(api::UploadState { upload: upload.to_string(), received: (received + data.len() as u64) as i64, size: u.size as i64 })
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        f.write_all(data)
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        Ok(api::UploadState {
+            upload: upload.to_string(),
+            received: (received + data.len() as u64) as i64,
+            size: u.size as i64,
+        })
     }
 
     /// Completes an upload received through `put_chunk`.
-    pub async fn finish_upload(&self, upload: &str, overrides: api::Overrides) -> Result<SongRecord, NodeError> {
-        let u = self.inner.uploads.lock().get(upload).cloned().ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
+    pub async fn finish_upload(
+        &self,
+        upload: &str,
+        overrides: api::Overrides,
+    ) -> Result<SongRecord, NodeError> {
+        let u = self
+            .inner
+            .uploads
+            .lock()
+            .get(upload)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
         let path = self.inner.uploads_dir.join(format!("{upload}.part"));
-        let received = std::fs::metadata(&path).map(|m| m.len()).map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
+        let received = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
         if received != u.size {
-            return Err(NodeError::InvalidArgument(format!("{received} of {} bytes received", u.size)));
+            return Err(NodeError::InvalidArgument(format!(
+                "{received} of {} bytes received",
+                u.size
+            )));
         }
-        let song = self.store_file(&path, &u.name, u.size, Some(&u.sha256), &u.uploader, overrides).await?;
+        let song = self
+            .store_file(
+                &path,
+                &u.name,
+                u.size,
+                Some(&u.sha256),
+                &u.uploader,
+                overrides,
+            )
+            .await?;
         self.inner.uploads.lock().remove(upload);
         Ok(song)
     }
@@ -402,29 +548,50 @@ impl Node {
     /// Receives a whole upload from a stream of bytes (the HTTP gateway's streamed body):
     /// written to disk as it comes, at most `Dispotify.MaxUploadSize`, then stored as
     /// `finish_upload` does.
-    pub async fn upload_stream<S, E>(&self, uploader: &str, name: &str, mut body: S, overrides: api::Overrides) -> Result<SongRecord, NodeError>
+    pub async fn upload_stream<S, E>(
+        &self,
+        uploader: &str,
+        name: &str,
+        mut body: S,
+        overrides: api::Overrides,
+    ) -> Result<SongRecord, NodeError>
     where
         S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         use futures_util::StreamExt;
-        let path = self.inner.uploads_dir.join(format!("stream-{:032x}.part", rand::random::<u128>()));
-        let mut file = tokio::fs::File::create(&path).await.map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let path = self
+            .inner
+            .uploads_dir
+            .join(format!("stream-{:032x}.part", rand::random::<u128>()));
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
         let mut size = 0u64;
         let result = async {
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| NodeError::InvalidArgument(format!("the upload broke off: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    NodeError::InvalidArgument(format!("the upload broke off: {e}"))
+                })?;
                 size += chunk.len() as u64;
                 if size > self.inner.config.max_upload {
-                    return Err(NodeError::InvalidArgument(format!("the file passes Dispotify.MaxUploadSize ({} bytes)", self.inner.config.max_upload)));
+                    return Err(NodeError::InvalidArgument(format!(
+                        "the file passes Dispotify.MaxUploadSize ({} bytes)",
+                        self.inner.config.max_upload
+                    )));
                 }
-                file.write_all(&chunk).await.map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             }
-            file.flush().await.map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            file.flush()
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             if size == 0 {
                 return Err(NodeError::InvalidArgument("an empty file".into()));
             }
-            self.store_file(&path, name, size, None, uploader, overrides).await
+            self.store_file(&path, name, size, None, uploader, overrides)
+                .await
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
@@ -433,7 +600,15 @@ impl Node {
 
     /// Verifies a received file, reads its tags, puts it on a quorum of its replicas and in the
     /// catalog, and completes the other replicas in the background.
-    async fn store_file(&self, path: &std::path::Path, name: &str, size: u64, declared: Option<&str>, uploader: &str, overrides: api::Overrides) -> Result<SongRecord, NodeError> {
+    async fn store_file(
+        &self,
+        path: &std::path::Path,
+        name: &str,
+        size: u64,
+        declared: Option<&str>,
+        uploader: &str,
+        overrides: api::Overrides,
+    ) -> Result<SongRecord, NodeError> {
         let (id, tags) = {
             let p = path.to_path_buf();
             tokio::task::spawn_blocking(move || (hash_file(&p), crate::tags::read_tags(&p)))
@@ -445,11 +620,21 @@ impl Node {
             && d != id
         {
             let _ = std::fs::remove_file(path);
-            return Err(NodeError::ChecksumMismatch(format!("the file hashes to {id}, not the declared {d}")));
+            return Err(NodeError::ChecksumMismatch(format!(
+                "the file hashes to {id}, not the declared {d}"
+            )));
         }
-        let tags = tags.map_err(|e| NodeError::InvalidArgument(format!("not an audio file this service reads: {e}")))?;
+        let tags = tags.map_err(|e| {
+            NodeError::InvalidArgument(format!("not an audio file this service reads: {e}"))
+        })?;
         let pick = |o: &str, t: &str, fallback: &str| -> String {
-            let v = if !o.trim().is_empty() { o } else if !t.trim().is_empty() { t } else { fallback };
+            let v = if !o.trim().is_empty() {
+                o
+            } else if !t.trim().is_empty() {
+                t
+            } else {
+                fallback
+            };
             clean_text(v, 512)
         };
         let song = SongRecord {
@@ -458,38 +643,65 @@ impl Node {
             title: pick(&overrides.title, &tags.title, name),
             artist: pick(&overrides.artist, &tags.artist, ""),
             album: pick(&overrides.album, &tags.album, ""),
-            track: if overrides.track > 0 { overrides.track } else { tags.track },
+            track: if overrides.track > 0 {
+                overrides.track
+            } else {
+                tags.track
+            },
             duration_ms: tags.duration_ms,
             size: size as i64,
             mime: tags.mime,
             uploaded: 0,
             uploader: clean_text(uploader, 256),
         };
-        if let Some(existing) = self.inner.raft.read(Consistency::Linearizable, |c: &Catalog| c.songs.get(&id).cloned()).await? {
+        if let Some(existing) = self
+            .inner
+            .raft
+            .read(Consistency::Linearizable, |c: &Catalog| {
+                c.songs.get(&id).cloned()
+            })
+            .await?
+        {
             return Ok(existing);
         }
         self.replicate(&id, path, size).await?;
-        let bytes = serde_json::to_vec(&Command::AddSong(song)).map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        let answer: Answer = serde_json::from_slice(&self.inner.raft.write(bytes).await?).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let bytes = serde_json::to_vec(&Command::AddSong(song))
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let answer: Answer = serde_json::from_slice(&self.inner.raft.write(bytes).await?)
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
         match answer {
             Answer::Added(s) => {
                 info!(target: "dispotify::upload", id = %s.id, title = %s.title, "song added");
                 Ok(s)
             }
             Answer::Existing(s) => Ok(s),
-            other => Err(NodeError::Unavailable(format!("catalog answered {other:?}"))),
+            other => Err(NodeError::Unavailable(format!(
+                "catalog answered {other:?}"
+            ))),
         }
     }
 
     /// Puts the file at `source` on its placement: returns once a quorum of (R+1)/2 replicas
     /// holds it verified; the others are completed in the background.
-    async fn replicate(&self, id: &str, source: &std::path::Path, size: u64) -> Result<(), NodeError> {
+    async fn replicate(
+        &self,
+        id: &str,
+        source: &std::path::Path,
+        size: u64,
+    ) -> Result<(), NodeError> {
         let (live, addrs) = self.live();
-        let placement = Ring::new(&live, self.inner.config.vnodes).place(id, self.inner.config.replication);
+        let placement =
+            Ring::new(&live, self.inner.config.vnodes).place(id, self.inner.config.replication);
         if placement.is_empty() {
             return Err(NodeError::Unavailable("no storage node is live".into()));
         }
-        let quorum = self.inner.config.replication.div_ceil(2).min(placement.len()).max(1);
+        let quorum = self
+            .inner
+            .config
+            .replication
+            .div_ceil(2)
+            .min(placement.len())
+            .max(1);
         let me = self.inner.raft.id();
         // The local replica (if this node is in the placement) is made first; it is then the
         // source of the others, so the upload is read once more per remote replica, never held.
@@ -501,7 +713,8 @@ impl Node {
                 let r = self.inner.replicas.clone();
                 let (idc, from) = (id.to_string(), source.clone());
                 tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
-                    std::fs::copy(&from, &staged).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                    std::fs::copy(&from, &staged)
+                        .map_err(|e| NodeError::Unavailable(e.to_string()))?;
                     r.adopt(&idc, &staged).map_err(NodeError::from)
                 })
                 .await
@@ -513,7 +726,9 @@ impl Node {
         let (tx, mut rx) = tokio::sync::mpsc::channel(placement.len());
         let mut pending = 0;
         for target in placement.iter().copied().filter(|n| *n != me) {
-            let Some(addr) = addrs.get(&target).cloned() else { continue };
+            let Some(addr) = addrs.get(&target).cloned() else {
+                continue;
+            };
             let (node, id, source, tx) = (self.clone(), id.to_string(), source.clone(), tx.clone());
             pending += 1;
             tokio::spawn(async move {
@@ -536,30 +751,56 @@ impl Node {
         if done >= quorum {
             Ok(())
         } else {
-            Err(NodeError::Unavailable(format!("{done} of the {quorum} replicas needed were stored")))
+            Err(NodeError::Unavailable(format!(
+                "{done} of the {quorum} replicas needed were stored"
+            )))
         }
     }
 
     /// Sends the file at `source` to `target`'s store, chunk by chunk, resuming what it has.
-    async fn push_replica(&self, target: u64, addr: &NodeAddr, id: &str, source: &std::path::Path, size: u64) -> Result<(), NodeError> {
-        let storage = self.storage(target, addr, 10_000).ok_or_else(|| NodeError::Unavailable(format!("node {target} has no usable endpoints")))?;
+    async fn push_replica(
+        &self,
+        target: u64,
+        addr: &NodeAddr,
+        id: &str,
+        source: &std::path::Path,
+        size: u64,
+    ) -> Result<(), NodeError> {
+        let storage = self.storage(target, addr, 10_000).ok_or_else(|| {
+            NodeError::Unavailable(format!("node {target} has no usable endpoints"))
+        })?;
         let remote = |e: String| NodeError::Unavailable(format!("node {target}: {e}"));
-        let mut offset = storage.begin_replica(id, size as i64).await.map_err(|e| remote(format!("{e:?}")))? as u64;
-        let mut file = std::fs::File::open(source).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let mut offset = storage
+            .begin_replica(id, size as i64)
+            .await
+            .map_err(|e| remote(format!("{e:?}")))? as u64;
+        let mut file =
+            std::fs::File::open(source).map_err(|e| NodeError::Unavailable(e.to_string()))?;
         let mut buf = vec![0u8; CHUNK];
         use std::io::{Read, Seek, SeekFrom};
-        file.seek(SeekFrom::Start(offset)).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
         while offset < size {
-            let n = file.read(&mut buf).map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             if n == 0 {
-                return Err(NodeError::Unavailable("the source file is shorter than its size".into()));
+                return Err(NodeError::Unavailable(
+                    "the source file is shorter than its size".into(),
+                ));
             }
             let data = buf[..n].to_vec();
             let sum = hex(&Sha256::digest(&data));
-            storage.put_replica_chunk(id, offset as i64, &data, &sum).await.map_err(|e| remote(format!("{e:?}")))?;
+            storage
+                .put_replica_chunk(id, offset as i64, &data, &sum)
+                .await
+                .map_err(|e| remote(format!("{e:?}")))?;
             offset += n as u64;
         }
-        storage.commit_replica(id).await.map_err(|e| remote(format!("{e:?}")))?;
+        storage
+            .commit_replica(id)
+            .await
+            .map_err(|e| remote(format!("{e:?}")))?;
         debug!(target: "dispotify::replication", node = target, id = %id, "replica stored");
         Ok(())
     }
@@ -570,27 +811,45 @@ impl Node {
     pub async fn song(&self, id: &str) -> Result<SongRecord, NodeError> {
         self.inner
             .raft
-            .read(Consistency::Linearizable, |c: &Catalog| c.songs.get(id).cloned())
+            .read(Consistency::Linearizable, |c: &Catalog| {
+                c.songs.get(id).cloned()
+            })
             .await?
             .ok_or_else(|| NodeError::NotFound(format!("no song {id}")))
     }
 
     /// A page of songs matching `query` (this node's catalog: searches may trail the latest
     /// upload by the replication delay).
-    pub async fn search(&self, query: &str, offset: usize, limit: usize) -> Result<(Vec<api::Song>, usize), NodeError> {
-        Ok(self.inner.raft.read(Consistency::Stale, |c: &Catalog| c.search(query, offset, limit.min(500))).await?)
+    pub async fn search(
+        &self,
+        query: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<api::Song>, usize), NodeError> {
+        Ok(self
+            .inner
+            .raft
+            .read(Consistency::Stale, |c: &Catalog| {
+                c.search(query, offset, limit.min(500))
+            })
+            .await?)
     }
 
     /// Up to `length` bytes of song `id` from `offset`: from the local replica (each chunk
     /// checked; a corrupt replica is dropped and repaired) or from another node's.
     pub async fn read(&self, id: &str, offset: u64, length: usize) -> Result<Vec<u8>, NodeError> {
         if !valid_id(id) {
-            return Err(NodeError::InvalidArgument("a song id is 64 lowercase hex digits".into()));
+            return Err(NodeError::InvalidArgument(
+                "a song id is 64 lowercase hex digits".into(),
+            ));
         }
         if self.inner.replicas.has(id) {
             let r = self.inner.replicas.clone();
             let idc = id.to_string();
-            match tokio::task::spawn_blocking(move || r.read(&idc, offset, length)).await.map_err(|e| NodeError::Unavailable(e.to_string()))? {
+            match tokio::task::spawn_blocking(move || r.read(&idc, offset, length))
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?
+            {
                 Ok(b) => return Ok(b),
                 Err(StorageError::Checksum(why)) => {
                     warn!(target: "dispotify::repair", id = %id, why = %why, "corrupt replica dropped; reading another");
@@ -604,18 +863,39 @@ impl Node {
         self.read_remote(id, offset, length).await
     }
 
-    async fn read_remote(&self, id: &str, offset: u64, length: usize) -> Result<Vec<u8>, NodeError> {
+    async fn read_remote(
+        &self,
+        id: &str,
+        offset: u64,
+        length: usize,
+    ) -> Result<Vec<u8>, NodeError> {
         let (live, addrs) = self.live();
         let me = self.inner.raft.id();
-        let mut order = Ring::new(&live, self.inner.config.vnodes).place(id, self.inner.config.replication);
-        let others: Vec<u64> = addrs.keys().copied().filter(|n| !order.contains(n)).collect();
+        let mut order =
+            Ring::new(&live, self.inner.config.vnodes).place(id, self.inner.config.replication);
+        let others: Vec<u64> = addrs
+            .keys()
+            .copied()
+            .filter(|n| !order.contains(n))
+            .collect();
         order.extend(others);
         let mut last = format!("no replica of {id} is reachable");
         for node in order.into_iter().filter(|n| *n != me) {
-            let Some(storage) = addrs.get(&node).and_then(|a| self.storage(node, a, 5_000)) else { continue };
-            match storage.read_replica(id, offset as i64, length.min(crate::storage::MAX_TRANSFER) as i32).await {
+            let Some(storage) = addrs.get(&node).and_then(|a| self.storage(node, a, 5_000)) else {
+                continue;
+            };
+            match storage
+                .read_replica(
+                    id,
+                    offset as i64,
+                    length.min(crate::storage::MAX_TRANSFER) as i32,
+                )
+                .await
+            {
                 Ok(b) => return Ok(b),
-                Err(api::storage::ReadReplicaError::InvalidArgument(e)) => return Err(NodeError::InvalidArgument(e.reason)),
+                Err(api::storage::ReadReplicaError::InvalidArgument(e)) => {
+                    return Err(NodeError::InvalidArgument(e.reason));
+                }
                 Err(e) => last = format!("node {node}: {e:?}"),
             }
         }
@@ -658,10 +938,11 @@ impl Node {
         let me = self.inner.raft.id();
         let timeout = self.inner.config.health_interval.as_millis().min(10_000) as i32;
         for (id, addr) in &nodes {
-            let ok = *id == me || match self.storage(*id, addr, timeout.max(200)) {
-                Some(s) => s.ice_ping().await.is_ok(),
-                None => false,
-            };
+            let ok = *id == me
+                || match self.storage(*id, addr, timeout.max(200)) {
+                    Some(s) => s.ice_ping().await.is_ok(),
+                    None => false,
+                };
             if ok {
                 self.inner.health.lock().insert(*id, Instant::now());
             }
@@ -687,10 +968,14 @@ impl Node {
             commands.push((Command::MarkUp(*id), *id, "removed"));
         }
         for (command, id, what) in commands {
-            let Ok(bytes) = serde_json::to_vec(&command) else { continue };
+            let Ok(bytes) = serde_json::to_vec(&command) else {
+                continue;
+            };
             match self.inner.raft.write(bytes).await {
                 Ok(_) => info!(target: "dispotify::health", node = id, "marked {what}"),
-                Err(e) => warn!(target: "dispotify::health", node = id, error = %e, "not marked {what}"),
+                Err(e) => {
+                    warn!(target: "dispotify::health", node = id, error = %e, "not marked {what}")
+                }
             }
         }
     }
@@ -700,7 +985,10 @@ impl Node {
         let (live, addrs) = self.live();
         let me = self.inner.raft.id();
         let ring = Ring::new(&live, self.inner.config.vnodes);
-        let songs: Vec<(String, i64)> = self.inner.raft.read_now(|c: &Catalog| c.songs.values().map(|s| (s.id.clone(), s.size)).collect());
+        let songs: Vec<(String, i64)> = self
+            .inner
+            .raft
+            .read_now(|c: &Catalog| c.songs.values().map(|s| (s.id.clone(), s.size)).collect());
         let r = self.inner.config.replication;
         let mut inventories: Option<BTreeMap<u64, Vec<String>>> = None;
         for (id, size) in &songs {
@@ -708,8 +996,12 @@ impl Node {
             let held = self.inner.replicas.has(id);
             if placement.contains(&me) && !held {
                 match self.fetch(id, *size as u64, &placement, &addrs).await {
-                    Ok(from) => info!(target: "dispotify::repair", id = %id, from, "replica restored"),
-                    Err(e) => debug!(target: "dispotify::repair", id = %id, error = %e, "replica not restored yet"),
+                    Ok(from) => {
+                        info!(target: "dispotify::repair", id = %id, from, "replica restored")
+                    }
+                    Err(e) => {
+                        debug!(target: "dispotify::repair", id = %id, error = %e, "replica not restored yet")
+                    }
                 }
             } else if !placement.contains(&me) && held {
                 // Dropped only once every node of the placement holds a verified copy.
@@ -717,7 +1009,10 @@ impl Node {
                     inventories = Some(self.inventories(&live, &addrs).await);
                 }
                 let inv = inventories.get_or_insert_with(BTreeMap::new);
-                let placed = placement.len() == r.min(live.len()) && placement.iter().all(|n| inv.get(n).is_some_and(|i| i.binary_search(id).is_ok()));
+                let placed = placement.len() == r.min(live.len())
+                    && placement
+                        .iter()
+                        .all(|n| inv.get(n).is_some_and(|i| i.binary_search(id).is_ok()));
                 if placed && self.inner.replicas.drop_replica(id).is_ok() {
                     info!(target: "dispotify::repair", id = %id, "replica no longer ours: dropped");
                 }
@@ -725,14 +1020,20 @@ impl Node {
         }
         // Leftovers: staged replicas and uploads abandoned, replicas the catalog never got.
         let age = self.inner.config.staging_lifetime;
-        let collected = self.inner.replicas.collect_staging(age) + collect_older(&self.inner.uploads_dir, age);
+        let collected =
+            self.inner.replicas.collect_staging(age) + collect_older(&self.inner.uploads_dir, age);
         if collected > 0 {
             info!(target: "dispotify::repair", files = collected, "abandoned uploads collected");
         }
         if let Ok(held) = self.inner.replicas.inventory() {
-            let known: std::collections::BTreeSet<&String> = songs.iter().map(|(id, _)| id).collect();
+            let known: std::collections::BTreeSet<&String> =
+                songs.iter().map(|(id, _)| id).collect();
             for id in held.iter().filter(|id| !known.contains(id)) {
-                let old = std::fs::metadata(self.inner.replicas.path(id)).ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|d| d > age);
+                let old = std::fs::metadata(self.inner.replicas.path(id))
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d > age);
                 if old && self.inner.replicas.drop_replica(id).is_ok() {
                     info!(target: "dispotify::repair", id = %id, "replica of no song collected");
                 }
@@ -742,16 +1043,38 @@ impl Node {
 
     /// The replicas each of `nodes` holds, asked of all at once (a node that does not answer
     /// within a health interval is left out).
-    async fn inventories(&self, nodes: &[u64], addrs: &BTreeMap<u64, NodeAddr>) -> BTreeMap<u64, Vec<String>> {
-        let timeout = self.inner.config.health_interval.as_millis().clamp(200, 5_000) as i32;
+    async fn inventories(
+        &self,
+        nodes: &[u64],
+        addrs: &BTreeMap<u64, NodeAddr>,
+    ) -> BTreeMap<u64, Vec<String>> {
+        let timeout = self
+            .inner
+            .config
+            .health_interval
+            .as_millis()
+            .clamp(200, 5_000) as i32;
         let me = self.inner.raft.id();
-        let asks = nodes.iter().filter(|n| **n != me).filter_map(|n| addrs.get(n).and_then(|a| self.storage(*n, a, timeout)).map(|s| (*n, s))).map(|(n, s)| async move {
-            s.inventory().await.ok().map(|mut inv| {
-                inv.sort();
-                (n, inv)
+        let asks = nodes
+            .iter()
+            .filter(|n| **n != me)
+            .filter_map(|n| {
+                addrs
+                    .get(n)
+                    .and_then(|a| self.storage(*n, a, timeout))
+                    .map(|s| (*n, s))
             })
-        });
-        let mut out: BTreeMap<u64, Vec<String>> = futures_util::future::join_all(asks).await.into_iter().flatten().collect();
+            .map(|(n, s)| async move {
+                s.inventory().await.ok().map(|mut inv| {
+                    inv.sort();
+                    (n, inv)
+                })
+            });
+        let mut out: BTreeMap<u64, Vec<String>> = futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         if nodes.contains(&me) {
             out.insert(me, self.inner.replicas.inventory().unwrap_or_default());
         }
@@ -759,14 +1082,26 @@ impl Node {
     }
 
     /// Copies `id` here from another node's verified replica.
-    async fn fetch(&self, id: &str, size: u64, placement: &[u64], addrs: &BTreeMap<u64, NodeAddr>) -> Result<u64, NodeError> {
+    async fn fetch(
+        &self,
+        id: &str,
+        size: u64,
+        placement: &[u64],
+        addrs: &BTreeMap<u64, NodeAddr>,
+    ) -> Result<u64, NodeError> {
         let me = self.inner.raft.id();
         let mut order: Vec<u64> = placement.iter().copied().filter(|n| *n != me).collect();
-        let others: Vec<u64> = addrs.keys().copied().filter(|n| *n != me && !order.contains(n)).collect();
+        let others: Vec<u64> = addrs
+            .keys()
+            .copied()
+            .filter(|n| *n != me && !order.contains(n))
+            .collect();
         order.extend(others);
         let staged = self.inner.config.data_dir.join("staging").join(id);
         for node in order {
-            let Some(storage) = addrs.get(&node).and_then(|a| self.storage(node, a, 10_000)) else { continue };
+            let Some(storage) = addrs.get(&node).and_then(|a| self.storage(node, a, 10_000)) else {
+                continue;
+            };
             let mut file = match std::fs::File::create(&staged) {
                 Ok(f) => f,
                 Err(e) => return Err(NodeError::Unavailable(e.to_string())),
@@ -801,11 +1136,15 @@ impl Node {
             }
         }
         let _ = std::fs::remove_file(&staged);
-        Err(NodeError::Unavailable(format!("no node could give a verified copy of {id}")))
+        Err(NodeError::Unavailable(format!(
+            "no node could give a verified copy of {id}"
+        )))
     }
 
     async fn scrub(&self) {
-        let Ok(held) = self.inner.replicas.inventory() else { return };
+        let Ok(held) = self.inner.replicas.inventory() else {
+            return;
+        };
         for id in held {
             let r = self.inner.replicas.clone();
             let idc = id.clone();
@@ -824,8 +1163,13 @@ impl Node {
         let me = self.inner.raft.id();
         let leader = self.inner.raft.leader().map(|(l, _)| l);
         let ring = Ring::new(&live, self.inner.config.vnodes);
-        let inventories = self.inventories(&addrs.keys().copied().collect::<Vec<_>>(), &addrs).await;
-        let songs: Vec<String> = self.inner.raft.read_now(|c: &Catalog| c.songs.keys().cloned().collect());
+        let inventories = self
+            .inventories(&addrs.keys().copied().collect::<Vec<_>>(), &addrs)
+            .await;
+        let songs: Vec<String> = self
+            .inner
+            .raft
+            .read_now(|c: &Catalog| c.songs.keys().cloned().collect());
         let health = self.inner.health.lock().clone();
         let nodes = addrs
             .iter()
@@ -833,7 +1177,11 @@ impl Node {
                 id: *id as i64,
                 endpoints: a.endpoints.clone(),
                 http: a.attributes.get("http").cloned().unwrap_or_default(),
-                up: live.contains(id) && (*id == me || health.get(id).is_some_and(|t| t.elapsed() < self.inner.config.health_interval * 3)),
+                up: live.contains(id)
+                    && (*id == me
+                        || health
+                            .get(id)
+                            .is_some_and(|t| t.elapsed() < self.inner.config.health_interval * 3)),
                 leader: leader == Some(*id),
                 files: inventories.get(id).map_or(0, |i| i.len() as i32),
             })
@@ -842,11 +1190,24 @@ impl Node {
             .iter()
             .map(|id| api::ReplicaHealth {
                 id: id.clone(),
-                placement: ring.place(id, self.inner.config.replication).iter().map(|n| n.to_string()).collect(),
-                verified: inventories.iter().filter(|(_, inv)| inv.binary_search(id).is_ok()).map(|(n, _)| n.to_string()).collect(),
+                placement: ring
+                    .place(id, self.inner.config.replication)
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+                verified: inventories
+                    .iter()
+                    .filter(|(_, inv)| inv.binary_search(id).is_ok())
+                    .map(|(n, _)| n.to_string())
+                    .collect(),
             })
             .collect();
-        api::ClusterStatus { leader: leader.map_or(-1, |l| l as i64), replication: self.inner.config.replication as i32, nodes, files }
+        api::ClusterStatus {
+            leader: leader.map_or(-1, |l| l as i64),
+            replication: self.inner.config.replication as i32,
+            nodes,
+            files,
+        }
     }
 }
 

@@ -34,7 +34,10 @@ impl Ring {
         let mut distinct = nodes.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
-        Ring { points, nodes: distinct.len() }
+        Ring {
+            points,
+            nodes: distinct.len(),
+        }
     }
 
     /// The nodes that hold file `id`: `r` distinct nodes (fewer when the ring has fewer), in
@@ -64,7 +67,9 @@ mod tests {
     use super::*;
 
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("{:064x}", i as u128 * 7919)).collect()
+        (0..n)
+            .map(|i| format!("{:064x}", i as u128 * 7919))
+            .collect()
     }
 
     #[test]
@@ -78,13 +83,20 @@ mod tests {
             d.sort();
             d.dedup();
             assert_eq!(d.len(), 3, "distinct nodes");
-            assert_eq!(p, Ring::new(&[5, 4, 3, 2, 1], 64).place(&id, 3), "independent of the order of the members");
+            assert_eq!(
+                p,
+                Ring::new(&[5, 4, 3, 2, 1], 64).place(&id, 3),
+                "independent of the order of the members"
+            );
             for n in p {
                 load[n as usize] += 1;
             }
         }
         for (n, held) in load.iter().enumerate().skip(1) {
-            assert!((2000..=4000).contains(held), "node {n} holds {held} of 15000");
+            assert!(
+                (2000..=4000).contains(held),
+                "node {n} holds {held} of 15000"
+            );
         }
         assert_eq!(Ring::new(&[1, 2], 64).place("x", 3).len(), 2);
         assert!(Ring::new(&[], 64).place("x", 3).is_empty());

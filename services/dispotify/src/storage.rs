@@ -44,11 +44,21 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Whether `id` is a SHA-256 in lowercase hex (and so safe as a file name).
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn check_id(id: &str) -> Result<(), StorageError> {
-    if valid_id(id) { Ok(()) } else { Err(StorageError::Invalid(format!("`{}` is not a SHA-256 in hex", id.chars().take(80).collect::<String>()))) }
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid(format!(
+            "`{}` is not a SHA-256 in hex",
+            id.chars().take(80).collect::<String>()
+        )))
+    }
 }
 
 /// The SHA-256 of a file, read in chunks.
@@ -78,7 +88,11 @@ pub struct Replicas {
 impl Replicas {
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path, max_size: u64) -> Result<Replicas, StorageError> {
-        let r = Replicas { files: dir.join("files"), staging: dir.join("staging"), max_size };
+        let r = Replicas {
+            files: dir.join("files"),
+            staging: dir.join("staging"),
+            max_size,
+        };
         fs::create_dir_all(&r.files)?;
         fs::create_dir_all(&r.staging)?;
         Ok(r)
@@ -101,7 +115,9 @@ impl Replicas {
     /// The size of the replica of `id`.
     pub fn size(&self, id: &str) -> Result<u64, StorageError> {
         check_id(id)?;
-        fs::metadata(self.path(id)).map(|m| m.len()).map_err(|_| StorageError::NotFound(id.to_string()))
+        fs::metadata(self.path(id))
+            .map(|m| m.len())
+            .map_err(|_| StorageError::NotFound(id.to_string()))
     }
 
     /// The ids of the replicas held.
@@ -121,7 +137,10 @@ impl Replicas {
     pub fn begin(&self, id: &str, size: u64) -> Result<u64, StorageError> {
         check_id(id)?;
         if size > self.max_size {
-            return Err(StorageError::Invalid(format!("a replica of {size} bytes (at most {})", self.max_size)));
+            return Err(StorageError::Invalid(format!(
+                "a replica of {size} bytes (at most {})",
+                self.max_size
+            )));
         }
         let path = self.staging.join(id);
         let staged = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -137,18 +156,34 @@ impl Replicas {
 
     /// Adds `data` at `offset` of the staged replica `id`, after checking its hash; `size` is the
     /// replica's declared size.
-    pub fn put(&self, id: &str, offset: u64, data: &[u8], sha256: &str, size: u64) -> Result<(), StorageError> {
+    pub fn put(
+        &self,
+        id: &str,
+        offset: u64,
+        data: &[u8],
+        sha256: &str,
+        size: u64,
+    ) -> Result<(), StorageError> {
         check_id(id)?;
         let path = self.staging.join(id);
-        let staged = fs::metadata(&path).map(|m| m.len()).map_err(|_| StorageError::NotFound(id.to_string()))?;
+        let staged = fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|_| StorageError::NotFound(id.to_string()))?;
         if offset != staged {
-            return Err(StorageError::Invalid(format!("a chunk at {offset} where {staged} was due")));
+            return Err(StorageError::Invalid(format!(
+                "a chunk at {offset} where {staged} was due"
+            )));
         }
         if offset + data.len() as u64 > size || data.len() > MAX_TRANSFER {
-            return Err(StorageError::Invalid(format!("a chunk of {} bytes at {offset} passes the size {size}", data.len())));
+            return Err(StorageError::Invalid(format!(
+                "a chunk of {} bytes at {offset} passes the size {size}",
+                data.len()
+            )));
         }
         if hex(&Sha256::digest(data)) != sha256 {
-            return Err(StorageError::Checksum(format!("the chunk at {offset} of {id}")));
+            return Err(StorageError::Checksum(format!(
+                "the chunk at {offset} of {id}"
+            )));
         }
         let mut f = OpenOptions::new().append(true).open(&path)?;
         f.write_all(data)?;
@@ -187,7 +222,9 @@ impl Replicas {
         let got = hex(&whole.finalize());
         if got != id {
             let _ = fs::remove_file(source);
-            return Err(StorageError::Checksum(format!("the file hashes to {got}, not {id}")));
+            return Err(StorageError::Checksum(format!(
+                "the file hashes to {got}, not {id}"
+            )));
         }
         f.sync_all()?;
         let sums_tmp = self.files.join(format!("{id}.sums.tmp"));
@@ -203,13 +240,17 @@ impl Replicas {
     /// Reads up to `length` bytes of `id` from `offset`, checking every chunk it touches.
     pub fn read(&self, id: &str, offset: u64, length: usize) -> Result<Vec<u8>, StorageError> {
         check_id(id)?;
-        let mut f = File::open(self.path(id)).map_err(|_| StorageError::NotFound(id.to_string()))?;
+        let mut f =
+            File::open(self.path(id)).map_err(|_| StorageError::NotFound(id.to_string()))?;
         let size = f.metadata()?.len();
         if offset > size {
-            return Err(StorageError::Invalid(format!("offset {offset} past the end ({size})")));
+            return Err(StorageError::Invalid(format!(
+                "offset {offset} past the end ({size})"
+            )));
         }
         let end = (offset + length as u64).min(size);
-        let sums = fs::read(self.sums_path(id)).map_err(|_| StorageError::NotFound(id.to_string()))?;
+        let sums =
+            fs::read(self.sums_path(id)).map_err(|_| StorageError::NotFound(id.to_string()))?;
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut chunk = offset / CHUNK as u64;
         let mut buf = vec![0u8; CHUNK];
@@ -217,9 +258,13 @@ impl Replicas {
             let start = chunk * CHUNK as u64;
             f.seek(SeekFrom::Start(start))?;
             let n = read_full(&mut f, &mut buf)?;
-            let expected = sums.get(chunk as usize * 32..chunk as usize * 32 + 32).ok_or_else(|| StorageError::Checksum(format!("{id}: chunk sums are short")))?;
+            let expected = sums
+                .get(chunk as usize * 32..chunk as usize * 32 + 32)
+                .ok_or_else(|| StorageError::Checksum(format!("{id}: chunk sums are short")))?;
             if Sha256::digest(&buf[..n]).as_slice() != expected {
-                return Err(StorageError::Checksum(format!("chunk {chunk} of {id} on disk")));
+                return Err(StorageError::Checksum(format!(
+                    "chunk {chunk} of {id} on disk"
+                )));
             }
             let from = offset.max(start) - start;
             let to = (end - start).min(n as u64);
@@ -263,9 +308,16 @@ impl Replicas {
 /// Removes the files of `dir` not modified for `age`; returns how many.
 pub fn collect_older(dir: &Path, age: Duration) -> usize {
     let mut n = 0;
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     for e in entries.flatten() {
-        let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| SystemTime::now().duration_since(t).ok()).is_some_and(|d| d >= age);
+        let old = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|d| d >= age);
         if old && fs::remove_file(e.path()).is_ok() {
             n += 1;
         }
@@ -302,20 +354,49 @@ mod tests {
         let (data, id) = content(CHUNK * 2 + 1000);
         assert_eq!(r.begin(&id, data.len() as u64).unwrap(), 0);
         let first = &data[..CHUNK];
-        assert!(matches!(r.put(&id, 0, first, &"0".repeat(64), data.len() as u64), Err(StorageError::Checksum(_))));
-        r.put(&id, 0, first, &hex(&Sha256::digest(first)), data.len() as u64).unwrap();
-        assert!(matches!(r.put(&id, 5, first, &hex(&Sha256::digest(first)), data.len() as u64), Err(StorageError::Invalid(_))));
+        assert!(matches!(
+            r.put(&id, 0, first, &"0".repeat(64), data.len() as u64),
+            Err(StorageError::Checksum(_))
+        ));
+        r.put(
+            &id,
+            0,
+            first,
+            &hex(&Sha256::digest(first)),
+            data.len() as u64,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.put(
+                &id,
+                5,
+                first,
+                &hex(&Sha256::digest(first)),
+                data.len() as u64
+            ),
+            Err(StorageError::Invalid(_))
+        ));
         // Resuming reports what is staged.
         assert_eq!(r.begin(&id, data.len() as u64).unwrap(), CHUNK as u64);
         let rest = &data[CHUNK..];
         for (i, part) in rest.chunks(CHUNK).enumerate() {
-            r.put(&id, (CHUNK * (i + 1)) as u64, part, &hex(&Sha256::digest(part)), data.len() as u64).unwrap();
+            r.put(
+                &id,
+                (CHUNK * (i + 1)) as u64,
+                part,
+                &hex(&Sha256::digest(part)),
+                data.len() as u64,
+            )
+            .unwrap();
         }
         r.commit(&id).unwrap();
         assert!(r.has(&id));
         assert_eq!(r.inventory().unwrap(), vec![id.clone()]);
         assert_eq!(r.read(&id, 100, CHUNK * 3).unwrap(), data[100..]);
-        assert_eq!(r.read(&id, CHUNK as u64 - 10, 20).unwrap(), data[CHUNK - 10..CHUNK + 10]);
+        assert_eq!(
+            r.read(&id, CHUNK as u64 - 10, 20).unwrap(),
+            data[CHUNK - 10..CHUNK + 10]
+        );
         assert!(r.verify(&id).unwrap());
 
         // A flipped byte on disk is found by a read of its chunk and by verify.
@@ -323,7 +404,10 @@ mod tests {
         bytes[CHUNK + 5] ^= 0x40;
         fs::write(r.path(&id), &bytes).unwrap();
         assert!(r.read(&id, 0, 100).is_ok(), "other chunks still read");
-        assert!(matches!(r.read(&id, CHUNK as u64, 100), Err(StorageError::Checksum(_))));
+        assert!(matches!(
+            r.read(&id, CHUNK as u64, 100),
+            Err(StorageError::Checksum(_))
+        ));
         assert!(!r.verify(&id).unwrap());
         r.drop_replica(&id).unwrap();
         assert!(!r.has(&id));
@@ -336,10 +420,17 @@ mod tests {
         let (data, _) = content(1000);
         let wrong = "a".repeat(64);
         r.begin(&wrong, 1000).unwrap();
-        r.put(&wrong, 0, &data, &hex(&Sha256::digest(&data)), 1000).unwrap();
+        r.put(&wrong, 0, &data, &hex(&Sha256::digest(&data)), 1000)
+            .unwrap();
         assert!(matches!(r.commit(&wrong), Err(StorageError::Checksum(_))));
         assert!(!r.has(&wrong));
-        assert!(matches!(r.begin("../../etc/passwd", 10), Err(StorageError::Invalid(_))));
-        assert!(matches!(r.begin(&wrong, 2 << 20), Err(StorageError::Invalid(_))));
+        assert!(matches!(
+            r.begin("../../etc/passwd", 10),
+            Err(StorageError::Invalid(_))
+        ));
+        assert!(matches!(
+            r.begin(&wrong, 2 << 20),
+            Err(StorageError::Invalid(_))
+        ));
     }
 }

@@ -157,16 +157,39 @@ impl Accounts {
     fn execute(&mut self, command: Command, time: i64) -> Answer {
         let mut changes = Vec::new();
         let refused = match command {
-            Command::Register { name, hash, identity_key, exchange_key } => match self.users.entry(name) {
+            Command::Register {
+                name,
+                hash,
+                identity_key,
+                exchange_key,
+            } => match self.users.entry(name) {
                 std::collections::btree_map::Entry::Occupied(_) => Some(Refusal::UserExists),
                 std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert(Account { hash, identity_key, exchange_key, inbox: String::new(), online: false, last_seen: 0, created: time });
+                    slot.insert(Account {
+                        hash,
+                        identity_key,
+                        exchange_key,
+                        inbox: String::new(),
+                        online: false,
+                        last_seen: 0,
+                        created: time,
+                    });
                     None
                 }
             },
-            Command::Login { name, token_hash, inbox } => {
+            Command::Login {
+                name,
+                token_hash,
+                inbox,
+            } => {
                 if self.users.contains_key(&name) {
-                    self.sessions.insert(token_hash, Session { name: name.clone(), last_used: time });
+                    self.sessions.insert(
+                        token_hash,
+                        Session {
+                            name: name.clone(),
+                            last_used: time,
+                        },
+                    );
                     self.seen(&name, Some(&inbox), time, &mut changes);
                     None
                 } else {
@@ -175,7 +198,9 @@ impl Accounts {
             }
             Command::Seen { sessions } => {
                 for (token_hash, inbox) in sessions {
-                    let Some(session) = self.sessions.get_mut(&token_hash) else { continue };
+                    let Some(session) = self.sessions.get_mut(&token_hash) else {
+                        continue;
+                    };
                     session.last_used = time;
                     let name = session.name.clone();
                     self.seen(&name, inbox.as_deref(), time, &mut changes);
@@ -197,7 +222,10 @@ impl Accounts {
                 }
                 None => Some(Refusal::UnknownSession),
             },
-            Command::Tick { offline_after, session_lifetime } => {
+            Command::Tick {
+                offline_after,
+                session_lifetime,
+            } => {
                 let horizon = time.saturating_sub(offline_after);
                 let gone: Vec<String> = self
                     .online
@@ -225,7 +253,10 @@ impl StateMachine for Accounts {
     fn apply(&mut self, command: &[u8], ctx: &ApplyContext) -> Vec<u8> {
         let answer = match serde_json::from_slice::<Command>(command) {
             Ok(c) => self.execute(c, ctx.time),
-            Err(e) => Answer { refused: Some(Refusal::Malformed(e.to_string())), changes: Vec::new() },
+            Err(e) => Answer {
+                refused: Some(Refusal::Malformed(e.to_string())),
+                changes: Vec::new(),
+            },
         };
         serde_json::to_vec(&answer).unwrap_or_default()
     }
@@ -245,36 +276,91 @@ mod tests {
     use super::*;
 
     fn apply(a: &mut Accounts, c: Command, time: i64) -> Answer {
-        let bytes = a.apply(&serde_json::to_vec(&c).unwrap(), &ApplyContext { index: 1, time, client: 1 });
+        let bytes = a.apply(
+            &serde_json::to_vec(&c).unwrap(),
+            &ApplyContext {
+                index: 1,
+                time,
+                client: 1,
+            },
+        );
         serde_json::from_slice(&bytes).unwrap()
     }
 
     fn register(name: &str) -> Command {
-        Command::Register { name: name.into(), hash: "h".into(), identity_key: vec![1; 32], exchange_key: vec![2; 32] }
+        Command::Register {
+            name: name.into(),
+            hash: "h".into(),
+            identity_key: vec![1; 32],
+            exchange_key: vec![2; 32],
+        }
     }
 
     #[test]
     fn presence_follows_log_time() {
         let mut a = Accounts::default();
         assert_eq!(apply(&mut a, register("alice"), 0).refused, None);
-        assert_eq!(apply(&mut a, register("alice"), 0).refused, Some(Refusal::UserExists));
-        let login = apply(&mut a, Command::Login { name: "alice".into(), token_hash: "t".into(), inbox: "i1".into() }, 1_000);
+        assert_eq!(
+            apply(&mut a, register("alice"), 0).refused,
+            Some(Refusal::UserExists)
+        );
+        let login = apply(
+            &mut a,
+            Command::Login {
+                name: "alice".into(),
+                token_hash: "t".into(),
+                inbox: "i1".into(),
+            },
+            1_000,
+        );
         assert_eq!(login.changes, vec!["alice".to_string()]);
         assert!(a.info("alice").unwrap().online);
         // A heartbeat with a new address is a change; one without is not.
-        let moved = apply(&mut a, Command::Seen { sessions: vec![("t".into(), Some("i2".into()))] }, 2_000);
+        let moved = apply(
+            &mut a,
+            Command::Seen {
+                sessions: vec![("t".into(), Some("i2".into()))],
+            },
+            2_000,
+        );
         assert_eq!(moved.changes, vec!["alice".to_string()]);
-        assert!(apply(&mut a, Command::Seen { sessions: vec![("t".into(), None)] }, 3_000).changes.is_empty());
+        assert!(
+            apply(
+                &mut a,
+                Command::Seen {
+                    sessions: vec![("t".into(), None)]
+                },
+                3_000
+            )
+            .changes
+            .is_empty()
+        );
         // Not seen for longer than offline_after: offline at the next tick, session kept.
-        let tick = Command::Tick { offline_after: 5_000, session_lifetime: 60_000 };
+        let tick = Command::Tick {
+            offline_after: 5_000,
+            session_lifetime: 60_000,
+        };
         assert!(apply(&mut a, tick.clone(), 7_000).changes.is_empty());
-        assert_eq!(apply(&mut a, tick.clone(), 9_000).changes, vec!["alice".to_string()]);
+        assert_eq!(
+            apply(&mut a, tick.clone(), 9_000).changes,
+            vec!["alice".to_string()]
+        );
         assert!(!a.info("alice").unwrap().online);
         assert_eq!(a.session_user("t"), Some("alice"));
         // Sessions unused past their lifetime are forgotten.
         apply(&mut a, tick, 70_000);
         assert_eq!(a.session_user("t"), None);
-        assert_eq!(apply(&mut a, Command::Logout { token_hash: "t".into() }, 70_001).refused, Some(Refusal::UnknownSession));
+        assert_eq!(
+            apply(
+                &mut a,
+                Command::Logout {
+                    token_hash: "t".into()
+                },
+                70_001
+            )
+            .refused,
+            Some(Refusal::UnknownSession)
+        );
         let mut copy = Accounts::default();
         copy.restore(&a.snapshot()).unwrap();
         assert_eq!(copy, a);

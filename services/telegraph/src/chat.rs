@@ -924,7 +924,15 @@ fn is_bidi_control(c: char) -> bool {
 
 /// `text` on one line, safe to draw: control and bidirectional characters become spaces.
 fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() || is_bidi_control(c) { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Appends `text`, keeping newlines, turning tabs into spaces and other control characters

@@ -15,7 +15,9 @@ use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::crypto::{self, Identity, MAX_TEXT};
-use crate::slice::telegraph::{self as api, InboxPrx, ManagerPrx, ReceiptKind, UserInfo, inbox as inbox_ops, manager as ops};
+use crate::slice::telegraph::{
+    self as api, InboxPrx, ManagerPrx, ReceiptKind, UserInfo, inbox as inbox_ops, manager as ops,
+};
 use crate::store::{Contact, Message, Outgoing, State, Store, StoreError};
 
 /// A client's settings (`Telegraph.*` properties).
@@ -45,12 +47,23 @@ pub struct ClientConfig {
 }
 
 fn millis(p: &Properties, key: &str, default: u64) -> Duration {
-    Duration::from_millis(p.get_property(key).trim().parse::<u64>().ok().filter(|v| *v > 0).unwrap_or(default))
+    Duration::from_millis(
+        p.get_property(key)
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .unwrap_or(default),
+    )
 }
 
 impl ClientConfig {
     /// Reads the settings for user `name`.
-    pub fn from_properties(properties: Properties, name: &str, password: &str) -> Result<ClientConfig, ClientError> {
+    pub fn from_properties(
+        properties: Properties,
+        name: &str,
+        password: &str,
+    ) -> Result<ClientConfig, ClientError> {
         crypto::valid_name(name).map_err(ClientError::Invalid)?;
         let managers = properties.get_property("Telegraph.Managers");
         let data_dir = Some(properties.get_property("Telegraph.Client.DataDir"))
@@ -62,11 +75,17 @@ impl ClientConfig {
             password: password.to_string(),
             managers,
             data_dir,
-            endpoints: properties.get_property_with_default("Telegraph.Client.Endpoints", "tcp -h 127.0.0.1 -p 0"),
+            endpoints: properties
+                .get_property_with_default("Telegraph.Client.Endpoints", "tcp -h 127.0.0.1 -p 0"),
             heartbeat: millis(&properties, "Telegraph.HeartbeatInterval", 5_000),
-            retry: (millis(&properties, "Telegraph.RetryMin", 200), millis(&properties, "Telegraph.RetryMax", 30_000)),
-            topic_manager: Some(properties.get_property("IceStorm.TopicManager.Proxy")).filter(|s| !s.trim().is_empty()),
-            presence_topic: properties.get_property_with_default("Telegraph.PresenceTopic", "TelegraphPresence"),
+            retry: (
+                millis(&properties, "Telegraph.RetryMin", 200),
+                millis(&properties, "Telegraph.RetryMax", 30_000),
+            ),
+            topic_manager: Some(properties.get_property("IceStorm.TopicManager.Proxy"))
+                .filter(|s| !s.trim().is_empty()),
+            presence_topic: properties
+                .get_property_with_default("Telegraph.PresenceTopic", "TelegraphPresence"),
             properties,
         })
     }
@@ -82,7 +101,9 @@ pub enum ClientError {
     #[error("managers: {0}")]
     Managers(String),
     /// The contact's keys changed since they were pinned.
-    #[error("{0}'s keys changed since they were pinned: check with them, then `telegraph trust {0}`")]
+    #[error(
+        "{0}'s keys changed since they were pinned: check with them, then `telegraph trust {0}`"
+    )]
     KeyChanged(String),
     /// The local store failed.
     #[error(transparent)]
@@ -106,7 +127,9 @@ pub enum Event {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn manager_error(e: impl std::fmt::Debug) -> ClientError {
@@ -141,7 +164,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("name", &self.inner.config.name).finish()
+        f.debug_struct("Client")
+            .field("name", &self.inner.config.name)
+            .finish()
     }
 }
 
@@ -151,7 +176,9 @@ impl Client {
     pub async fn start(config: ClientConfig, register: bool) -> Result<Client, ClientError> {
         let store = {
             let dir = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| ClientError::Invalid(e.to_string()))??
+            tokio::task::spawn_blocking(move || Store::open(&dir))
+                .await
+                .map_err(|e| ClientError::Invalid(e.to_string()))??
         };
         let identity = store.identity(&config.name)?;
         let communicator = Communicator::with_properties(config.properties.clone())?;
@@ -162,8 +189,16 @@ impl Client {
         started
     }
 
-    async fn start_on(config: ClientConfig, store: Store, identity: Identity, communicator: Communicator, register: bool) -> Result<Client, ClientError> {
-        let adapter = communicator.create_object_adapter_with_endpoints("Telegraph.Client", &config.endpoints).await?;
+    async fn start_on(
+        config: ClientConfig,
+        store: Store,
+        identity: Identity,
+        communicator: Communicator,
+        register: bool,
+    ) -> Result<Client, ClientError> {
+        let adapter = communicator
+            .create_object_adapter_with_endpoints("Telegraph.Client", &config.endpoints)
+            .await?;
         let managers = if config.managers.trim().is_empty() {
             // No managers configured: the UDP lookup.
             adapter.activate()?;
@@ -176,7 +211,12 @@ impl Client {
             let wait = millis(p, "Telegraph.Discovery.Timeout", 1_000);
             crate::discovery::find_managers(&communicator, &adapter, &targets, wait)
                 .await?
-                .ok_or_else(|| ClientError::Managers("Telegraph.Managers is not set and no manager answered the UDP lookup".into()))?
+                .ok_or_else(|| {
+                    ClientError::Managers(
+                        "Telegraph.Managers is not set and no manager answered the UDP lookup"
+                            .into(),
+                    )
+                })?
         } else {
             let prx = communicator
                 .string_to_proxy(&config.managers)
@@ -205,7 +245,12 @@ impl Client {
                 tasks: Mutex::new(Vec::new()),
             }),
         };
-        adapter.add(Arc::new(api::InboxDispatcher(Arc::new(InboxI { client: Arc::downgrade(&client.inner) }))), inbox_id)?;
+        adapter.add(
+            Arc::new(api::InboxDispatcher(Arc::new(InboxI {
+                client: Arc::downgrade(&client.inner),
+            }))),
+            inbox_id,
+        )?;
         if client.inner.config.topic_manager.is_some() {
             client.subscribe_presence().await;
         }
@@ -215,8 +260,16 @@ impl Client {
         }
         client.login().await?;
         let (c1, c2) = (client.clone(), client.clone());
-        client.inner.tasks.lock().push(tokio::spawn(async move { c1.heartbeat_loop().await }));
-        client.inner.tasks.lock().push(tokio::spawn(async move { c2.delivery_loop().await }));
+        client
+            .inner
+            .tasks
+            .lock()
+            .push(tokio::spawn(async move { c1.heartbeat_loop().await }));
+        client
+            .inner
+            .tasks
+            .lock()
+            .push(tokio::spawn(async move { c2.delivery_loop().await }));
         Ok(client)
     }
 
@@ -243,7 +296,17 @@ impl Client {
     async fn register(&self) -> Result<(), ClientError> {
         let c = &self.inner.config;
         let id = &self.inner.identity;
-        match self.inner.managers.register(&c.name, &c.password, id.identity_public().as_ref(), id.exchange_public().as_ref()).await {
+        match self
+            .inner
+            .managers
+            .register(
+                &c.name,
+                &c.password,
+                id.identity_public().as_ref(),
+                id.exchange_public().as_ref(),
+            )
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => Err(manager_error(e)),
         }
@@ -251,22 +314,38 @@ impl Client {
 
     async fn login(&self) -> Result<(), ClientError> {
         let c = &self.inner.config;
-        let token = self.inner.managers.login(&c.name, &c.password, Some(self.inner.inbox.clone())).await.map_err(manager_error)?;
+        let token = self
+            .inner
+            .managers
+            .login(&c.name, &c.password, Some(self.inner.inbox.clone()))
+            .await
+            .map_err(manager_error)?;
         *self.inner.session.lock() = Some(token);
         info!(target: "telegraph::client", user = %c.name, inbox = %self.inner.inbox.as_object(), "logged in");
         Ok(())
     }
 
     fn session(&self) -> Result<String, ClientError> {
-        self.inner.session.lock().clone().ok_or_else(|| ClientError::Managers("not logged in".into()))
+        self.inner
+            .session
+            .lock()
+            .clone()
+            .ok_or_else(|| ClientError::Managers("not logged in".into()))
     }
 
     async fn heartbeat_loop(self) {
         let mut timer = tokio::time::interval(self.inner.config.heartbeat);
         loop {
             timer.tick().await;
-            let Ok(session) = self.session() else { continue };
-            match self.inner.managers.heartbeat(&session, Some(self.inner.inbox.clone())).await {
+            let Ok(session) = self.session() else {
+                continue;
+            };
+            match self
+                .inner
+                .managers
+                .heartbeat(&session, Some(self.inner.inbox.clone()))
+                .await
+            {
                 Ok(()) => {}
                 Err(ops::HeartbeatError::Unauthorized(_)) => {
                     // The session expired (the client was away for long): log in again.
@@ -281,23 +360,43 @@ impl Client {
 
     /// Every account, as the managers have it.
     pub async fn users(&self) -> Result<Vec<UserInfo>, ClientError> {
-        self.inner.managers.users(&self.session()?).await.map_err(manager_error)
+        self.inner
+            .managers
+            .users(&self.session()?)
+            .await
+            .map_err(manager_error)
     }
 
     /// Looks `name` up and pins its keys at first sight; a change of keys is recorded and
     /// reported (the old keys stay pinned).
     pub async fn lookup(&self, name: &str) -> Result<UserInfo, ClientError> {
-        let info = self.inner.managers.lookup(&self.session()?, name).await.map_err(manager_error)?;
+        let info = self
+            .inner
+            .managers
+            .lookup(&self.session()?, name)
+            .await
+            .map_err(manager_error)?;
         if !info.inbox.is_empty()
             && let Ok(Some(p)) = self.inner.communicator.string_to_proxy(&info.inbox)
         {
-            self.inner.addresses.lock().insert(name.to_string(), InboxPrx::unchecked_cast(p));
+            self.inner
+                .addresses
+                .lock()
+                .insert(name.to_string(), InboxPrx::unchecked_cast(p));
         }
         let store = &self.inner.store;
         match store.contact(name)? {
-            None => store.set_contact(name, &Contact { identity_key: info.identity_key.clone(), exchange_key: info.exchange_key.clone(), changed_to: None })?,
+            None => store.set_contact(
+                name,
+                &Contact {
+                    identity_key: info.identity_key.clone(),
+                    exchange_key: info.exchange_key.clone(),
+                    changed_to: None,
+                },
+            )?,
             Some(mut c) => {
-                let same = c.identity_key == info.identity_key && c.exchange_key == info.exchange_key;
+                let same =
+                    c.identity_key == info.identity_key && c.exchange_key == info.exchange_key;
                 let new = (info.identity_key.clone(), info.exchange_key.clone());
                 if !same && c.changed_to.as_ref() != Some(&new) {
                     warn!(target: "telegraph::client", contact = %name, "the contact's keys changed");
@@ -313,8 +412,12 @@ impl Client {
     /// Accepts the new keys of `name` after a change.
     pub fn trust(&self, name: &str) -> Result<bool, ClientError> {
         let store = &self.inner.store;
-        let Some(mut c) = store.contact(name)? else { return Ok(false) };
-        let Some((ik, xk)) = c.changed_to.take() else { return Ok(false) };
+        let Some(mut c) = store.contact(name)? else {
+            return Ok(false);
+        };
+        let Some((ik, xk)) = c.changed_to.take() else {
+            return Ok(false);
+        };
         c.identity_key = ik;
         c.exchange_key = xk;
         store.set_contact(name, &c)?;
@@ -326,7 +429,10 @@ impl Client {
             Some(c) => c,
             None => {
                 self.lookup(name).await?;
-                self.inner.store.contact(name)?.ok_or_else(|| ClientError::Managers(format!("no keys for {name}")))?
+                self.inner
+                    .store
+                    .contact(name)?
+                    .ok_or_else(|| ClientError::Managers(format!("no keys for {name}")))?
             }
         };
         if contact.changed_to.is_some() {
@@ -340,19 +446,42 @@ impl Client {
     pub async fn send(&self, to: &str, text: &str) -> Result<Message, ClientError> {
         crypto::valid_name(to).map_err(ClientError::Invalid)?;
         if to == self.name() {
-            return Err(ClientError::Invalid("a message to oneself is not sent".into()));
+            return Err(ClientError::Invalid(
+                "a message to oneself is not sent".into(),
+            ));
         }
         if text.len() > MAX_TEXT {
-            return Err(ClientError::Invalid(format!("a text of {} bytes (at most {MAX_TEXT})", text.len())));
+            return Err(ClientError::Invalid(format!(
+                "a text of {} bytes (at most {MAX_TEXT})",
+                text.len()
+            )));
         }
         let contact = self.pinned(to).await?;
         let store = &self.inner.store;
         let counter = store.next_counter(to)?;
         let id = crypto::new_message_id();
         let sent_at = now_ms();
-        let envelope = crypto::seal(&self.inner.identity, self.name(), to, &contact.exchange_key, &id, counter, sent_at, text)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let message = Message { id, peer: to.to_string(), outgoing: true, counter, sent_at, stored_at: sent_at, text: text.to_string(), state: State::Pending };
+        let envelope = crypto::seal(
+            &self.inner.identity,
+            self.name(),
+            to,
+            &contact.exchange_key,
+            &id,
+            counter,
+            sent_at,
+            text,
+        )
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let message = Message {
+            id,
+            peer: to.to_string(),
+            outgoing: true,
+            counter,
+            sent_at,
+            stored_at: sent_at,
+            text: text.to_string(),
+            state: State::Pending,
+        };
         store.put_message(&message)?;
         store.queue(to, &Outgoing::Message(envelope))?;
         store.flush().await?;
@@ -368,7 +497,14 @@ impl Client {
         for m in store.conversation(peer)? {
             if !m.outgoing && m.state == State::Unread {
                 store.advance(&m.id, State::Read)?;
-                let receipt = crypto::sign_receipt(&self.inner.identity, &m.id, self.name(), peer, ReceiptKind::Read, now_ms());
+                let receipt = crypto::sign_receipt(
+                    &self.inner.identity,
+                    &m.id,
+                    self.name(),
+                    peer,
+                    ReceiptKind::Read,
+                    now_ms(),
+                );
                 store.queue(peer, &Outgoing::Receipt(receipt))?;
                 n += 1;
             }
@@ -451,7 +587,12 @@ impl Client {
         if info.inbox.is_empty() {
             return Err(ClientError::Managers(format!("{to} has never been online")));
         }
-        self.inner.addresses.lock().get(to).cloned().ok_or_else(|| ClientError::Managers(format!("{to}'s inbox is unusable")))
+        self.inner
+            .addresses
+            .lock()
+            .get(to)
+            .cloned()
+            .ok_or_else(|| ClientError::Managers(format!("{to}'s inbox is unusable")))
     }
 
     async fn deliver_to(&self, to: &str, list: Vec<Outgoing>) -> Result<(), ClientError> {
@@ -460,11 +601,15 @@ impl Client {
         for item in list {
             let result = match &item {
                 Outgoing::Message(e) => inbox.deliver(e).await.map_err(|e| match e {
-                    inbox_ops::DeliverError::Rejected(r) => ClientError::Invalid(format!("rejected by {to}: {}", r.reason)),
+                    inbox_ops::DeliverError::Rejected(r) => {
+                        ClientError::Invalid(format!("rejected by {to}: {}", r.reason))
+                    }
                     e => ClientError::Managers(format!("{e:?}")),
                 }),
                 Outgoing::Receipt(r) => inbox.receipt(r).await.map_err(|e| match e {
-                    inbox_ops::ReceiptError::Rejected(r) => ClientError::Invalid(format!("rejected by {to}: {}", r.reason)),
+                    inbox_ops::ReceiptError::Rejected(r) => {
+                        ClientError::Invalid(format!("rejected by {to}: {}", r.reason))
+                    }
                     e => ClientError::Managers(format!("{e:?}")),
                 }),
             };
@@ -495,23 +640,48 @@ impl Client {
         let c = &self.inner.config;
         let Some(tm) = &c.topic_manager else { return };
         let result: Result<(), String> = async {
-            let tm = self.inner.communicator.string_to_proxy(tm).map_err(|e| e.to_string())?.ok_or("null topic manager")?;
+            let tm = self
+                .inner
+                .communicator
+                .string_to_proxy(tm)
+                .map_err(|e| e.to_string())?
+                .ok_or("null topic manager")?;
             let tm = icestorm_lite::slice::ice_storm::TopicManagerPrx::unchecked_cast(tm);
-            let topic = tm.retrieve(&c.presence_topic).await.map_err(|e| format!("{e:?}"))?.ok_or("null topic")?;
-            let id: floe::Identity = format!("presence/{}", c.name).parse().map_err(|e: floe::Error| e.to_string())?;
+            let topic = tm
+                .retrieve(&c.presence_topic)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+                .ok_or("null topic")?;
+            let id: floe::Identity = format!("presence/{}", c.name)
+                .parse()
+                .map_err(|e: floe::Error| e.to_string())?;
             let subscriber = self
                 .inner
                 .adapter
-                .add(Arc::new(api::PresenceDispatcher(Arc::new(PresenceI { client: Arc::downgrade(&self.inner) }))), id)
+                .add(
+                    Arc::new(api::PresenceDispatcher(Arc::new(PresenceI {
+                        client: Arc::downgrade(&self.inner),
+                    }))),
+                    id,
+                )
                 .map_err(|e| e.to_string())?;
             let subscriber = Some(subscriber.ice_oneway());
-            if let Err(e) = topic.subscribe_and_get_publisher(&HashMap::new(), subscriber.clone()).await {
+            if let Err(e) = topic
+                .subscribe_and_get_publisher(&HashMap::new(), subscriber.clone())
+                .await
+            {
                 // A subscription left by an earlier run of this user: replace it.
                 if !format!("{e:?}").contains("AlreadySubscribed") {
                     return Err(format!("{e:?}"));
                 }
-                topic.unsubscribe(subscriber.clone()).await.map_err(|e| format!("{e:?}"))?;
-                topic.subscribe_and_get_publisher(&HashMap::new(), subscriber).await.map_err(|e| format!("{e:?}"))?;
+                topic
+                    .unsubscribe(subscriber.clone())
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                topic
+                    .subscribe_and_get_publisher(&HashMap::new(), subscriber)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
             }
             Ok(())
         }
@@ -525,7 +695,9 @@ impl Client {
     pub async fn shutdown(&self) {
         self.stop_tasks().await;
         if let Ok(session) = self.session() {
-            let _ = ManagerPrx::unchecked_cast(self.inner.managers.ice_invocation_timeout(2_000)).logout(&session).await;
+            let _ = ManagerPrx::unchecked_cast(self.inner.managers.ice_invocation_timeout(2_000))
+                .logout(&session)
+                .await;
         }
         let _ = self.inner.store.flush().await;
         self.inner.communicator.destroy().await;
@@ -554,7 +726,10 @@ impl Client {
     async fn receive(&self, envelope: api::Envelope) -> Result<(), api::Rejected> {
         let reject = |reason: String| api::Rejected { reason };
         let store = &self.inner.store;
-        if store.seen(&envelope.id).map_err(|e| reject(e.to_string()))? {
+        if store
+            .seen(&envelope.id)
+            .map_err(|e| reject(e.to_string()))?
+        {
             debug!(target: "telegraph::client", id = %envelope.id, "duplicate dropped");
             return Ok(());
         }
@@ -562,22 +737,43 @@ impl Client {
         if envelope.sender == self.name() {
             return Err(reject("a message from oneself".into()));
         }
-        let contact = match store.contact(&envelope.sender).map_err(|e| reject(e.to_string()))? {
+        let contact = match store
+            .contact(&envelope.sender)
+            .map_err(|e| reject(e.to_string()))?
+        {
             Some(c) => c,
             None => {
-                self.lookup(&envelope.sender).await.map_err(|e| reject(format!("sender unknown: {e}")))?;
-                store.contact(&envelope.sender).map_err(|e| reject(e.to_string()))?.ok_or_else(|| reject("sender unknown".into()))?
+                self.lookup(&envelope.sender)
+                    .await
+                    .map_err(|e| reject(format!("sender unknown: {e}")))?;
+                store
+                    .contact(&envelope.sender)
+                    .map_err(|e| reject(e.to_string()))?
+                    .ok_or_else(|| reject("sender unknown".into()))?
             }
         };
         if contact.changed_to.is_some() {
-            return Err(reject(format!("{}'s keys changed and are not trusted yet", envelope.sender)));
+            return Err(reject(format!(
+                "{}'s keys changed and are not trusted yet",
+                envelope.sender
+            )));
         }
-        if let Some(other) = store.message_at(&envelope.sender, false, envelope.counter).map_err(|e| reject(e.to_string()))?
+        if let Some(other) = store
+            .message_at(&envelope.sender, false, envelope.counter)
+            .map_err(|e| reject(e.to_string()))?
             && other.id != envelope.id
         {
-            return Err(reject(format!("counter {} of {} was used by another message", envelope.counter, envelope.sender)));
+            return Err(reject(format!(
+                "counter {} of {} was used by another message",
+                envelope.counter, envelope.sender
+            )));
         }
-        let text = match crypto::open(&self.inner.identity, self.name(), &contact.identity_key, &envelope) {
+        let text = match crypto::open(
+            &self.inner.identity,
+            self.name(),
+            &contact.identity_key,
+            &envelope,
+        ) {
             Ok(t) => t,
             Err(e) => {
                 // A signature that fails may mean the sender's keys changed: find out, so the
@@ -599,9 +795,20 @@ impl Client {
             text,
             state: State::Unread,
         };
-        store.put_message(&message).map_err(|e| reject(e.to_string()))?;
-        let receipt = crypto::sign_receipt(&self.inner.identity, &message.id, self.name(), &message.peer, ReceiptKind::Delivered, now_ms());
-        store.queue(&message.peer, &Outgoing::Receipt(receipt)).map_err(|e| reject(e.to_string()))?;
+        store
+            .put_message(&message)
+            .map_err(|e| reject(e.to_string()))?;
+        let receipt = crypto::sign_receipt(
+            &self.inner.identity,
+            &message.id,
+            self.name(),
+            &message.peer,
+            ReceiptKind::Delivered,
+            now_ms(),
+        );
+        store
+            .queue(&message.peer, &Outgoing::Receipt(receipt))
+            .map_err(|e| reject(e.to_string()))?;
         store.flush().await.map_err(|e| reject(e.to_string()))?;
         let _ = self.inner.events.send(Event::Received(message));
         self.inner.wake.notify_one();
@@ -611,19 +818,37 @@ impl Client {
     async fn record_receipt(&self, r: api::Receipt) -> Result<(), api::Rejected> {
         let reject = |reason: String| api::Rejected { reason };
         let store = &self.inner.store;
-        let Some(m) = store.message(&r.message_id).map_err(|e| reject(e.to_string()))? else {
+        let Some(m) = store
+            .message(&r.message_id)
+            .map_err(|e| reject(e.to_string()))?
+        else {
             return Err(reject(format!("no message {} was sent here", r.message_id)));
         };
         if !m.outgoing || m.peer != r.reader || r.sender != self.name() {
-            return Err(reject("the receipt is not for a message this client sent to its reader".into()));
+            return Err(reject(
+                "the receipt is not for a message this client sent to its reader".into(),
+            ));
         }
-        let contact = store.contact(&r.reader).map_err(|e| reject(e.to_string()))?.ok_or_else(|| reject("unknown reader".into()))?;
+        let contact = store
+            .contact(&r.reader)
+            .map_err(|e| reject(e.to_string()))?
+            .ok_or_else(|| reject("unknown reader".into()))?;
         if contact.changed_to.is_some() {
-            return Err(reject(format!("{}'s keys changed and are not trusted yet", r.reader)));
+            return Err(reject(format!(
+                "{}'s keys changed and are not trusted yet",
+                r.reader
+            )));
         }
         crypto::verify_receipt(&contact.identity_key, &r).map_err(|e| reject(e.to_string()))?;
-        let state = if r.kind == ReceiptKind::Read { State::Read } else { State::Delivered };
-        if let Some(m) = store.advance(&r.message_id, state).map_err(|e| reject(e.to_string()))? {
+        let state = if r.kind == ReceiptKind::Read {
+            State::Read
+        } else {
+            State::Delivered
+        };
+        if let Some(m) = store
+            .advance(&r.message_id, state)
+            .map_err(|e| reject(e.to_string()))?
+        {
             store.flush().await.map_err(|e| reject(e.to_string()))?;
             let _ = self.inner.events.send(Event::Updated(m));
         }
@@ -634,7 +859,12 @@ impl Client {
 /// The servants hold the client weakly: the adapter they live in belongs to the client, and a
 /// strong reference would keep the client (and its store) alive for ever.
 fn upgrade(client: &Weak<Inner>) -> Result<Client, api::Rejected> {
-    client.upgrade().map(|inner| Client { inner }).ok_or_else(|| api::Rejected { reason: "the client is stopping".into() })
+    client
+        .upgrade()
+        .map(|inner| Client { inner })
+        .ok_or_else(|| api::Rejected {
+            reason: "the client is stopping".into(),
+        })
 }
 
 struct InboxI {
@@ -642,12 +872,22 @@ struct InboxI {
 }
 
 impl api::Inbox for InboxI {
-    async fn deliver(&self, message: api::Envelope, _: &Current) -> Result<(), inbox_ops::DeliverError> {
-        upgrade(&self.client)?.receive(message).await.map_err(Into::into)
+    async fn deliver(
+        &self,
+        message: api::Envelope,
+        _: &Current,
+    ) -> Result<(), inbox_ops::DeliverError> {
+        upgrade(&self.client)?
+            .receive(message)
+            .await
+            .map_err(Into::into)
     }
 
     async fn receipt(&self, r: api::Receipt, _: &Current) -> Result<(), inbox_ops::ReceiptError> {
-        upgrade(&self.client)?.record_receipt(r).await.map_err(Into::into)
+        upgrade(&self.client)?
+            .record_receipt(r)
+            .await
+            .map_err(Into::into)
     }
 }
 
@@ -657,7 +897,9 @@ struct PresenceI {
 
 impl api::Presence for PresenceI {
     async fn changed(&self, user: UserInfo, _: &Current) -> Result<(), floe::Error> {
-        let Ok(client) = upgrade(&self.client) else { return Ok(()) };
+        let Ok(client) = upgrade(&self.client) else {
+            return Ok(());
+        };
         if user.name == client.name() {
             return Ok(());
         }

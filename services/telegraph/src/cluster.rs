@@ -15,11 +15,16 @@ pub async fn start_broker(properties: &Properties) -> Result<icestorm_lite::Brok
     if props.get_property("IceStorm.LMDB.Path").is_empty() {
         props.set_property("IceStorm.Transient", "1");
     }
-    icestorm_lite::Broker::start(props).await.map_err(|e| format!("broker: {e}"))
+    icestorm_lite::Broker::start(props)
+        .await
+        .map_err(|e| format!("broker: {e}"))
 }
 
 /// Runs a broker until `shutdown` completes, printing its topic manager.
-pub async fn run_broker(properties: Properties, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn run_broker(
+    properties: Properties,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
     let broker = start_broker(&properties).await?;
     println!("{}", broker.topic_manager());
     shutdown.await;
@@ -35,24 +40,47 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("managers", &self.managers.len()).finish()
+        f.debug_struct("Cluster")
+            .field("managers", &self.managers.len())
+            .finish()
     }
 }
 
 impl Cluster {
     /// Starts a broker and `n` managers (manager i keeps its data in `DIR/node-i`).
-    pub async fn start(n: usize, properties: &Properties, data_dir: &Path) -> Result<Cluster, String> {
+    pub async fn start(
+        n: usize,
+        properties: &Properties,
+        data_dir: &Path,
+    ) -> Result<Cluster, String> {
         let broker = start_broker(properties).await?;
         let props = properties.deep_clone();
-        props.set_property("IceStorm.TopicManager.Proxy", &broker.topic_manager().to_string());
+        props.set_property(
+            "IceStorm.TopicManager.Proxy",
+            &broker.topic_manager().to_string(),
+        );
         let config = ManagerConfig::from_properties(props.clone())?;
-        let started = floe_raft::local::start_nodes(n, &props, RAFT_PREFIX, data_dir, Accounts::default, |node| {
-            let config = config.clone();
-            async move { Manager::serve(node, config).await.map_err(floe_raft::RaftError::Failed) }
-        })
+        let started = floe_raft::local::start_nodes(
+            n,
+            &props,
+            RAFT_PREFIX,
+            data_dir,
+            Accounts::default,
+            |node| {
+                let config = config.clone();
+                async move {
+                    Manager::serve(node, config)
+                        .await
+                        .map_err(floe_raft::RaftError::Failed)
+                }
+            },
+        )
         .await;
         match started {
-            Ok(nodes) => Ok(Cluster { broker, managers: nodes.into_iter().map(|(_, m)| m).collect() }),
+            Ok(nodes) => Ok(Cluster {
+                broker,
+                managers: nodes.into_iter().map(|(_, m)| m).collect(),
+            }),
             Err(e) => {
                 broker.shutdown().await;
                 Err(e.to_string())
@@ -62,7 +90,11 @@ impl Cluster {
 
     /// One proxy with every manager's endpoints.
     pub fn managers_proxy(&self) -> String {
-        let endpoints: Vec<String> = self.managers.iter().map(|m| m.node().address().endpoints.clone()).collect();
+        let endpoints: Vec<String> = self
+            .managers
+            .iter()
+            .map(|m| m.node().address().endpoints.clone())
+            .collect();
         format!("{MANAGER_IDENTITY}:{}", endpoints.join(":"))
     }
 

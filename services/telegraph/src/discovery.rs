@@ -29,7 +29,11 @@ pub(crate) struct DiscoveryI {
 }
 
 impl api::Discovery for DiscoveryI {
-    async fn lookup(&self, reply: Option<DiscoveryReplyPrx>, _: &Current) -> Result<(), floe::Error> {
+    async fn lookup(
+        &self,
+        reply: Option<DiscoveryReplyPrx>,
+        _: &Current,
+    ) -> Result<(), floe::Error> {
         let Some(reply) = reply else { return Ok(()) };
         {
             let mut budget = self.budget.lock();
@@ -69,9 +73,15 @@ impl api::DiscoveryReply for ReplyI {
 pub fn targets(hosts: &str, ports: &str) -> Result<Vec<(String, u16)>, String> {
     let mut host_list = Vec::new();
     for h in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-        match h.rsplit_once('.').and_then(|(prefix, last)| last.split_once('-').map(|(a, b)| (prefix, a, b))) {
+        match h
+            .rsplit_once('.')
+            .and_then(|(prefix, last)| last.split_once('-').map(|(a, b)| (prefix, a, b)))
+        {
             Some((prefix, a, b)) => {
-                let (a, b) = (a.parse::<u8>().map_err(|_| format!("bad host range {h}"))?, b.parse::<u8>().map_err(|_| format!("bad host range {h}"))?);
+                let (a, b) = (
+                    a.parse::<u8>().map_err(|_| format!("bad host range {h}"))?,
+                    b.parse::<u8>().map_err(|_| format!("bad host range {h}"))?,
+                );
                 host_list.extend((a..=b).map(|i| format!("{prefix}.{i}")));
             }
             None => host_list.push(h.to_string()),
@@ -80,10 +90,16 @@ pub fn targets(hosts: &str, ports: &str) -> Result<Vec<(String, u16)>, String> {
     let mut port_list = Vec::new();
     for p in ports.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = p.split_once('-').unwrap_or((p, p));
-        let (a, b) = (a.parse::<u16>().map_err(|_| format!("bad port {p}"))?, b.parse::<u16>().map_err(|_| format!("bad port {p}"))?);
+        let (a, b) = (
+            a.parse::<u16>().map_err(|_| format!("bad port {p}"))?,
+            b.parse::<u16>().map_err(|_| format!("bad port {p}"))?,
+        );
         port_list.extend(a..=b);
     }
-    let out: Vec<(String, u16)> = host_list.iter().flat_map(|h| port_list.iter().map(move |p| (h.clone(), *p))).collect();
+    let out: Vec<(String, u16)> = host_list
+        .iter()
+        .flat_map(|h| port_list.iter().map(move |p| (h.clone(), *p)))
+        .collect();
     if out.len() > 1024 {
         return Err(format!("{} discovery targets (at most 1024)", out.len()));
     }
@@ -99,12 +115,24 @@ pub async fn find_managers(
     wait: Duration,
 ) -> Result<Option<ManagerPrx>, floe::Error> {
     let found = Arc::new(Mutex::new(Vec::new()));
-    let reply_id: floe::Identity = format!("discovery-reply/{:032x}", rand::random::<u128>()).parse()?;
-    let reply = adapter.add(Arc::new(api::DiscoveryReplyDispatcher(Arc::new(ReplyI { found: found.clone() }))), reply_id.clone())?;
+    let reply_id: floe::Identity =
+        format!("discovery-reply/{:032x}", rand::random::<u128>()).parse()?;
+    let reply = adapter.add(
+        Arc::new(api::DiscoveryReplyDispatcher(Arc::new(ReplyI {
+            found: found.clone(),
+        }))),
+        reply_id.clone(),
+    )?;
     let reply = DiscoveryReplyPrx::unchecked_cast(reply);
     for (host, port) in targets {
-        let Ok(Some(prx)) = communicator.string_to_proxy(&format!("{DISCOVERY_IDENTITY} -d:udp -h {host} -p {port}")) else { continue };
-        let _ = DiscoveryPrx::unchecked_cast(prx.ice_datagram()).lookup(Some(reply.clone())).await;
+        let Ok(Some(prx)) = communicator
+            .string_to_proxy(&format!("{DISCOVERY_IDENTITY} -d:udp -h {host} -p {port}"))
+        else {
+            continue;
+        };
+        let _ = DiscoveryPrx::unchecked_cast(prx.ice_datagram())
+            .lookup(Some(reply.clone()))
+            .await;
     }
     tokio::time::sleep(wait).await;
     let _ = adapter.remove(&reply_id);
@@ -112,7 +140,12 @@ pub async fn find_managers(
     if found.is_empty() {
         return Ok(None);
     }
-    let endpoints: Vec<_> = found.iter().flat_map(|m| m.ice_get_endpoints().to_vec()).collect();
+    let endpoints: Vec<_> = found
+        .iter()
+        .flat_map(|m| m.ice_get_endpoints().to_vec())
+        .collect();
     info!(target: "telegraph::discovery", managers = found.len(), "managers found by UDP lookup");
-    Ok(Some(ManagerPrx::unchecked_cast(found[0].as_object().ice_endpoints(endpoints))))
+    Ok(Some(ManagerPrx::unchecked_cast(
+        found[0].as_object().ice_endpoints(endpoints),
+    )))
 }

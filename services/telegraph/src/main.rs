@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use floe::Properties;
+use floe_raft::signal::interrupted;
 use telegraph::client::{Client, ClientConfig, Event};
 use telegraph::cluster::{Cluster, run_broker};
 use telegraph::manager::{Manager, ManagerConfig};
@@ -97,21 +98,6 @@ enum Command {
     },
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 fn state_word(s: State) -> &'static str {
     match s {
         State::Pending => "pending",
@@ -121,9 +107,16 @@ fn state_word(s: State) -> &'static str {
     }
 }
 
-async fn start_client(properties: Properties, user: &User, register: bool) -> Result<Client, String> {
-    let config = ClientConfig::from_properties(properties, &user.name, &user.password).map_err(|e| e.to_string())?;
-    Client::start(config, register).await.map_err(|e| e.to_string())
+async fn start_client(
+    properties: Properties,
+    user: &User,
+    register: bool,
+) -> Result<Client, String> {
+    let config = ClientConfig::from_properties(properties, &user.name, &user.password)
+        .map_err(|e| e.to_string())?;
+    Client::start(config, register)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
@@ -147,7 +140,12 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             println!("registered {}", user.name);
             client.shutdown().await;
         }
-        Command::Send { user, to, text, wait } => {
+        Command::Send {
+            user,
+            to,
+            text,
+            wait,
+        } => {
             let client = start_client(properties, &user, false).await?;
             let mut events = client.events();
             let sent = client.send(&to, &text).await;
@@ -163,7 +161,15 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
                             _ => break,
                         }
                     }
-                    println!("{} {}", m.id, if state == State::Pending { "queued" } else { state_word(state) });
+                    println!(
+                        "{} {}",
+                        m.id,
+                        if state == State::Pending {
+                            "queued"
+                        } else {
+                            state_word(state)
+                        }
+                    );
                     Ok(())
                 }
             };
@@ -176,8 +182,16 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             tokio::time::sleep(Duration::from_secs(wait)).await;
             for peer in client.store().peers().map_err(|e| e.to_string())? {
                 println!("== {peer}");
-                for m in client.store().conversation(&peer).map_err(|e| e.to_string())? {
-                    let who = if m.outgoing { user.name.as_str() } else { peer.as_str() };
+                for m in client
+                    .store()
+                    .conversation(&peer)
+                    .map_err(|e| e.to_string())?
+                {
+                    let who = if m.outgoing {
+                        user.name.as_str()
+                    } else {
+                        peer.as_str()
+                    };
                     println!("#{} {who}: {} [{}]", m.counter, m.text, state_word(m.state));
                 }
                 client.mark_read(&peer).await.map_err(|e| e.to_string())?;
@@ -201,7 +215,14 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
             let client = start_client(properties, &user, false).await?;
             let r = client.trust(&contact).map_err(|e| e.to_string());
             client.shutdown().await;
-            println!("{}", if r? { format!("{contact}'s new keys are trusted") } else { format!("{contact}'s keys did not change") });
+            println!(
+                "{}",
+                if r? {
+                    format!("{contact}'s new keys are trusted")
+                } else {
+                    format!("{contact}'s keys did not change")
+                }
+            );
         }
         Command::Listen { user } => {
             let client = start_client(properties, &user, false).await?;
@@ -226,7 +247,9 @@ async fn run(cli: Cli, properties: Properties) -> Result<(), String> {
         }
         Command::Chat { user } => {
             let client = start_client(properties, &user, false).await?;
-            let r = telegraph::chat::run(client.clone()).await.map_err(|e| e.to_string());
+            let r = telegraph::chat::run(client.clone())
+                .await
+                .map_err(|e| e.to_string());
             client.shutdown().await;
             r?;
         }
@@ -253,11 +276,23 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
     if log_to_file {
         let path = properties.get_property_with_default("Telegraph.Chat.Log", "telegraph-chat.log");
-        if let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(file)).with_ansi(false).with_env_filter(filter).init();
+        if let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_env_filter(filter)
+                .init();
         }
     } else {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_env_filter(filter)
+            .init();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

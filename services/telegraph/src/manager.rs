@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use floe::codegen::Current;
 use floe::{Communicator, ObjectPrx, Properties, Proxy};
 use floe_raft::{Consistency, RaftError, RaftNode};
@@ -58,7 +58,9 @@ fn millis(p: &Properties, key: &str, default: u64) -> Result<Duration, String> {
     }
     match text.trim().parse::<u64>() {
         Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(format!("{key}={text}: expected a positive number of milliseconds")),
+        _ => Err(format!(
+            "{key}={text}: expected a positive number of milliseconds"
+        )),
     }
 }
 
@@ -72,8 +74,10 @@ impl ManagerConfig {
             tick_interval: millis(&properties, "Telegraph.TickInterval", 1_000)?,
             flush_interval: millis(&properties, "Telegraph.FlushInterval", 250)?,
             login_failures: u32::try_from(failures.max(1)).unwrap_or(5),
-            topic_manager: Some(properties.get_property("IceStorm.TopicManager.Proxy")).filter(|s| !s.trim().is_empty()),
-            presence_topic: properties.get_property_with_default("Telegraph.PresenceTopic", "TelegraphPresence"),
+            topic_manager: Some(properties.get_property("IceStorm.TopicManager.Proxy"))
+                .filter(|s| !s.trim().is_empty()),
+            presence_topic: properties
+                .get_property_with_default("Telegraph.PresenceTopic", "TelegraphPresence"),
             properties,
         })
     }
@@ -103,7 +107,8 @@ impl Throttle {
         let list = self.failures.get_mut(name)?;
         list.retain(|t| now.duration_since(*t) < Self::WINDOW);
         if list.len() >= limit as usize {
-            list.first().map(|first| Self::WINDOW.saturating_sub(now.duration_since(*first)))
+            list.first()
+                .map(|first| Self::WINDOW.saturating_sub(now.duration_since(*first)))
         } else {
             None
         }
@@ -112,9 +117,15 @@ impl Throttle {
     fn failed(&mut self, name: &str) {
         if self.failures.len() > 100_000 {
             let now = Instant::now();
-            self.failures.retain(|_, l| l.last().is_some_and(|t| now.duration_since(*t) < Self::WINDOW));
+            self.failures.retain(|_, l| {
+                l.last()
+                    .is_some_and(|t| now.duration_since(*t) < Self::WINDOW)
+            });
         }
-        self.failures.entry(name.to_string()).or_default().push(Instant::now());
+        self.failures
+            .entry(name.to_string())
+            .or_default()
+            .push(Instant::now());
     }
 }
 
@@ -138,28 +149,40 @@ pub struct Manager {
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager").field("proxy", &self.proxy.to_string()).finish()
+        f.debug_struct("Manager")
+            .field("proxy", &self.proxy.to_string())
+            .finish()
     }
 }
 
 fn unavailable(e: RaftError) -> api::Unavailable {
-    api::Unavailable { reason: e.to_string() }
+    api::Unavailable {
+        reason: e.to_string(),
+    }
 }
 
 fn unauthorized(reason: impl Into<String>) -> api::Unauthorized {
-    api::Unauthorized { reason: reason.into() }
+    api::Unauthorized {
+        reason: reason.into(),
+    }
 }
 
 fn invalid(reason: impl Into<String>) -> api::InvalidArgument {
-    api::InvalidArgument { reason: reason.into() }
+    api::InvalidArgument {
+        reason: reason.into(),
+    }
 }
 
 impl Manager {
     /// Starts a manager: its Raft node (with its own communicator), its servant and its
     /// background tasks.
     pub async fn start(config: ManagerConfig) -> Result<Manager, String> {
-        let raft_config = floe_raft::Config::from_properties(config.properties.clone(), RAFT_PREFIX).map_err(|e| e.to_string())?;
-        let node = RaftNode::start(raft_config, Accounts::default()).await.map_err(|e| e.to_string())?;
+        let raft_config =
+            floe_raft::Config::from_properties(config.properties.clone(), RAFT_PREFIX)
+                .map_err(|e| e.to_string())?;
+        let node = RaftNode::start(raft_config, Accounts::default())
+            .await
+            .map_err(|e| e.to_string())?;
         match Self::serve(node.clone(), config).await {
             Ok(m) => Ok(m),
             Err(e) => {
@@ -172,7 +195,9 @@ impl Manager {
     /// Serves the Manager on a started node.
     pub async fn serve(node: RaftNode<Accounts>, config: ManagerConfig) -> Result<Manager, String> {
         let presence = match &config.topic_manager {
-            Some(tm) => Some(presence_publisher(node.communicator(), tm, &config.presence_topic).await?),
+            Some(tm) => {
+                Some(presence_publisher(node.communicator(), tm, &config.presence_topic).await?)
+            }
             None => None,
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -184,29 +209,57 @@ impl Manager {
             hashing: Semaphore::new(cores * 2),
             presence,
         });
-        let identity: floe::Identity = MANAGER_IDENTITY.parse().map_err(|e: floe::Error| e.to_string())?;
+        let identity: floe::Identity = MANAGER_IDENTITY
+            .parse()
+            .map_err(|e: floe::Error| e.to_string())?;
         node.adapter()
-            .add(Arc::new(api::ManagerDispatcher(Arc::new(ManagerI { shared: shared.clone() }))), identity.clone())
+            .add(
+                Arc::new(api::ManagerDispatcher(Arc::new(ManagerI {
+                    shared: shared.clone(),
+                }))),
+                identity.clone(),
+            )
             .map_err(|e| e.to_string())?;
         let proxy = node.adapter().create_proxy(identity);
-        let discovery = shared.config.properties.get_property("Telegraph.Discovery.Endpoints");
+        let discovery = shared
+            .config
+            .properties
+            .get_property("Telegraph.Discovery.Endpoints");
         if !discovery.trim().is_empty() {
             let adapter = node
                 .communicator()
                 .create_object_adapter_with_endpoints("Telegraph.Discovery", &discovery)
                 .await
                 .map_err(|e| format!("Telegraph.Discovery.Endpoints `{discovery}`: {e}"))?;
-            let servant = crate::discovery::DiscoveryI { manager: api::ManagerPrx::unchecked_cast(proxy.clone()), budget: Mutex::new((Instant::now(), 0)) };
+            let servant = crate::discovery::DiscoveryI {
+                manager: api::ManagerPrx::unchecked_cast(proxy.clone()),
+                budget: Mutex::new((Instant::now(), 0)),
+            };
             adapter
-                .add(Arc::new(api::DiscoveryDispatcher(Arc::new(servant))), crate::discovery::DISCOVERY_IDENTITY.parse().map_err(|e: floe::Error| e.to_string())?)
+                .add(
+                    Arc::new(api::DiscoveryDispatcher(Arc::new(servant))),
+                    crate::discovery::DISCOVERY_IDENTITY
+                        .parse()
+                        .map_err(|e: floe::Error| e.to_string())?,
+                )
                 .map_err(|e| e.to_string())?;
             adapter.activate().map_err(|e| e.to_string())?;
             info!(target: "telegraph::discovery", endpoints = %discovery, "answering UDP lookups");
         }
-        let manager = Manager { shared: shared.clone(), proxy, tasks: Arc::new(Mutex::new(Vec::new())) };
+        let manager = Manager {
+            shared: shared.clone(),
+            proxy,
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
         let (flush, tick) = (shared.clone(), shared.clone());
-        manager.tasks.lock().push(tokio::spawn(async move { flush.flush_loop().await }));
-        manager.tasks.lock().push(tokio::spawn(async move { tick.tick_loop().await }));
+        manager
+            .tasks
+            .lock()
+            .push(tokio::spawn(async move { flush.flush_loop().await }));
+        manager
+            .tasks
+            .lock()
+            .push(tokio::spawn(async move { tick.tick_loop().await }));
         Ok(manager)
     }
 
@@ -229,7 +282,11 @@ impl Manager {
     }
 }
 
-async fn presence_publisher(communicator: &Communicator, tm: &str, topic: &str) -> Result<PresencePrx, String> {
+async fn presence_publisher(
+    communicator: &Communicator,
+    tm: &str,
+    topic: &str,
+) -> Result<PresencePrx, String> {
     let tm = communicator
         .string_to_proxy(tm)
         .map_err(|e| format!("IceStorm.TopicManager.Proxy: {e}"))?
@@ -239,13 +296,19 @@ async fn presence_publisher(communicator: &Communicator, tm: &str, topic: &str) 
         Ok(t) => t,
         Err(topic_manager::RetrieveError::NoSuchTopic(_)) => match tm.create(topic).await {
             Ok(t) => t,
-            Err(topic_manager::CreateError::TopicExists(_)) => tm.retrieve(topic).await.map_err(|e| e.to_string())?,
+            Err(topic_manager::CreateError::TopicExists(_)) => {
+                tm.retrieve(topic).await.map_err(|e| e.to_string())?
+            }
             Err(e) => return Err(format!("broker: {e}")),
         },
         Err(e) => return Err(format!("broker: {e}")),
     };
     let topic = found.ok_or("the broker returned a null topic")?;
-    let publisher = topic.get_publisher().await.map_err(|e| format!("broker: {e}"))?.ok_or("the broker returned no publisher")?;
+    let publisher = topic
+        .get_publisher()
+        .await
+        .map_err(|e| format!("broker: {e}"))?
+        .ok_or("the broker returned no publisher")?;
     Ok(PresencePrx::unchecked_cast(publisher.ice_oneway()))
 }
 
@@ -254,7 +317,8 @@ impl Shared {
     async fn write(&self, command: &Command) -> Result<Answer, RaftError> {
         let bytes = serde_json::to_vec(command).map_err(|e| RaftError::Failed(e.to_string()))?;
         let reply = self.node.write(bytes).await?;
-        let answer: Answer = serde_json::from_slice(&reply).map_err(|e| RaftError::Failed(format!("unreadable answer: {e}")))?;
+        let answer: Answer = serde_json::from_slice(&reply)
+            .map_err(|e| RaftError::Failed(format!("unreadable answer: {e}")))?;
         if !answer.changes.is_empty() {
             self.publish(&answer.changes).await;
         }
@@ -263,8 +327,16 @@ impl Shared {
 
     /// Publishes the presence of `names` as the log has it now.
     async fn publish(&self, names: &[String]) {
-        let Some(presence) = &self.presence else { return };
-        let infos = match self.node.read(Consistency::Stale, |a| names.iter().filter_map(|n| a.info(n)).collect::<Vec<_>>()).await {
+        let Some(presence) = &self.presence else {
+            return;
+        };
+        let infos = match self
+            .node
+            .read(Consistency::Stale, |a| {
+                names.iter().filter_map(|n| a.info(n)).collect::<Vec<_>>()
+            })
+            .await
+        {
             Ok(i) => i,
             Err(_) => return,
         };
@@ -317,7 +389,9 @@ impl Shared {
         }
         match self.node.read(Consistency::Linearizable, lookup).await {
             Ok(Some(name)) => Ok(name),
-            Ok(None) => Err(SessionError::Unauthorized(unauthorized("unknown or expired session: log in again"))),
+            Ok(None) => Err(SessionError::Unauthorized(unauthorized(
+                "unknown or expired session: log in again",
+            ))),
             Err(e) => Err(SessionError::Unavailable(unavailable(e))),
         }
     }
@@ -326,14 +400,19 @@ impl Shared {
         let _permit = self.hashing.acquire().await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-            Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
     }
 
     async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
-        let Ok(_permit) = self.hashing.acquire().await else { return false };
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
         tokio::task::spawn_blocking(move || {
             // An unknown name costs the same as a wrong password.
             let phc = hash.unwrap_or_else(|| "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0vBbqT7cEqnWPe5X9BIkfcHHpYgD4yzX1hYs4l4t+1k".into());
@@ -362,16 +441,24 @@ macro_rules! session_error {
 }
 
 fn inbox_string(inbox: &Option<InboxPrx>) -> Result<String, api::InvalidArgument> {
-    let s = inbox.as_ref().map(|p| p.as_object().to_string()).unwrap_or_default();
+    let s = inbox
+        .as_ref()
+        .map(|p| p.as_object().to_string())
+        .unwrap_or_default();
     if s.len() > MAX_INBOX {
-        return Err(invalid(format!("an inbox proxy of {} bytes (at most {MAX_INBOX})", s.len())));
+        return Err(invalid(format!(
+            "an inbox proxy of {} bytes (at most {MAX_INBOX})",
+            s.len()
+        )));
     }
     Ok(s)
 }
 
 fn check_password(password: &str) -> Result<(), api::InvalidArgument> {
     if password.is_empty() || password.len() > MAX_PASSWORD {
-        return Err(invalid(format!("a password must have 1 to {MAX_PASSWORD} bytes")));
+        return Err(invalid(format!(
+            "a password must have 1 to {MAX_PASSWORD} bytes"
+        )));
     }
     Ok(())
 }
@@ -381,51 +468,128 @@ struct ManagerI {
 }
 
 impl api::Manager for ManagerI {
-    async fn register(&self, name: String, password: String, identity_key: Vec<u8>, exchange_key: Vec<u8>, _: &Current) -> Result<(), ops::RegisterError> {
+    async fn register(
+        &self,
+        name: String,
+        password: String,
+        identity_key: Vec<u8>,
+        exchange_key: Vec<u8>,
+        _: &Current,
+    ) -> Result<(), ops::RegisterError> {
         valid_name(&name).map_err(invalid)?;
         check_password(&password)?;
         if identity_key.len() != 32 || exchange_key.len() != 32 {
             return Err(invalid("the identity and exchange keys are 32 bytes each").into());
         }
-        let hash = self.shared.hash_password(password).await.map_err(|e| api::Unavailable { reason: e })?;
-        let answer = self.shared.write(&Command::Register { name: name.clone(), hash, identity_key, exchange_key }).await.map_err(unavailable)?;
+        let hash = self
+            .shared
+            .hash_password(password)
+            .await
+            .map_err(|e| api::Unavailable { reason: e })?;
+        let answer = self
+            .shared
+            .write(&Command::Register {
+                name: name.clone(),
+                hash,
+                identity_key,
+                exchange_key,
+            })
+            .await
+            .map_err(unavailable)?;
         match answer.refused {
             None => {
                 info!(target: "telegraph::manager", user = %name, "registered");
                 Ok(())
             }
-            Some(Refusal::UserExists) => Err(api::UserExists { reason: format!("the name {name} is taken") }.into()),
-            Some(r) => Err(api::Unavailable { reason: format!("{r:?}") }.into()),
+            Some(Refusal::UserExists) => Err(api::UserExists {
+                reason: format!("the name {name} is taken"),
+            }
+            .into()),
+            Some(r) => Err(api::Unavailable {
+                reason: format!("{r:?}"),
+            }
+            .into()),
         }
     }
 
-    async fn login(&self, name: String, password: String, inbox: Option<InboxPrx>, current: &Current) -> Result<String, ops::LoginError> {
+    async fn login(
+        &self,
+        name: String,
+        password: String,
+        inbox: Option<InboxPrx>,
+        current: &Current,
+    ) -> Result<String, ops::LoginError> {
         valid_name(&name).map_err(invalid)?;
         check_password(&password)?;
         let inbox = inbox_string(&inbox)?;
-        if let Some(wait) = self.shared.throttle.lock().wait(&name, self.shared.config.login_failures) {
-            return Err(unauthorized(format!("too many failed logins for {name}: try again in {} s", wait.as_secs().max(1))).into());
+        if let Some(wait) = self
+            .shared
+            .throttle
+            .lock()
+            .wait(&name, self.shared.config.login_failures)
+        {
+            return Err(unauthorized(format!(
+                "too many failed logins for {name}: try again in {} s",
+                wait.as_secs().max(1)
+            ))
+            .into());
         }
-        let hash = self.shared.node.read(Consistency::Linearizable, |a| a.users.get(&name).map(|u| u.hash.clone())).await.map_err(unavailable)?;
+        let hash = self
+            .shared
+            .node
+            .read(Consistency::Linearizable, |a| {
+                a.users.get(&name).map(|u| u.hash.clone())
+            })
+            .await
+            .map_err(unavailable)?;
         let known = hash.is_some();
         if !self.shared.verify_password(password, hash).await || !known {
             self.shared.throttle.lock().failed(&name);
-            let from = current.con.as_ref().map(|c| c.remote_address().to_string()).unwrap_or_default();
+            let from = current
+                .con
+                .as_ref()
+                .map(|c| c.remote_address().to_string())
+                .unwrap_or_default();
             info!(target: "telegraph::manager", user = %name, from = %from, "failed login");
             return Err(unauthorized("wrong name or password").into());
         }
         let token = hex(&rand::random::<[u8; 32]>());
-        let answer = self.shared.write(&Command::Login { name: name.clone(), token_hash: token_hash(&token), inbox }).await.map_err(unavailable)?;
+        let answer = self
+            .shared
+            .write(&Command::Login {
+                name: name.clone(),
+                token_hash: token_hash(&token),
+                inbox,
+            })
+            .await
+            .map_err(unavailable)?;
         match answer.refused {
             None => Ok(token),
             Some(_) => Err(unauthorized("wrong name or password").into()),
         }
     }
 
-    async fn heartbeat(&self, session: String, inbox: Option<InboxPrx>, _: &Current) -> Result<(), ops::HeartbeatError> {
-        let name = self.shared.session_user(&session).await.map_err(|e| -> ops::HeartbeatError { session_error!(e) })?;
+    async fn heartbeat(
+        &self,
+        session: String,
+        inbox: Option<InboxPrx>,
+        _: &Current,
+    ) -> Result<(), ops::HeartbeatError> {
+        let name = self
+            .shared
+            .session_user(&session)
+            .await
+            .map_err(|e| -> ops::HeartbeatError { session_error!(e) })?;
         let inbox = inbox_string(&inbox).map_err(|e| api::Unavailable { reason: e.reason })?;
-        let current = self.shared.node.read(Consistency::Stale, |a| a.users.get(&name).map(|u| u.inbox.clone())).await.ok().flatten();
+        let current = self
+            .shared
+            .node
+            .read(Consistency::Stale, |a| {
+                a.users.get(&name).map(|u| u.inbox.clone())
+            })
+            .await
+            .ok()
+            .flatten();
         let changed = (current.as_deref() != Some(inbox.as_str())).then_some(inbox);
         let mut pending = self.shared.pending.lock();
         let entry = pending.entry(token_hash(&session)).or_insert(None);
@@ -436,24 +600,58 @@ impl api::Manager for ManagerI {
     }
 
     async fn logout(&self, session: String, _: &Current) -> Result<(), ops::LogoutError> {
-        let answer = self.shared.write(&Command::Logout { token_hash: token_hash(&session) }).await.map_err(unavailable)?;
+        let answer = self
+            .shared
+            .write(&Command::Logout {
+                token_hash: token_hash(&session),
+            })
+            .await
+            .map_err(unavailable)?;
         match answer.refused {
             None => Ok(()),
             Some(_) => Err(unauthorized("unknown or expired session").into()),
         }
     }
 
-    async fn lookup(&self, session: String, name: String, _: &Current) -> Result<api::UserInfo, ops::LookupError> {
-        self.shared.session_user(&session).await.map_err(|e| -> ops::LookupError { session_error!(e) })?;
-        let info = self.shared.node.read(Consistency::Linearizable, |a| a.info(&name)).await.map_err(unavailable)?;
-        info.ok_or_else(|| api::UnknownUser { reason: format!("no user is called {name}"), name }.into())
+    async fn lookup(
+        &self,
+        session: String,
+        name: String,
+        _: &Current,
+    ) -> Result<api::UserInfo, ops::LookupError> {
+        self.shared
+            .session_user(&session)
+            .await
+            .map_err(|e| -> ops::LookupError { session_error!(e) })?;
+        let info = self
+            .shared
+            .node
+            .read(Consistency::Linearizable, |a| a.info(&name))
+            .await
+            .map_err(unavailable)?;
+        info.ok_or_else(|| {
+            api::UnknownUser {
+                reason: format!("no user is called {name}"),
+                name,
+            }
+            .into()
+        })
     }
 
-    async fn users(&self, session: String, _: &Current) -> Result<Vec<api::UserInfo>, ops::UsersError> {
-        self.shared.session_user(&session).await.map_err(|e| -> ops::UsersError { session_error!(e) })?;
+    async fn users(
+        &self,
+        session: String,
+        _: &Current,
+    ) -> Result<Vec<api::UserInfo>, ops::UsersError> {
+        self.shared
+            .session_user(&session)
+            .await
+            .map_err(|e| -> ops::UsersError { session_error!(e) })?;
         self.shared
             .node
-            .read(Consistency::Linearizable, |a| a.users.keys().filter_map(|n| a.info(n)).collect())
+            .read(Consistency::Linearizable, |a| {
+                a.users.keys().filter_map(|n| a.info(n)).collect()
+            })
             .await
             .map_err(|e| unavailable(e).into())
     }

@@ -142,14 +142,21 @@ impl Store {
     /// once in a process.)
     pub async fn flush(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush()).await.map_err(err)?.map(|_| ()).map_err(err)
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(err)?
+            .map(|_| ())
+            .map_err(err)
     }
 
     /// The client's keys, made and stored on first use; refuses a store made for another name.
     pub fn identity(&self, name: &str) -> Result<Identity, StoreError> {
         match self.meta.get("name").map_err(err)? {
             Some(n) if n.as_ref() != name.as_bytes() => {
-                return Err(StoreError(format!("this data directory belongs to {}", String::from_utf8_lossy(&n))));
+                return Err(StoreError(format!(
+                    "this data directory belongs to {}",
+                    String::from_utf8_lossy(&n)
+                )));
             }
             Some(_) => {}
             None => {
@@ -160,7 +167,9 @@ impl Store {
             return Identity::from_secret_bytes(&bytes).map_err(err);
         }
         let identity = Identity::generate();
-        self.meta.insert("keys", identity.to_secret_bytes().to_vec()).map_err(err)?;
+        self.meta
+            .insert("keys", identity.to_secret_bytes().to_vec())
+            .map_err(err)?;
         self.db.flush().map_err(err)?;
         Ok(identity)
     }
@@ -175,7 +184,9 @@ impl Store {
 
     /// Stores `contact` for `name`.
     pub fn set_contact(&self, name: &str, contact: &Contact) -> Result<(), StoreError> {
-        self.contacts.insert(name, serde_json::to_vec(contact).map_err(err)?).map_err(err)?;
+        self.contacts
+            .insert(name, serde_json::to_vec(contact).map_err(err)?)
+            .map_err(err)?;
         Ok(())
     }
 
@@ -185,7 +196,9 @@ impl Store {
         let next = self
             .meta
             .update_and_fetch(key, |old| {
-                let n = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
                 Some((n + 1).to_be_bytes().to_vec())
             })
             .map_err(err)?
@@ -202,14 +215,25 @@ impl Store {
     /// Stores a message of a conversation (and its id).
     pub fn put_message(&self, m: &Message) -> Result<(), StoreError> {
         let key = message_key(&m.peer, m.outgoing, m.counter);
-        self.messages.insert(&key, serde_json::to_vec(m).map_err(err)?).map_err(err)?;
+        self.messages
+            .insert(&key, serde_json::to_vec(m).map_err(err)?)
+            .map_err(err)?;
         self.ids.insert(m.id.as_bytes(), key).map_err(err)?;
         Ok(())
     }
 
     /// The message of a conversation at a counter, if any.
-    pub fn message_at(&self, peer: &str, outgoing: bool, counter: i64) -> Result<Option<Message>, StoreError> {
-        match self.messages.get(message_key(peer, outgoing, counter)).map_err(err)? {
+    pub fn message_at(
+        &self,
+        peer: &str,
+        outgoing: bool,
+        counter: i64,
+    ) -> Result<Option<Message>, StoreError> {
+        match self
+            .messages
+            .get(message_key(peer, outgoing, counter))
+            .map_err(err)?
+        {
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(err),
             None => Ok(None),
         }
@@ -217,7 +241,9 @@ impl Store {
 
     /// The message with this id.
     pub fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        let Some(key) = self.ids.get(id).map_err(err)? else { return Ok(None) };
+        let Some(key) = self.ids.get(id).map_err(err)? else {
+            return Ok(None);
+        };
         match self.messages.get(key).map_err(err)? {
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(err),
             None => Ok(None),
@@ -243,7 +269,11 @@ impl Store {
         let mut out: Vec<String> = Vec::new();
         for item in self.messages.iter() {
             let (k, _) = item.map_err(err)?;
-            let peer = k.split(|b| *b == 0).next().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+            let peer = k
+                .split(|b| *b == 0)
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default();
             if out.last() != Some(&peer) {
                 out.push(peer);
             }
@@ -257,7 +287,9 @@ impl Store {
             Outgoing::Message(e) => [vec![0u8], encode(e)].concat(),
             Outgoing::Receipt(r) => [vec![1u8], encode(r)].concat(),
         };
-        self.outbox.insert(outbox_key(to, item), value).map_err(err)?;
+        self.outbox
+            .insert(outbox_key(to, item), value)
+            .map_err(err)?;
         Ok(())
     }
 
@@ -277,7 +309,11 @@ impl Store {
         let mut out = Vec::new();
         for item in self.outbox.iter() {
             let (k, v) = item.map_err(err)?;
-            let to = k.split(|b| *b == 0).next().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+            let to = k
+                .split(|b| *b == 0)
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default();
             let item = match v.first() {
                 Some(0) => Outgoing::Message(decode(&v[1..])?),
                 Some(1) => Outgoing::Receipt(decode(&v[1..])?),
@@ -290,7 +326,9 @@ impl Store {
 
     /// Changes the state of the message `id` if `state` is further on.
     pub fn advance(&self, id: &str, state: State) -> Result<Option<Message>, StoreError> {
-        let Some(mut m) = self.message(id)? else { return Ok(None) };
+        let Some(mut m) = self.message(id)? else {
+            return Ok(None);
+        };
         let rank = |s: State| match s {
             State::Pending | State::Unread => 0,
             State::Delivered => 1,
@@ -303,4 +341,3 @@ impl Store {
         Ok(Some(m))
     }
 }
-

@@ -24,11 +24,20 @@ async fn clients_find_the_managers_by_udp_lookup() {
             ],
         )
     };
-    let alice = Client::start(by_lookup("alice"), true).await.expect("alice finds the managers");
-    let bob = Client::start(by_lookup("bob"), true).await.expect("bob finds the managers");
+    let alice = Client::start(by_lookup("alice"), true)
+        .await
+        .expect("alice finds the managers");
+    let bob = Client::start(by_lookup("bob"), true)
+        .await
+        .expect("bob finds the managers");
     let mut events = bob.events();
     let m = alice.send("bob", "found you").await.expect("send");
-    wait_event(&mut events, Duration::from_secs(10), |e| matches!(e, Event::Received(r) if r.id == m.id)).await;
+    wait_event(
+        &mut events,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Received(r) if r.id == m.id),
+    )
+    .await;
 
     // Nobody listens on these ports: a clear error, not a hang.
     let unused = common::free_udp_port();

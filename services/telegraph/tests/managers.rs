@@ -35,7 +35,15 @@ async fn the_leading_manager_sigkilled_loses_no_acknowledged_registration() {
             while !stop.load(Ordering::Relaxed) {
                 let name = format!("user{i}");
                 i += 1;
-                match managers.register(&name, "pw", key.identity_public().as_ref(), key.exchange_public().as_ref()).await {
+                match managers
+                    .register(
+                        &name,
+                        "pw",
+                        key.identity_public().as_ref(),
+                        key.exchange_public().as_ref(),
+                    )
+                    .await
+                {
                     Ok(()) => acknowledged.push(name),
                     Err(_) => refused += 1,
                 }
@@ -51,20 +59,51 @@ async fn the_leading_manager_sigkilled_loses_no_acknowledged_registration() {
 
     // Clients go on: a message both ways after the kill.
     let (mut alice_events, mut bob_events) = (alice.events(), bob.events());
-    let m = alice.send("bob", "after the kill").await.expect("send after the kill");
-    wait_event(&mut bob_events, WAIT, |e| matches!(e, Event::Received(r) if r.id == m.id)).await;
+    let m = alice
+        .send("bob", "after the kill")
+        .await
+        .expect("send after the kill");
+    wait_event(
+        &mut bob_events,
+        WAIT,
+        |e| matches!(e, Event::Received(r) if r.id == m.id),
+    )
+    .await;
     let m = bob.send("alice", "still here").await.expect("send");
-    wait_event(&mut alice_events, WAIT, |e| matches!(e, Event::Received(r) if r.id == m.id)).await;
+    wait_event(
+        &mut alice_events,
+        WAIT,
+        |e| matches!(e, Event::Received(r) if r.id == m.id),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::Relaxed);
     let (acknowledged, refused) = registrar.await.expect("registrar");
-    assert!(acknowledged.len() >= 10, "only {} registrations went through ({refused} refused)\n{}", acknowledged.len(), d.logs());
+    assert!(
+        acknowledged.len() >= 10,
+        "only {} registrations went through ({refused} refused)\n{}",
+        acknowledged.len(),
+        d.logs()
+    );
 
-    let users: Vec<String> = alice.users().await.expect("users").into_iter().map(|u| u.name).collect();
+    let users: Vec<String> = alice
+        .users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     for name in &acknowledged {
-        assert!(users.contains(name), "{name} was acknowledged and is lost\n{}", d.logs());
+        assert!(
+            users.contains(name),
+            "{name} was acknowledged and is lost\n{}",
+            d.logs()
+        );
     }
-    println!("{} registrations acknowledged, {refused} refused around the kill", acknowledged.len());
+    println!(
+        "{} registrations acknowledged, {refused} refused around the kill",
+        acknowledged.len()
+    );
     alice.shutdown().await;
     bob.shutdown().await;
 }
@@ -74,23 +113,46 @@ async fn a_partitioned_minority_of_managers_refuses_registrations() {
     let d = Deployment::start(5, true);
     d.wait_leader(&d.all(), WAIT).await;
     let key = Identity::generate();
-    let (ik, xk) = (key.identity_public().to_vec(), key.exchange_public().to_vec());
+    let (ik, xk) = (
+        key.identity_public().to_vec(),
+        key.exchange_public().to_vec(),
+    );
     let minority = [1, 2];
     let majority = [3, 4, 5];
     d.mesh.as_ref().unwrap().partition(&minority, &majority);
     d.wait_leader(&majority, WAIT).await;
 
     for id in minority {
-        match d.manager(&[id]).register(&format!("lost{id}"), "pw", &ik, &xk).await {
-            Err(manager::RegisterError::Unavailable(e)) => assert!(e.reason.contains("no leader"), "{}", e.reason),
+        match d
+            .manager(&[id])
+            .register(&format!("lost{id}"), "pw", &ik, &xk)
+            .await
+        {
+            Err(manager::RegisterError::Unavailable(e)) => {
+                assert!(e.reason.contains("no leader"), "{}", e.reason)
+            }
             other => panic!("manager {id} of the minority answered {other:?}"),
         }
     }
-    d.manager(&majority).register("kept", "pw", &ik, &xk).await.expect("the majority registers");
+    d.manager(&majority)
+        .register("kept", "pw", &ik, &xk)
+        .await
+        .expect("the majority registers");
 
     d.mesh.as_ref().unwrap().heal_all();
     d.wait_leader(&d.all(), WAIT).await;
-    let session = d.manager(&[1]).login("kept", "pw", None).await.expect("login through a healed minority manager");
-    let names: Vec<String> = d.manager(&[2]).users(&session).await.expect("users").into_iter().map(|u| u.name).collect();
+    let session = d
+        .manager(&[1])
+        .login("kept", "pw", None)
+        .await
+        .expect("login through a healed minority manager");
+    let names: Vec<String> = d
+        .manager(&[2])
+        .users(&session)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
     assert_eq!(names, ["kept"], "a refused registration was applied");
 }

@@ -48,8 +48,12 @@ pub fn free_port() -> u16 {
 /// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all held at once while
 /// they are picked, so no two are the same).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
-    held.iter().map(|l| l.local_addr().expect("local address").port()).collect()
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect()
 }
 
 /// Waits until 127.0.0.1:`port` accepts connections; fails the test, naming `what`, after 20 s.

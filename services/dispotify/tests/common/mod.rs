@@ -41,8 +41,11 @@ pub struct Nodes {
 impl Nodes {
     pub fn start(n: u64, mesh: bool, extra: &[(&str, &str)]) -> Nodes {
         let tmp = tempfile::tempdir().expect("temporary directory");
-        let ports: BTreeMap<u64, u16> = (1..=n).zip(floe_test_support::free_ports(n as usize)).collect();
-        let mesh = mesh.then(|| Mesh::new(&ports.iter().map(|(i, p)| (*i, *p)).collect::<Vec<_>>()));
+        let ports: BTreeMap<u64, u16> = (1..=n)
+            .zip(floe_test_support::free_ports(n as usize))
+            .collect();
+        let mesh =
+            mesh.then(|| Mesh::new(&ports.iter().map(|(i, p)| (*i, *p)).collect::<Vec<_>>()));
         let props = floe::Properties::new();
         props.set_property("Ice.Default.Timeout", "2000");
         let mut nodes = Nodes {
@@ -50,7 +53,10 @@ impl Nodes {
             ports,
             procs: BTreeMap::new(),
             mesh,
-            extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             communicator: Communicator::with_properties(props).expect("communicator"),
             joiners: Vec::new(),
         };
@@ -74,7 +80,10 @@ impl Nodes {
             .map(|id| {
                 let t = std::fs::read_to_string(self.log(*id)).unwrap_or_default();
                 let l: Vec<&str> = t.lines().collect();
-                format!("--- node {id}\n{}", l[l.len().saturating_sub(25)..].join("\n"))
+                format!(
+                    "--- node {id}\n{}",
+                    l[l.len().saturating_sub(25)..].join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -84,26 +93,45 @@ impl Nodes {
         let mut args = vec![
             "node".to_string(),
             format!("--Dispotify.Raft.NodeId={id}"),
-            format!("--Dispotify.Raft.Endpoints=tcp -h 127.0.0.1 -p {}", self.ports[&id]),
+            format!(
+                "--Dispotify.Raft.Endpoints=tcp -h 127.0.0.1 -p {}",
+                self.ports[&id]
+            ),
             format!("--Dispotify.DataDir={}", self.dir(id).display()),
         ];
         if self.joiners.contains(&id) {
-            args.push(format!("--Dispotify.Raft.Join=raft:tcp -h 127.0.0.1 -p {}", self.ports[&1]));
+            args.push(format!(
+                "--Dispotify.Raft.Join=raft:tcp -h 127.0.0.1 -p {}",
+                self.ports[&1]
+            ));
         }
         for (other, port) in &self.ports {
             if !self.joiners.contains(other) {
-                args.push(format!("--Dispotify.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"));
+                args.push(format!(
+                    "--Dispotify.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"
+                ));
             }
             if let Some(mesh) = &self.mesh
                 && *other != id
             {
-                args.push(format!("--Dispotify.Raft.Route.{other}=tcp -h 127.0.0.1 -p {}", mesh.port(id, *other)));
+                args.push(format!(
+                    "--Dispotify.Raft.Route.{other}=tcp -h 127.0.0.1 -p {}",
+                    mesh.port(id, *other)
+                ));
             }
         }
-        for (k, v) in FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(self.extra.iter().cloned()) {
+        for (k, v) in FAST
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(self.extra.iter().cloned())
+        {
             args.push(format!("--{k}={v}"));
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log(id)).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(id))
+            .expect("log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dispotify"))
             .args(&args)
             .env("RUST_LOG", "info,openraft=error")
@@ -112,7 +140,11 @@ impl Nodes {
             .spawn()
             .expect("start dispotify");
         let line = first_line(&mut child, Duration::from_secs(20));
-        assert!(line.is_some_and(|l| l.starts_with("catalog")), "node {id} did not start:\n{}", self.logs());
+        assert!(
+            line.is_some_and(|l| l.starts_with("catalog")),
+            "node {id} did not start:\n{}",
+            self.logs()
+        );
         self.procs.insert(id, Some(ChildGuard::new(child)));
     }
 
@@ -134,7 +166,11 @@ impl Nodes {
     }
 
     pub fn catalog(&self, id: u64) -> CatalogPrx {
-        let prx = self.communicator.string_to_proxy(&format!("catalog:tcp -h 127.0.0.1 -p {}", self.ports[&id])).unwrap().unwrap();
+        let prx = self
+            .communicator
+            .string_to_proxy(&format!("catalog:tcp -h 127.0.0.1 -p {}", self.ports[&id]))
+            .unwrap()
+            .unwrap();
         CatalogPrx::unchecked_cast(prx.ice_invocation_timeout(20_000))
     }
 
@@ -155,7 +191,10 @@ impl Nodes {
 
     /// Which nodes hold `song`.
     pub fn holders(&self, song: &str) -> Vec<u64> {
-        self.all().into_iter().filter(|id| self.held(*id).iter().any(|h| h == song)).collect()
+        self.all()
+            .into_iter()
+            .filter(|id| self.held(*id).iter().any(|h| h == song))
+            .collect()
     }
 
     /// Waits until every node of `among` agrees on a leader among them.
@@ -176,16 +215,29 @@ impl Nodes {
             {
                 return l as u64;
             }
-            assert!(Instant::now() < deadline, "no leader among {among:?}: {leaders:?}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no leader among {among:?}: {leaders:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
 
 /// Makes a test song (a tagged WAV) and returns its path, bytes and id.
-pub fn song_file(dir: &std::path::Path, name: &str, seconds: f32, frequency: f32, title: &str, artist: &str, album: &str) -> (PathBuf, Vec<u8>, String) {
+pub fn song_file(
+    dir: &std::path::Path,
+    name: &str,
+    seconds: f32,
+    frequency: f32,
+    title: &str,
+    artist: &str,
+    album: &str,
+) -> (PathBuf, Vec<u8>, String) {
     let path = dir.join(name);
-    dispotify::tags::write_test_wav(&path, seconds, 8000, frequency, title, artist, album, 1).expect("write test audio");
+    dispotify::tags::write_test_wav(&path, seconds, 8000, frequency, title, artist, album, 1)
+        .expect("write test audio");
     let bytes = std::fs::read(&path).unwrap();
     let id = dispotify::node::content_id(&bytes);
     (path, bytes, id)

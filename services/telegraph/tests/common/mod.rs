@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use floe::{Communicator, Properties};
+use floe_raft::slice::floe_raft::NodePrx;
 use floe_test_support::faultnet::Mesh;
 use floe_test_support::{ChildGuard, first_line, free_port};
 use telegraph::client::{Client, ClientConfig, Event};
-use floe_raft::slice::floe_raft::NodePrx;
 use telegraph::slice::telegraph::ManagerPrx;
 
 pub const FAST_RAFT: &[(&str, &str)] = &[
@@ -51,17 +51,23 @@ impl Deployment {
         let broker_port = free_port();
         let mut child = Command::new(exe())
             .arg("broker")
-            .arg(format!("--IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {broker_port}"))
+            .arg(format!(
+                "--IceStorm.TopicManager.Endpoints=tcp -h 127.0.0.1 -p {broker_port}"
+            ))
             .arg("--IceStorm.Publish.Endpoints=tcp -h 127.0.0.1 -p 0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the broker");
-        let topic_manager = first_line(&mut child, Duration::from_secs(20)).expect("the broker's topic manager");
+        let topic_manager =
+            first_line(&mut child, Duration::from_secs(20)).expect("the broker's topic manager");
         let broker = ChildGuard::new(child);
-        let ports: BTreeMap<u64, u16> = (1..=n).zip(floe_test_support::free_ports(n as usize)).collect();
-        let mesh = mesh.then(|| Mesh::new(&ports.iter().map(|(id, p)| (*id, *p)).collect::<Vec<_>>()));
+        let ports: BTreeMap<u64, u16> = (1..=n)
+            .zip(floe_test_support::free_ports(n as usize))
+            .collect();
+        let mesh =
+            mesh.then(|| Mesh::new(&ports.iter().map(|(id, p)| (*id, *p)).collect::<Vec<_>>()));
         let properties = Properties::new();
         properties.set_property("Ice.Default.Timeout", "1000");
         let discovery = (1..=n).map(|id| (id, free_udp_port())).collect();
@@ -91,7 +97,10 @@ impl Deployment {
             .map(|id| {
                 let text = std::fs::read_to_string(self.log(*id)).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
-                format!("--- manager {id}\n{}", lines[lines.len().saturating_sub(30)..].join("\n"))
+                format!(
+                    "--- manager {id}\n{}",
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -101,21 +110,39 @@ impl Deployment {
         let mut args = vec![
             "manager".to_string(),
             format!("--Telegraph.Raft.NodeId={id}"),
-            format!("--Telegraph.Raft.Endpoints=tcp -h 127.0.0.1 -p {}", self.ports[&id]),
-            format!("--Telegraph.Raft.DataDir={}", self.tmp.path().join(format!("manager-{id}")).display()),
+            format!(
+                "--Telegraph.Raft.Endpoints=tcp -h 127.0.0.1 -p {}",
+                self.ports[&id]
+            ),
+            format!(
+                "--Telegraph.Raft.DataDir={}",
+                self.tmp.path().join(format!("manager-{id}")).display()
+            ),
             format!("--IceStorm.TopicManager.Proxy={}", self.topic_manager),
-            format!("--Telegraph.Discovery.Endpoints=udp -h 127.0.0.1 -p {}", self.discovery[&id]),
+            format!(
+                "--Telegraph.Discovery.Endpoints=udp -h 127.0.0.1 -p {}",
+                self.discovery[&id]
+            ),
         ];
         for (other, port) in &self.ports {
-            args.push(format!("--Telegraph.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"));
+            args.push(format!(
+                "--Telegraph.Raft.Peer.{other}=tcp -h 127.0.0.1 -p {port}"
+            ));
             if let Some(mesh) = &self.mesh
                 && *other != id
             {
-                args.push(format!("--Telegraph.Raft.Route.{other}=tcp -h 127.0.0.1 -p {}", mesh.port(id, *other)));
+                args.push(format!(
+                    "--Telegraph.Raft.Route.{other}=tcp -h 127.0.0.1 -p {}",
+                    mesh.port(id, *other)
+                ));
             }
         }
         args.extend(FAST_RAFT.iter().map(|(k, v)| format!("--{k}={v}")));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log(id)).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(id))
+            .expect("log file");
         let mut child = Command::new(exe())
             .args(&args)
             .env("RUST_LOG", "info,openraft=error")
@@ -124,7 +151,11 @@ impl Deployment {
             .spawn()
             .expect("start a manager");
         let line = first_line(&mut child, Duration::from_secs(20));
-        assert!(line.is_some_and(|l| l.starts_with("manager")), "manager {id} did not start:\n{}", self.logs());
+        assert!(
+            line.is_some_and(|l| l.starts_with("manager")),
+            "manager {id} did not start:\n{}",
+            self.logs()
+        );
         self.managers.insert(id, Some(ChildGuard::new(child)));
     }
 
@@ -136,7 +167,10 @@ impl Deployment {
 
     /// A proxy with the endpoints of `ids`.
     pub fn managers_proxy(&self, ids: &[u64]) -> String {
-        let endpoints: Vec<String> = ids.iter().map(|id| format!("tcp -h 127.0.0.1 -p {}", self.ports[id])).collect();
+        let endpoints: Vec<String> = ids
+            .iter()
+            .map(|id| format!("tcp -h 127.0.0.1 -p {}", self.ports[id]))
+            .collect();
         format!("manager:{}", endpoints.join(":"))
     }
 
@@ -145,7 +179,11 @@ impl Deployment {
     }
 
     pub fn manager(&self, ids: &[u64]) -> ManagerPrx {
-        let prx = self.communicator.string_to_proxy(&self.managers_proxy(ids)).unwrap().unwrap();
+        let prx = self
+            .communicator
+            .string_to_proxy(&self.managers_proxy(ids))
+            .unwrap()
+            .unwrap();
         ManagerPrx::unchecked_cast(prx.ice_invocation_timeout(8000))
     }
 
@@ -174,7 +212,11 @@ impl Deployment {
             {
                 return l as u64;
             }
-            assert!(Instant::now() < deadline, "no leader among {among:?}: {seen:?}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no leader among {among:?}: {seen:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -183,7 +225,10 @@ impl Deployment {
     pub fn client_config(&self, name: &str, extra: &[(&str, String)]) -> ClientConfig {
         let p = Properties::new();
         p.set_property("Telegraph.Managers", &self.managers_proxy(&self.all()));
-        p.set_property("Telegraph.Client.DataDir", &self.client_dir(name).display().to_string());
+        p.set_property(
+            "Telegraph.Client.DataDir",
+            &self.client_dir(name).display().to_string(),
+        );
         p.set_property("IceStorm.TopicManager.Proxy", &self.topic_manager);
         p.set_property("Telegraph.HeartbeatInterval", "300");
         p.set_property("Telegraph.RetryMin", "100");
@@ -200,17 +245,27 @@ impl Deployment {
     }
 
     pub async fn client(&self, name: &str, register: bool) -> Client {
-        Client::start(self.client_config(name, &[]), register).await.unwrap_or_else(|e| panic!("client {name}: {e}\n{}", self.logs()))
+        Client::start(self.client_config(name, &[]), register)
+            .await
+            .unwrap_or_else(|e| panic!("client {name}: {e}\n{}", self.logs()))
     }
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp").local_addr().expect("address").port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind udp")
+        .local_addr()
+        .expect("address")
+        .port()
 }
 
 /// Waits for an event matching `f`, at most `limit`.
-pub async fn wait_event(events: &mut tokio::sync::broadcast::Receiver<Event>, limit: Duration, mut f: impl FnMut(&Event) -> bool) -> Event {
+pub async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    limit: Duration,
+    mut f: impl FnMut(&Event) -> bool,
+) -> Event {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -234,7 +289,9 @@ pub async fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool
 
 /// Whether any file under `dir` contains `needle`.
 pub fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     for e in entries.flatten() {
         let path = e.path();
         if path.is_dir() {
