@@ -560,3 +560,30 @@ pub async fn run(
     broker.shutdown().await;
     Ok(())
 }
+
+/// Retrieves topic `name` from a topic manager (this broker's or ZeroC's), creating it when
+/// missing; a topic created or destroyed by someone else meanwhile is tried again.
+pub async fn open_topic(
+    tm: &slice::ice_storm::TopicManagerPrx,
+    name: &str,
+) -> Result<slice::ice_storm::TopicPrx, String> {
+    use slice::ice_storm::topic_manager;
+    for _ in 0..3 {
+        match tm.retrieve(name).await {
+            Ok(Some(topic)) => return Ok(topic),
+            Ok(None) => return Err(format!("retrieve(`{name}`) returned a null proxy")),
+            Err(topic_manager::RetrieveError::NoSuchTopic(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match tm.create(name).await {
+            Ok(Some(topic)) => {
+                tracing::info!(target: "icestorm::topic", topic = name, "topic created");
+                return Ok(topic);
+            }
+            Ok(None) => return Err(format!("create(`{name}`) returned a null proxy")),
+            Err(topic_manager::CreateError::TopicExists(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("topic `{name}` keeps appearing and disappearing"))
+}

@@ -11,7 +11,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use floe::codegen::Current;
 use floe::{Communicator, ObjectPrx, Properties, Proxy};
 use floe_raft::{Consistency, RaftError, RaftNode};
-use icestorm_lite::slice::ice_storm::{TopicManagerPrx, topic_manager};
+use icestorm_lite::slice::ice_storm::TopicManagerPrx;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -292,18 +292,9 @@ async fn presence_publisher(
         .map_err(|e| format!("IceStorm.TopicManager.Proxy: {e}"))?
         .ok_or("IceStorm.TopicManager.Proxy is a null proxy")?;
     let tm = TopicManagerPrx::unchecked_cast(tm);
-    let found = match tm.retrieve(topic).await {
-        Ok(t) => t,
-        Err(topic_manager::RetrieveError::NoSuchTopic(_)) => match tm.create(topic).await {
-            Ok(t) => t,
-            Err(topic_manager::CreateError::TopicExists(_)) => {
-                tm.retrieve(topic).await.map_err(|e| e.to_string())?
-            }
-            Err(e) => return Err(format!("broker: {e}")),
-        },
-        Err(e) => return Err(format!("broker: {e}")),
-    };
-    let topic = found.ok_or("the broker returned a null topic")?;
+    let topic = icestorm_lite::open_topic(&tm, topic)
+        .await
+        .map_err(|e| format!("broker: {e}"))?;
     let publisher = topic
         .get_publisher()
         .await

@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use floe::{Error, ObjectPrx};
-use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx, topic_manager};
+use icestorm_lite::slice::ice_storm::{TopicManagerPrx, TopicPrx};
 use parking_lot::{Mutex, RwLock};
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::limits::Escaped;
 use crate::slice::users_manager::ManagerQueryPrx;
@@ -31,27 +31,7 @@ pub struct Subscription {
     grace: Duration,
 }
 
-/// Retrieves topic `name`, creating it when missing.
-pub async fn open_topic(tm: &TopicManagerPrx, name: &str) -> Result<TopicPrx, String> {
-    for _ in 0..3 {
-        match tm.retrieve(name).await {
-            Ok(Some(topic)) => return Ok(topic),
-            Ok(None) => return Err(format!("retrieve(`{name}`) returned a null proxy")),
-            Err(topic_manager::RetrieveError::NoSuchTopic(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        match tm.create(name).await {
-            Ok(Some(topic)) => {
-                info!(target: "usersmanager", topic = name, "topic created");
-                return Ok(topic);
-            }
-            Ok(None) => return Err(format!("create(`{name}`) returned a null proxy")),
-            Err(topic_manager::CreateError::TopicExists(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err(format!("topic `{name}` keeps appearing and disappearing"))
-}
+pub use icestorm_lite::open_topic;
 
 /// Subscribes `subscriber` to `topic` (already subscribed is fine) and returns the topic's
 /// publisher.
