@@ -458,6 +458,23 @@ impl Node {
         })
     }
 
+    /// An upload in progress: what was declared, where its bytes are, how many arrived.
+    fn upload_state(&self, upload: &str) -> Result<(Upload, PathBuf, u64), NodeError> {
+        let missing = || NodeError::NotFound(format!("no upload {upload}"));
+        let u = self
+            .inner
+            .uploads
+            .lock()
+            .get(upload)
+            .cloned()
+            .ok_or_else(missing)?;
+        let path = self.inner.uploads_dir.join(format!("{upload}.part"));
+        let received = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|_| missing())?;
+        Ok((u, path, received))
+    }
+
     /// Adds a checked chunk to an upload.
     pub fn put_chunk(
         &self,
@@ -466,17 +483,7 @@ impl Node {
         data: &[u8],
         sha256: &str,
     ) -> Result<api::UploadState, NodeError> {
-        let u = self
-            .inner
-            .uploads
-            .lock()
-            .get(upload)
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
-        let path = self.inner.uploads_dir.join(format!("{upload}.part"));
-        let received = std::fs::metadata(&path)
-            .map(|m| m.len())
-            .map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
+        let (u, path, received) = self.upload_state(upload)?;
         if offset < 0 || offset as u64 != received {
             return Err(NodeError::InvalidArgument(format!(
                 "a chunk at {offset} where {received} was due"
@@ -514,17 +521,7 @@ impl Node {
         upload: &str,
         overrides: api::Overrides,
     ) -> Result<SongRecord, NodeError> {
-        let u = self
-            .inner
-            .uploads
-            .lock()
-            .get(upload)
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound(format!("no upload {upload}")))?;
-        let path = self.inner.uploads_dir.join(format!("{upload}.part"));
-        let received = std::fs::metadata(&path)
-            .map(|m| m.len())
-            .map_err(|_| NodeError::NotFound(format!("no upload {upload}")))?;
+        let (u, path, received) = self.upload_state(upload)?;
         if received != u.size {
             return Err(NodeError::InvalidArgument(format!(
                 "{received} of {} bytes received",
