@@ -84,6 +84,9 @@ fi
 command -v cargo >/dev/null \
   || die "cargo not found: install Rust (>= the workspace rust-version) with rustup: https://rustup.rs"
 
+# A one-off build gains nothing from incremental state, which would double the disk it takes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 cpus=$(nproc 2>/dev/null || echo 2)
 jobs=${FLOE_JOBS:-$(( cpus < 2 ? cpus : 2 ))}
 
