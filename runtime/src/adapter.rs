@@ -29,7 +29,7 @@ type Servant = Arc<dyn Dispatcher>;
 enum Listener {
     Tcp(TcpListener),
     Ws(TcpListener),
-    Udp(tokio::net::UdpSocket),
+    Udp(crate::udp::UdpSocket),
 }
 
 #[derive(Default)]
@@ -125,8 +125,13 @@ impl ObjectAdapter {
                 Error::Initialization(format!("adapter `{name}` cannot listen on {addr}: {e}"))
             };
             let (listener, local) = if ip.transport == Transport::Udp {
-                let socket = tokio::net::UdpSocket::bind(&addr).await.map_err(cannot)?;
-                let local = socket.local_addr().map_err(cannot)?;
+                let at = tokio::net::lookup_host(&addr)
+                    .await
+                    .map_err(cannot)?
+                    .next()
+                    .ok_or_else(|| cannot(std::io::ErrorKind::NotFound.into()))?;
+                let socket = crate::udp::bind_server(at, &ip, props).map_err(cannot)?;
+                let local = socket.socket.local_addr().map_err(cannot)?;
                 (Listener::Udp(socket), local)
             } else {
                 let listener = listen(&addr, props).await.map_err(cannot)?;
@@ -510,8 +515,21 @@ impl ObjectAdapter {
         self.find_facet(id, "")
     }
 
-    /// A proxy for `id` with this adapter's published endpoints.
+    /// A proxy for `id`: indirect through the replica group (`<name>.ReplicaGroupId`) when the
+    /// adapter belongs to one, else through its adapter id when it has one, else direct with the
+    /// adapter's published endpoints. This is the proxy to hand out, as Ice's `createProxy`.
     pub fn create_proxy(&self, id: Identity) -> ObjectPrx {
+        let direct = self.create_direct_proxy(id);
+        match (self.replica_group_id(), self.adapter_id()) {
+            (Some(group), Some(_)) => direct.ice_adapter_id(&group),
+            (_, Some(adapter_id)) => direct.ice_adapter_id(&adapter_id),
+            _ => direct,
+        }
+    }
+
+    /// A proxy for `id` through this adapter's own adapter id (not its replica group), as Ice's
+    /// `createIndirectProxy`; direct when the adapter has no adapter id.
+    pub fn create_indirect_proxy(&self, id: Identity) -> ObjectPrx {
         let direct = self.create_direct_proxy(id);
         match self.adapter_id() {
             Some(adapter_id) => direct.ice_adapter_id(&adapter_id),
@@ -540,9 +558,25 @@ impl ObjectAdapter {
         (!id.is_empty()).then_some(id)
     }
 
+    /// `<name>.ReplicaGroupId`, when set: the replica group the adapter registers in (beside its
+    /// adapter id, which must then be set too), and the id its proxies go through.
+    pub fn replica_group_id(&self) -> Option<String> {
+        let id = self
+            .inner
+            .instance
+            .properties
+            .get_property(&format!("{}.ReplicaGroupId", self.inner.name));
+        (!id.is_empty()).then_some(id)
+    }
+
     /// Registers (or, with `register == false`, unregisters) the adapter's endpoints under its
-    /// adapter id with the locator's registry (`setAdapterDirectProxy`). Activation and
+    /// adapter id with the locator's registry: `setAdapterDirectProxy`, or
+    /// `setReplicatedAdapterDirectProxy` when the adapter is in a replica group. Activation and
     /// deactivation do this by themselves; this lets a caller wait for it.
+    ///
+    /// The registry's refusals come back as Ice reports them: an adapter (or replica group) the
+    /// registry does not know and will not register dynamically is [`Error::NotRegistered`], an
+    /// adapter id another live server already registered is [`Error::AlreadyRegistered`].
     pub async fn register_with_locator(&self, register: bool) -> Result<()> {
         let Some(adapter_id) = self.adapter_id() else {
             return Ok(());
@@ -566,19 +600,46 @@ impl ObjectAdapter {
                 id: locator.to_string(),
             })?;
         let proxy = register.then_some(direct);
-        registry
+        let group = self.replica_group_id();
+        let op = if group.is_some() {
+            "setReplicatedAdapterDirectProxy"
+        } else {
+            "setAdapterDirectProxy"
+        };
+        let outcome = registry
             .invoke::<(), Error>(
-                "setAdapterDirectProxy",
+                op,
                 crate::protocol::OperationMode::Idempotent,
                 None,
                 false,
                 |os| {
                     os.write(adapter_id.as_str());
+                    if let Some(group) = &group {
+                        os.write(group.as_str());
+                    }
                     os.write(&proxy);
                 },
                 |_| Ok(()),
             )
-            .await
+            .await;
+        match outcome {
+            Err(Error::UnknownUserException(type_id)) => Err(match type_id.as_str() {
+                "::Ice::AdapterNotFoundException" => Error::NotRegistered {
+                    kind: "object adapter".into(),
+                    id: adapter_id,
+                },
+                "::Ice::InvalidReplicaGroupIdException" => Error::NotRegistered {
+                    kind: "replica group".into(),
+                    id: group.unwrap_or_default(),
+                },
+                "::Ice::AdapterAlreadyActiveException" => Error::AlreadyRegistered {
+                    kind: "object adapter with the locator registry".into(),
+                    id: adapter_id,
+                },
+                _ => Error::UnknownUserException(type_id),
+            }),
+            other => other,
+        }
     }
 
     fn lookup(&self, id: &Identity, facet: &str) -> std::result::Result<Servant, bool> {
@@ -731,9 +792,15 @@ impl Connection {
 }
 
 /// Receives datagrams: each one holds a whole Request or BatchRequest, dispatched as oneway.
-/// Anything else is dropped with a warning, as Ice does.
-async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
-    let mut buf = vec![0u8; 65535];
+/// Anything else is dropped with a warning, as Ice does, and so is a datagram larger than the
+/// socket's limit (`Ice.UDP.RcvSize`; it arrives truncated).
+async fn datagram_loop(udp: crate::udp::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
+    let crate::udp::UdpSocket {
+        socket,
+        max_datagram,
+    } = udp;
+    // One byte more than the limit tells a datagram that was cut short from one that fits.
+    let mut buf = vec![0u8; max_datagram + 1];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -746,6 +813,13 @@ async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<A
         let Some(inner) = adapter.upgrade() else {
             return;
         };
+        if n > max_datagram {
+            tracing::warn!(
+                target: "floe::network",
+                "dropping a datagram from {peer} larger than {max_datagram} bytes (Ice.UDP.RcvSize)"
+            );
+            continue;
+        }
         let decoder = crate::protocol::FrameDecoder::new(inner.config.max_message_size);
         let mut data = bytes::BytesMut::from(&buf[..n]);
         let requests = match decoder.decode(&mut data).and_then(|f| match f {
@@ -907,7 +981,7 @@ fn primary_address() -> String {
 }
 
 /// A random (version 4) UUID in its usual text form, as Ice's `generateUUID`.
-fn uuid_v4() -> String {
+pub(crate) fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

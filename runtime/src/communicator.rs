@@ -53,7 +53,7 @@ pub(crate) struct Instance {
     /// Adapters created without a name (bidirectional clients' adapters, for instance): shut
     /// down and destroyed with the others.
     unnamed_adapters: Mutex<Vec<ObjectAdapter>>,
-    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
+    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<crate::udp::UdpSocket>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
     locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
@@ -133,32 +133,27 @@ impl Instance {
         Ok(conn)
     }
 
-    /// A UDP socket connected to `addr` (one per destination, as Ice's datagram connections).
-    pub(crate) async fn udp_socket(&self, addr: &str) -> Result<Arc<tokio::net::UdpSocket>> {
+    /// A UDP socket connected to `ep` (one per destination, interface and TTL, as Ice's datagram
+    /// connections).
+    pub(crate) async fn udp_socket(
+        &self,
+        ep: &crate::endpoint::IpEndpoint,
+    ) -> Result<Arc<crate::udp::UdpSocket>> {
+        let addr = ep.socket_address();
+        let key = format!("{addr} {} {}", ep.interface, ep.ttl);
         let mut sockets = self.udp_sockets.lock().await;
-        if let Some(s) = sockets.get(addr) {
+        if let Some(s) = sockets.get(&key) {
             return Ok(s.clone());
         }
-        let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+        let target: std::net::SocketAddr = tokio::net::lookup_host(&addr)
             .await
             .map_err(|e| Error::ConnectFailed(format!("{addr}: {e}")))?
             .next()
             .ok_or_else(|| Error::ConnectFailed(format!("{addr}: no address")))?;
-        let local = match target {
-            std::net::SocketAddr::V4(a) if a.ip().is_loopback() => "127.0.0.1:0",
-            std::net::SocketAddr::V4(_) => "0.0.0.0:0",
-            std::net::SocketAddr::V6(a) if a.ip().is_loopback() => "[::1]:0",
-            std::net::SocketAddr::V6(_) => "[::]:0",
-        };
-        let socket = tokio::net::UdpSocket::bind(local)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("udp bind for {addr}: {e}")))?;
-        socket
-            .connect(target)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("udp connect to {addr}: {e}")))?;
+        let socket = crate::udp::bind_client(target, ep, &self.properties)
+            .map_err(|e| Error::ConnectFailed(format!("udp socket for {addr}: {e}")))?;
         let socket = Arc::new(socket);
-        sockets.insert(addr.to_string(), socket.clone());
+        sockets.insert(key, socket.clone());
         Ok(socket)
     }
 

@@ -41,6 +41,7 @@ pub mod adapter;
 pub mod codegen;
 pub mod communicator;
 pub mod connection;
+pub mod discovery;
 pub mod dispatch;
 pub mod encoding;
 pub mod endpoint;
@@ -50,6 +51,7 @@ pub mod properties;
 pub mod protocol;
 pub mod proxy;
 pub mod servant_locator;
+mod udp;
 mod ws;
 
 pub use adapter::ObjectAdapter;
