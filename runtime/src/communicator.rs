@@ -57,6 +57,8 @@ pub(crate) struct Instance {
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
     locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
+    /// The admin object's facets and adapter (see [`crate::admin`]).
+    pub(crate) admin: crate::admin::Admin,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -316,6 +318,7 @@ impl Communicator {
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
             batches: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
+            admin: crate::admin::Admin::default(),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,

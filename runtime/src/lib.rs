@@ -38,6 +38,7 @@
 //! ```
 
 pub mod adapter;
+pub mod admin;
 pub mod codegen;
 pub mod communicator;
 pub mod connection;
