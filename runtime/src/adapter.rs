@@ -182,6 +182,7 @@ impl ObjectAdapter {
                 crate::protocol::message_size_max_bytes(max_kib)
             },
             acm,
+            limits: instance.connection_limits.clone(),
             close_timeout: instance.close_timeout,
             trace_network: instance.trace_network,
             trace_protocol: instance.trace_protocol,

@@ -37,6 +37,9 @@ pub(crate) struct Instance {
     pub(crate) max_message_size: usize,
     pub(crate) client_acm: AcmConfig,
     pub(crate) server_acm: AcmConfig,
+    /// `Ice.Connection.*`: what every connection of the communicator lets its peer make it
+    /// hold (the pool of incomplete messages is shared by all of them).
+    pub(crate) connection_limits: connection::Limits,
     pub(crate) close_timeout: Duration,
     pub(crate) retry_intervals: Vec<i32>,
     pub(crate) trace_network: i32,
@@ -100,6 +103,7 @@ impl Instance {
         let config = ConnectionConfig {
             max_message_size: self.max_message_size,
             acm: self.client_acm,
+            limits: self.connection_limits.clone(),
             close_timeout: self.close_timeout,
             trace_network: self.trace_network,
             trace_protocol: self.trace_protocol,
@@ -297,6 +301,7 @@ impl Communicator {
             )),
             client_acm: AcmConfig::from_properties(p, "Ice.ACM.Client", dflt_client),
             server_acm: AcmConfig::from_properties(p, "Ice.ACM.Server", dflt_server),
+            connection_limits: connection::Limits::from_properties(p),
             close_timeout: Duration::from_millis(
                 p.get_property_as_int_with_default("Ice.Override.CloseTimeout", 10000)
                     .max(1) as u64,
