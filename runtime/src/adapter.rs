@@ -64,6 +64,10 @@ struct AdapterInner {
     /// Bounds concurrent dispatches (`<name>.ThreadPool.SizeMax` or
     /// `Ice.ThreadPool.Server.SizeMax`); unbounded when unset.
     dispatch_limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Most connections open at once (`<name>.MaxConnections`); more are closed at once.
+    max_connections: Option<usize>,
+    /// WebSocket upgrades in progress (counted against `max_connections`).
+    upgrading: std::sync::atomic::AtomicUsize,
 }
 
 /// A set of servants reachable through a set of endpoints. Cheap to clone (a handle).
@@ -205,6 +209,13 @@ impl ObjectAdapter {
         );
         let dispatch_limit =
             (size_max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(size_max as usize)));
+        let max_connections = match props.get_property(&format!("{name}.MaxConnections")) {
+            v if v.is_empty() => default_max_connections(),
+            _ => {
+                let n = props.get_property_as_int(&format!("{name}.MaxConnections"));
+                (n > 0).then_some(n as usize)
+            }
+        };
         let (state, _) = watch::channel(AdapterState::Created);
         Ok(ObjectAdapter {
             inner: Arc::new(AdapterInner {
@@ -221,6 +232,8 @@ impl ObjectAdapter {
                 hold,
                 config,
                 dispatch_limit,
+                max_connections,
+                upgrading: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -660,6 +673,10 @@ impl ObjectAdapter {
 }
 
 async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
+    // Failures that repeat (out of file descriptors, at the connection cap) are logged at most
+    // once per period each, with the number left out.
+    let mut accept_failed = RateLimited::new();
+    let mut refused = RateLimited::new();
     loop {
         // A holding adapter leaves new connections in the listen backlog.
         if !resumed(&adapter).await {
@@ -668,7 +685,7 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(target: "floe::network", "accept failed: {e}");
+                accept_failed.warn(format_args!("accept failed: {e}"));
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -684,18 +701,36 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         if *inner.state.borrow() == AdapterState::Deactivated {
             return;
         }
+        if let Some(max) = inner.max_connections {
+            if open_connections(&inner) >= max {
+                refused.warn(format_args!(
+                    "adapter `{}` refused a connection from {peer}: {max} connections are open \
+                     ({}.MaxConnections)",
+                    inner.name, inner.name
+                ));
+                refuse(stream, ws);
+                continue;
+            }
+        }
         let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         }));
         if ws {
             // The upgrade runs in its own task so a slow client does not hold up the others.
+            inner
+                .upgrading
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             tokio::spawn(async move {
-                match connection::accept_ws(stream, inner.config.clone(), handler).await {
+                let accepted = connection::accept_ws(stream, inner.config.clone(), handler).await;
+                match accepted {
                     Ok(conn) => register_connection(&inner, conn),
                     Err(e) => {
                         tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
                     }
                 }
+                inner
+                    .upgrading
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             });
             continue;
         }
@@ -708,15 +743,110 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
     }
 }
 
-/// Binds a TCP listener. `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes
-/// of its socket, which the connections it accepts inherit (a small receive buffer makes a
-/// sender block sooner when the adapter holds or dispatches slowly).
+/// Connections of the adapter that are open or being upgraded to WebSocket.
+fn open_connections(inner: &AdapterInner) -> usize {
+    let mut conns = inner.connections.lock();
+    conns.retain(|c| !c.is_closed());
+    conns.len() + inner.upgrading.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Closes a connection over the adapter's cap at once. A TCP peer gets ValidateConnection and
+/// then CloseConnection, as from a server that is closing (Ice clients may retry elsewhere); a
+/// WebSocket peer, whose upgrade has not started, just sees the socket close.
+fn refuse(stream: tokio::net::TcpStream, ws: bool) {
+    if !ws {
+        let validate = crate::protocol::validate_connection_message();
+        let close = crate::protocol::close_connection_message();
+        let mut both = Vec::with_capacity(validate.len() + close.len());
+        both.extend_from_slice(&validate);
+        both.extend_from_slice(&close);
+        // A fresh socket's send buffer takes 28 bytes at once; if it does not, the peer sees
+        // the socket close, which says the same.
+        let _ = stream.try_write(&both);
+    }
+    drop(stream);
+}
+
+/// The cap on an adapter's connections when `<name>.MaxConnections` is not set: three
+/// quarters of the process's limit on open files (as raised when the communicator started),
+/// leaving the rest for its outgoing connections and files. `None` without a limit.
+fn default_max_connections() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        limit
+            .current
+            .map(|n| usize::try_from(n / 4 * 3).unwrap_or(usize::MAX).max(1))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// A warning that may repeat quickly (every failed accept while out of file descriptors):
+/// logged at most once per [`RateLimited::PERIOD`], with the number of repeats left out.
+struct RateLimited {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl RateLimited {
+    const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new() -> Self {
+        RateLimited {
+            last: None,
+            left_out: 0,
+        }
+    }
+
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::PERIOD)
+        {
+            self.left_out += 1;
+            return;
+        }
+        if self.left_out > 0 {
+            tracing::warn!(
+                target: "floe::network",
+                "{message} ({} more like it in the last {} s)",
+                self.left_out,
+                Self::PERIOD.as_secs()
+            );
+        } else {
+            tracing::warn!(target: "floe::network", "{message}");
+        }
+        self.last = Some(now);
+        self.left_out = 0;
+    }
+}
+
+/// The listen backlog when `Ice.TCP.Backlog` is not set: the system's maximum
+/// (`net.core.somaxconn`; the kernel caps any larger backlog to it), as ZeroC uses
+/// `SOMAXCONN`.
+fn default_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4096)
+}
+
+/// Binds a TCP listener with a backlog of `Ice.TCP.Backlog` (default: the system's maximum).
+/// `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes of its socket, which
+/// the connections it accepts inherit (a small receive buffer makes a sender block sooner when
+/// the adapter holds or dispatches slowly).
 async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpListener> {
     let rcv = props.get_property_as_int("Ice.TCP.RcvSize");
     let snd = props.get_property_as_int("Ice.TCP.SndSize");
-    if rcv <= 0 && snd <= 0 {
-        return TcpListener::bind(addr).await;
-    }
+    let backlog = match props.get_property_as_int("Ice.TCP.Backlog") {
+        n if n > 0 => n as u32,
+        _ => default_backlog(),
+    };
     let mut last = None;
     for sa in tokio::net::lookup_host(addr).await? {
         let socket = if sa.is_ipv4() {
@@ -731,7 +861,7 @@ async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpLis
         if snd > 0 {
             socket.set_send_buffer_size(snd as u32)?;
         }
-        match socket.bind(sa).and_then(|()| socket.listen(1024)) {
+        match socket.bind(sa).and_then(|()| socket.listen(backlog)) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }

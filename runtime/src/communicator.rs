@@ -211,6 +211,43 @@ impl Instance {
     }
 }
 
+/// Raises the soft limit on open file descriptors to the hard limit, once per process.
+fn raise_descriptor_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        {
+            use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+            let limit = getrlimit(Resource::Nofile);
+            // An unlimited hard limit is not a value the soft one may take for descriptors:
+            // Linux caps it at fs.nr_open.
+            let target = limit.maximum.or_else(|| {
+                std::fs::read_to_string("/proc/sys/fs/nr_open")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            });
+            if let (Some(current), Some(target)) = (limit.current, target) {
+                if current < target {
+                    let raised = Rlimit {
+                        current: Some(target),
+                        maximum: limit.maximum,
+                    };
+                    match setrlimit(Resource::Nofile, raised) {
+                        Ok(()) => tracing::debug!(
+                            target: "floe::network",
+                            "raised the file-descriptor limit from {current} to {target}"
+                        ),
+                        Err(e) => tracing::debug!(
+                            target: "floe::network",
+                            "cannot raise the file-descriptor limit from {current} to {target}: {e}"
+                        ),
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// A timeout property in milliseconds, when set (-1 = infinite).
 fn override_ms(p: &Properties, key: &str) -> Option<i32> {
     (!p.get_property(key).is_empty()).then(|| p.get_property_as_int_with_default(key, -1))
@@ -246,8 +283,12 @@ pub fn initialize(args: &mut Vec<String>) -> Result<Communicator> {
 }
 
 impl Communicator {
-    /// Creates a communicator configured by `properties`.
+    /// Creates a communicator configured by `properties`. The first one of the process raises
+    /// the soft limit on open file descriptors to the hard one (a server that accepts many
+    /// connections runs out of descriptors at the usual soft limit of 1,024 long before it
+    /// runs out of anything else).
     pub fn with_properties(properties: Properties) -> Result<Communicator> {
+        raise_descriptor_limit();
         let p = &properties;
         let default_encoding = {
             let s = p.get_property_with_default("Ice.Default.EncodingVersion", "1.1");

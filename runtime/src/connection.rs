@@ -73,17 +73,16 @@ pub struct AcmConfig {
 }
 
 impl AcmConfig {
-    /// Ice's defaults: 60 s, heartbeat on dispatch, close on invocation (server) or on
-    /// invocation and idle (client).
-    pub fn default_for(server: bool) -> Self {
+    /// The defaults: 60 s, heartbeat on dispatch, close on invocation and idle. Ice's are the
+    /// same except that its servers close on invocation only, so an idle incoming connection
+    /// stays open for ever; Floe's close it gracefully (CloseConnection, which Ice clients
+    /// answer by reconnecting when they next call), so that idle peers cannot hold a server's
+    /// connections and file descriptors.
+    pub fn default_for(_server: bool) -> Self {
         AcmConfig {
             timeout: Duration::from_secs(60),
             heartbeat: AcmHeartbeat::OnDispatch,
-            close: if server {
-                AcmClose::OnInvocation
-            } else {
-                AcmClose::OnInvocationAndIdle
-            },
+            close: AcmClose::OnInvocationAndIdle,
         }
     }
 
