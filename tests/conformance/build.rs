@@ -32,6 +32,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("blobject", &["Test.ice"]),
     ("custom", &["Test.ice"]),
     ("faultTolerance", &["Test.ice"]),
+    ("location", &["Test.ice"]),
 ];
 
 fn main() {

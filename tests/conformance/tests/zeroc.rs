@@ -171,6 +171,14 @@ const TESTS: &[TestCase] = &[
         instances: 12,
         ..TestCase::new("faultTolerance", STANDARD, 120)
     },
+    TestCase {
+        // The locator at the base port; the client starts nine servers, each with two adapters
+        // on the next two ports.
+        ports: 19,
+        // ZeroC's scripts/Component.py runs Ice/location (with Ice/binding and
+        // Ice/faultTolerance) with its service options only: no compress, no serialize.
+        ..TestCase::new("location", &[DEFAULT], 120)
+    },
 ];
 
 /// One run of one client against one server.
