@@ -61,7 +61,7 @@ pub use dispatch::{
 };
 pub use encoding::EncodingVersion;
 pub use endpoint::Endpoint;
-pub use error::{Error, RequestFailed, Result};
+pub use error::{Error, RequestFailed, Result, SecurityReason};
 pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};
