@@ -29,7 +29,24 @@ type Servant = Arc<dyn Dispatcher>;
 enum Listener {
     Tcp(TcpListener),
     Ws(TcpListener),
+    /// `ssl` (`ws` false) and `wss` (`ws` true): a TLS handshake first.
+    Ssl {
+        listener: TcpListener,
+        engine: Arc<crate::transport::ssl::SslEngine>,
+        ws: bool,
+    },
     Udp(tokio::net::UdpSocket),
+}
+
+/// What an accept loop does with a new connection before Ice's protocol starts.
+#[derive(Clone)]
+enum Accept {
+    Tcp,
+    Ws,
+    Ssl {
+        engine: Arc<crate::transport::ssl::SslEngine>,
+        ws: bool,
+    },
 }
 
 #[derive(Default)]
@@ -102,15 +119,19 @@ impl ObjectAdapter {
                     "cannot listen on opaque endpoint `{ep_str}`"
                 )));
             };
-            if !matches!(
-                ip.transport,
-                Transport::Tcp | Transport::Udp | Transport::Ws
-            ) {
-                return Err(Error::FeatureNotSupported(format!(
-                    "transport `{}` (adapter `{name}` endpoint `{ep_str}`)",
-                    ip.transport.name()
-                )));
-            }
+            // An ssl or wss endpoint needs the communicator's TLS engine, with a certificate.
+            let engine = match ip.transport {
+                Transport::Ssl | Transport::Wss => {
+                    let engine = instance.ssl_engine()?;
+                    engine.check_server().map_err(|e| {
+                        Error::Initialization(format!(
+                            "adapter `{name}` cannot listen on `{ep_str}`: {e}"
+                        ))
+                    })?;
+                    Some(engine)
+                }
+                _ => None,
+            };
             let host = if ip.host.is_empty() || ip.host == "*" {
                 "0.0.0.0".to_string()
             } else {
@@ -131,10 +152,17 @@ impl ObjectAdapter {
             } else {
                 let listener = listen(&addr, props).await.map_err(cannot)?;
                 let local = listener.local_addr().map_err(cannot)?;
-                if ip.transport == Transport::Ws {
-                    (Listener::Ws(listener), local)
-                } else {
-                    (Listener::Tcp(listener), local)
+                match engine {
+                    Some(engine) => (
+                        Listener::Ssl {
+                            listener,
+                            engine,
+                            ws: ip.transport == Transport::Wss,
+                        },
+                        local,
+                    ),
+                    None if ip.transport == Transport::Ws => (Listener::Ws(listener), local),
+                    None => (Listener::Tcp(listener), local),
                 }
             };
             let mut actual = ip.clone();
@@ -263,8 +291,13 @@ impl ObjectAdapter {
         for listener in listeners {
             let weak = Arc::downgrade(&self.inner);
             tasks.push(match listener {
-                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak, false)),
-                Listener::Ws(l) => tokio::spawn(accept_loop(l, weak, true)),
+                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak, Accept::Tcp)),
+                Listener::Ws(l) => tokio::spawn(accept_loop(l, weak, Accept::Ws)),
+                Listener::Ssl {
+                    listener,
+                    engine,
+                    ws,
+                } => tokio::spawn(accept_loop(listener, weak, Accept::Ssl { engine, ws })),
                 Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
             });
         }
@@ -597,7 +630,7 @@ impl ObjectAdapter {
     }
 }
 
-async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
+async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, how: Accept) {
     loop {
         // A holding adapter leaves new connections in the listen backlog.
         if !resumed(&adapter).await {
@@ -625,17 +658,32 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         }));
-        if ws {
-            // The upgrade runs in its own task so a slow client does not hold up the others.
-            tokio::spawn(async move {
-                match connection::accept_ws(stream, inner.config.clone(), handler).await {
-                    Ok(conn) => register_connection(&inner, conn),
-                    Err(e) => {
-                        tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
+        match &how {
+            Accept::Tcp => {}
+            Accept::Ws => {
+                // The upgrade runs in its own task so a slow client does not hold up the others.
+                tokio::spawn(async move {
+                    match connection::accept_ws(stream, inner.config.clone(), handler).await {
+                        Ok(conn) => register_connection(&inner, conn),
+                        Err(e) => {
+                            tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
+                        }
                     }
-                }
-            });
-            continue;
+                });
+                continue;
+            }
+            Accept::Ssl { engine, ws } => {
+                // So does the TLS handshake.
+                let (engine, ws) = (engine.clone(), *ws);
+                tokio::spawn(async move {
+                    let config = inner.config.clone();
+                    match connection::accept_ssl(stream, &engine, ws, config, handler).await {
+                        Ok(conn) => register_connection(&inner, conn),
+                        Err(e) => tracing::warn!(target: "floe::network", "{e}"),
+                    }
+                });
+                continue;
+            }
         }
         match connection::accept(stream, inner.config.clone(), handler) {
             Ok(conn) => register_connection(&inner, conn),

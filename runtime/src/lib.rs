@@ -50,6 +50,7 @@ pub mod properties;
 pub mod protocol;
 pub mod proxy;
 pub mod servant_locator;
+pub mod transport;
 mod ws;
 
 pub use adapter::ObjectAdapter;
