@@ -28,7 +28,7 @@ trap on_exit EXIT
 # --- ZeroC Ice from Debian -------------------------------------------------
 packages=(python3-zeroc-ice zeroc-ice-compilers zeroc-ice-slice zeroc-icebox
           libzeroc-icestorm3.7 libzeroc-ice-dev dpkg-dev g++
-          python3-cryptography tmux chromium chromium-driver)
+          zeroc-icegrid python3-cryptography tmux chromium chromium-driver)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]

@@ -35,7 +35,7 @@ enum Listener {
         engine: Arc<crate::transport::ssl::SslEngine>,
         ws: bool,
     },
-    Udp(tokio::net::UdpSocket),
+    Udp(crate::udp::UdpSocket),
 }
 
 /// What an accept loop does with a new connection before Ice's protocol starts.
@@ -81,6 +81,10 @@ struct AdapterInner {
     /// Bounds concurrent dispatches (`<name>.ThreadPool.SizeMax` or
     /// `Ice.ThreadPool.Server.SizeMax`); unbounded when unset.
     dispatch_limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Most connections open at once (`<name>.MaxConnections`); more are closed at once.
+    max_connections: Option<usize>,
+    /// WebSocket upgrades in progress (counted against `max_connections`).
+    upgrading: std::sync::atomic::AtomicUsize,
 }
 
 /// A set of servants reachable through a set of endpoints. Cheap to clone (a handle).
@@ -146,8 +150,13 @@ impl ObjectAdapter {
                 Error::Initialization(format!("adapter `{name}` cannot listen on {addr}: {e}"))
             };
             let (listener, local) = if ip.transport == Transport::Udp {
-                let socket = tokio::net::UdpSocket::bind(&addr).await.map_err(cannot)?;
-                let local = socket.local_addr().map_err(cannot)?;
+                let at = tokio::net::lookup_host(&addr)
+                    .await
+                    .map_err(cannot)?
+                    .next()
+                    .ok_or_else(|| cannot(std::io::ErrorKind::NotFound.into()))?;
+                let socket = crate::udp::bind_server(at, &ip, props).map_err(cannot)?;
+                let local = socket.socket.local_addr().map_err(cannot)?;
                 (Listener::Udp(socket), local)
             } else {
                 let listener = listen(&addr, props).await.map_err(cannot)?;
@@ -205,6 +214,7 @@ impl ObjectAdapter {
                 crate::protocol::message_size_max_bytes(max_kib)
             },
             acm,
+            limits: instance.connection_limits.clone(),
             close_timeout: instance.close_timeout,
             trace_network: instance.trace_network,
             trace_protocol: instance.trace_protocol,
@@ -227,6 +237,13 @@ impl ObjectAdapter {
         );
         let dispatch_limit =
             (size_max > 0).then(|| Arc::new(tokio::sync::Semaphore::new(size_max as usize)));
+        let max_connections = match props.get_property(&format!("{name}.MaxConnections")) {
+            v if v.is_empty() => default_max_connections(),
+            _ => {
+                let n = props.get_property_as_int(&format!("{name}.MaxConnections"));
+                (n > 0).then_some(n as usize)
+            }
+        };
         let (state, _) = watch::channel(AdapterState::Created);
         Ok(ObjectAdapter {
             inner: Arc::new(AdapterInner {
@@ -243,6 +260,8 @@ impl ObjectAdapter {
                 hold,
                 config,
                 dispatch_limit,
+                max_connections,
+                upgrading: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -543,8 +562,21 @@ impl ObjectAdapter {
         self.find_facet(id, "")
     }
 
-    /// A proxy for `id` with this adapter's published endpoints.
+    /// A proxy for `id`: indirect through the replica group (`<name>.ReplicaGroupId`) when the
+    /// adapter belongs to one, else through its adapter id when it has one, else direct with the
+    /// adapter's published endpoints. This is the proxy to hand out, as Ice's `createProxy`.
     pub fn create_proxy(&self, id: Identity) -> ObjectPrx {
+        let direct = self.create_direct_proxy(id);
+        match (self.replica_group_id(), self.adapter_id()) {
+            (Some(group), Some(_)) => direct.ice_adapter_id(&group),
+            (_, Some(adapter_id)) => direct.ice_adapter_id(&adapter_id),
+            _ => direct,
+        }
+    }
+
+    /// A proxy for `id` through this adapter's own adapter id (not its replica group), as Ice's
+    /// `createIndirectProxy`; direct when the adapter has no adapter id.
+    pub fn create_indirect_proxy(&self, id: Identity) -> ObjectPrx {
         let direct = self.create_direct_proxy(id);
         match self.adapter_id() {
             Some(adapter_id) => direct.ice_adapter_id(&adapter_id),
@@ -573,9 +605,25 @@ impl ObjectAdapter {
         (!id.is_empty()).then_some(id)
     }
 
+    /// `<name>.ReplicaGroupId`, when set: the replica group the adapter registers in (beside its
+    /// adapter id, which must then be set too), and the id its proxies go through.
+    pub fn replica_group_id(&self) -> Option<String> {
+        let id = self
+            .inner
+            .instance
+            .properties
+            .get_property(&format!("{}.ReplicaGroupId", self.inner.name));
+        (!id.is_empty()).then_some(id)
+    }
+
     /// Registers (or, with `register == false`, unregisters) the adapter's endpoints under its
-    /// adapter id with the locator's registry (`setAdapterDirectProxy`). Activation and
+    /// adapter id with the locator's registry: `setAdapterDirectProxy`, or
+    /// `setReplicatedAdapterDirectProxy` when the adapter is in a replica group. Activation and
     /// deactivation do this by themselves; this lets a caller wait for it.
+    ///
+    /// The registry's refusals come back as Ice reports them: an adapter (or replica group) the
+    /// registry does not know and will not register dynamically is [`Error::NotRegistered`], an
+    /// adapter id another live server already registered is [`Error::AlreadyRegistered`].
     pub async fn register_with_locator(&self, register: bool) -> Result<()> {
         let Some(adapter_id) = self.adapter_id() else {
             return Ok(());
@@ -599,19 +647,46 @@ impl ObjectAdapter {
                 id: locator.to_string(),
             })?;
         let proxy = register.then_some(direct);
-        registry
+        let group = self.replica_group_id();
+        let op = if group.is_some() {
+            "setReplicatedAdapterDirectProxy"
+        } else {
+            "setAdapterDirectProxy"
+        };
+        let outcome = registry
             .invoke::<(), Error>(
-                "setAdapterDirectProxy",
+                op,
                 crate::protocol::OperationMode::Idempotent,
                 None,
                 false,
                 |os| {
                     os.write(adapter_id.as_str());
+                    if let Some(group) = &group {
+                        os.write(group.as_str());
+                    }
                     os.write(&proxy);
                 },
                 |_| Ok(()),
             )
-            .await
+            .await;
+        match outcome {
+            Err(Error::UnknownUserException(type_id)) => Err(match type_id.as_str() {
+                "::Ice::AdapterNotFoundException" => Error::NotRegistered {
+                    kind: "object adapter".into(),
+                    id: adapter_id,
+                },
+                "::Ice::InvalidReplicaGroupIdException" => Error::NotRegistered {
+                    kind: "replica group".into(),
+                    id: group.unwrap_or_default(),
+                },
+                "::Ice::AdapterAlreadyActiveException" => Error::AlreadyRegistered {
+                    kind: "object adapter with the locator registry".into(),
+                    id: adapter_id,
+                },
+                _ => Error::UnknownUserException(type_id),
+            }),
+            other => other,
+        }
     }
 
     fn lookup(&self, id: &Identity, facet: &str) -> std::result::Result<Servant, bool> {
@@ -631,6 +706,10 @@ impl ObjectAdapter {
 }
 
 async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, how: Accept) {
+    // Failures that repeat (out of file descriptors, at the connection cap) are logged at most
+    // once per period each, with the number left out.
+    let mut accept_failed = RateLimited::new();
+    let mut refused = RateLimited::new();
     loop {
         // A holding adapter leaves new connections in the listen backlog.
         if !resumed(&adapter).await {
@@ -639,7 +718,7 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(target: "floe::network", "accept failed: {e}");
+                accept_failed.warn(format_args!("accept failed: {e}"));
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -655,6 +734,17 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
         if *inner.state.borrow() == AdapterState::Deactivated {
             return;
         }
+        if let Some(max) = inner.max_connections {
+            if open_connections(&inner) >= max {
+                refused.warn(format_args!(
+                    "adapter `{}` refused a connection from {peer}: {max} connections are open \
+                     ({}.MaxConnections)",
+                    inner.name, inner.name
+                ));
+                refuse(stream, !matches!(how, Accept::Tcp));
+                continue;
+            }
+        }
         let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         }));
@@ -662,25 +752,39 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
             Accept::Tcp => {}
             Accept::Ws => {
                 // The upgrade runs in its own task so a slow client does not hold up the others.
+                inner
+                    .upgrading
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 tokio::spawn(async move {
-                    match connection::accept_ws(stream, inner.config.clone(), handler).await {
+                    let accepted =
+                        connection::accept_ws(stream, inner.config.clone(), handler).await;
+                    match accepted {
                         Ok(conn) => register_connection(&inner, conn),
                         Err(e) => {
                             tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
                         }
                     }
+                    inner
+                        .upgrading
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 });
                 continue;
             }
             Accept::Ssl { engine, ws } => {
                 // So does the TLS handshake.
                 let (engine, ws) = (engine.clone(), *ws);
+                inner
+                    .upgrading
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 tokio::spawn(async move {
                     let config = inner.config.clone();
                     match connection::accept_ssl(stream, &engine, ws, config, handler).await {
                         Ok(conn) => register_connection(&inner, conn),
                         Err(e) => tracing::warn!(target: "floe::network", "{e}"),
                     }
+                    inner
+                        .upgrading
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 });
                 continue;
             }
@@ -694,15 +798,110 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
     }
 }
 
-/// Binds a TCP listener. `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes
-/// of its socket, which the connections it accepts inherit (a small receive buffer makes a
-/// sender block sooner when the adapter holds or dispatches slowly).
+/// Connections of the adapter that are open or being upgraded to WebSocket.
+fn open_connections(inner: &AdapterInner) -> usize {
+    let mut conns = inner.connections.lock();
+    conns.retain(|c| !c.is_closed());
+    conns.len() + inner.upgrading.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Closes a connection over the adapter's cap at once. A TCP peer gets ValidateConnection and
+/// then CloseConnection, as from a server that is closing (Ice clients may retry elsewhere); a
+/// WebSocket or TLS peer, whose handshake has not started, just sees the socket close.
+fn refuse(stream: tokio::net::TcpStream, closed_only: bool) {
+    if !closed_only {
+        let validate = crate::protocol::validate_connection_message();
+        let close = crate::protocol::close_connection_message();
+        let mut both = Vec::with_capacity(validate.len() + close.len());
+        both.extend_from_slice(&validate);
+        both.extend_from_slice(&close);
+        // A fresh socket's send buffer takes 28 bytes at once; if it does not, the peer sees
+        // the socket close, which says the same.
+        let _ = stream.try_write(&both);
+    }
+    drop(stream);
+}
+
+/// The cap on an adapter's connections when `<name>.MaxConnections` is not set: three
+/// quarters of the process's limit on open files (as raised when the communicator started),
+/// leaving the rest for its outgoing connections and files. `None` without a limit.
+fn default_max_connections() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        limit
+            .current
+            .map(|n| usize::try_from(n / 4 * 3).unwrap_or(usize::MAX).max(1))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// A warning that may repeat quickly (every failed accept while out of file descriptors):
+/// logged at most once per [`RateLimited::PERIOD`], with the number of repeats left out.
+struct RateLimited {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl RateLimited {
+    const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new() -> Self {
+        RateLimited {
+            last: None,
+            left_out: 0,
+        }
+    }
+
+    fn warn(&mut self, message: fmt::Arguments<'_>) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::PERIOD)
+        {
+            self.left_out += 1;
+            return;
+        }
+        if self.left_out > 0 {
+            tracing::warn!(
+                target: "floe::network",
+                "{message} ({} more like it in the last {} s)",
+                self.left_out,
+                Self::PERIOD.as_secs()
+            );
+        } else {
+            tracing::warn!(target: "floe::network", "{message}");
+        }
+        self.last = Some(now);
+        self.left_out = 0;
+    }
+}
+
+/// The listen backlog when `Ice.TCP.Backlog` is not set: the system's maximum
+/// (`net.core.somaxconn`; the kernel caps any larger backlog to it), as ZeroC uses
+/// `SOMAXCONN`.
+fn default_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4096)
+}
+
+/// Binds a TCP listener with a backlog of `Ice.TCP.Backlog` (default: the system's maximum).
+/// `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes of its socket, which
+/// the connections it accepts inherit (a small receive buffer makes a sender block sooner when
+/// the adapter holds or dispatches slowly).
 async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpListener> {
     let rcv = props.get_property_as_int("Ice.TCP.RcvSize");
     let snd = props.get_property_as_int("Ice.TCP.SndSize");
-    if rcv <= 0 && snd <= 0 {
-        return TcpListener::bind(addr).await;
-    }
+    let backlog = match props.get_property_as_int("Ice.TCP.Backlog") {
+        n if n > 0 => n as u32,
+        _ => default_backlog(),
+    };
     let mut last = None;
     for sa in tokio::net::lookup_host(addr).await? {
         let socket = if sa.is_ipv4() {
@@ -717,7 +916,7 @@ async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpLis
         if snd > 0 {
             socket.set_send_buffer_size(snd as u32)?;
         }
-        match socket.bind(sa).and_then(|()| socket.listen(1024)) {
+        match socket.bind(sa).and_then(|()| socket.listen(backlog)) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }
@@ -779,9 +978,15 @@ impl Connection {
 }
 
 /// Receives datagrams: each one holds a whole Request or BatchRequest, dispatched as oneway.
-/// Anything else is dropped with a warning, as Ice does.
-async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
-    let mut buf = vec![0u8; 65535];
+/// Anything else is dropped with a warning, as Ice does, and so is a datagram larger than the
+/// socket's limit (`Ice.UDP.RcvSize`; it arrives truncated).
+async fn datagram_loop(udp: crate::udp::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
+    let crate::udp::UdpSocket {
+        socket,
+        max_datagram,
+    } = udp;
+    // One byte more than the limit tells a datagram that was cut short from one that fits.
+    let mut buf = vec![0u8; max_datagram + 1];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -794,6 +999,13 @@ async fn datagram_loop(socket: tokio::net::UdpSocket, adapter: std::sync::Weak<A
         let Some(inner) = adapter.upgrade() else {
             return;
         };
+        if n > max_datagram {
+            tracing::warn!(
+                target: "floe::network",
+                "dropping a datagram from {peer} larger than {max_datagram} bytes (Ice.UDP.RcvSize)"
+            );
+            continue;
+        }
         let decoder = crate::protocol::FrameDecoder::new(inner.config.max_message_size);
         let mut data = bytes::BytesMut::from(&buf[..n]);
         let requests = match decoder.decode(&mut data).and_then(|f| match f {
@@ -955,7 +1167,7 @@ fn primary_address() -> String {
 }
 
 /// A random (version 4) UUID in its usual text form, as Ice's `generateUUID`.
-fn uuid_v4() -> String {
+pub(crate) fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -37,6 +37,9 @@ pub(crate) struct Instance {
     pub(crate) max_message_size: usize,
     pub(crate) client_acm: AcmConfig,
     pub(crate) server_acm: AcmConfig,
+    /// `Ice.Connection.*`: what every connection of the communicator lets its peer make it
+    /// hold (the pool of incomplete messages is shared by all of them).
+    pub(crate) connection_limits: connection::Limits,
     pub(crate) close_timeout: Duration,
     pub(crate) retry_intervals: Vec<i32>,
     pub(crate) trace_network: i32,
@@ -53,12 +56,14 @@ pub(crate) struct Instance {
     /// Adapters created without a name (bidirectional clients' adapters, for instance): shut
     /// down and destroyed with the others.
     unnamed_adapters: Mutex<Vec<ObjectAdapter>>,
-    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<tokio::net::UdpSocket>>>,
+    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<crate::udp::UdpSocket>>>,
     /// TLS for `ssl` and `wss` endpoints, built from `IceSSL.*` on first use.
     ssl: std::sync::OnceLock<Result<Arc<crate::transport::ssl::SslEngine>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
     locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
+    /// The admin object's facets and adapter (see [`crate::admin`]).
+    pub(crate) admin: crate::admin::Admin,
     shutdown: watch::Sender<bool>,
     destroyed: AtomicBool,
 }
@@ -95,6 +100,7 @@ impl Instance {
         let config = ConnectionConfig {
             max_message_size: self.max_message_size,
             acm: self.client_acm,
+            limits: self.connection_limits.clone(),
             close_timeout: self.close_timeout,
             trace_network: self.trace_network,
             trace_protocol: self.trace_protocol,
@@ -148,32 +154,27 @@ impl Instance {
             .clone()
     }
 
-    /// A UDP socket connected to `addr` (one per destination, as Ice's datagram connections).
-    pub(crate) async fn udp_socket(&self, addr: &str) -> Result<Arc<tokio::net::UdpSocket>> {
+    /// A UDP socket connected to `ep` (one per destination, interface and TTL, as Ice's datagram
+    /// connections).
+    pub(crate) async fn udp_socket(
+        &self,
+        ep: &crate::endpoint::IpEndpoint,
+    ) -> Result<Arc<crate::udp::UdpSocket>> {
+        let addr = ep.socket_address();
+        let key = format!("{addr} {} {}", ep.interface, ep.ttl);
         let mut sockets = self.udp_sockets.lock().await;
-        if let Some(s) = sockets.get(addr) {
+        if let Some(s) = sockets.get(&key) {
             return Ok(s.clone());
         }
-        let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+        let target: std::net::SocketAddr = tokio::net::lookup_host(&addr)
             .await
             .map_err(|e| Error::ConnectFailed(format!("{addr}: {e}")))?
             .next()
             .ok_or_else(|| Error::ConnectFailed(format!("{addr}: no address")))?;
-        let local = match target {
-            std::net::SocketAddr::V4(a) if a.ip().is_loopback() => "127.0.0.1:0",
-            std::net::SocketAddr::V4(_) => "0.0.0.0:0",
-            std::net::SocketAddr::V6(a) if a.ip().is_loopback() => "[::1]:0",
-            std::net::SocketAddr::V6(_) => "[::]:0",
-        };
-        let socket = tokio::net::UdpSocket::bind(local)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("udp bind for {addr}: {e}")))?;
-        socket
-            .connect(target)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("udp connect to {addr}: {e}")))?;
+        let socket = crate::udp::bind_client(target, ep, &self.properties)
+            .map_err(|e| Error::ConnectFailed(format!("udp socket for {addr}: {e}")))?;
         let socket = Arc::new(socket);
-        sockets.insert(addr.to_string(), socket.clone());
+        sockets.insert(key, socket.clone());
         Ok(socket)
     }
 
@@ -225,6 +226,43 @@ impl Instance {
     }
 }
 
+/// Raises the soft limit on open file descriptors to the hard limit, once per process.
+fn raise_descriptor_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        {
+            use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+            let limit = getrlimit(Resource::Nofile);
+            // An unlimited hard limit is not a value the soft one may take for descriptors:
+            // Linux caps it at fs.nr_open.
+            let target = limit.maximum.or_else(|| {
+                std::fs::read_to_string("/proc/sys/fs/nr_open")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            });
+            if let (Some(current), Some(target)) = (limit.current, target) {
+                if current < target {
+                    let raised = Rlimit {
+                        current: Some(target),
+                        maximum: limit.maximum,
+                    };
+                    match setrlimit(Resource::Nofile, raised) {
+                        Ok(()) => tracing::debug!(
+                            target: "floe::network",
+                            "raised the file-descriptor limit from {current} to {target}"
+                        ),
+                        Err(e) => tracing::debug!(
+                            target: "floe::network",
+                            "cannot raise the file-descriptor limit from {current} to {target}: {e}"
+                        ),
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// A timeout property in milliseconds, when set (-1 = infinite).
 fn override_ms(p: &Properties, key: &str) -> Option<i32> {
     (!p.get_property(key).is_empty()).then(|| p.get_property_as_int_with_default(key, -1))
@@ -260,8 +298,12 @@ pub fn initialize(args: &mut Vec<String>) -> Result<Communicator> {
 }
 
 impl Communicator {
-    /// Creates a communicator configured by `properties`.
+    /// Creates a communicator configured by `properties`. The first one of the process raises
+    /// the soft limit on open file descriptors to the hard one (a server that accepts many
+    /// connections runs out of descriptors at the usual soft limit of 1,024 long before it
+    /// runs out of anything else).
     pub fn with_properties(properties: Properties) -> Result<Communicator> {
+        raise_descriptor_limit();
         let p = &properties;
         let default_encoding = {
             let s = p.get_property_with_default("Ice.Default.EncodingVersion", "1.1");
@@ -315,6 +357,7 @@ impl Communicator {
             )),
             client_acm: AcmConfig::from_properties(p, "Ice.ACM.Client", dflt_client),
             server_acm: AcmConfig::from_properties(p, "Ice.ACM.Server", dflt_server),
+            connection_limits: connection::Limits::from_properties(p),
             close_timeout: Duration::from_millis(
                 p.get_property_as_int_with_default("Ice.Override.CloseTimeout", 10000)
                     .max(1) as u64,
@@ -337,6 +380,7 @@ impl Communicator {
             ssl: std::sync::OnceLock::new(),
             batches: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
+            admin: crate::admin::Admin::default(),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,

@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use crate::error::{Error, RequestFailed, Result};
 use crate::properties::Properties;
 use crate::protocol::{
-    FrameDecoder, HEADER_SIZE, Header, Message, MessageType, ReplyBody, ReplyData, RequestData,
-    build_message, close_connection_message, validate_connection_message,
+    Frame, FrameDecoder, HEADER_SIZE, Header, Message, MessageType, ReplyBody, ReplyData,
+    RequestData, build_message, close_connection_message, validate_connection_message,
 };
 
 /// When to send heartbeats (`*.ACM.Heartbeat`).
@@ -73,17 +73,16 @@ pub struct AcmConfig {
 }
 
 impl AcmConfig {
-    /// Ice's defaults: 60 s, heartbeat on dispatch, close on invocation (server) or on
-    /// invocation and idle (client).
-    pub fn default_for(server: bool) -> Self {
+    /// The defaults: 60 s, heartbeat on dispatch, close on invocation and idle. Ice's are the
+    /// same except that its servers close on invocation only, so an idle incoming connection
+    /// stays open for ever; Floe's close it gracefully (CloseConnection, which Ice clients
+    /// answer by reconnecting when they next call), so that idle peers cannot hold a server's
+    /// connections and file descriptors.
+    pub fn default_for(_server: bool) -> Self {
         AcmConfig {
             timeout: Duration::from_secs(60),
             heartbeat: AcmHeartbeat::OnDispatch,
-            close: if server {
-                AcmClose::OnInvocation
-            } else {
-                AcmClose::OnInvocationAndIdle
-            },
+            close: AcmClose::OnInvocationAndIdle,
         }
     }
 
@@ -137,6 +136,8 @@ pub(crate) struct ConnectionConfig {
     pub max_message_size: usize,
     /// ACM settings.
     pub acm: AcmConfig,
+    /// What the connection lets its peer make it hold, and for how long.
+    pub limits: Limits,
     /// How long a graceful close waits for the peer to close its side.
     pub close_timeout: Duration,
     /// `Ice.Trace.Network` level.
@@ -153,6 +154,134 @@ pub(crate) struct ConnectionConfig {
     pub hold: Option<tokio::sync::watch::Receiver<bool>>,
     /// The communicator that owns the connection (for proxies bound to it).
     pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
+}
+
+/// Default of `Ice.Connection.MaxPendingReplyBytes`.
+pub const DEFAULT_MAX_PENDING_REPLY_BYTES: usize = 4 << 20;
+/// Default of `Ice.Connection.MessageTimeout`, in milliseconds.
+pub const DEFAULT_MESSAGE_TIMEOUT_MS: i32 = 60_000;
+/// Default of `Ice.Connection.MaxDecompressedBytesPerSecond`.
+pub const DEFAULT_DECOMPRESSED_BYTES_PER_SECOND: usize = 16 << 20;
+/// Default of `Ice.Connection.MaxIncompleteBytes`.
+pub const DEFAULT_MAX_INCOMPLETE_BYTES: usize = 128 << 20;
+
+/// Compressed messages that inflate to more than this are decompressed on the blocking pool,
+/// not on the task of their connection.
+const INLINE_INFLATE_MAX: usize = 16 << 10;
+/// A request (or batch) whose parameters are larger than this is first polled (the part of its
+/// dispatch that decodes the parameters, in generated code) on the blocking pool.
+const INLINE_DISPATCH_MAX: usize = 64 << 10;
+/// Most messages a connection handles before it lets the scheduler run its other tasks.
+const FRAME_BATCH: usize = 64;
+
+/// What a connection lets its peer make it hold, and for how long: the defences of a server
+/// facing untrusted clients (`Ice.Connection.*`, read once per communicator).
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// A connection stops reading once the replies it has not sent yet plus the requests it is
+    /// still dispatching hold more than this many bytes, and reads again once they are down to
+    /// half (`Ice.Connection.MaxPendingReplyBytes`).
+    pub max_pending_reply_bytes: usize,
+    /// A message must arrive whole within this time of its first byte; a connection whose
+    /// unsent replies stay above half of `max_pending_reply_bytes` for this long (its peer
+    /// does not read them) is closed (`Ice.Connection.MessageTimeout`).
+    pub message_timeout: Option<Duration>,
+    /// Decompressed bytes one connection may produce per second, with bursts of one second's
+    /// worth (`Ice.Connection.MaxDecompressedBytesPerSecond`); `None`: no limit.
+    pub decompressed_per_second: Option<usize>,
+    /// Room for messages that are still arriving, shared by a communicator's connections
+    /// (`Ice.Connection.MaxIncompleteBytes`); `None`: no limit.
+    pub incomplete: Option<IncompletePool>,
+}
+
+impl Default for Limits {
+    /// The defaults, with a pool of its own for incomplete messages.
+    fn default() -> Self {
+        Limits::from_properties(&Properties::new())
+    }
+}
+
+impl Limits {
+    /// Reads the `Ice.Connection.*` limits (sizes in bytes, times in milliseconds; 0 or less
+    /// turns a limit off).
+    pub fn from_properties(props: &Properties) -> Self {
+        let bytes = |key: &str, dflt: usize| -> Option<usize> {
+            let v = props.get_property(key);
+            if v.is_empty() {
+                return Some(dflt);
+            }
+            match v.trim().parse::<i64>() {
+                Ok(n) if n > 0 => Some(n as usize),
+                Ok(_) => None,
+                Err(_) => {
+                    tracing::warn!(
+                        "numeric property {key} set to non-numeric value, defaulting to {dflt}"
+                    );
+                    Some(dflt)
+                }
+            }
+        };
+        let timeout = props.get_property_as_int_with_default(
+            "Ice.Connection.MessageTimeout",
+            DEFAULT_MESSAGE_TIMEOUT_MS,
+        );
+        Limits {
+            max_pending_reply_bytes: bytes(
+                "Ice.Connection.MaxPendingReplyBytes",
+                DEFAULT_MAX_PENDING_REPLY_BYTES,
+            )
+            .unwrap_or(usize::MAX),
+            message_timeout: (timeout > 0).then(|| Duration::from_millis(timeout as u64)),
+            decompressed_per_second: bytes(
+                "Ice.Connection.MaxDecompressedBytesPerSecond",
+                DEFAULT_DECOMPRESSED_BYTES_PER_SECOND,
+            ),
+            incomplete: bytes(
+                "Ice.Connection.MaxIncompleteBytes",
+                DEFAULT_MAX_INCOMPLETE_BYTES,
+            )
+            .map(IncompletePool::new),
+        }
+    }
+}
+
+/// Bytes that a communicator's connections may hold for messages whose first bytes arrived and
+/// the rest not yet. A connection takes room for a whole message (up to the total) when its
+/// header shows it is not all there; when there is none left, the connection stops reading
+/// until there is, in turn (the message deadline still runs).
+#[derive(Debug, Clone)]
+pub(crate) struct IncompletePool {
+    room: Arc<tokio::sync::Semaphore>,
+    total: usize,
+}
+
+impl IncompletePool {
+    fn new(total: usize) -> Self {
+        let total = total.min(tokio::sync::Semaphore::MAX_PERMITS);
+        IncompletePool {
+            room: Arc::new(tokio::sync::Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// The room a message of `size` bytes takes: all of it, or the whole pool for one larger
+    /// than the pool.
+    fn room_for(&self, size: usize) -> u32 {
+        size.min(self.total).min(u32::MAX as usize) as u32
+    }
+}
+
+/// Work that keeps a thread busy for long (inflating large bodies, decoding large parameters)
+/// runs on the blocking pool, at most this many at once in the process: half of the cores,
+/// at least one. The others keep serving connections whatever the peers send.
+fn heavy_work() -> Arc<tokio::sync::Semaphore> {
+    static HEAVY: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    HEAVY
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1)))
+        })
+        .clone()
 }
 
 /// Receives the requests that arrive on a connection (the object adapter implements it).
@@ -778,6 +907,7 @@ where
         writer,
         rbuf: BytesMut::with_capacity(4096),
         decoder: FrameDecoder::new(0),
+        input: Input::new(),
         queue: VecDeque::new(),
         offset: 0,
         pending: HashMap::new(),
@@ -817,6 +947,8 @@ struct Outgoing {
     bytes: Bytes,
     request_id: Option<i32>,
     done: Option<Done>,
+    /// A reply to a request of the peer (counted in [`Input::reply_bytes`]).
+    reply: bool,
 }
 
 enum Done {
@@ -829,8 +961,16 @@ struct Pending {
     sent: bool,
 }
 
-/// The dispatch of one request (or batch): the reply to its last request, if any.
-type DispatchFuture = BoxFuture<'static, Option<DispatchDone>>;
+/// The dispatch of one request (or batch).
+type DispatchFuture = BoxFuture<'static, Finished>;
+
+/// A dispatch that is over.
+struct Finished {
+    /// The bytes of the message it held (counted in [`Input::dispatch_bytes`]).
+    held: usize,
+    /// The reply to its last request, if any.
+    reply: Option<DispatchDone>,
+}
 
 struct DispatchDone {
     request_id: i32,
@@ -845,13 +985,15 @@ struct Actor<R, W> {
     writer: W,
     rbuf: BytesMut,
     decoder: FrameDecoder,
+    /// What limits reading: the message at the front of `rbuf`, backpressure, budgets.
+    input: Input,
     queue: VecDeque<Outgoing>,
     offset: usize,
     pending: HashMap<i32, Pending>,
     next_id: i32,
     dispatches: usize,
-    done_tx: mpsc::UnboundedSender<Option<DispatchDone>>,
-    done_rx: mpsc::UnboundedReceiver<Option<DispatchDone>>,
+    done_tx: mpsc::UnboundedSender<Finished>,
+    done_rx: mpsc::UnboundedReceiver<Finished>,
     /// Serialized connections: the dispatches that wait, in arrival order; the actor runs the
     /// first (polling it with the rest of its work) and starts the next when it completes.
     serial: VecDeque<DispatchFuture>,
@@ -863,6 +1005,75 @@ struct Actor<R, W> {
     write_progress: Instant,
     /// When a byte was last read.
     read_progress: Instant,
+}
+
+/// The state of the read side besides the buffer: whether the message at the front of the
+/// read buffer is whole, the room it holds, and what keeps the connection from reading.
+struct Input {
+    /// When the first byte of the message at the front of the read buffer arrived (`None`
+    /// while the buffer is empty).
+    started: Option<Instant>,
+    /// The message at the front of the read buffer is all there.
+    complete: bool,
+    /// Room taken in the incomplete-message pool for the message at the front.
+    room: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Waiting for room in the incomplete-message pool.
+    room_wait: Option<BoxFuture<'static, Option<tokio::sync::OwnedSemaphorePermit>>>,
+    /// A message being decompressed on the blocking pool.
+    inflating: Option<BoxFuture<'static, Result<Frame>>>,
+    /// Decompressed bytes the connection may still produce now (may be negative after a
+    /// message larger than a second's budget), as of `budget_at`.
+    budget: f64,
+    budget_at: Instant,
+    /// Out of decompression budget: nothing is read or handled until then.
+    throttled: Option<Instant>,
+    /// Bytes of replies queued and not yet written.
+    reply_bytes: usize,
+    /// Bytes of the requests being dispatched.
+    dispatch_bytes: usize,
+    /// Reading stopped because replies and dispatches hold too much.
+    backpressure: bool,
+    /// Since when the unsent replies alone stay above half the bound while reading is stopped.
+    stalled_since: Option<Instant>,
+}
+
+impl Input {
+    fn new() -> Self {
+        Input {
+            started: None,
+            complete: false,
+            room: None,
+            room_wait: None,
+            inflating: None,
+            budget: f64::MAX,
+            budget_at: Instant::now(),
+            throttled: None,
+            reply_bytes: 0,
+            dispatch_bytes: 0,
+            backpressure: false,
+            stalled_since: None,
+        }
+    }
+
+    /// Whether the connection waits for something before it handles or reads the next message.
+    fn paused(&self) -> bool {
+        self.backpressure
+            || self.room_wait.is_some()
+            || self.inflating.is_some()
+            || self.throttled.is_some()
+    }
+}
+
+/// Why the I/O timer is armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    None,
+    /// A write that makes no progress, or a read stuck half-way (the endpoint timeout).
+    Io,
+    /// A message not whole within `Ice.Connection.MessageTimeout` of its first byte.
+    Message,
+    /// Replies the peer does not take (`Ice.Connection.MessageTimeout`).
+    Stalled,
 }
 
 fn graceful_close(why: &str) -> End {
@@ -883,14 +1094,22 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     fn push(&mut self, bytes: Bytes, request_id: Option<i32>, done: Option<Done>) {
-        if self.queue.is_empty() {
-            self.write_progress = Instant::now();
-        }
-        self.queue.push_back(Outgoing {
+        self.push_outgoing(Outgoing {
             bytes,
             request_id,
             done,
+            reply: false,
         });
+    }
+
+    fn push_outgoing(&mut self, out: Outgoing) {
+        if self.queue.is_empty() {
+            self.write_progress = Instant::now();
+        }
+        if out.reply {
+            self.input.reply_bytes += out.bytes.len();
+        }
+        self.queue.push_back(out);
     }
 
     async fn run(mut self) {
@@ -995,42 +1214,50 @@ where
         // The timers live across iterations: one armed per iteration would be registered with
         // the timer wheel on every message. The I/O timer may fire early (it is moved only
         // towards earlier deadlines); it is then re-armed to the real deadline. The close timer
-        // is armed once, when CloseConnection is sent.
+        // is armed once, when CloseConnection is sent; the throttle timer when the
+        // decompression budget runs out.
         let io_timer = tokio::time::sleep_until(far);
         tokio::pin!(io_timer);
         let close_timer = tokio::time::sleep_until(far);
         tokio::pin!(close_timer);
+        let throttle_timer = tokio::time::sleep_until(far);
+        tokio::pin!(throttle_timer);
         loop {
             // A forceful close wins over whatever became ready at the same time (a reply
             // finished by the dispatch that asked for the close, for instance).
             if self.conn.inner.forced.load(Ordering::Acquire) {
                 return End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
             }
+            self.update_backpressure();
             let writing = !self.queue.is_empty();
             // A holding adapter's connection leaves incoming bytes in the network.
             let holding = self.holding();
-            // The endpoint timeout bounds a stalled write and a message stuck half-way (not
-            // while holding: then nothing is read on purpose).
-            let reading_half = !self.rbuf.is_empty() && !holding;
-            let io_deadline = match self.config.io_timeout {
-                Some(t) if writing && reading_half => {
-                    (self.write_progress + t).min(self.read_progress + t)
-                }
-                Some(t) if writing => self.write_progress + t,
-                Some(t) if reading_half => self.read_progress + t,
-                _ => far,
-            };
+            // Reads only when the buffer holds no whole message and nothing else is awaited:
+            // the buffer never holds more than the message at its front.
+            let reading = !holding && !self.input.complete && !self.input.paused();
+            let handling = !holding && self.input.complete && !self.input.paused();
+            let (io_deadline, why) = self.deadline(writing, holding);
+            let io_deadline = io_deadline.unwrap_or(far);
             if io_deadline < io_timer.deadline() {
                 io_timer.as_mut().reset(io_deadline);
+            }
+            if let Some(t) = self.input.throttled {
+                if t != throttle_timer.deadline() {
+                    throttle_timer.as_mut().reset(t);
+                }
             }
             tokio::select! {
                 changed = hold_changed(&mut self.config.hold) => {
                     if changed.is_err() {
                         self.config.hold = None;
                     }
+                    // Holding stopped the clocks of what arrives.
                     self.read_progress = Instant::now();
+                    if self.input.started.is_some() {
+                        self.input.started = Some(self.read_progress);
+                    }
                 }
-                r = self.reader.read_buf(&mut self.rbuf), if !holding => {
+                r = self.reader.read_buf(&mut self.rbuf), if reading => {
                     match r {
                         Ok(0) => {
                             return match self.state {
@@ -1044,12 +1271,44 @@ where
                         }
                         Ok(_) => {
                             self.read_progress = Instant::now();
-                            if let Some(end) = self.on_readable() {
+                            if let Some(end) = self.examine_input() {
                                 return end;
                             }
                         }
+                        // A transport that found the peer breaking its rules (WebSocket framing).
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            return End::Failed(Error::Protocol(e.to_string()));
+                        }
                         Err(e) => return End::Failed(Error::ConnectionLost(e.to_string())),
                     }
+                }
+                // One batch of whole messages, then back to the scheduler when this task has
+                // used up its budget: a peer that sends fast does not hold up the others.
+                _ = tokio::task::coop::consume_budget(), if handling => {
+                    if let Some(end) = self.handle_messages() {
+                        return end;
+                    }
+                }
+                frame = pending_opt(&mut self.input.inflating), if self.input.inflating.is_some() => {
+                    self.input.inflating = None;
+                    let end = match frame {
+                        Ok(frame) => self.on_frame(frame),
+                        Err(e) => Some(End::Failed(e)),
+                    };
+                    if let Some(end) = end {
+                        return end;
+                    }
+                }
+                room = pending_opt(&mut self.input.room_wait), if self.input.room_wait.is_some() => {
+                    self.input.room_wait = None;
+                    self.input.room = room;
+                    if let Some(end) = self.examine_input() {
+                        return end;
+                    }
+                }
+                _ = &mut throttle_timer, if self.input.throttled.is_some() => {
+                    self.input.throttled = None;
+                    throttle_timer.as_mut().reset(far);
                 }
                 r = write_some(&mut self.writer, &self.queue, self.offset), if writing => {
                     match r {
@@ -1077,7 +1336,7 @@ where
                 }
                 _ = &mut io_timer, if io_deadline < far => {
                     if Instant::now() >= io_deadline {
-                        return End::Failed(Error::ConnectionTimeout);
+                        return self.timed_out(why);
                     }
                     io_timer.as_mut().reset(io_deadline);
                 }
@@ -1093,6 +1352,96 @@ where
                     .as_mut()
                     .reset(Instant::now() + self.config.close_timeout);
             }
+        }
+    }
+
+    /// The earliest deadline of the connection's I/O, and what it bounds.
+    fn deadline(&self, writing: bool, holding: bool) -> (Option<Instant>, Deadline) {
+        let mut best = (None, Deadline::None);
+        let mut consider = |at: Instant, why: Deadline| {
+            if best.0.is_none_or(|b| at < b) {
+                best = (Some(at), why);
+            }
+        };
+        // A message stuck half-way: not while the connection stops reading on purpose
+        // (holding, or waiting for its replies to leave); waiting for room in the pool of
+        // incomplete messages does not stop the clock.
+        let receiving = self.input.started.is_some()
+            && !self.input.complete
+            && !holding
+            && !self.input.backpressure;
+        if let Some(t) = self.config.io_timeout {
+            if writing {
+                consider(self.write_progress + t, Deadline::Io);
+            }
+            if receiving {
+                consider(self.read_progress + t, Deadline::Io);
+            }
+        }
+        if let Some(t) = self.config.limits.message_timeout {
+            if let (true, Some(started)) = (receiving, self.input.started) {
+                consider(started + t, Deadline::Message);
+            }
+            if let Some(since) = self.input.stalled_since {
+                consider(since + t, Deadline::Stalled);
+            }
+        }
+        best
+    }
+
+    /// Ends the connection whose deadline `why` passed.
+    fn timed_out(&self, why: Deadline) -> End {
+        let timeout = self.config.limits.message_timeout.unwrap_or_default();
+        match why {
+            Deadline::Message => tracing::warn!(
+                target: "floe::network",
+                "closing connection: a message did not arrive whole within \
+                 Ice.Connection.MessageTimeout ({} ms) of its first byte\n{}",
+                timeout.as_millis(),
+                self.conn,
+            ),
+            Deadline::Stalled => tracing::warn!(
+                target: "floe::network",
+                "closing connection: the peer left more than {} bytes of replies unread for \
+                 Ice.Connection.MessageTimeout ({} ms)\n{}",
+                self.config.limits.max_pending_reply_bytes / 2,
+                timeout.as_millis(),
+                self.conn,
+            ),
+            Deadline::Io | Deadline::None => {}
+        }
+        End::Failed(Error::ConnectionTimeout)
+    }
+
+    /// Stops reading once unsent replies and running dispatches hold more than the bound, and
+    /// reads again once they are down to half of it; notes since when the replies alone keep
+    /// it stopped.
+    fn update_backpressure(&mut self) {
+        let max = self.config.limits.max_pending_reply_bytes;
+        let held = self.input.reply_bytes + self.input.dispatch_bytes;
+        if !self.input.backpressure && held > max {
+            self.input.backpressure = true;
+            if self.config.trace_network >= 2 {
+                tracing::debug!(
+                    target: "floe::network",
+                    "stop reading: {} bytes of replies and dispatches pending\n{}",
+                    held,
+                    self.conn
+                );
+            }
+        } else if self.input.backpressure && held <= max / 2 {
+            self.input.backpressure = false;
+            // The clock of a message left half-read restarts now that it is read again.
+            if self.input.started.is_some() {
+                self.input.started = Some(Instant::now());
+            }
+            self.read_progress = Instant::now();
+        }
+        let stalled = self.input.backpressure && self.input.reply_bytes > max / 2;
+        match (stalled, self.input.stalled_since) {
+            (true, None) => self.input.stalled_since = Some(Instant::now()),
+            (false, Some(_)) => self.input.stalled_since = None,
+            _ => {}
         }
     }
 
@@ -1210,6 +1559,9 @@ where
                 break;
             };
             self.last_activity = Instant::now();
+            if out.reply {
+                self.input.reply_bytes -= out.bytes.len();
+            }
             if let Some(id) = out.request_id {
                 if let Some(p) = self.pending.get_mut(&id) {
                     p.sent = true;
@@ -1225,62 +1577,202 @@ where
         }
     }
 
-    fn on_readable(&mut self) -> Option<End> {
-        loop {
-            let frame = match self.decoder.decode(&mut self.rbuf) {
-                Ok(Some(f)) => f,
-                Ok(None) => return None,
-                Err(e) => return Some(End::Failed(e)),
-            };
-            self.last_activity = Instant::now();
-            let compress_reply = frame.header.compression != 0;
-            let msg = match Message::parse(&frame) {
-                Ok(m) => m,
-                Err(e) => return Some(End::Failed(e)),
-            };
-            if self.config.trace_protocol >= 1 {
-                let detail = describe(&msg);
-                tracing::info!(
-                    target: "floe::protocol",
-                    "received {} (compression {}, {} bytes){detail}\n{}",
-                    frame.header.message_type,
-                    frame.header.compression,
-                    frame.header.size,
-                    self.conn
-                );
+    /// Looks at the message at the front of the read buffer after a read or once a message was
+    /// taken: whether it is whole, when its first byte came, and, when it is not all there,
+    /// takes room for it in the pool of incomplete messages (waiting when there is none) and
+    /// in the buffer.
+    fn examine_input(&mut self) -> Option<End> {
+        if self.rbuf.is_empty() {
+            self.input.started = None;
+            self.input.complete = false;
+            self.input.room = None;
+            return None;
+        }
+        self.input.started.get_or_insert(self.read_progress);
+        let header = match self.decoder.peek(&self.rbuf) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                self.input.complete = false;
+                return None;
             }
-            match msg {
-                Message::ValidateConnection => {
-                    let callback = self.conn.inner.heartbeat_callback.lock().clone();
-                    if let Some(callback) = callback {
-                        callback(&self.conn);
+            Err(e) => return Some(End::Failed(e)),
+        };
+        self.input.complete = self.rbuf.len() >= header.size;
+        if self.input.complete || self.input.room_wait.is_some() {
+            return None;
+        }
+        if self.input.room.is_none() {
+            if let Some(pool) = &self.config.limits.incomplete {
+                let need = pool.room_for(header.size);
+                match pool.room.clone().try_acquire_many_owned(need) {
+                    Ok(room) => self.input.room = Some(room),
+                    Err(_) => {
+                        if self.config.trace_network >= 2 {
+                            tracing::debug!(
+                                target: "floe::network",
+                                "waiting for room for a message of {} bytes \
+                                 (Ice.Connection.MaxIncompleteBytes)\n{}",
+                                header.size,
+                                self.conn
+                            );
+                        }
+                        let room = pool.room.clone();
+                        self.input.room_wait =
+                            Some(Box::pin(
+                                async move { room.acquire_many_owned(need).await.ok() },
+                            ));
+                        return None;
                     }
-                }
-                Message::CloseConnection => {
-                    return Some(match self.state {
-                        State::CloseSent => graceful_close("closed gracefully"),
-                        _ => End::Graceful(Error::CloseConnection),
-                    });
-                }
-                Message::Reply(reply) => {
-                    if let Some(p) = self.pending.remove(&reply.request_id) {
-                        let _ = p.reply.send(Ok(Some(reply)));
-                    }
-                }
-                Message::Request(req) => {
-                    if !self.takes_requests() {
-                        continue;
-                    }
-                    self.dispatch(vec![req], compress_reply);
-                }
-                Message::Batch(reqs) => {
-                    if !self.takes_requests() || reqs.is_empty() {
-                        continue;
-                    }
-                    self.dispatch(reqs, false);
                 }
             }
         }
+        self.rbuf.reserve(header.size - self.rbuf.len());
+        None
+    }
+
+    /// Handles the whole messages at the front of the read buffer, up to [`FRAME_BATCH`],
+    /// while nothing makes the connection wait: compressed messages that inflate to more than
+    /// [`INLINE_INFLATE_MAX`] are decompressed on the blocking pool (the connection goes on
+    /// once they are), and the decompression budget may run out.
+    fn handle_messages(&mut self) -> Option<End> {
+        for _ in 0..FRAME_BATCH {
+            self.update_backpressure();
+            if !self.input.complete || self.input.paused() || self.holding() {
+                break;
+            }
+            let max = self.decoder.max_size();
+            let (header, body) = match self.decoder.peek(&self.rbuf) {
+                Ok(Some(header)) => {
+                    let inflated =
+                        match crate::protocol::uncompressed_size(&header, &self.rbuf, max) {
+                            Ok(n) => n,
+                            Err(e) => return Some(End::Failed(e)),
+                        };
+                    if header.compression == 2 && !self.take_budget(inflated) {
+                        break;
+                    }
+                    match self.decoder.split(&mut self.rbuf) {
+                        Ok(Some((header, body))) if header.compression == 2 => {
+                            if inflated > INLINE_INFLATE_MAX {
+                                self.input.inflating =
+                                    Some(Box::pin(inflate_elsewhere(header, body, max)));
+                                self.after_message();
+                                return self.examine_input();
+                            }
+                            (header, body)
+                        }
+                        Ok(Some(x)) => x,
+                        Ok(None) => break,
+                        Err(e) => return Some(End::Failed(e)),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Some(End::Failed(e)),
+            };
+            self.after_message();
+            let end = crate::protocol::inflate(header, body, max)
+                .map_or_else(|e| Some(End::Failed(e)), |frame| self.on_frame(frame));
+            if end.is_some() {
+                return end;
+            }
+            if let Some(end) = self.examine_input() {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// The message at the front was taken from the read buffer: its room in the pool of
+    /// incomplete messages is free, and the clock of the next one starts.
+    fn after_message(&mut self) {
+        self.input.room = None;
+        self.input.started = None;
+        self.input.complete = false;
+    }
+
+    /// Takes `n` decompressed bytes from the connection's budget; false (and the connection
+    /// waits) when it has run out. A message larger than a second's budget waits for a full
+    /// budget and leaves it in debt.
+    fn take_budget(&mut self, n: usize) -> bool {
+        let Some(rate) = self.config.limits.decompressed_per_second else {
+            return true;
+        };
+        let rate = rate as f64;
+        let now = Instant::now();
+        let elapsed = now
+            .saturating_duration_since(self.input.budget_at)
+            .as_secs_f64();
+        self.input.budget = (self.input.budget + elapsed * rate).min(rate);
+        self.input.budget_at = now;
+        let need = (n as f64).min(rate);
+        if self.input.budget >= need {
+            self.input.budget -= n as f64;
+            return true;
+        }
+        let wait = Duration::from_secs_f64((need - self.input.budget) / rate);
+        if self.config.trace_network >= 2 {
+            tracing::debug!(
+                target: "floe::network",
+                "decompression budget spent (Ice.Connection.MaxDecompressedBytesPerSecond): \
+                 waiting {} ms\n{}",
+                wait.as_millis(),
+                self.conn
+            );
+        }
+        self.input.throttled = Some(now + wait);
+        false
+    }
+
+    /// Handles one whole (decompressed) message.
+    fn on_frame(&mut self, frame: Frame) -> Option<End> {
+        self.last_activity = Instant::now();
+        let compress_reply = frame.header.compression != 0;
+        let held = HEADER_SIZE + frame.body.len();
+        let msg = match Message::parse(&frame) {
+            Ok(m) => m,
+            Err(e) => return Some(End::Failed(e)),
+        };
+        if self.config.trace_protocol >= 1 {
+            let detail = describe(&msg);
+            tracing::info!(
+                target: "floe::protocol",
+                "received {} (compression {}, {} bytes){detail}\n{}",
+                frame.header.message_type,
+                frame.header.compression,
+                frame.header.size,
+                self.conn
+            );
+        }
+        match msg {
+            Message::ValidateConnection => {
+                let callback = self.conn.inner.heartbeat_callback.lock().clone();
+                if let Some(callback) = callback {
+                    callback(&self.conn);
+                }
+            }
+            Message::CloseConnection => {
+                return Some(match self.state {
+                    State::CloseSent => graceful_close("closed gracefully"),
+                    _ => End::Graceful(Error::CloseConnection),
+                });
+            }
+            Message::Reply(reply) => {
+                if let Some(p) = self.pending.remove(&reply.request_id) {
+                    let _ = p.reply.send(Ok(Some(reply)));
+                }
+            }
+            Message::Request(req) => {
+                if self.takes_requests() {
+                    self.dispatch(vec![req], compress_reply, held);
+                }
+            }
+            Message::Batch(reqs) => {
+                if self.takes_requests() && !reqs.is_empty() {
+                    self.dispatch(reqs, false, held);
+                }
+            }
+        }
+        None
     }
 
     /// Whether requests that arrive now are dispatched: not once the connection is closing,
@@ -1291,11 +1783,26 @@ where
         self.state == State::Active && self.conn.inner.active.load(Ordering::Acquire)
     }
 
-    fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool) {
+    /// Dispatches a request (or the requests of a batch) that arrived in a message of `held`
+    /// bytes, counted against the connection's bound until the dispatch is over.
+    fn dispatch(&mut self, reqs: Vec<RequestData>, compress: bool, held: usize) {
         self.dispatches += 1;
+        self.input.dispatch_bytes += held;
         let handler = self.conn.inner.handler.read().clone();
-        let mut dispatch: DispatchFuture =
-            Box::pin(dispatch_all(handler, self.conn.clone(), reqs, compress));
+        let params: usize = reqs.iter().map(|r| r.params.len()).sum();
+        let last_id = reqs.last().map_or(0, |r| r.request_id);
+        let mut dispatch: DispatchFuture = Box::pin(dispatch_all(
+            handler,
+            self.conn.clone(),
+            reqs,
+            compress,
+            held,
+        ));
+        // Large parameters may take long to decode (class graphs): the start of such a
+        // dispatch runs on the blocking pool, off the threads serving connections.
+        if params > INLINE_DISPATCH_MAX {
+            dispatch = Box::pin(start_elsewhere(dispatch, held, last_id, compress));
+        }
         // A serialized connection queues a request behind those still being dispatched; with
         // none in progress (`dispatches` counts this one), it is dispatched at once like the rest.
         if self.config.serialize && self.dispatches > 1 {
@@ -1321,7 +1828,7 @@ where
 
     /// Handles `first` and the dispatches finished behind it (up to [`WRITE_BATCH`] in all),
     /// so that their replies go out in one write.
-    fn on_dispatches(&mut self, first: Option<DispatchDone>) {
+    fn on_dispatches(&mut self, first: Finished) {
         self.on_dispatched(first);
         for _ in 1..WRITE_BATCH {
             let Ok(done) = self.done_rx.try_recv() else {
@@ -1332,9 +1839,10 @@ where
     }
 
     /// A dispatch is over: its reply (the one to its last request, if twoway) is queued.
-    fn on_dispatched(&mut self, done: Option<DispatchDone>) {
+    fn on_dispatched(&mut self, finished: Finished) {
         self.dispatches = self.dispatches.saturating_sub(1);
-        let Some(done) = done else {
+        self.input.dispatch_bytes = self.input.dispatch_bytes.saturating_sub(finished.held);
+        let Some(done) = finished.reply else {
             return;
         };
         let forced = self.conn.inner.forced.load(Ordering::Acquire);
@@ -1349,7 +1857,12 @@ where
                 MessageType::Reply,
                 format_args!(" (request id {}, {} bytes)", done.request_id, msg.len()),
             );
-            self.push(msg, None, None);
+            self.push_outgoing(Outgoing {
+                bytes: msg,
+                request_id: None,
+                done: None,
+                reply: true,
+            });
         }
     }
 
@@ -1398,7 +1911,7 @@ where
 }
 
 /// Runs the first of a serialized connection's waiting dispatches to completion.
-async fn next_serial(serial: &mut VecDeque<DispatchFuture>) -> Option<DispatchDone> {
+async fn next_serial(serial: &mut VecDeque<DispatchFuture>) -> Finished {
     match serial.front_mut() {
         Some(dispatch) => dispatch.as_mut().await,
         None => std::future::pending().await,
@@ -1421,7 +1934,8 @@ async fn dispatch_all(
     conn: Connection,
     reqs: Vec<RequestData>,
     compress: bool,
-) -> Option<DispatchDone> {
+    held: usize,
+) -> Finished {
     let mut last = None;
     for req in reqs {
         let request_id = req.request_id;
@@ -1440,7 +1954,57 @@ async fn dispatch_all(
             reply,
         });
     }
-    last
+    Finished { held, reply: last }
+}
+
+/// Runs the first poll of `dispatch` (where generated code decodes the parameters) on the
+/// blocking pool, once a slot of [`heavy_work`] is free, and the rest (what it waits for) as
+/// usual. A dispatch that panics there is answered with UnknownException.
+async fn start_elsewhere(
+    mut dispatch: DispatchFuture,
+    held: usize,
+    request_id: i32,
+    compress: bool,
+) -> Finished {
+    let slot = heavy_work().acquire_owned().await.ok();
+    let polled = tokio::task::spawn_blocking(move || {
+        let done = futures_util::FutureExt::now_or_never(dispatch.as_mut());
+        drop(slot);
+        (dispatch, done)
+    })
+    .await;
+    match polled {
+        Ok((_, Some(finished))) => finished,
+        Ok((dispatch, None)) => dispatch.await,
+        Err(e) => Finished {
+            held,
+            reply: Some(DispatchDone {
+                request_id,
+                compress,
+                reply: ReplyBody::UnknownException(format!("dispatch failed: {e}")),
+            }),
+        },
+    }
+}
+
+/// Decompresses a message on the blocking pool, once a slot of [`heavy_work`] is free.
+async fn inflate_elsewhere(header: Header, body: Bytes, max_size: usize) -> Result<Frame> {
+    let slot = heavy_work().acquire_owned().await.ok();
+    let inflated = tokio::task::spawn_blocking(move || {
+        let frame = crate::protocol::inflate(header, body, max_size);
+        drop(slot);
+        frame
+    })
+    .await;
+    inflated.unwrap_or_else(|e| Err(Error::Protocol(format!("bzip2 decompression failed: {e}"))))
+}
+
+/// Waits for the future in `f`, if any (for an optional branch of `select!`).
+async fn pending_opt<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
+    match f {
+        Some(f) => f.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The fields of a message worth a protocol trace.
@@ -1531,6 +2095,7 @@ mod tests {
         ConnectionConfig {
             max_message_size: 1 << 20,
             acm,
+            limits: Limits::default(),
             close_timeout: Duration::from_secs(10),
             trace_network: 0,
             trace_protocol: 0,
@@ -1546,17 +2111,18 @@ mod tests {
         acm: AcmConfig,
         handler: Option<Arc<dyn RequestHandler>>,
     ) -> (Connection, ReadHalf<DuplexStream>, WriteHalf<DuplexStream>) {
+        pipe_with(server, config(acm), handler)
+    }
+
+    fn pipe_with(
+        server: bool,
+        config: ConnectionConfig,
+        handler: Option<Arc<dyn RequestHandler>>,
+    ) -> (Connection, ReadHalf<DuplexStream>, WriteHalf<DuplexStream>) {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (ar, aw) = tokio::io::split(a);
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let conn = start_on(
-            ar,
-            aw,
-            Peer::plain(addr, addr),
-            config(acm),
-            handler,
-            server,
-        );
+        let conn = start_on(ar, aw, Peer::plain(addr, addr), config, handler, server);
         let (br, bw) = tokio::io::split(b);
         (conn, br, bw)
     }
@@ -1790,6 +2356,62 @@ mod tests {
         for _ in 0..40 {
             assert_eq!(read_msg(&mut br).await.unwrap().0, MessageType::Request);
         }
+    }
+
+    /// Counts the requests it is given.
+    struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl RequestHandler for Count {
+        fn handle(
+            &self,
+            _request: RequestData,
+            _c: Option<Connection>,
+        ) -> BoxFuture<'static, ReplyBody> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { ReplyBody::Ok(empty_encapsulation(1, 1)) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn decompression_budget_spreads_inflation_over_time() {
+        let acm = AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(true)
+        };
+        let mut cfg = config(acm);
+        cfg.limits.decompressed_per_second = Some(1 << 20);
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (_conn, mut r, mut w) = pipe_with(true, cfg, Some(Arc::new(Count(count.clone()))));
+        assert_eq!(
+            read_msg(&mut r).await.unwrap().0,
+            MessageType::ValidateConnection
+        );
+        // Oneway requests inflating to 512 KiB each, four of them: a second's budget (1 MiB)
+        // covers two at once, the others wait half a second each.
+        let req = RequestData {
+            request_id: 0,
+            name: "x".into(),
+            operation: "op".into(),
+            params: crate::protocol::encapsulate(1, 1, &vec![0u8; (512 << 10) - 64]),
+            ..Default::default()
+        };
+        let msg = build_message(MessageType::Request, &req.request_body(), true);
+        assert_eq!(msg[9], 2, "compressed");
+        let start = Instant::now();
+        for _ in 0..4 {
+            w.write_all(&msg).await.unwrap();
+        }
+        let mut handled = Vec::new();
+        while handled.len() < 4 {
+            let n = count.load(Ordering::SeqCst);
+            if n > handled.len() {
+                handled.resize(n, start.elapsed().as_secs_f64());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(handled[1] < 0.1, "{handled:?}");
+        assert!((0.45..0.65).contains(&handled[2]), "{handled:?}");
+        assert!((0.95..1.15).contains(&handled[3]), "{handled:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,15 @@ pub enum Error {
     /// A message or encapsulation is larger than allowed (Ice's `MemoryLimitException`).
     #[error("memory limit: {0}")]
     MemoryLimit(String),
+    /// A datagram is larger than the sending socket carries (Ice's `DatagramLimitException`):
+    /// the message's size and the limit, `min(65507, Ice.UDP.SndSize - 28)`.
+    #[error("datagram of {size} bytes exceeds the limit of {limit} bytes")]
+    DatagramLimit {
+        /// The message's size.
+        size: usize,
+        /// The largest datagram the socket carries.
+        limit: usize,
+    },
     /// The peer violated the protocol (Ice's `ProtocolException` family).
     #[error("protocol error: {0}")]
     Protocol(String),

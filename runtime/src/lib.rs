@@ -38,9 +38,11 @@
 //! ```
 
 pub mod adapter;
+pub mod admin;
 pub mod codegen;
 pub mod communicator;
 pub mod connection;
+pub mod discovery;
 pub mod dispatch;
 pub mod encoding;
 pub mod endpoint;
@@ -51,6 +53,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod servant_locator;
 pub mod transport;
+mod udp;
 mod ws;
 
 pub use adapter::ObjectAdapter;

@@ -190,43 +190,76 @@ impl FrameDecoder {
         FrameDecoder { max_size }
     }
 
-    /// Takes one whole message from the front of `buf`, if there is one. The header is checked
-    /// as soon as its 14 bytes are there, so an oversized message is rejected before its body is
-    /// read or any room is reserved for it.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>> {
+    /// The largest message accepted, in bytes.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// The header of the message at the front of `buf`, checked, once its 14 bytes are there.
+    /// A ValidateConnection or CloseConnection that announces a body is refused here, before
+    /// any of it is read.
+    pub fn peek(&self, buf: &[u8]) -> Result<Option<Header>> {
         if buf.len() < HEADER_SIZE {
             return Ok(None);
         }
         let header = Header::parse(&buf[..HEADER_SIZE], self.max_size)?;
+        if matches!(
+            header.message_type,
+            MessageType::ValidateConnection | MessageType::CloseConnection
+        ) && header.size != HEADER_SIZE
+        {
+            return Err(Error::Protocol(format!(
+                "illegal message size {} for {:?}",
+                header.size, header.message_type
+            )));
+        }
+        Ok(Some(header))
+    }
+
+    /// Takes one whole message from the front of `buf`, if there is one, without decompressing
+    /// its body (see [`inflate`]). Reserves nothing: the caller decides how much room to make
+    /// for a message that is not all there yet.
+    pub fn split(&self, buf: &mut BytesMut) -> Result<Option<(Header, Bytes)>> {
+        let Some(header) = self.peek(buf)? else {
+            return Ok(None);
+        };
         if buf.len() < header.size {
-            buf.reserve(header.size - buf.len());
             return Ok(None);
         }
         let mut msg = buf.split_to(header.size);
         msg.advance(HEADER_SIZE);
-        let body = msg.freeze();
-        if matches!(
-            header.message_type,
-            MessageType::ValidateConnection | MessageType::CloseConnection
-        ) {
-            if header.size != HEADER_SIZE {
-                return Err(Error::Protocol(format!(
-                    "illegal message size {} for {:?}",
-                    header.size, header.message_type
-                )));
+        Ok(Some((header, msg.freeze())))
+    }
+
+    /// Takes one whole message from the front of `buf`, if there is one, decompressed. The
+    /// header is checked as soon as its 14 bytes are there, so an oversized message is rejected
+    /// before its body is read or any room is reserved for it; then room for the whole message
+    /// is reserved.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>> {
+        match self.split(buf)? {
+            Some((header, body)) => inflate(header, body, self.max_size).map(Some),
+            None => {
+                if let Some(header) = self.peek(buf)? {
+                    buf.reserve(header.size - buf.len());
+                }
+                Ok(None)
             }
-            return Ok(Some(Frame { header, body }));
         }
-        let body = if header.compression == 2 {
-            decompress(&body, self.max_size)?
-        } else {
-            body
-        };
-        Ok(Some(Frame { header, body }))
     }
 }
 
-fn decompress(body: &[u8], max_size: usize) -> Result<Bytes> {
+/// The size of the message once decompressed (header included), as a compressed message
+/// (compression byte 2) announces it in its first four body bytes; `header.size` for other
+/// messages. `message` starts with the header; `max_size` is the largest message accepted.
+pub fn uncompressed_size(header: &Header, message: &[u8], max_size: usize) -> Result<usize> {
+    if header.compression != 2 || !carries_body(header.message_type) {
+        return Ok(header.size);
+    }
+    announced_size(message.get(HEADER_SIZE..).unwrap_or_default(), max_size)
+}
+
+/// The uncompressed size that the body of a compressed message announces, checked.
+fn announced_size(body: &[u8], max_size: usize) -> Result<usize> {
     if body.len() < 4 {
         return Err(Error::Protocol("compressed message too short".into()));
     }
@@ -240,6 +273,29 @@ fn decompress(body: &[u8], max_size: usize) -> Result<Bytes> {
     if total > max_size {
         return Err(size_exceeded(total, max_size));
     }
+    Ok(total)
+}
+
+fn carries_body(t: MessageType) -> bool {
+    !matches!(
+        t,
+        MessageType::ValidateConnection | MessageType::CloseConnection
+    )
+}
+
+/// Makes a [`Frame`] of a message taken by [`FrameDecoder::split`]: decompresses its body when
+/// the header says bzip2 (refusing one that would inflate past `max_size` bytes).
+pub fn inflate(header: Header, body: Bytes, max_size: usize) -> Result<Frame> {
+    let body = if header.compression == 2 && carries_body(header.message_type) {
+        decompress(&body, max_size)?
+    } else {
+        body
+    };
+    Ok(Frame { header, body })
+}
+
+fn decompress(body: &[u8], max_size: usize) -> Result<Bytes> {
+    let total = announced_size(body, max_size)?;
     let want = total - HEADER_SIZE;
     let mut out = Vec::with_capacity(want);
     let mut decoder = bzip2::read::BzDecoder::new(&body[4..]);

@@ -24,9 +24,6 @@ use crate::protocol::{
     Context, MessageType, OperationMode, ReplyBody, RequestData, batch_body, build_message,
 };
 
-/// Largest UDP payload over IPv4.
-const MAX_DATAGRAM: usize = 65507;
-
 /// A typed proxy (generated `XPrx` types implement it): a newtype over [`ObjectPrx`].
 pub trait Proxy: Clone + Send + Sync + 'static {
     /// The Slice type id of the interface (`::Module::Interface`).
@@ -773,14 +770,14 @@ impl ObjectPrx {
                 _ => None,
             })
             .ok_or_else(|| Error::NoEndpoint(self.to_string()))?;
-        if message.len() > MAX_DATAGRAM {
-            return Err(Error::MemoryLimit(format!(
-                "datagram of {} bytes exceeds the UDP limit of {MAX_DATAGRAM} bytes",
-                message.len()
-            )));
+        let udp = self.r.instance.udp_socket(ep).await?;
+        if message.len() > udp.max_datagram {
+            return Err(Error::DatagramLimit {
+                size: message.len(),
+                limit: udp.max_datagram,
+            });
         }
-        let socket = self.r.instance.udp_socket(&ep.socket_address()).await?;
-        socket.send(&message).await.map_err(|e| {
+        udp.socket.send(&message).await.map_err(|e| {
             Error::ConnectionLost(format!("udp send to {}: {e}", ep.socket_address()))
         })?;
         Ok(())

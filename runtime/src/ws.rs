@@ -2,6 +2,9 @@
 //! subprotocol `ice.zeroc.com`, then Ice messages in binary frames (masked from client to
 //! server). A close frame ends the stream; ping frames are skipped (Ice never sends them).
 //! Ice reads the payloads of successive frames as one stream, so long messages may span frames.
+//! As RFC 6455 (5.5) requires, a control frame (close, ping, pong) whose payload is over 125
+//! bytes, or that is fragmented, fails the connection with `InvalidData`, as does a frame with
+//! a reserved bit set (no extension is negotiated) or a 64-bit length with its top bit set.
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +21,8 @@ const PROTOCOL: &str = "ice.zeroc.com";
 const MAX_HEADERS: usize = 16 * 1024;
 /// Largest payload written in one frame.
 const MAX_FRAME: usize = 64 * 1024;
+/// Largest payload of a control frame (RFC 6455, 5.5).
+const MAX_CONTROL_PAYLOAD: u64 = 125;
 
 fn ws_error(m: impl Into<String>) -> Error {
     Error::ConnectFailed(format!("websocket: {}", m.into()))
@@ -157,19 +162,50 @@ impl<R> WsReader<R> {
             return Ok(false);
         }
         let opcode = b[0] & 0x0f;
+        let fin = b[0] & 0x80 != 0;
         let masked = b[1] & 0x80 != 0;
         if masked != self.expect_masked {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "websocket: invalid masking",
-            ));
+            return Err(invalid("websocket: invalid masking".into()));
+        }
+        if b[0] & 0x70 != 0 {
+            return Err(invalid(format!(
+                "websocket: reserved bits {:#x} set without an extension",
+                b[0] & 0x70
+            )));
+        }
+        let control = opcode & 0x8 != 0;
+        if control && !fin {
+            return Err(invalid(format!(
+                "websocket: fragmented control frame (opcode {opcode:#x})"
+            )));
+        }
+        // A control frame's length fits the first length byte; checked before waiting for
+        // longer length fields.
+        if control && u64::from(b[1] & 0x7f) > MAX_CONTROL_PAYLOAD {
+            let len = match b[1] & 0x7f {
+                126 if b.len() >= 4 => u64::from(u16::from_be_bytes([b[2], b[3]])).to_string(),
+                127 if b.len() >= 10 => {
+                    let mut l = [0u8; 8];
+                    l.copy_from_slice(&b[2..10]);
+                    u64::from_be_bytes(l).to_string()
+                }
+                _ => "more than 125".to_string(),
+            };
+            return Err(invalid(format!(
+                "websocket: control frame (opcode {opcode:#x}) with a payload of {len} bytes \
+                 (at most {MAX_CONTROL_PAYLOAD}, RFC 6455 5.5)"
+            )));
         }
         let (len, mut at) = match b[1] & 0x7f {
             126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
             127 if b.len() >= 10 => {
                 let mut l = [0u8; 8];
                 l.copy_from_slice(&b[2..10]);
-                (u64::from_be_bytes(l), 10)
+                let len = u64::from_be_bytes(l);
+                if len >> 63 != 0 {
+                    return Err(invalid(format!("websocket: frame length {len:#x}")));
+                }
+                (len, 10)
             }
             126 | 127 => return Ok(false),
             n => (u64::from(n), 2),
@@ -192,10 +228,7 @@ impl<R> WsReader<R> {
             }
             0x9 | 0xA => self.skipping = true,
             other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("websocket: unexpected opcode {other}"),
-                ));
+                return Err(invalid(format!("websocket: unexpected opcode {other}")));
             }
         }
         self.raw.advance(at);
@@ -255,6 +288,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for WsReader<R> {
             this.raw.put_slice(rb.filled());
         }
     }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// Writes each `write` call as binary frames of up to 64 KiB (masked when we are the client).
@@ -445,5 +482,56 @@ mod tests {
         let mut r = WsReader::new(b, BytesMut::new(), true);
         let mut buf = [0u8; 8];
         assert!(r.read(&mut buf).await.is_err());
+    }
+
+    /// What a reader (a client's: frames unmasked) says of `bytes`.
+    async fn read_all(bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        a.write_all(bytes).await.unwrap();
+        drop(a);
+        let mut got = Vec::new();
+        WsReader::new(b, BytesMut::new(), false)
+            .read_to_end(&mut got)
+            .await
+            .map(|_| got)
+    }
+
+    #[tokio::test]
+    async fn control_frames_over_125_bytes_or_fragmented_are_refused() {
+        let mut ok = vec![0x89, 125];
+        ok.extend(std::iter::repeat_n(0u8, 125));
+        ok.extend_from_slice(&[0x82, 1, 7]);
+        assert_eq!(read_all(&ok).await.unwrap(), vec![7]);
+        let cases: [(&str, Vec<u8>, &str); 6] = [
+            (
+                "ping of 126",
+                vec![0x89, 126, 0, 126],
+                "payload of 126 bytes",
+            ),
+            (
+                "ping of 2^62",
+                [vec![0x89, 127], (1u64 << 62).to_be_bytes().to_vec()].concat(),
+                "payload of 4611686018427387904 bytes",
+            ),
+            (
+                "pong of 200",
+                vec![0x8A, 126, 0, 200],
+                "payload of 200 bytes",
+            ),
+            ("close of 126", vec![0x88, 126], "more than 125"),
+            (
+                "fragmented ping",
+                vec![0x09, 1, 0],
+                "fragmented control frame",
+            ),
+            ("reserved bit", vec![0xC2, 1, 0], "reserved bits"),
+        ];
+        for (what, bytes, reason) in cases {
+            let e = read_all(&bytes).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{what}");
+            assert!(e.to_string().contains(reason), "{what}: {e}");
+        }
+        let huge = [vec![0x82, 127], u64::MAX.to_be_bytes().to_vec()].concat();
+        assert!(read_all(&huge).await.is_err());
     }
 }

@@ -92,3 +92,105 @@ async fn datagram_proxy_without_udp_endpoint() {
     assert!(matches!(r, Err(Error::NoEndpoint(_))), "{r:?}");
     comm.destroy().await;
 }
+
+/// Waits until `count()` reaches `n` (at most 5 s) and returns what it last saw.
+async fn wait_count(n: i32, count: impl Fn() -> i32) -> i32 {
+    for _ in 0..500 {
+        if count() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    count()
+}
+
+fn notifications(server: &FloeServer) -> i32 {
+    server
+        .hello
+        .notifications
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multicast_datagrams_reach_every_floe_and_zeroc_member_of_the_group() {
+    require_zeroc();
+    let group = format!(
+        "udp -h 239.255.1.1 -p {} --interface 127.0.0.1",
+        floe_test_support::free_port()
+    );
+    let endpoints = format!("tcp -h 127.0.0.1 -p 0:{group}");
+    let one = start_floe_server_on(&endpoints, &[]).await;
+    let two = start_floe_server_on(&endpoints, &[]).await;
+    let py = start_python_server_with(&[&format!("--Py.Endpoints={endpoints}")]);
+    let comm = client_communicator(&[]);
+    let py_hello = HelloPrx::from_object(comm.string_to_proxy(&py.proxy).unwrap().unwrap());
+    assert_eq!(py_hello.notify_count().await.unwrap(), 0);
+
+    // ZeroC sends to the group: both Floe servers get every datagram.
+    let target = format!("hello -d:{group}");
+    run_python_client(&target, "send_datagrams", &["5", "10"]).await;
+    for server in [&one, &two] {
+        assert_eq!(wait_count(5, || notifications(server)).await, 5);
+    }
+
+    // Floe sends to the group (with a TTL): the Floe servers and ZeroC's get every datagram.
+    let to_group = HelloPrx::from_object(
+        comm.string_to_proxy(&format!("hello -d:{group} --ttl 1"))
+            .unwrap()
+            .unwrap(),
+    );
+    for i in 0..5 {
+        to_group.notify(&format!("m{i}")).await.unwrap();
+    }
+    for server in [&one, &two] {
+        assert_eq!(wait_count(10, || notifications(server)).await, 10);
+    }
+    let mut seen = 0;
+    for _ in 0..500 {
+        seen = py_hello.notify_count().await.unwrap();
+        if seen >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, 10, "ZeroC's member of the group");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_larger_than_the_buffers_fail_to_send_and_are_dropped_on_receipt() {
+    require_zeroc();
+    // The receiver carries datagrams of at most 8192 - 28 bytes.
+    let server = start_floe_server_on(
+        "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0",
+        &[("Ice.UDP.RcvSize", "8192")],
+    )
+    .await;
+    let proxy = server.proxy.to_string();
+    run_python_client(&proxy, "send_datagrams", &["1", "12000"]).await;
+    run_python_client(&proxy, "send_datagrams", &["2", "100"]).await;
+    assert_eq!(wait_count(2, || notifications(&server)).await, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        notifications(&server),
+        2,
+        "the datagram over Ice.UDP.RcvSize was dropped"
+    );
+
+    // The sender refuses a message over its own limit, and sends one under it.
+    let comm = client_communicator(&[("Ice.UDP.SndSize", "8192")]);
+    let hello = HelloPrx(
+        comm.string_to_proxy(&proxy)
+            .unwrap()
+            .unwrap()
+            .ice_datagram(),
+    );
+    match hello.notify(&"x".repeat(9000)).await {
+        Err(Error::DatagramLimit { size, limit }) => {
+            assert_eq!(limit, 8192 - 28);
+            assert!(size > 9000, "{size}");
+        }
+        other => panic!("a 9000-byte datagram gave {other:?}"),
+    }
+    hello.notify(&"x".repeat(4000)).await.unwrap();
+    assert_eq!(wait_count(3, || notifications(&server)).await, 3);
+}

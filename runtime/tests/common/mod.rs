@@ -89,9 +89,16 @@ pub struct PythonServer {
 }
 
 pub fn start_python_server() -> PythonServer {
+    start_python_server_with(&[])
+}
+
+/// [`start_python_server`] with Ice options (`--Name=value`) for its communicator; its adapter is
+/// named `Py`.
+pub fn start_python_server_with(options: &[&str]) -> PythonServer {
     require_zeroc();
     let mut child = Command::new(PYTHON)
         .arg(python_dir().join("server.py"))
+        .args(options)
         .current_dir(python_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

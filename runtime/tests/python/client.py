@@ -68,6 +68,14 @@ def datagram(comm, base):
     check(hello.notifyCount() == start + 5, "5 datagram notifications, got %d" % (hello.notifyCount() - start))
 
 
+def send_datagrams(comm, base):
+    """Sends COUNT datagram notifications of SIZE bytes each (arguments after the scenario)."""
+    count, size = int(sys.argv[3]), int(sys.argv[4])
+    hello = FloeTest.HelloPrx.uncheckedCast(base.ice_datagram())
+    for i in range(count):
+        hello.notify("x" * size)
+
+
 class CallbackI(FloeTest.Callback):
     def __init__(self):
         self.msgs = []

@@ -110,7 +110,12 @@ def main():
     # Several dispatch threads: a servant that calls a client back over the client's own
     # connection (bidir) waits for a reply that another thread has to read.
     with Ice.initialize(sys.argv + ["--Ice.ThreadPool.Server.Size=4"]) as comm:
-        adapter = comm.createObjectAdapterWithEndpoints("Py", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0:ws -h 127.0.0.1 -p 0 -r /floe")
+        # Ice.initialize takes only the Ice prefixes from the command line; `--Py.*` sets up the
+        # adapter (an AdapterId, for instance).
+        comm.getProperties().parseCommandLineOptions("Py", sys.argv)
+        endpoints = comm.getProperties().getPropertyWithDefault(
+            "Py.Endpoints", "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0:ws -h 127.0.0.1 -p 0 -r /floe")
+        adapter = comm.createObjectAdapterWithEndpoints("Py", endpoints)
         prx = adapter.add(HelloI(), Ice.stringToIdentity("hello"))
         adapter.addFacet(AdminI(), Ice.stringToIdentity("hello"), "admin")
         adapter.add(LocatorI(adapter), Ice.stringToIdentity("locator"))
