@@ -29,7 +29,24 @@ type Servant = Arc<dyn Dispatcher>;
 enum Listener {
     Tcp(TcpListener),
     Ws(TcpListener),
+    /// `ssl` (`ws` false) and `wss` (`ws` true): a TLS handshake first.
+    Ssl {
+        listener: TcpListener,
+        engine: Arc<crate::transport::ssl::SslEngine>,
+        ws: bool,
+    },
     Udp(crate::udp::UdpSocket),
+}
+
+/// What an accept loop does with a new connection before Ice's protocol starts.
+#[derive(Clone)]
+enum Accept {
+    Tcp,
+    Ws,
+    Ssl {
+        engine: Arc<crate::transport::ssl::SslEngine>,
+        ws: bool,
+    },
 }
 
 #[derive(Default)]
@@ -106,15 +123,19 @@ impl ObjectAdapter {
                     "cannot listen on opaque endpoint `{ep_str}`"
                 )));
             };
-            if !matches!(
-                ip.transport,
-                Transport::Tcp | Transport::Udp | Transport::Ws
-            ) {
-                return Err(Error::FeatureNotSupported(format!(
-                    "transport `{}` (adapter `{name}` endpoint `{ep_str}`)",
-                    ip.transport.name()
-                )));
-            }
+            // An ssl or wss endpoint needs the communicator's TLS engine, with a certificate.
+            let engine = match ip.transport {
+                Transport::Ssl | Transport::Wss => {
+                    let engine = instance.ssl_engine()?;
+                    engine.check_server().map_err(|e| {
+                        Error::Initialization(format!(
+                            "adapter `{name}` cannot listen on `{ep_str}`: {e}"
+                        ))
+                    })?;
+                    Some(engine)
+                }
+                _ => None,
+            };
             let host = if ip.host.is_empty() || ip.host == "*" {
                 "0.0.0.0".to_string()
             } else {
@@ -140,10 +161,17 @@ impl ObjectAdapter {
             } else {
                 let listener = listen(&addr, props).await.map_err(cannot)?;
                 let local = listener.local_addr().map_err(cannot)?;
-                if ip.transport == Transport::Ws {
-                    (Listener::Ws(listener), local)
-                } else {
-                    (Listener::Tcp(listener), local)
+                match engine {
+                    Some(engine) => (
+                        Listener::Ssl {
+                            listener,
+                            engine,
+                            ws: ip.transport == Transport::Wss,
+                        },
+                        local,
+                    ),
+                    None if ip.transport == Transport::Ws => (Listener::Ws(listener), local),
+                    None => (Listener::Tcp(listener), local),
                 }
             };
             let mut actual = ip.clone();
@@ -282,8 +310,13 @@ impl ObjectAdapter {
         for listener in listeners {
             let weak = Arc::downgrade(&self.inner);
             tasks.push(match listener {
-                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak, false)),
-                Listener::Ws(l) => tokio::spawn(accept_loop(l, weak, true)),
+                Listener::Tcp(l) => tokio::spawn(accept_loop(l, weak, Accept::Tcp)),
+                Listener::Ws(l) => tokio::spawn(accept_loop(l, weak, Accept::Ws)),
+                Listener::Ssl {
+                    listener,
+                    engine,
+                    ws,
+                } => tokio::spawn(accept_loop(listener, weak, Accept::Ssl { engine, ws })),
                 Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
             });
         }
@@ -672,7 +705,7 @@ impl ObjectAdapter {
     }
 }
 
-async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, ws: bool) {
+async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInner>, how: Accept) {
     // Failures that repeat (out of file descriptors, at the connection cap) are logged at most
     // once per period each, with the number left out.
     let mut accept_failed = RateLimited::new();
@@ -708,31 +741,53 @@ async fn accept_loop(listener: TcpListener, adapter: std::sync::Weak<AdapterInne
                      ({}.MaxConnections)",
                     inner.name, inner.name
                 ));
-                refuse(stream, ws);
+                refuse(stream, !matches!(how, Accept::Tcp));
                 continue;
             }
         }
         let handler: Arc<dyn RequestHandler> = Arc::new(AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         }));
-        if ws {
-            // The upgrade runs in its own task so a slow client does not hold up the others.
-            inner
-                .upgrading
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            tokio::spawn(async move {
-                let accepted = connection::accept_ws(stream, inner.config.clone(), handler).await;
-                match accepted {
-                    Ok(conn) => register_connection(&inner, conn),
-                    Err(e) => {
-                        tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
-                    }
-                }
+        match &how {
+            Accept::Tcp => {}
+            Accept::Ws => {
+                // The upgrade runs in its own task so a slow client does not hold up the others.
                 inner
                     .upgrading
-                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            });
-            continue;
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                tokio::spawn(async move {
+                    let accepted =
+                        connection::accept_ws(stream, inner.config.clone(), handler).await;
+                    match accepted {
+                        Ok(conn) => register_connection(&inner, conn),
+                        Err(e) => {
+                            tracing::warn!(target: "floe::network", "websocket upgrade from {peer}: {e}")
+                        }
+                    }
+                    inner
+                        .upgrading
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                });
+                continue;
+            }
+            Accept::Ssl { engine, ws } => {
+                // So does the TLS handshake.
+                let (engine, ws) = (engine.clone(), *ws);
+                inner
+                    .upgrading
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                tokio::spawn(async move {
+                    let config = inner.config.clone();
+                    match connection::accept_ssl(stream, &engine, ws, config, handler).await {
+                        Ok(conn) => register_connection(&inner, conn),
+                        Err(e) => tracing::warn!(target: "floe::network", "{e}"),
+                    }
+                    inner
+                        .upgrading
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                });
+                continue;
+            }
         }
         match connection::accept(stream, inner.config.clone(), handler) {
             Ok(conn) => register_connection(&inner, conn),
@@ -752,9 +807,9 @@ fn open_connections(inner: &AdapterInner) -> usize {
 
 /// Closes a connection over the adapter's cap at once. A TCP peer gets ValidateConnection and
 /// then CloseConnection, as from a server that is closing (Ice clients may retry elsewhere); a
-/// WebSocket peer, whose upgrade has not started, just sees the socket close.
-fn refuse(stream: tokio::net::TcpStream, ws: bool) {
-    if !ws {
+/// WebSocket or TLS peer, whose handshake has not started, just sees the socket close.
+fn refuse(stream: tokio::net::TcpStream, closed_only: bool) {
+    if !closed_only {
         let validate = crate::protocol::validate_connection_message();
         let close = crate::protocol::close_connection_message();
         let mut both = Vec::with_capacity(validate.len() + close.len());

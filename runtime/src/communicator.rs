@@ -20,7 +20,7 @@ use crate::properties::Properties;
 use crate::protocol::{DEFAULT_MESSAGE_SIZE_MAX_KIB, message_size_max_bytes};
 use crate::proxy::ObjectPrx;
 
-type ConnKey = (String, u16, i32, bool);
+type ConnKey = (String, u16, i32, crate::endpoint::Transport);
 
 /// The state shared by a communicator's handles, proxies and adapters.
 pub(crate) struct Instance {
@@ -57,6 +57,8 @@ pub(crate) struct Instance {
     /// down and destroyed with the others.
     unnamed_adapters: Mutex<Vec<ObjectAdapter>>,
     udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<crate::udp::UdpSocket>>>,
+    /// TLS for `ssl` and `wss` endpoints, built from `IceSSL.*` on first use.
+    ssl: std::sync::OnceLock<Result<Arc<crate::transport::ssl::SslEngine>>>,
     pub(crate) self_ref: std::sync::Weak<Instance>,
     batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
     locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
@@ -83,12 +85,7 @@ impl Instance {
         } else {
             ep.host.clone()
         };
-        let key = (
-            host,
-            ep.port,
-            ep.timeout,
-            ep.transport == crate::endpoint::Transport::Ws,
-        );
+        let key = (host, ep.port, ep.timeout, ep.transport);
         let slot = self.connections.lock().entry(key).or_default().clone();
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
@@ -120,11 +117,22 @@ impl Instance {
                 .or(self.override_timeout)
                 .unwrap_or(ep.timeout),
         );
+        let ws = || connection::WsTarget {
+            host: target.host.clone(),
+            port: target.port,
+            resource: target.resource.clone(),
+        };
         let dial = match target.transport {
-            crate::endpoint::Transport::Ws => connection::Dial::Ws {
+            crate::endpoint::Transport::Ws => connection::Dial::Ws(ws()),
+            crate::endpoint::Transport::Ssl => connection::Dial::Ssl {
+                engine: self.ssl_engine()?,
                 host: target.host.clone(),
-                port: target.port,
-                resource: target.resource.clone(),
+                ws: None,
+            },
+            crate::endpoint::Transport::Wss => connection::Dial::Ssl {
+                engine: self.ssl_engine()?,
+                host: target.host.clone(),
+                ws: Some(ws()),
             },
             _ => connection::Dial::Tcp,
         };
@@ -137,6 +145,13 @@ impl Instance {
         }
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// The communicator's TLS engine (IceSSL's properties read and files loaded on first use).
+    pub(crate) fn ssl_engine(&self) -> Result<Arc<crate::transport::ssl::SslEngine>> {
+        self.ssl
+            .get_or_init(|| crate::transport::ssl::SslEngine::new(&self.properties).map(Arc::new))
+            .clone()
     }
 
     /// A UDP socket connected to `ep` (one per destination, interface and TTL, as Ice's datagram
@@ -362,6 +377,7 @@ impl Communicator {
             adapters: Mutex::new(HashMap::new()),
             unnamed_adapters: Mutex::new(Vec::new()),
             udp_sockets: tokio::sync::Mutex::new(HashMap::new()),
+            ssl: std::sync::OnceLock::new(),
             batches: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
             admin: crate::admin::Admin::default(),

@@ -351,6 +351,8 @@ struct Inner {
     /// Called for each heartbeat (ValidateConnection) received.
     heartbeat_callback: parking_lot::Mutex<Option<HeartbeatCallback>>,
     instance: std::sync::Weak<crate::communicator::Instance>,
+    /// The TLS peer information of an `ssl` or `wss` connection.
+    ssl: Option<crate::transport::SslConnectionInfo>,
 }
 
 /// What [`Connection::set_heartbeat_callback`] installs.
@@ -415,6 +417,13 @@ impl Connection {
 
     pub(crate) fn set_endpoint(&self, endpoint: crate::endpoint::Endpoint) {
         *self.inner.endpoint.lock() = Some(endpoint);
+    }
+
+    /// What an `ssl` or `wss` connection knows about its peer (IceSSL's `ConnectionInfo`): its
+    /// certificate chain, whether it was verified, the cipher suite. `None` for other
+    /// transports. A servant reaches it through `current.con` to authorize by certificate.
+    pub fn ssl_info(&self) -> Option<&crate::transport::SslConnectionInfo> {
+        self.inner.ssl.as_ref()
     }
 
     /// The name of the object adapter that dispatches the requests arriving on this connection
@@ -572,29 +581,39 @@ impl Connection {
     }
 }
 
-/// Opens a client connection: connects, waits for the server's ValidateConnection (within
-/// `connect_timeout`), and starts the actor.
-/// How to reach a server: plain TCP, or a WebSocket upgrade to `resource` on `host:port`.
+/// How to reach a server: plain TCP, a WebSocket upgrade, or TLS (`ssl`, and `wss` with
+/// the upgrade on top).
 #[derive(Debug, Clone)]
 pub(crate) enum Dial {
     Tcp,
-    Ws {
+    Ws(WsTarget),
+    Ssl {
+        engine: Arc<crate::transport::ssl::SslEngine>,
+        /// The host dialled, for the certificate's name check.
         host: String,
-        port: u16,
-        resource: String,
+        ws: Option<WsTarget>,
     },
+}
+
+/// Where a WebSocket upgrade asks to go: `resource` on `host:port`.
+#[derive(Debug, Clone)]
+pub(crate) struct WsTarget {
+    pub host: String,
+    pub port: u16,
+    pub resource: String,
 }
 
 fn not_validated(addr: &str, e: impl fmt::Display) -> Error {
     Error::ConnectFailed(format!("{addr}: connection not validated: {e}"))
 }
 
-/// Waits for the server's ValidateConnection (exactly the 14-byte header).
+/// Waits for the server's ValidateConnection (exactly the 14-byte header). A TLS alert read
+/// instead (a server refusing our certificate after a TLS 1.3 handshake) is a security error.
 async fn read_validation<R: AsyncRead + Unpin>(r: &mut R, addr: &str) -> Result<()> {
     let mut hdr = [0u8; HEADER_SIZE];
-    r.read_exact(&mut hdr)
-        .await
-        .map_err(|e| not_validated(addr, e))?;
+    r.read_exact(&mut hdr).await.map_err(|e| {
+        crate::transport::ssl::stream_error(&e, addr).unwrap_or_else(|| not_validated(addr, e))
+    })?;
     let h = Header::parse(&hdr, usize::MAX).map_err(|e| not_validated(addr, e))?;
     if h.message_type != MessageType::ValidateConnection || h.size != HEADER_SIZE {
         return Err(not_validated(
@@ -635,12 +654,9 @@ pub(crate) async fn connect(
                 let (r, w) = stream.into_split();
                 Ok::<_, Error>(Transport::Tcp(r, w, local, remote))
             }
-            Dial::Ws {
-                host,
-                port,
-                resource,
-            } => {
-                let leftover = crate::ws::connect(&mut stream, &host, port, &resource).await?;
+            Dial::Ws(ws) => {
+                let leftover =
+                    crate::ws::connect(&mut stream, &ws.host, ws.port, &ws.resource).await?;
                 let (r, w) = stream.into_split();
                 let mut r = crate::ws::WsReader::new(r, leftover, false);
                 read_validation(&mut r, addr).await?;
@@ -650,6 +666,33 @@ pub(crate) async fn connect(
                     local,
                     remote,
                 ))
+            }
+            Dial::Ssl { engine, host, ws } => {
+                let (mut tls, info) = engine.connect(stream, &host, addr).await?;
+                let leftover = match &ws {
+                    Some(ws) => {
+                        Some(crate::ws::connect(&mut tls, &ws.host, ws.port, &ws.resource).await?)
+                    }
+                    None => None,
+                };
+                let (r, w) = tokio::io::split(tls);
+                let peer = Peer {
+                    local,
+                    remote,
+                    ssl: Some(info),
+                };
+                match leftover {
+                    Some(leftover) => {
+                        let mut r = crate::ws::WsReader::new(r, leftover, false);
+                        read_validation(&mut r, addr).await?;
+                        Ok(Transport::Wss(r, crate::ws::WsWriter::new(w, false), peer))
+                    }
+                    None => {
+                        let mut r = r;
+                        read_validation(&mut r, addr).await?;
+                        Ok(Transport::Ssl(r, w, peer))
+                    }
+                }
             }
         }
     };
@@ -662,9 +705,13 @@ pub(crate) async fn connect(
     let trace = config.trace_network;
     let conn = match transport {
         Transport::Tcp(r, w, local, remote) => {
-            start_on(r, w, local, remote, config, handler, false)
+            start_on(r, w, Peer::plain(local, remote), config, handler, false)
         }
-        Transport::Ws(r, w, local, remote) => start_on(r, w, local, remote, config, handler, false),
+        Transport::Ws(r, w, local, remote) => {
+            start_on(r, w, Peer::plain(local, remote), config, handler, false)
+        }
+        Transport::Ssl(r, w, peer) => start_on(r, w, peer, config, handler, false),
+        Transport::Wss(r, w, peer) => start_on(r, w, peer, config, handler, false),
     };
     if trace >= 1 {
         tracing::info!(target: "floe::network", "established connection\n{conn}");
@@ -674,6 +721,8 @@ pub(crate) async fn connect(
 
 type TcpRead = tokio::net::tcp::OwnedReadHalf;
 type TcpWrite = tokio::net::tcp::OwnedWriteHalf;
+type TlsRead = tokio::io::ReadHalf<tokio_rustls::TlsStream<TcpStream>>;
+type TlsWrite = tokio::io::WriteHalf<tokio_rustls::TlsStream<TcpStream>>;
 
 enum Transport {
     Tcp(TcpRead, TcpWrite, SocketAddr, SocketAddr),
@@ -683,6 +732,29 @@ enum Transport {
         SocketAddr,
         SocketAddr,
     ),
+    Ssl(TlsRead, TlsWrite, Peer),
+    Wss(
+        crate::ws::WsReader<TlsRead>,
+        crate::ws::WsWriter<TlsWrite>,
+        Peer,
+    ),
+}
+
+/// The two ends of a connection, and what TLS told about the peer.
+struct Peer {
+    local: SocketAddr,
+    remote: SocketAddr,
+    ssl: Option<crate::transport::SslConnectionInfo>,
+}
+
+impl Peer {
+    fn plain(local: SocketAddr, remote: SocketAddr) -> Peer {
+        Peer {
+            local,
+            remote,
+            ssl: None,
+        }
+    }
 }
 
 /// Starts the actor of an accepted connection; it sends ValidateConnection first.
@@ -714,7 +786,62 @@ pub(crate) async fn accept_ws(
     let (r, w) = stream.into_split();
     let r = crate::ws::WsReader::new(r, leftover, true);
     let w = crate::ws::WsWriter::new(w, true);
-    Ok(start_on(r, w, local, remote, config, Some(handler), true))
+    Ok(start_on(
+        r,
+        w,
+        Peer::plain(local, remote),
+        config,
+        Some(handler),
+        true,
+    ))
+}
+
+/// Runs the TLS handshake on an accepted connection (then, for `wss`, the WebSocket upgrade)
+/// and starts its actor. The handshake has the graceful close timeout to complete.
+pub(crate) async fn accept_ssl(
+    stream: TcpStream,
+    engine: &crate::transport::ssl::SslEngine,
+    ws: bool,
+    config: ConnectionConfig,
+    handler: Arc<dyn RequestHandler>,
+) -> Result<Connection> {
+    let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let remote = stream
+        .peer_addr()
+        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let adapter = handler.adapter_name();
+    let handshake = async {
+        let (mut tls, info) = engine.accept(stream, &adapter, &remote.to_string()).await?;
+        let leftover = if ws {
+            Some(crate::ws::accept(&mut tls).await?)
+        } else {
+            None
+        };
+        Ok::<_, Error>((tls, info, leftover))
+    };
+    let (tls, info, leftover) = tokio::time::timeout(config.close_timeout, handshake)
+        .await
+        .map_err(|_| Error::ConnectTimeout(format!("ssl handshake from {remote}")))??;
+    let (r, w) = tokio::io::split(tls);
+    let peer = Peer {
+        local,
+        remote,
+        ssl: Some(info),
+    };
+    Ok(match leftover {
+        Some(leftover) => start_on(
+            crate::ws::WsReader::new(r, leftover, true),
+            crate::ws::WsWriter::new(w, true),
+            peer,
+            config,
+            Some(handler),
+            true,
+        ),
+        None => start_on(r, w, peer, config, Some(handler), true),
+    })
 }
 
 fn start(
@@ -731,7 +858,12 @@ fn start(
         .map_err(|e| Error::ConnectionLost(e.to_string()))?;
     let (reader, writer) = stream.into_split();
     Ok(start_on(
-        reader, writer, local, remote, config, handler, server,
+        reader,
+        writer,
+        Peer::plain(local, remote),
+        config,
+        handler,
+        server,
     ))
 }
 
@@ -739,8 +871,7 @@ fn start(
 fn start_on<R, W>(
     reader: R,
     writer: W,
-    local: SocketAddr,
-    remote: SocketAddr,
+    peer: Peer,
     config: ConnectionConfig,
     handler: Option<Arc<dyn RequestHandler>>,
     server: bool,
@@ -758,13 +889,14 @@ where
             forced: std::sync::atomic::AtomicBool::new(false),
             tx,
             closed: closed_rx,
-            local,
-            remote,
+            local: peer.local,
+            remote: peer.remote,
             server,
             handler: parking_lot::RwLock::new(handler),
             endpoint: parking_lot::Mutex::new(None),
             heartbeat_callback: parking_lot::Mutex::new(None),
             instance: config.instance.clone(),
+            ssl: peer.ssl,
         }),
     };
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -1990,7 +2122,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (ar, aw) = tokio::io::split(a);
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let conn = start_on(ar, aw, addr, addr, config, handler, server);
+        let conn = start_on(ar, aw, Peer::plain(addr, addr), config, handler, server);
         let (br, bw) = tokio::io::split(b);
         (conn, br, bw)
     }
@@ -2196,7 +2328,14 @@ mod tests {
             timeout: Duration::ZERO,
             ..AcmConfig::default_for(false)
         };
-        let conn = start_on(ar, writer, addr, addr, config(acm), None, false);
+        let conn = start_on(
+            ar,
+            writer,
+            Peer::plain(addr, addr),
+            config(acm),
+            None,
+            false,
+        );
         // Queued before the connection's task runs (this runtime has one thread).
         let (tx, mut rx) = mpsc::unbounded_channel();
         for i in 0..40 {

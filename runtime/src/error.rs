@@ -123,6 +123,63 @@ pub enum Error {
     /// A fixed proxy or other illegal use of the API (Ice's `IllegalArgumentException` family).
     #[error("illegal argument: {0}")]
     IllegalArgument(String),
+    /// A TLS handshake failed, or the peer's certificate was refused (Ice's `SecurityException`
+    /// raised by IceSSL). `reason` says what went wrong for code to match on; `message` names
+    /// the peer, the certificate and the IceSSL property involved.
+    #[error("security error ({reason}): {message}")]
+    Security {
+        /// What failed.
+        reason: SecurityReason,
+        /// The details, for people.
+        message: String,
+    },
+}
+
+/// Why an `ssl` or `wss` connection was refused ([`Error::Security`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SecurityReason {
+    /// The peer's certificate (or one of its issuers) is past its end of validity.
+    CertificateExpired,
+    /// The peer's certificate (or one of its issuers) is not valid yet.
+    CertificateNotYetValid,
+    /// The peer's certificate does not lead to a CA of `IceSSL.CAs`.
+    UntrustedIssuer,
+    /// The server's certificate names neither the host nor the IP address dialled
+    /// (`IceSSL.CheckCertName`).
+    HostNameMismatch,
+    /// Some other defect of the peer's certificate: bad signature, wrong key usage, unreadable.
+    BadCertificate,
+    /// The client sent no certificate though the server requires one (`IceSSL.VerifyPeer=2`).
+    NoClientCertificate,
+    /// The peer refused the certificate we sent, or sent none that it could accept (it
+    /// answered with a TLS alert).
+    CertificateRejectedByPeer,
+    /// The peer's certificate chain is longer than `IceSSL.VerifyDepthMax`.
+    ChainTooLong,
+    /// The peer's certificate is refused by `IceSSL.TrustOnly` (or `.Client`, `.Server`,
+    /// `.Server.<Adapter>`).
+    NotTrusted,
+    /// The handshake failed for another reason: no protocol version or cipher suite in
+    /// common (`IceSSL.Protocols`), a peer that does not speak TLS, a malformed message.
+    Handshake,
+}
+
+impl fmt::Display for SecurityReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SecurityReason::CertificateExpired => "certificate expired",
+            SecurityReason::CertificateNotYetValid => "certificate not yet valid",
+            SecurityReason::UntrustedIssuer => "untrusted issuer",
+            SecurityReason::HostNameMismatch => "host name mismatch",
+            SecurityReason::BadCertificate => "bad certificate",
+            SecurityReason::NoClientCertificate => "no client certificate",
+            SecurityReason::CertificateRejectedByPeer => "certificate rejected by peer",
+            SecurityReason::ChainTooLong => "certificate chain too long",
+            SecurityReason::NotTrusted => "rejected by IceSSL.TrustOnly",
+            SecurityReason::Handshake => "TLS handshake failed",
+        })
+    }
 }
 
 /// The fields of an ObjectNotExist, FacetNotExist or OperationNotExist failure, as carried by the

@@ -52,6 +52,7 @@ pub mod properties;
 pub mod protocol;
 pub mod proxy;
 pub mod servant_locator;
+pub mod transport;
 mod udp;
 mod ws;
 
@@ -64,7 +65,7 @@ pub use dispatch::{
 };
 pub use encoding::EncodingVersion;
 pub use endpoint::Endpoint;
-pub use error::{Error, RequestFailed, Result};
+pub use error::{Error, RequestFailed, Result, SecurityReason};
 pub use identity::Identity;
 pub use properties::Properties;
 pub use protocol::{Context, OperationMode};

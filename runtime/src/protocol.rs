@@ -550,6 +550,7 @@ pub fn ice_exception_text(err: &Error) -> String {
         Error::ConnectionLost(_) => "::Ice::ConnectionLostException",
         Error::InvocationTimeout(_) => "::Ice::InvocationTimeoutException",
         Error::FeatureNotSupported(_) => "::Ice::FeatureNotSupportedException",
+        Error::Security { .. } => "::Ice::SecurityException",
         _ => "::Ice::LocalException",
     };
     format!("{name}:\n{err}")

@@ -802,9 +802,6 @@ impl ObjectPrx {
                 None => Ok(c.clone()),
             };
         }
-        if self.r.secure {
-            return Err(Error::NoEndpoint(self.to_string()));
-        }
         if !self.r.endpoints.is_empty() {
             return self.connect_to(&self.r.endpoints).await;
         }
@@ -821,16 +818,30 @@ impl ObjectPrx {
         }
     }
 
+    /// Connects to the first endpoint that answers. As in Ice (with `Ice.Default.PreferSecure`
+    /// unset), a secure proxy (`-s`) uses only `ssl` and `wss` endpoints, and another tries
+    /// the plain ones first.
     async fn connect_to(&self, endpoints: &[Endpoint]) -> Result<Connection> {
+        let stream = |secure: bool| {
+            endpoints.iter().filter_map(move |ep| match ep {
+                Endpoint::Ip(ip) => match ip.transport {
+                    Transport::Tcp | Transport::Ws if !secure => Some(ip),
+                    Transport::Ssl | Transport::Wss if secure => Some(ip),
+                    _ => None,
+                },
+                _ => None,
+            })
+        };
+        let ordered: Vec<&IpEndpoint> = if self.r.secure {
+            stream(true).collect()
+        } else {
+            stream(false).chain(stream(true)).collect()
+        };
         let mut last = None;
-        for ep in endpoints {
-            if let Endpoint::Ip(ip) = ep {
-                if matches!(ip.transport, Transport::Tcp | Transport::Ws) {
-                    match self.r.instance.get_connection(ip).await {
-                        Ok(c) => return Ok(c),
-                        Err(e) => last = Some(e),
-                    }
-                }
+        for ip in ordered {
+            match self.r.instance.get_connection(ip).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| Error::NoEndpoint(self.to_string())))

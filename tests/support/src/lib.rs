@@ -14,6 +14,8 @@
 //! # let _ = (proxy, unused);
 //! ```
 
+#[cfg(feature = "certs")]
+pub mod certs;
 pub mod faultnet;
 pub mod lincheck;
 
