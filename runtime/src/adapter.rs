@@ -229,6 +229,7 @@ impl ObjectAdapter {
                 _ => None,
             }),
             hold: Some(hold.subscribe()),
+            idle_timeout: instance.connection_limits.idle_timeout,
             instance: Arc::downgrade(&instance),
         };
         let size_max = props.get_property_as_int_with_default(

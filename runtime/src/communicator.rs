@@ -110,6 +110,7 @@ impl Instance {
                 > 0,
             io_timeout: timeout_ms(self.override_timeout.unwrap_or(ep.timeout)),
             hold: None,
+            idle_timeout: None,
             instance: self.self_ref.clone(),
         };
         let timeout = timeout_ms(

@@ -73,16 +73,19 @@ pub struct AcmConfig {
 }
 
 impl AcmConfig {
-    /// The defaults: 60 s, heartbeat on dispatch, close on invocation and idle. Ice's are the
-    /// same except that its servers close on invocation only, so an idle incoming connection
-    /// stays open for ever; Floe's close it gracefully (CloseConnection, which Ice clients
-    /// answer by reconnecting when they next call), so that idle peers cannot hold a server's
-    /// connections and file descriptors.
-    pub fn default_for(_server: bool) -> Self {
+    /// Ice's defaults: 60 s, heartbeat on dispatch, and close on invocation and idle for
+    /// outgoing connections, on invocation only for incoming ones. Idle incoming connections
+    /// are bounded apart from ACM, by `Ice.Connection.IdleTimeout`
+    /// ([`ConnectionConfig::idle_timeout`]).
+    pub fn default_for(server: bool) -> Self {
         AcmConfig {
             timeout: Duration::from_secs(60),
             heartbeat: AcmHeartbeat::OnDispatch,
-            close: AcmClose::OnInvocationAndIdle,
+            close: if server {
+                AcmClose::OnInvocation
+            } else {
+                AcmClose::OnInvocationAndIdle
+            },
         }
     }
 
@@ -152,6 +155,10 @@ pub(crate) struct ConnectionConfig {
     pub serialize: bool,
     /// While it holds true, the connection does not read (its object adapter holds).
     pub hold: Option<tokio::sync::watch::Receiver<bool>>,
+    /// An incoming connection from which nothing has arrived for this long, with nothing
+    /// dispatching or waiting to be sent, is closed gracefully (`Ice.Connection.IdleTimeout`);
+    /// `None` for outgoing connections, whose ACM decides.
+    pub idle_timeout: Option<Duration>,
     /// The communicator that owns the connection (for proxies bound to it).
     pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
 }
@@ -162,6 +169,8 @@ pub const DEFAULT_MAX_PENDING_REPLY_BYTES: usize = 4 << 20;
 pub const DEFAULT_MESSAGE_TIMEOUT_MS: i32 = 60_000;
 /// Default of `Ice.Connection.MaxDecompressedBytesPerSecond`.
 pub const DEFAULT_DECOMPRESSED_BYTES_PER_SECOND: usize = 16 << 20;
+/// Default of `Ice.Connection.IdleTimeout`, in milliseconds.
+pub const DEFAULT_IDLE_TIMEOUT_MS: i32 = 300_000;
 /// Default of `Ice.Connection.MaxIncompleteBytes`.
 pub const DEFAULT_MAX_INCOMPLETE_BYTES: usize = 128 << 20;
 
@@ -192,6 +201,9 @@ pub(crate) struct Limits {
     /// Room for messages that are still arriving, shared by a communicator's connections
     /// (`Ice.Connection.MaxIncompleteBytes`); `None`: no limit.
     pub incomplete: Option<IncompletePool>,
+    /// Incoming connections idle for this long are closed (`Ice.Connection.IdleTimeout`);
+    /// `None`: kept as long as ACM keeps them.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -225,6 +237,10 @@ impl Limits {
             "Ice.Connection.MessageTimeout",
             DEFAULT_MESSAGE_TIMEOUT_MS,
         );
+        let idle = props.get_property_as_int_with_default(
+            "Ice.Connection.IdleTimeout",
+            DEFAULT_IDLE_TIMEOUT_MS,
+        );
         Limits {
             max_pending_reply_bytes: bytes(
                 "Ice.Connection.MaxPendingReplyBytes",
@@ -241,6 +257,7 @@ impl Limits {
                 DEFAULT_MAX_INCOMPLETE_BYTES,
             )
             .map(IncompletePool::new),
+            idle_timeout: (idle > 0).then(|| Duration::from_millis(idle as u64)),
         }
     }
 }
@@ -1203,11 +1220,14 @@ where
 
     async fn run_loop(&mut self) -> End {
         let acm = self.config.acm;
-        let period = if acm.timeout.is_zero() {
+        let mut period = if acm.timeout.is_zero() {
             Duration::from_secs(3600 * 24 * 365)
         } else {
             acm.timeout / 2
         };
+        if let Some(idle) = self.config.idle_timeout {
+            period = period.min((idle / 2).max(Duration::from_millis(1)));
+        }
         let mut tick = tokio::time::interval_at(Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let far = Instant::now() + Duration::from_secs(3600 * 24 * 365 * 10);
@@ -1872,6 +1892,22 @@ where
     }
 
     fn on_acm_tick(&mut self) -> Option<End> {
+        if let Some(limit) = self.config.idle_timeout {
+            if self.state == State::Active
+                && !self.holding()
+                && self.dispatches == 0
+                && self.pending.is_empty()
+                && self.queue.is_empty()
+                && self.rbuf.is_empty()
+                && Instant::now().saturating_duration_since(self.read_progress) >= limit
+            {
+                if self.config.trace_network >= 1 {
+                    tracing::info!(target: "floe::network", "closing a connection idle for {limit:?} (Ice.Connection.IdleTimeout)\n{}", self.conn);
+                }
+                self.state = State::Closing;
+                return None;
+            }
+        }
         let acm = self.config.acm;
         // As in Ice, a holding connection neither sends heartbeats nor closes: its peer's ACM
         // decides (a call waiting on a held adapter times out).
@@ -2102,6 +2138,7 @@ mod tests {
             io_timeout: None,
             serialize: false,
             hold: None,
+            idle_timeout: None,
             instance: std::sync::Weak::new(),
         }
     }

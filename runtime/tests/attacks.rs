@@ -823,14 +823,14 @@ async fn a_message_sent_one_byte_at_a_time_times_out() {
 /// The server runs with 256 file descriptors (soft and hard). 400 idle connections used to
 /// take every descriptor and lock new clients out for good (and idle connections were never
 /// closed). Now the adapter takes at most three quarters of the limit (192) and closes the
-/// rest at once, and idle incoming connections are closed after the ACM timeout (1 s here,
-/// with the default close policy): a new client gets in within 6 s.
+/// rest at once, and idle incoming connections are closed after `Ice.Connection.IdleTimeout`
+/// (1 s here): a new client gets in within 6 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_lock_new_clients_out() {
     let _serial = SERIAL.lock().await;
     let server = Server::start(Setup {
         props: &[
-            ("Ice.ACM.Server.Timeout", "1"),
+            ("Ice.Connection.IdleTimeout", "1000"),
             ("Ice.Override.CloseTimeout", "500"),
         ],
         nofile: Some((256, 256)),
@@ -889,7 +889,11 @@ async fn idle_connections_do_not_lock_new_clients_out() {
 async fn accept_failures_are_logged_at_a_bounded_rate() {
     let _serial = SERIAL.lock().await;
     let server = Server::start(Setup {
-        props: &[("Test.MaxConnections", "-1"), ("Ice.ACM.Server.Close", "0")],
+        props: &[
+            ("Test.MaxConnections", "-1"),
+            ("Ice.ACM.Server.Close", "0"),
+            ("Ice.Connection.IdleTimeout", "0"),
+        ],
         nofile: Some((64, 64)),
         ..Default::default()
     });
