@@ -2,7 +2,10 @@
 // ../src/bin/load.rs, with the same phases, arguments and output, so that run.sh can drive either
 // server with either client.
 //
-//   zeroc-bench-load [--Ice.Prop=value ...] PROXY [SECONDS]
+//   zeroc-bench-load [--Ice.Prop=value ...] [--IceSSL.Prop=value ...] PROXY [SECONDS]
+//
+// IceSSL is linked in (-lIceSSL++11) and registered before the communicator starts, so PROXY may
+// have ssl endpoints.
 //
 // Prints one "name value" line per figure: ping latency p50/p99 (µs, at least SECONDS and 1000
 // samples, after 2000 warm-up pings), `add` calls/s with 1, 16 and 64 calls in flight (AMI
@@ -181,6 +184,7 @@ main(int argc, char* argv[])
 {
     try
     {
+        Ice::registerIceSSL();
         Ice::CommunicatorHolder holder(argc, argv);
         if(argc < 2)
         {

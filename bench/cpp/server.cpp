@@ -1,7 +1,9 @@
 // ZeroC Ice C++ (C++11 mapping) server for ../slice/Bench.ice, the baseline of the benchmark.
-// Serves "bench" on tcp -h 127.0.0.1 -p 0 (or Bench.Endpoints), prints "PROXY <proxy>" once
-// ready, and stops on shutdown() or when its standard input closes. Ice.* properties come from
-// the command line (run.sh passes the same ones to both servers).
+// Serves "bench" on tcp -h 127.0.0.1 -p 0 (or Bench.Endpoints, e.g. ssl -h 127.0.0.1 -p 0),
+// prints "PROXY <proxy>" once ready, and stops on shutdown() or when its standard input closes.
+// Ice.*, IceSSL.* and Bench.* properties come from the command line (run.sh passes the same ones
+// to both servers). IceSSL is linked in (-lIceSSL++11) and registered before the communicator
+// starts.
 
 #include <Ice/Ice.h>
 #include <Bench.h>
@@ -45,9 +47,11 @@ int main(int argc, char* argv[])
 {
     try
     {
+        Ice::registerIceSSL();
         Ice::CommunicatorHolder holder(argc, argv);
         auto communicator = holder.communicator();
         auto props = communicator->getProperties();
+        props->parseCommandLineOptions("Bench", Ice::argsToStringSeq(argc, argv));
         if(props->getProperty("Bench.Endpoints").empty())
         {
             props->setProperty("Bench.Endpoints", "tcp -h 127.0.0.1 -p 0");

@@ -1,6 +1,7 @@
-//! `floe-bench-server [--Ice.X=...]`: serves `bench` (a `::Bench::Service`) on `tcp -h 127.0.0.1 -p 0` (or
-//! `Bench.Endpoints`) and prints `PROXY <proxy>` once ready; stops on `shutdown()` or when its
-//! standard input closes.
+//! `floe-bench-server [--Ice.X=...] [--IceSSL.X=...] [--Bench.Endpoints=...]`: serves `bench` (a
+//! `::Bench::Service`) on `tcp -h 127.0.0.1 -p 0` (or `Bench.Endpoints`, e.g. `ssl -h 127.0.0.1
+//! -p 0`) and prints `PROXY <proxy>` once ready; stops on `shutdown()` or when its standard
+//! input closes.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ async fn main() -> Result<(), floe::Error> {
     let mut args: Vec<String> = std::env::args().collect();
     let communicator = floe::initialize(&mut args)?;
     let props = communicator.properties();
+    props.parse_command_line_options("Bench", &mut args);
     if props.get_property("Bench.Endpoints").is_empty() {
         props.set_property("Bench.Endpoints", "tcp -h 127.0.0.1 -p 0");
     }
