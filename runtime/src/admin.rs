@@ -23,13 +23,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::adapter::{ObjectAdapter, uuid_v4};
-use crate::codegen::BoxFuture;
 use crate::communicator::Communicator;
 use crate::dispatch::{Dispatcher, IncomingRequest, OutgoingResponse, dispatch_builtin};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::protocol::OperationMode;
 use crate::proxy::ObjectPrx;
+use futures_util::future::BoxFuture;
 
 /// Called with the properties a `setProperties` changed (a removed one maps to "").
 pub type PropertiesUpdateCallback = Arc<dyn Fn(&BTreeMap<String, String>) + Send + Sync>;
@@ -71,7 +71,11 @@ fn allowed_facets(communicator: &Communicator) -> Option<Vec<String>> {
 
 impl Communicator {
     fn admin_state(&self) -> &Admin {
-        &self.instance().admin
+        self.instance()
+            .admin
+            .get_or_init(|| Arc::new(Admin::default()))
+            .downcast_ref::<Admin>()
+            .expect("the instance's admin slot holds only the admin state")
     }
 
     fn downgrade(&self) -> WeakCommunicator {
@@ -187,7 +191,7 @@ impl Communicator {
 
 /// A handle on the communicator that does not keep it alive.
 #[derive(Clone)]
-struct WeakCommunicator(std::sync::Weak<crate::communicator::Instance>);
+struct WeakCommunicator(std::sync::Weak<crate::instance::Instance>);
 
 impl WeakCommunicator {
     fn upgrade(&self) -> Option<Communicator> {

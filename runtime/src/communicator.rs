@@ -2,7 +2,6 @@
 //! connection cache, object adapters, and an explicit, idempotent shutdown.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,286 +10,15 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::adapter::ObjectAdapter;
-use crate::connection::{self, AcmConfig, Connection, ConnectionConfig};
-use crate::encoding::EncodingVersion;
-use crate::endpoint::{DEFAULT_TIMEOUT_MS, IpEndpoint, parse_version};
+use crate::connection::{self, AcmConfig};
+use crate::endpoint::{DEFAULT_TIMEOUT_MS, parse_version};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
+pub use crate::instance::Communicator;
+use crate::instance::{Instance, override_ms, raise_descriptor_limit};
 use crate::properties::Properties;
 use crate::protocol::{DEFAULT_MESSAGE_SIZE_MAX_KIB, message_size_max_bytes};
 use crate::proxy::ObjectPrx;
-
-type ConnKey = (String, u16, i32, crate::endpoint::Transport);
-
-/// The state shared by a communicator's handles, proxies and adapters.
-pub(crate) struct Instance {
-    pub(crate) properties: Properties,
-    pub(crate) default_encoding: EncodingVersion,
-    pub(crate) default_host: String,
-    pub(crate) default_timeout: i32,
-    pub(crate) default_invocation_timeout: i32,
-    pub(crate) override_compress: Option<bool>,
-    /// `Ice.Override.Timeout`: replaces every endpoint timeout.
-    override_timeout: Option<i32>,
-    /// `Ice.Override.ConnectTimeout`: replaces the endpoint timeout when connecting.
-    override_connect_timeout: Option<i32>,
-    pub(crate) max_message_size: usize,
-    pub(crate) client_acm: AcmConfig,
-    pub(crate) server_acm: AcmConfig,
-    /// `Ice.Connection.*`: what every connection of the communicator lets its peer make it
-    /// hold (the pool of incomplete messages is shared by all of them).
-    pub(crate) connection_limits: connection::Limits,
-    pub(crate) close_timeout: Duration,
-    pub(crate) retry_intervals: Vec<i32>,
-    pub(crate) trace_network: i32,
-    pub(crate) trace_protocol: i32,
-    pub(crate) trace_retry: i32,
-    pub(crate) warn_dispatch: i32,
-    /// `Ice.Default.SlicedFormat`: the format of classes and exceptions sent by operations
-    /// without `["format:…"]` metadata.
-    pub(crate) default_format: crate::encoding::FormatType,
-    /// `Ice.AcceptClassCycles`: whether received class graphs may have cycles.
-    pub(crate) accept_class_cycles: bool,
-    connections: Mutex<HashMap<ConnKey, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
-    adapters: Mutex<HashMap<String, ObjectAdapter>>,
-    /// Adapters created without a name (bidirectional clients' adapters, for instance): shut
-    /// down and destroyed with the others.
-    unnamed_adapters: Mutex<Vec<ObjectAdapter>>,
-    udp_sockets: tokio::sync::Mutex<HashMap<String, Arc<crate::udp::UdpSocket>>>,
-    /// TLS for `ssl` and `wss` endpoints, built from `IceSSL.*` on first use.
-    ssl: std::sync::OnceLock<Result<Arc<crate::transport::ssl::SslEngine>>>,
-    pub(crate) self_ref: std::sync::Weak<Instance>,
-    batches: Mutex<Vec<std::sync::Weak<crate::proxy::Reference>>>,
-    locations: Mutex<HashMap<String, Vec<crate::endpoint::Endpoint>>>,
-    /// The admin object's facets and adapter (see [`crate::admin`]).
-    pub(crate) admin: crate::admin::Admin,
-    shutdown: watch::Sender<bool>,
-    destroyed: AtomicBool,
-}
-
-impl Instance {
-    pub(crate) fn check_not_destroyed(&self) -> Result<()> {
-        if self.destroyed.load(Ordering::Acquire) {
-            Err(Error::CommunicatorDestroyed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// An open connection to `ep`, from the cache or newly established.
-    pub(crate) async fn get_connection(&self, ep: &IpEndpoint) -> Result<Connection> {
-        self.check_not_destroyed()?;
-        let host = if ep.host.is_empty() {
-            self.default_host.clone()
-        } else {
-            ep.host.clone()
-        };
-        let key = (host, ep.port, ep.timeout, ep.transport);
-        let slot = self.connections.lock().entry(key).or_default().clone();
-        let mut guard = slot.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if c.is_active() {
-                return Ok(c.clone());
-            }
-        }
-        let mut target = ep.clone();
-        if target.host.is_empty() {
-            target.host = self.default_host.clone();
-        }
-        let config = ConnectionConfig {
-            max_message_size: self.max_message_size,
-            acm: self.client_acm,
-            limits: self.connection_limits.clone(),
-            close_timeout: self.close_timeout,
-            trace_network: self.trace_network,
-            trace_protocol: self.trace_protocol,
-            serialize: self
-                .properties
-                .get_property_as_int("Ice.ThreadPool.Client.Serialize")
-                > 0,
-            io_timeout: timeout_ms(self.override_timeout.unwrap_or(ep.timeout)),
-            hold: None,
-            idle_timeout: None,
-            instance: self.self_ref.clone(),
-        };
-        let timeout = timeout_ms(
-            self.override_connect_timeout
-                .or(self.override_timeout)
-                .unwrap_or(ep.timeout),
-        );
-        let ws = || connection::WsTarget {
-            host: target.host.clone(),
-            port: target.port,
-            resource: target.resource.clone(),
-        };
-        let dial = match target.transport {
-            crate::endpoint::Transport::Ws => connection::Dial::Ws(ws()),
-            crate::endpoint::Transport::Ssl => connection::Dial::Ssl {
-                engine: self.ssl_engine()?,
-                host: target.host.clone(),
-                ws: None,
-            },
-            crate::endpoint::Transport::Wss => connection::Dial::Ssl {
-                engine: self.ssl_engine()?,
-                host: target.host.clone(),
-                ws: Some(ws()),
-            },
-            _ => connection::Dial::Tcp,
-        };
-        let conn =
-            connection::connect(&target.socket_address(), dial, timeout, config, None).await?;
-        conn.set_endpoint(crate::endpoint::Endpoint::Ip(target.clone()));
-        if self.destroyed.load(Ordering::Acquire) {
-            conn.close(false);
-            return Err(Error::CommunicatorDestroyed);
-        }
-        *guard = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// The communicator's TLS engine (IceSSL's properties read and files loaded on first use).
-    pub(crate) fn ssl_engine(&self) -> Result<Arc<crate::transport::ssl::SslEngine>> {
-        self.ssl
-            .get_or_init(|| crate::transport::ssl::SslEngine::new(&self.properties).map(Arc::new))
-            .clone()
-    }
-
-    /// A UDP socket connected to `ep` (one per destination, interface and TTL, as Ice's datagram
-    /// connections).
-    pub(crate) async fn udp_socket(
-        &self,
-        ep: &crate::endpoint::IpEndpoint,
-    ) -> Result<Arc<crate::udp::UdpSocket>> {
-        let addr = ep.socket_address();
-        let key = format!("{addr} {} {}", ep.interface, ep.ttl);
-        let mut sockets = self.udp_sockets.lock().await;
-        if let Some(s) = sockets.get(&key) {
-            return Ok(s.clone());
-        }
-        let target: std::net::SocketAddr = tokio::net::lookup_host(&addr)
-            .await
-            .map_err(|e| Error::ConnectFailed(format!("{addr}: {e}")))?
-            .next()
-            .ok_or_else(|| Error::ConnectFailed(format!("{addr}: no address")))?;
-        let socket = crate::udp::bind_client(target, ep, &self.properties)
-            .map_err(|e| Error::ConnectFailed(format!("udp socket for {addr}: {e}")))?;
-        let socket = Arc::new(socket);
-        sockets.insert(key, socket.clone());
-        Ok(socket)
-    }
-
-    pub(crate) fn cached_location(&self, key: &str) -> Option<Vec<crate::endpoint::Endpoint>> {
-        self.locations.lock().get(key).cloned()
-    }
-
-    pub(crate) fn cache_location(&self, key: String, endpoints: Vec<crate::endpoint::Endpoint>) {
-        self.locations.lock().insert(key, endpoints);
-    }
-
-    pub(crate) fn forget_location(&self, key: &str) {
-        self.locations.lock().remove(key);
-    }
-
-    /// Remembers a batch proxy that has queued requests, for
-    /// [`Communicator::flush_batch_requests`].
-    pub(crate) fn register_batch(&self, r: std::sync::Weak<crate::proxy::Reference>) {
-        let mut b = self.batches.lock();
-        b.retain(|w| w.strong_count() > 0);
-        b.push(r);
-    }
-
-    pub(crate) fn forget_connection(&self, conn: &Connection) {
-        let slots: Vec<_> = self.connections.lock().values().cloned().collect();
-        for slot in slots {
-            if let Ok(mut g) = slot.try_lock() {
-                if g.as_ref() == Some(conn) {
-                    *g = None;
-                }
-            }
-        }
-    }
-
-    /// Forgets a destroyed adapter.
-    pub(crate) fn remove_adapter(&self, adapter: &ObjectAdapter) {
-        if adapter.name().is_empty() {
-            self.unnamed_adapters.lock().retain(|a| a != adapter);
-        } else {
-            self.adapters.lock().remove(adapter.name());
-        }
-    }
-
-    /// Every adapter, named or not.
-    fn all_adapters(&self) -> Vec<ObjectAdapter> {
-        let mut all: Vec<ObjectAdapter> = self.adapters.lock().values().cloned().collect();
-        all.extend(self.unnamed_adapters.lock().iter().cloned());
-        all
-    }
-}
-
-/// Raises the soft limit on open file descriptors to the hard limit, once per process.
-fn raise_descriptor_limit() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        #[cfg(unix)]
-        {
-            use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-            let limit = getrlimit(Resource::Nofile);
-            // An unlimited hard limit is not a value the soft one may take for descriptors:
-            // Linux caps it at fs.nr_open.
-            let target = limit.maximum.or_else(|| {
-                std::fs::read_to_string("/proc/sys/fs/nr_open")
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-            });
-            if let (Some(current), Some(target)) = (limit.current, target) {
-                if current < target {
-                    let raised = Rlimit {
-                        current: Some(target),
-                        maximum: limit.maximum,
-                    };
-                    match setrlimit(Resource::Nofile, raised) {
-                        Ok(()) => tracing::debug!(
-                            target: "floe::network",
-                            "raised the file-descriptor limit from {current} to {target}"
-                        ),
-                        Err(e) => tracing::debug!(
-                            target: "floe::network",
-                            "cannot raise the file-descriptor limit from {current} to {target}: {e}"
-                        ),
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// A timeout property in milliseconds, when set (-1 = infinite).
-fn override_ms(p: &Properties, key: &str) -> Option<i32> {
-    (!p.get_property(key).is_empty()).then(|| p.get_property_as_int_with_default(key, -1))
-}
-
-/// A timeout in milliseconds as a duration; zero or negative means no timeout.
-pub(crate) fn timeout_ms(v: i32) -> Option<Duration> {
-    (v > 0).then(|| Duration::from_millis(v as u64))
-}
-
-/// The entry point of the runtime: a `Clone` handle over one configured instance.
-#[derive(Clone)]
-pub struct Communicator {
-    inner: Arc<Instance>,
-}
-
-impl fmt::Debug for Communicator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Communicator").finish_non_exhaustive()
-    }
-}
-
-impl PartialEq for Communicator {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
 
 /// Creates a communicator from command-line arguments (`--Ice.Config=`, `ICE_CONFIG`,
 /// `--Ice.*` overrides; see [`Properties::from_args`]). The Ice options are removed from `args`.
@@ -381,7 +109,7 @@ impl Communicator {
             ssl: std::sync::OnceLock::new(),
             batches: Mutex::new(Vec::new()),
             locations: Mutex::new(HashMap::new()),
-            admin: crate::admin::Admin::default(),
+            admin: std::sync::OnceLock::new(),
             shutdown,
             destroyed: AtomicBool::new(false),
             properties,
@@ -392,14 +120,6 @@ impl Communicator {
                 instance
             }),
         })
-    }
-
-    pub(crate) fn from_instance(inner: Arc<Instance>) -> Communicator {
-        Communicator { inner }
-    }
-
-    pub(crate) fn instance(&self) -> &Arc<Instance> {
-        &self.inner
     }
 
     /// Runs `f` so that proxies decoded inside it (with `InputStream::read`) belong to this
@@ -486,12 +206,15 @@ impl Communicator {
         }
         let adapter = ObjectAdapter::create(self.inner.clone(), name, endpoints).await?;
         if name.is_empty() {
-            self.inner.unnamed_adapters.lock().push(adapter.clone());
+            self.inner
+                .unnamed_adapters
+                .lock()
+                .push(Arc::new(adapter.clone()));
         } else {
             self.inner
                 .adapters
                 .lock()
-                .insert(name.to_string(), adapter.clone());
+                .insert(name.to_string(), Arc::new(adapter.clone()));
         }
         Ok(adapter)
     }
@@ -501,7 +224,11 @@ impl Communicator {
     pub async fn flush_batch_requests(&self) -> Result<()> {
         let refs: Vec<_> = std::mem::take(&mut *self.inner.batches.lock());
         let mut first_error = None;
-        for r in refs.iter().filter_map(|w| w.upgrade()) {
+        for r in refs
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .filter_map(|r| r.downcast::<crate::proxy::Reference>().ok())
+        {
             if let Err(e) = ObjectPrx::from_reference(r)
                 .ice_flush_batch_requests()
                 .await

@@ -159,8 +159,9 @@ pub(crate) struct ConnectionConfig {
     /// dispatching or waiting to be sent, is closed gracefully (`Ice.Connection.IdleTimeout`);
     /// `None` for outgoing connections, whose ACM decides.
     pub idle_timeout: Option<Duration>,
-    /// The communicator that owns the connection (for proxies bound to it).
-    pub(crate) instance: std::sync::Weak<crate::communicator::Instance>,
+    /// The instance of the communicator that owns the connection, for proxies bound to it
+    /// (type-erased: connections sit below the instance).
+    pub(crate) instance: std::sync::Weak<dyn std::any::Any + Send + Sync>,
 }
 
 /// Default of `Ice.Connection.MaxPendingReplyBytes`.
@@ -367,9 +368,18 @@ struct Inner {
     endpoint: parking_lot::Mutex<Option<crate::endpoint::Endpoint>>,
     /// Called for each heartbeat (ValidateConnection) received.
     heartbeat_callback: parking_lot::Mutex<Option<HeartbeatCallback>>,
-    instance: std::sync::Weak<crate::communicator::Instance>,
+    instance: std::sync::Weak<dyn std::any::Any + Send + Sync>,
     /// The TLS peer information of an `ssl` or `wss` connection.
     ssl: Option<crate::transport::SslConnectionInfo>,
+    /// For the connection of a datagram received by an adapter: the socket it came in on and
+    /// the sender, to send datagrams back to.
+    datagram: Option<DatagramPeer>,
+}
+
+/// Where a datagram connection sends: back to `peer` from the adapter's socket.
+struct DatagramPeer {
+    socket: Arc<crate::transport::udp::UdpSocket>,
+    peer: SocketAddr,
 }
 
 /// What [`Connection::set_heartbeat_callback`] installs.
@@ -426,6 +436,65 @@ impl Connection {
         self.inner.server
     }
 
+    /// The connection of datagrams that `peer` sent to an adapter's UDP `socket`, as Ice's
+    /// `current.con` of a datagram request: proxies it creates send datagrams back to `peer`
+    /// from that socket. It has no actor: nothing is read from it, and closing it does nothing.
+    pub(crate) fn datagram(
+        socket: Arc<crate::transport::udp::UdpSocket>,
+        peer: SocketAddr,
+        endpoint: crate::endpoint::Endpoint,
+        handler: Option<Arc<dyn RequestHandler>>,
+        instance: std::sync::Weak<dyn std::any::Any + Send + Sync>,
+    ) -> std::io::Result<Connection> {
+        let local = socket.socket.local_addr()?;
+        let (tx, _) = mpsc::unbounded_channel();
+        let (_, closed) = watch::channel(None);
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                active: std::sync::atomic::AtomicBool::new(true),
+                forced: std::sync::atomic::AtomicBool::new(false),
+                tx,
+                closed,
+                local,
+                remote: peer,
+                server: true,
+                handler: parking_lot::RwLock::new(handler),
+                endpoint: parking_lot::Mutex::new(Some(endpoint)),
+                heartbeat_callback: parking_lot::Mutex::new(None),
+                instance,
+                ssl: None,
+                datagram: Some(DatagramPeer { socket, peer }),
+            }),
+        })
+    }
+
+    /// Whether this is the connection of a datagram ([`Connection::datagram`]).
+    pub fn is_datagram(&self) -> bool {
+        self.inner.datagram.is_some()
+    }
+
+    /// Sends `message` (one whole Ice message) as one datagram back to the peer of a datagram
+    /// connection; a message larger than the socket carries is `Error::DatagramLimit`.
+    pub(crate) async fn send_datagram(&self, message: &[u8]) -> Result<()> {
+        let Some(d) = &self.inner.datagram else {
+            return Err(Error::IllegalArgument("not a datagram connection".into()));
+        };
+        let limit = d.socket.max_send;
+        if message.len() > limit {
+            return Err(Error::DatagramLimit {
+                size: message.len(),
+                limit,
+            });
+        }
+        d.socket
+            .socket
+            .send_to(message, d.peer)
+            .await
+            .map_err(|e| Error::ConnectionLost(format!("udp send to {}: {e}", d.peer)))?;
+        Ok(())
+    }
+
     /// The endpoint the connection was accepted on (an adapter's endpoint, with its bound
     /// port) or connected to: Ice's `Connection::getEndpoint`.
     pub fn endpoint(&self) -> Option<crate::endpoint::Endpoint> {
@@ -469,7 +538,7 @@ impl Connection {
         self.inner.closed.borrow().is_some()
     }
 
-    pub(crate) fn inner_instance(&self) -> &std::sync::Weak<crate::communicator::Instance> {
+    pub(crate) fn inner_instance(&self) -> &std::sync::Weak<dyn std::any::Any + Send + Sync> {
         &self.inner.instance
     }
 
@@ -654,11 +723,7 @@ pub(crate) async fn connect(
     handler: Option<Arc<dyn RequestHandler>>,
 ) -> Result<Connection> {
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused(addr.to_string()),
-            _ => Error::ConnectFailed(format!("{addr}: {e}")),
-        })?;
-        let _ = stream.set_nodelay(true);
+        let mut stream = crate::transport::tcp::dial(addr).await?;
         let local = stream
             .local_addr()
             .map_err(|e| Error::ConnectFailed(e.to_string()))?;
@@ -673,13 +738,14 @@ pub(crate) async fn connect(
             }
             Dial::Ws(ws) => {
                 let leftover =
-                    crate::ws::connect(&mut stream, &ws.host, ws.port, &ws.resource).await?;
+                    crate::transport::ws::connect(&mut stream, &ws.host, ws.port, &ws.resource)
+                        .await?;
                 let (r, w) = stream.into_split();
-                let mut r = crate::ws::WsReader::new(r, leftover, false);
+                let mut r = crate::transport::ws::WsReader::new(r, leftover, false);
                 read_validation(&mut r, addr).await?;
                 Ok(Transport::Ws(
                     r,
-                    crate::ws::WsWriter::new(w, false),
+                    crate::transport::ws::WsWriter::new(w, false),
                     local,
                     remote,
                 ))
@@ -687,9 +753,10 @@ pub(crate) async fn connect(
             Dial::Ssl { engine, host, ws } => {
                 let (mut tls, info) = engine.connect(stream, &host, addr).await?;
                 let leftover = match &ws {
-                    Some(ws) => {
-                        Some(crate::ws::connect(&mut tls, &ws.host, ws.port, &ws.resource).await?)
-                    }
+                    Some(ws) => Some(
+                        crate::transport::ws::connect(&mut tls, &ws.host, ws.port, &ws.resource)
+                            .await?,
+                    ),
                     None => None,
                 };
                 let (r, w) = tokio::io::split(tls);
@@ -700,9 +767,13 @@ pub(crate) async fn connect(
                 };
                 match leftover {
                     Some(leftover) => {
-                        let mut r = crate::ws::WsReader::new(r, leftover, false);
+                        let mut r = crate::transport::ws::WsReader::new(r, leftover, false);
                         read_validation(&mut r, addr).await?;
-                        Ok(Transport::Wss(r, crate::ws::WsWriter::new(w, false), peer))
+                        Ok(Transport::Wss(
+                            r,
+                            crate::transport::ws::WsWriter::new(w, false),
+                            peer,
+                        ))
                     }
                     None => {
                         let mut r = r;
@@ -744,15 +815,15 @@ type TlsWrite = tokio::io::WriteHalf<tokio_rustls::TlsStream<TcpStream>>;
 enum Transport {
     Tcp(TcpRead, TcpWrite, SocketAddr, SocketAddr),
     Ws(
-        crate::ws::WsReader<TcpRead>,
-        crate::ws::WsWriter<TcpWrite>,
+        crate::transport::ws::WsReader<TcpRead>,
+        crate::transport::ws::WsWriter<TcpWrite>,
         SocketAddr,
         SocketAddr,
     ),
     Ssl(TlsRead, TlsWrite, Peer),
     Wss(
-        crate::ws::WsReader<TlsRead>,
-        crate::ws::WsWriter<TlsWrite>,
+        crate::transport::ws::WsReader<TlsRead>,
+        crate::transport::ws::WsWriter<TlsWrite>,
         Peer,
     ),
 }
@@ -797,12 +868,15 @@ pub(crate) async fn accept_ws(
     let remote = stream
         .peer_addr()
         .map_err(|e| Error::ConnectionLost(e.to_string()))?;
-    let leftover = tokio::time::timeout(config.close_timeout, crate::ws::accept(&mut stream))
-        .await
-        .map_err(|_| Error::ConnectTimeout(format!("websocket upgrade from {remote}")))??;
+    let leftover = tokio::time::timeout(
+        config.close_timeout,
+        crate::transport::ws::accept(&mut stream),
+    )
+    .await
+    .map_err(|_| Error::ConnectTimeout(format!("websocket upgrade from {remote}")))??;
     let (r, w) = stream.into_split();
-    let r = crate::ws::WsReader::new(r, leftover, true);
-    let w = crate::ws::WsWriter::new(w, true);
+    let r = crate::transport::ws::WsReader::new(r, leftover, true);
+    let w = crate::transport::ws::WsWriter::new(w, true);
     Ok(start_on(
         r,
         w,
@@ -833,7 +907,7 @@ pub(crate) async fn accept_ssl(
     let handshake = async {
         let (mut tls, info) = engine.accept(stream, &adapter, &remote.to_string()).await?;
         let leftover = if ws {
-            Some(crate::ws::accept(&mut tls).await?)
+            Some(crate::transport::ws::accept(&mut tls).await?)
         } else {
             None
         };
@@ -850,8 +924,8 @@ pub(crate) async fn accept_ssl(
     };
     Ok(match leftover {
         Some(leftover) => start_on(
-            crate::ws::WsReader::new(r, leftover, true),
-            crate::ws::WsWriter::new(w, true),
+            crate::transport::ws::WsReader::new(r, leftover, true),
+            crate::transport::ws::WsWriter::new(w, true),
             peer,
             config,
             Some(handler),
@@ -914,6 +988,7 @@ where
             heartbeat_callback: parking_lot::Mutex::new(None),
             instance: config.instance.clone(),
             ssl: peer.ssl,
+            datagram: None,
         }),
     };
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -2139,7 +2214,7 @@ mod tests {
             serialize: false,
             hold: None,
             idle_timeout: None,
-            instance: std::sync::Weak::new(),
+            instance: std::sync::Weak::<()>::new(),
         }
     }
 

@@ -27,7 +27,6 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::adapter::{ObjectAdapter, uuid_v4};
-use crate::codegen::BoxFuture;
 use crate::communicator::Communicator;
 use crate::dispatch::{Dispatcher, IncomingRequest, OutgoingResponse, dispatch_builtin};
 use crate::endpoint::Endpoint;
@@ -35,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::protocol::OperationMode;
 use crate::proxy::ObjectPrx;
+use futures_util::future::BoxFuture;
 
 const LOOKUP_TYPE_ID: &str = "::IceDiscovery::Lookup";
 const LOOKUP_TYPE_IDS: &[&str] = &["::Ice::Object", "::IceDiscovery::Lookup"];
@@ -204,7 +204,7 @@ impl State {
     async fn lookup(
         &self,
         op: &'static str,
-        encode: impl Fn(&mut crate::codegen::OutputStream, &ObjectPrx),
+        encode: impl Fn(&mut crate::encoding::OutputStream, &ObjectPrx),
     ) -> Option<ObjectPrx> {
         let _permit = self.in_flight.acquire().await.ok()?;
         let request_id = uuid_v4();
@@ -376,7 +376,7 @@ impl Registry {
 fn answer(
     reply: Option<ObjectPrx>,
     op: &'static str,
-    encode: impl FnOnce(&mut crate::codegen::OutputStream) + Send + 'static,
+    encode: impl FnOnce(&mut crate::encoding::OutputStream) + Send + 'static,
 ) {
     let Some(reply) = reply else {
         return;

@@ -522,6 +522,37 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Splits an endpoint list at `:` outside quotes.
+pub(crate) fn split_endpoints(s: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    for c in s.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            Some(_) => cur.push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            None if c == ':' => out.push(std::mem::take(&mut cur)),
+            None => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(Error::EndpointParse(format!("mismatched quotes in `{s}`")));
+    }
+    out.push(cur);
+    Ok(out
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,18 +43,17 @@ pub mod codegen;
 pub mod communicator;
 pub mod connection;
 pub mod discovery;
-pub mod dispatch;
 pub mod encoding;
 pub mod endpoint;
 pub mod error;
 pub mod identity;
+mod instance;
 pub mod properties;
 pub mod protocol;
 pub mod proxy;
-pub mod servant_locator;
 pub mod transport;
-mod udp;
-mod ws;
+
+pub use adapter::{dispatch, servant_locator};
 
 pub use adapter::ObjectAdapter;
 pub use communicator::{Communicator, initialize};

@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
-use crate::communicator::{Communicator, Instance};
 use crate::connection::{Connection, InvokeFailure};
 use crate::encoding::{EncodingVersion, ProtocolVersion};
 use crate::encoding::{
@@ -20,6 +19,7 @@ use crate::encoding::{
 use crate::endpoint::{Endpoint, IpEndpoint, OpaqueEndpoint, Transport, parse_version};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, ToStringMode, escape_string, unescape_string};
+use crate::instance::{Communicator, Instance};
 use crate::protocol::{
     Context, MessageType, OperationMode, ReplyBody, RequestData, batch_body, build_message,
 };
@@ -401,7 +401,7 @@ impl ObjectPrx {
         }
         if i < chars.len() && chars[i] == ':' {
             let rest: String = chars[i + 1..].iter().collect();
-            for ep in crate::adapter::split_endpoints(&rest)? {
+            for ep in crate::endpoint::split_endpoints(&rest)? {
                 let parsed = Endpoint::parse(&ep, &instance.default_host, instance.default_timeout)
                     .map_err(|e| match e {
                         Error::EndpointParse(m) if m.starts_with("invalid endpoint") => {
@@ -705,7 +705,8 @@ impl ObjectPrx {
                 q.count == 1
             };
             if first {
-                self.r.instance.register_batch(Arc::downgrade(&self.r));
+                let erased: Arc<dyn std::any::Any + Send + Sync> = self.r.clone();
+                self.r.instance.register_batch(Arc::downgrade(&erased));
             }
             return Ok((true, Bytes::new()));
         }
@@ -758,9 +759,16 @@ impl ObjectPrx {
         conn.send_raw(message).await
     }
 
-    /// Sends one message in a UDP datagram to the proxy's first UDP endpoint.
+    /// Sends one message in a UDP datagram to the proxy's first UDP endpoint, or back to the
+    /// sender of a datagram connection the proxy is bound to.
     async fn send_datagram(&self, message: Bytes) -> Result<()> {
         self.r.instance.check_not_destroyed()?;
+        if let Some(c) = &self.r.fixed {
+            if c.is_datagram() {
+                return c.send_datagram(&message).await;
+            }
+            return Err(Error::NoEndpoint(self.to_string()));
+        }
         let ep = self
             .r
             .endpoints
@@ -771,10 +779,10 @@ impl ObjectPrx {
             })
             .ok_or_else(|| Error::NoEndpoint(self.to_string()))?;
         let udp = self.r.instance.udp_socket(ep).await?;
-        if message.len() > udp.max_datagram {
+        if message.len() > udp.max_send {
             return Err(Error::DatagramLimit {
                 size: message.len(),
-                limit: udp.max_datagram,
+                limit: udp.max_send,
             });
         }
         udp.socket.send(&message).await.map_err(|e| {
@@ -797,6 +805,10 @@ impl ObjectPrx {
 
     async fn get_connection(&self) -> Result<Connection> {
         if let Some(c) = &self.r.fixed {
+            // A datagram connection only sends datagrams (Ice: NoEndpointException).
+            if c.is_datagram() {
+                return Err(Error::NoEndpoint(self.to_string()));
+            }
             return match c.closed_reason() {
                 Some(e) => Err(e),
                 None => Ok(c.clone()),
@@ -1035,7 +1047,7 @@ fn expect_ok(ok: bool, out: &Bytes) -> Result<()> {
             user_exception_type_id(out).unwrap_or_default(),
         ));
     }
-    crate::dispatch::check_encoding(out)?;
+    crate::encoding::check_encoding(out)?;
     Ok(())
 }
 
@@ -1127,9 +1139,15 @@ impl Connection {
         let instance = self
             .inner_instance()
             .upgrade()
+            .and_then(|owner| owner.downcast::<Instance>().ok())
             .ok_or(Error::CommunicatorDestroyed)?;
         let mut prx = ObjectPrx::new_direct(instance, id, Vec::new());
-        Arc::make_mut(&mut prx.r).fixed = Some(self.clone());
+        let r = Arc::make_mut(&mut prx.r);
+        r.fixed = Some(self.clone());
+        // As in Ice, a proxy bound to a datagram connection sends datagrams.
+        if self.is_datagram() {
+            r.mode = InvocationMode::Datagram;
+        }
         Ok(prx)
     }
 }

@@ -194,3 +194,12 @@ async fn datagrams_larger_than_the_buffers_fail_to_send_and_are_dropped_on_recei
     hello.notify(&"x".repeat(4000)).await.unwrap();
     assert_eq!(wait_count(3, || notifications(&server)).await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floe_servant_calls_back_over_the_datagram_connection_of_its_request() {
+    require_zeroc();
+    let server = start_floe_server(&[]).await;
+    // The ZeroC client listens on its own datagram connection; the Floe servant's callback goes
+    // back to it from the adapter's UDP socket.
+    run_python_client(&server.proxy.to_string(), "udp_bidir", &[]).await;
+}

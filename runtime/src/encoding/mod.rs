@@ -181,3 +181,29 @@ impl OptionalFormat {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks an encapsulation header: size matches, encoding 1.0 or 1.1.
+pub(crate) fn check_encoding(encaps: &[u8]) -> crate::error::Result<EncodingVersion> {
+    if encaps.len() < 6 {
+        return Err(crate::error::Error::Marshal(
+            "encapsulation too short".into(),
+        ));
+    }
+    let size = i32::from_le_bytes([encaps[0], encaps[1], encaps[2], encaps[3]]);
+    if size as i64 != encaps.len() as i64 {
+        return Err(crate::error::Error::Marshal(format!(
+            "illegal encapsulation size {size}"
+        )));
+    }
+    let v = EncodingVersion {
+        major: encaps[4],
+        minor: encaps[5],
+    };
+    if v.major != 1 || v.minor > 1 {
+        return Err(crate::error::Error::UnsupportedEncoding(format!(
+            "unsupported encoding version: {v}\n\
+             (can only support encodings compatible with version 1.1)"
+        )));
+    }
+    Ok(v)
+}

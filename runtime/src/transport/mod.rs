@@ -9,7 +9,10 @@
 
 pub(crate) mod certs;
 pub(crate) mod ssl;
+pub(crate) mod tcp;
 pub(crate) mod trust;
+pub(crate) mod udp;
+pub(crate) mod ws;
 
 pub use ssl::SslConnectionInfo;
 pub use trust::DistinguishedName;

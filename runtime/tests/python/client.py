@@ -96,6 +96,21 @@ def bidir(comm, base):
     check(cb.msgs == ["from server", "from server"], "callbacks %r" % cb.msgs)
 
 
+def udp_bidir(comm, base):
+    """Datagram requests whose servant calls back over the datagram's own connection."""
+    adapter = comm.createObjectAdapter("")
+    cb = CallbackI()
+    adapter.add(cb, Ice.stringToIdentity("cb"))
+    adapter.activate()
+    hello = FloeTest.HelloPrx.uncheckedCast(base.ice_datagram())
+    hello.ice_getConnection().setAdapter(adapter)
+    deadline = time.time() + 10
+    while len(cb.msgs) < 3 and time.time() < deadline:
+        hello.callback("cb")
+        time.sleep(0.1)
+    check(len(cb.msgs) >= 3 and set(cb.msgs) == {"from server"}, "callbacks %r" % cb.msgs)
+
+
 def exceptions(comm, base):
     hello = FloeTest.HelloPrx.uncheckedCast(base)
     try:

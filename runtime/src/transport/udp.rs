@@ -20,12 +20,14 @@ const UDP_OVERHEAD: usize = 20 + 8;
 /// The largest UDP payload (IPv4).
 pub(crate) const MAX_PACKET: usize = 65535 - UDP_OVERHEAD;
 
-/// A bound UDP socket and the largest datagram it carries in its direction of use.
+/// A bound UDP socket and the largest datagrams it carries each way.
 #[derive(Debug)]
 pub(crate) struct UdpSocket {
     pub socket: tokio::net::UdpSocket,
-    /// The largest payload this socket sends (client) or receives whole (server).
-    pub max_datagram: usize,
+    /// The largest datagram it receives whole (larger ones arrive truncated and are dropped).
+    pub max_receive: usize,
+    /// The largest datagram it sends.
+    pub max_send: usize,
 }
 
 fn payload_limit(buffer: usize) -> usize {
@@ -134,7 +136,7 @@ pub(crate) fn bind_server(
     props: &Properties,
 ) -> io::Result<UdpSocket> {
     let socket = socket_for(&addr)?;
-    let (rcv, _) = set_buffers(&socket, props)?;
+    let (rcv, snd) = set_buffers(&socket, props)?;
     if addr.ip().is_multicast() {
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
@@ -152,7 +154,8 @@ pub(crate) fn bind_server(
     }
     Ok(UdpSocket {
         socket: into_tokio(socket)?,
-        max_datagram: payload_limit(rcv),
+        max_receive: payload_limit(rcv),
+        max_send: payload_limit(snd),
     })
 }
 
@@ -165,7 +168,7 @@ pub(crate) fn bind_client(
     props: &Properties,
 ) -> io::Result<UdpSocket> {
     let socket = socket_for(&target)?;
-    let (_, snd) = set_buffers(&socket, props)?;
+    let (rcv, snd) = set_buffers(&socket, props)?;
     let local: SocketAddr = match target {
         SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -208,7 +211,8 @@ pub(crate) fn bind_client(
     socket.connect(&SockAddr::from(target))?;
     Ok(UdpSocket {
         socket: into_tokio(socket)?,
-        max_datagram: payload_limit(snd),
+        max_receive: payload_limit(rcv),
+        max_send: payload_limit(snd),
     })
 }
 

@@ -124,7 +124,7 @@ impl IncomingRequest {
 
     /// Checks the parameter encapsulation's header and encoding and returns its body.
     pub fn params_body(&self) -> Result<&[u8]> {
-        check_encoding(&self.params)?;
+        crate::encoding::check_encoding(&self.params)?;
         Ok(&self.params[6..])
     }
 
@@ -147,7 +147,7 @@ impl IncomingRequest {
         &mut self,
         f: impl FnOnce(&mut InputStream<'_>) -> Result<T>,
     ) -> Result<T> {
-        check_encoding(&self.params)?;
+        crate::encoding::check_encoding(&self.params)?;
         let instance = self.current.adapter.instance();
         crate::proxy::with_decode_instance(instance, || {
             let mut is = InputStream::new(&self.params, EncodingVersion::V1_0);
@@ -213,28 +213,6 @@ impl IncomingRequest {
     pub fn reply_empty(&self) -> OutgoingResponse {
         self.reply_raw(&[])
     }
-}
-
-/// Checks an encapsulation header: size matches, encoding 1.0 or 1.1.
-pub(crate) fn check_encoding(encaps: &[u8]) -> Result<EncodingVersion> {
-    if encaps.len() < 6 {
-        return Err(Error::Marshal("encapsulation too short".into()));
-    }
-    let size = i32::from_le_bytes([encaps[0], encaps[1], encaps[2], encaps[3]]);
-    if size as i64 != encaps.len() as i64 {
-        return Err(Error::Marshal(format!("illegal encapsulation size {size}")));
-    }
-    let v = EncodingVersion {
-        major: encaps[4],
-        minor: encaps[5],
-    };
-    if v.major != 1 || v.minor > 1 {
-        return Err(Error::UnsupportedEncoding(format!(
-            "unsupported encoding version: {v}\n\
-             (can only support encodings compatible with version 1.1)"
-        )));
-    }
-    Ok(v)
 }
 
 /// Dispatches the requests for one servant (generated `XDispatcher<T>` implements this).

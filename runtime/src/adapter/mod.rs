@@ -1,6 +1,9 @@
 //! Object adapters: listening endpoints, the servant map (identity + facet), default servants per
 //! category, activation and deactivation, and concurrent dispatch of incoming requests.
 
+pub mod dispatch;
+pub mod servant_locator;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -12,13 +15,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::communicator::{Communicator, Instance};
 use crate::connection::{self, AcmConfig, Connection, ConnectionConfig, RequestHandler};
 use crate::dispatch::{Current, Dispatcher, IncomingRequest, reply_for};
 use crate::encoding::{AnyUserException, DispatchError, EncodingVersion};
 use crate::endpoint::{Endpoint, Transport};
 use crate::error::{Error, RequestFailed, Result};
 use crate::identity::Identity;
+use crate::instance::{Communicator, Instance};
 use crate::protocol::{ReplyBody, RequestData};
 use crate::proxy::ObjectPrx;
 use crate::servant_locator::ServantLocator;
@@ -35,7 +38,8 @@ enum Listener {
         engine: Arc<crate::transport::ssl::SslEngine>,
         ws: bool,
     },
-    Udp(crate::udp::UdpSocket),
+    /// A UDP socket and the endpoint it serves.
+    Udp(crate::transport::udp::UdpSocket, Option<Endpoint>),
 }
 
 /// What an accept loop does with a new connection before Ice's protocol starts.
@@ -116,7 +120,7 @@ impl ObjectAdapter {
         let props = &instance.properties;
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
-        for ep_str in split_endpoints(endpoints)? {
+        for ep_str in crate::endpoint::split_endpoints(endpoints)? {
             let ep = Endpoint::parse(&ep_str, &instance.default_host, instance.default_timeout)?;
             let Endpoint::Ip(ip) = ep else {
                 return Err(Error::EndpointParse(format!(
@@ -155,11 +159,13 @@ impl ObjectAdapter {
                     .map_err(cannot)?
                     .next()
                     .ok_or_else(|| cannot(std::io::ErrorKind::NotFound.into()))?;
-                let socket = crate::udp::bind_server(at, &ip, props).map_err(cannot)?;
+                let socket = crate::transport::udp::bind_server(at, &ip, props).map_err(cannot)?;
                 let local = socket.socket.local_addr().map_err(cannot)?;
-                (Listener::Udp(socket), local)
+                (Listener::Udp(socket, None), local)
             } else {
-                let listener = listen(&addr, props).await.map_err(cannot)?;
+                let listener = crate::transport::tcp::listen(&addr, props)
+                    .await
+                    .map_err(cannot)?;
                 let local = listener.local_addr().map_err(cannot)?;
                 match engine {
                     Some(engine) => (
@@ -180,6 +186,12 @@ impl ObjectAdapter {
                 let shown = Endpoint::Ip(actual.clone());
                 tracing::info!(target: "floe::network", "listening at {shown}");
             }
+            let listener = match listener {
+                Listener::Udp(socket, _) => {
+                    Listener::Udp(socket, Some(Endpoint::Ip(actual.clone())))
+                }
+                other => other,
+            };
             bound.push(Endpoint::Ip(actual));
             listeners.push(listener);
         }
@@ -199,7 +211,7 @@ impl ObjectAdapter {
                 })
                 .collect()
         } else {
-            split_endpoints(&published_str)?
+            crate::endpoint::split_endpoints(&published_str)?
                 .iter()
                 .map(|s| Endpoint::parse(s, &instance.default_host, instance.default_timeout))
                 .collect::<Result<Vec<_>>>()?
@@ -224,13 +236,13 @@ impl ObjectAdapter {
             ) > 0,
             io_timeout: bound.iter().find_map(|e| match e {
                 Endpoint::Ip(ip) if ip.transport != Transport::Udp => {
-                    crate::communicator::timeout_ms(ip.timeout)
+                    crate::instance::timeout_ms(ip.timeout)
                 }
                 _ => None,
             }),
             hold: Some(hold.subscribe()),
             idle_timeout: instance.connection_limits.idle_timeout,
-            instance: Arc::downgrade(&instance),
+            instance: Arc::downgrade(&(instance.clone() as crate::instance::Erased)),
         };
         let size_max = props.get_property_as_int_with_default(
             &format!("{name}.ThreadPool.SizeMax"),
@@ -318,7 +330,7 @@ impl ObjectAdapter {
                     engine,
                     ws,
                 } => tokio::spawn(accept_loop(listener, weak, Accept::Ssl { engine, ws })),
-                Listener::Udp(u) => tokio::spawn(datagram_loop(u, weak)),
+                Listener::Udp(u, ep) => tokio::spawn(datagram_loop(u, ep, weak)),
             });
         }
         drop(tasks);
@@ -881,55 +893,6 @@ impl RateLimited {
     }
 }
 
-/// The listen backlog when `Ice.TCP.Backlog` is not set: the system's maximum
-/// (`net.core.somaxconn`; the kernel caps any larger backlog to it), as ZeroC uses
-/// `SOMAXCONN`.
-fn default_backlog() -> u32 {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(4096)
-}
-
-/// Binds a TCP listener with a backlog of `Ice.TCP.Backlog` (default: the system's maximum).
-/// `Ice.TCP.RcvSize` and `Ice.TCP.SndSize` (bytes) set the buffer sizes of its socket, which
-/// the connections it accepts inherit (a small receive buffer makes a sender block sooner when
-/// the adapter holds or dispatches slowly).
-async fn listen(addr: &str, props: &crate::Properties) -> std::io::Result<TcpListener> {
-    let rcv = props.get_property_as_int("Ice.TCP.RcvSize");
-    let snd = props.get_property_as_int("Ice.TCP.SndSize");
-    let backlog = match props.get_property_as_int("Ice.TCP.Backlog") {
-        n if n > 0 => n as u32,
-        _ => default_backlog(),
-    };
-    let mut last = None;
-    for sa in tokio::net::lookup_host(addr).await? {
-        let socket = if sa.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        if rcv > 0 {
-            socket.set_recv_buffer_size(rcv as u32)?;
-        }
-        if snd > 0 {
-            socket.set_send_buffer_size(snd as u32)?;
-        }
-        match socket.bind(sa).and_then(|()| socket.listen(backlog)) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::AddrNotAvailable,
-            "no address to listen on",
-        )
-    }))
-}
-
 /// The reply for an error of a servant locator: a user exception is marshaled as the
 /// operation's own would be.
 fn error_reply(e: DispatchError, incoming: &IncomingRequest) -> ReplyBody {
@@ -981,11 +944,17 @@ impl Connection {
 /// Receives datagrams: each one holds a whole Request or BatchRequest, dispatched as oneway.
 /// Anything else is dropped with a warning, as Ice does, and so is a datagram larger than the
 /// socket's limit (`Ice.UDP.RcvSize`; it arrives truncated).
-async fn datagram_loop(udp: crate::udp::UdpSocket, adapter: std::sync::Weak<AdapterInner>) {
-    let crate::udp::UdpSocket {
-        socket,
-        max_datagram,
-    } = udp;
+///
+/// Each request's `current.con` is a datagram connection to its sender: proxies it creates send
+/// datagrams back from this socket (Ice's bidirectional UDP).
+async fn datagram_loop(
+    udp: crate::transport::udp::UdpSocket,
+    endpoint: Option<Endpoint>,
+    adapter: std::sync::Weak<AdapterInner>,
+) {
+    let max_datagram = udp.max_receive;
+    let udp = Arc::new(udp);
+    let socket = &udp.socket;
     // One byte more than the limit tells a datagram that was cut short from one that fits.
     let mut buf = vec![0u8; max_datagram + 1];
     loop {
@@ -1029,10 +998,23 @@ async fn datagram_loop(udp: crate::udp::UdpSocket, adapter: std::sync::Weak<Adap
         let handler = AdapterHandler(ObjectAdapter {
             inner: inner.clone(),
         });
+        let connection = endpoint.clone().and_then(|ep| {
+            let owner: crate::instance::Erased = inner.instance.clone();
+            Connection::datagram(
+                udp.clone(),
+                peer,
+                ep,
+                Some(Arc::new(AdapterHandler(ObjectAdapter {
+                    inner: inner.clone(),
+                }))),
+                Arc::downgrade(&owner),
+            )
+            .ok()
+        });
         tokio::spawn(async move {
             for mut r in requests {
                 r.request_id = 0;
-                let _ = handler.handle(r, None).await;
+                let _ = handler.handle(r, connection.clone()).await;
             }
         });
     }
@@ -1183,33 +1165,27 @@ pub(crate) fn uuid_v4() -> String {
     )
 }
 
-/// Splits an endpoint list at `:` outside quotes.
-pub(crate) fn split_endpoints(s: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote = None;
-    for c in s.chars() {
-        match quote {
-            Some(q) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            Some(_) => cur.push(c),
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            None if c == ':' => out.push(std::mem::take(&mut cur)),
-            None => cur.push(c),
+/// The registry of a communicator's adapters, which the instance keeps type-erased.
+impl crate::instance::Instance {
+    /// Forgets a destroyed adapter.
+    pub(crate) fn remove_adapter(&self, adapter: &ObjectAdapter) {
+        if adapter.name().is_empty() {
+            self.unnamed_adapters
+                .lock()
+                .retain(|a| a.downcast_ref::<ObjectAdapter>() != Some(adapter));
+        } else {
+            self.adapters.lock().remove(adapter.name());
         }
     }
-    if quote.is_some() {
-        return Err(Error::EndpointParse(format!("mismatched quotes in `{s}`")));
+
+    /// Every adapter, named or not.
+    pub(crate) fn all_adapters(&self) -> Vec<ObjectAdapter> {
+        let named: Vec<crate::instance::Erased> = self.adapters.lock().values().cloned().collect();
+        let unnamed: Vec<crate::instance::Erased> = self.unnamed_adapters.lock().clone();
+        named
+            .iter()
+            .chain(unnamed.iter())
+            .filter_map(|a| a.downcast_ref::<ObjectAdapter>().cloned())
+            .collect()
     }
-    out.push(cur);
-    Ok(out
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect())
 }
