@@ -225,6 +225,40 @@ async fn a_replica_group_of_floe_adapters_survives_losing_a_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activate_and_register_returns_once_the_registry_knows_the_adapter() {
+    let grid = Registry::start("activate", true);
+    let locator = grid.locator();
+    let comm = client_communicator(&[
+        ("Ice.Default.Locator", &locator),
+        ("Quick.AdapterId", "Quick"),
+    ]);
+    let adapter = comm
+        .create_object_adapter_with_endpoints("Quick", "tcp -h 127.0.0.1 -p 0")
+        .await
+        .unwrap();
+    adapter
+        .add(
+            std::sync::Arc::new(HelloDispatcher(std::sync::Arc::default())),
+            Identity::new("hello", ""),
+        )
+        .unwrap();
+    adapter.activate_and_register().await.unwrap();
+    // No waiting: a client that looks the adapter up right away finds it.
+    let client = client_communicator(&[("Ice.Default.Locator", &locator)]);
+    let hello = HelloPrx::from_object(client.string_to_proxy("hello @ Quick").unwrap().unwrap());
+    assert_eq!(hello.say_hello("now").await.unwrap(), "Hello, now!");
+
+    // Deactivation unregisters before wait_for_deactivate returns.
+    adapter.deactivate();
+    adapter.wait_for_deactivate().await;
+    let listed = grid.admin(&["adapters"]);
+    assert!(
+        !listed.lines().any(|l| l.starts_with("ADAPTER Quick ")),
+        "the registry still lists a deactivated adapter:\n{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_floe_client_reaches_an_adapter_a_zeroc_server_registered() {
     let grid = Registry::start("zeroc-server", true);
     let locator = grid.locator();

@@ -76,6 +76,9 @@ struct AdapterInner {
     published: Vec<Endpoint>,
     listeners: Mutex<Vec<Listener>>,
     accept_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The unregistration from the locator that deactivation started, for
+    /// [`ObjectAdapter::wait_for_deactivate`] to finish.
+    unregistering: Mutex<Option<tokio::task::JoinHandle<()>>>,
     connections: Mutex<HashSet<Connection>>,
     state: watch::Sender<AdapterState>,
     /// True while the adapter holds: no connection is accepted and its connections stop
@@ -268,6 +271,7 @@ impl ObjectAdapter {
                 published,
                 listeners: Mutex::new(listeners),
                 accept_tasks: Mutex::new(Vec::new()),
+                unregistering: Mutex::new(None),
                 connections: Mutex::new(HashSet::new()),
                 state,
                 hold,
@@ -309,12 +313,44 @@ impl ObjectAdapter {
     /// Starts accepting connections and dispatching requests; on a holding adapter, resumes
     /// (Ice's `activate` after `hold`).
     pub fn activate(&self) -> Result<()> {
+        if !self.start()? {
+            return Ok(());
+        }
+        if self.adapter_id().is_some() {
+            let adapter = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = adapter.register_with_locator(true).await {
+                    tracing::warn!(
+                        target: "floe::network",
+                        "adapter `{}` could not register with the locator: {e}",
+                        adapter.name()
+                    );
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// [`ObjectAdapter::activate`], registering the adapter's endpoints with the locator before
+    /// it returns, as Ice's `activate` does: a client that looks the adapter up afterwards finds
+    /// it, and the registry's refusal is this call's error.
+    pub async fn activate_and_register(&self) -> Result<()> {
+        let started = self.start()?;
+        if started || *self.inner.state.borrow() == AdapterState::Active {
+            self.register_with_locator(true).await?;
+        }
+        Ok(())
+    }
+
+    /// Resumes a holding adapter and, the first time, starts its listeners: true when it was
+    /// started now.
+    fn start(&self) -> Result<bool> {
         self.inner.hold.send_replace(false);
         match *self.inner.state.borrow() {
             AdapterState::Deactivated => {
                 return Err(Error::ObjectAdapterDeactivated(self.inner.name.clone()));
             }
-            AdapterState::Active => return Ok(()),
+            AdapterState::Active => return Ok(false),
             AdapterState::Created => {}
         }
         self.inner.state.send_replace(AdapterState::Active);
@@ -334,19 +370,7 @@ impl ObjectAdapter {
             });
         }
         drop(tasks);
-        if self.adapter_id().is_some() {
-            let adapter = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = adapter.register_with_locator(true).await {
-                    tracing::warn!(
-                        target: "floe::network",
-                        "adapter `{}` could not register with the locator: {e}",
-                        adapter.name()
-                    );
-                }
-            });
-        }
-        Ok(())
+        Ok(true)
     }
 
     /// Holds the adapter, as Ice's `hold`: new connections wait in the listen backlog and the
@@ -376,9 +400,14 @@ impl ObjectAdapter {
         if self.adapter_id().is_some() && tokio::runtime::Handle::try_current().is_ok() {
             // Best effort, as in Ice: the registry forgets the endpoints of a deactivated adapter.
             let adapter = self.clone();
-            tokio::spawn(async move {
-                let _ = adapter.register_with_locator(false).await;
-            });
+            // Bounded, so that an unreachable registry cannot hold up a shutdown.
+            *self.inner.unregistering.lock() = Some(tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    adapter.register_with_locator(false),
+                )
+                .await;
+            }));
         }
         for t in self.inner.accept_tasks.lock().drain(..) {
             t.abort();
@@ -389,10 +418,15 @@ impl ObjectAdapter {
         }
     }
 
-    /// Waits until the adapter is deactivated and its connections are closed.
+    /// Waits until the adapter is deactivated, the locator's registry has forgotten its
+    /// endpoints (when it had registered them) and its connections are closed.
     pub async fn wait_for_deactivate(&self) {
         let mut rx = self.inner.state.subscribe();
         let _ = rx.wait_for(|s| *s == AdapterState::Deactivated).await;
+        let unregistering = self.inner.unregistering.lock().take();
+        if let Some(task) = unregistering {
+            let _ = task.await;
+        }
         let conns: Vec<Connection> = self.inner.connections.lock().iter().cloned().collect();
         for c in conns {
             c.wait_closed().await;
