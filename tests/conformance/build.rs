@@ -33,6 +33,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("custom", &["Test.ice"]),
     ("faultTolerance", &["Test.ice"]),
     ("location", &["Test.ice"]),
+    ("admin", &["Test.ice"]),
 ];
 
 fn main() {

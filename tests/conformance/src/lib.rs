@@ -21,7 +21,8 @@ pub struct TestHelper {
 }
 
 impl TestHelper {
-    /// Creates the communicator from the process arguments (`--Ice.*` and `--Test.*` options),
+    /// Creates the communicator from the process arguments (`--Ice.*`, `--IceSSL.*` and the
+    /// other Ice-owned prefixes, and `--Test.*` options),
     /// after applying `defaults` (which the command line overrides), as ZeroC's servers do with
     /// `createTestProperties` followed by `setProperty`.
     pub fn new(defaults: &[(&str, &str)]) -> floe::Result<TestHelper> {
@@ -38,8 +39,18 @@ impl TestHelper {
         for (k, v) in defaults {
             properties.set_property(k, v);
         }
-        properties.parse_command_line_options("Ice", args);
-        properties.parse_command_line_options("Test", args);
+        // ZeroC's helper reads them with `Ice.createProperties(args)`: every Ice-owned prefix,
+        // `IceSSL` (the driver's ssl and wss runs) among them.
+        for prefix in [
+            "Ice",
+            "IceSSL",
+            "IceMX",
+            "IceDiscovery",
+            "IceLocatorDiscovery",
+            "Test",
+        ] {
+            properties.parse_command_line_options(prefix, args);
+        }
         Ok(TestHelper {
             communicator: Communicator::with_properties(properties)?,
         })

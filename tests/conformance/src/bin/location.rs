@@ -8,7 +8,9 @@
 //! serves `test`, `test2` and `test3` (one `::Test::TestIntf`) and `hello` (a `::Test::Hello`
 //! the client has moved between the two adapters), and registers `test`, `test2` and `hello` as
 //! well-known objects. The client resolves its indirect and well-known proxies through the
-//! locator while servers come and go.
+//! locator while servers come and go. As ZeroC's C++ server (for its C++ client), the locator
+//! also answers the adapter ids `TestAdapter10` and `TestAdapter10-2` with `TestAdapter`'s
+//! endpoints, when asked with encoding 1.0.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -153,9 +155,24 @@ impl ice::Locator for LocatorI {
     async fn find_adapter_by_id(
         &self,
         id: String,
-        _: &Current,
+        current: &Current,
     ) -> Result<Option<ObjectPrx>, locator::FindAdapterByIdError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        // As ZeroC's C++ ServerLocator.cpp (its C++ client's "locator encoding resolution"):
+        // these two ids name `TestAdapter`, and are asked for only with encoding 1.0.
+        if id == "TestAdapter10" || id == "TestAdapter10-2" {
+            if current.encoding != floe::EncodingVersion::V1_0 {
+                return Err(Error::UnknownException(format!(
+                    "`{id}` looked up with encoding {}.{}, not 1.0",
+                    current.encoding.major, current.encoding.minor
+                ))
+                .into());
+            }
+            return match self.registry.adapter("TestAdapter") {
+                Some(p) => Ok(Some(p)),
+                None => Err(ice::AdapterNotFoundException {}.into()),
+            };
+        }
         match self.registry.adapter(&id) {
             Some(p) => Ok(Some(p)),
             None => Err(ice::AdapterNotFoundException {}.into()),
