@@ -6,8 +6,9 @@
 //! - `Process` (`::Ice::Process`): `shutdown` shuts the communicator down, `writeMessage` writes
 //!   to standard output (fd 1) or standard error (fd 2).
 //! - `Properties` (`::Ice::PropertiesAdmin`): `getProperty`, `getPropertiesForPrefix`,
-//!   `setProperties`; a change is reported to the callbacks added with
-//!   [`Communicator::add_properties_update_callback`], with only what really changed.
+//!   `setProperties`; each `setProperties` is reported to the callbacks added with
+//!   [`Communicator::add_properties_update_callback`], with what really changed (nothing when
+//!   it set the values already there), as Ice does.
 //!
 //! Applications add facets of their own with [`Communicator::add_admin_facet`].
 //! `Ice.Admin.Facets` (names separated by spaces or commas) limits which facets, built-in or
@@ -319,7 +320,8 @@ impl Dispatcher for PropertiesFacet {
                             changes.insert(key, value);
                         }
                     }
-                    if !changes.is_empty() {
+                    // As Ice, every call is reported, with what changed (maybe nothing).
+                    {
                         let callbacks: Vec<PropertiesUpdateCallback> = communicator
                             .admin_state()
                             .callbacks

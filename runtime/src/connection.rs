@@ -371,6 +371,8 @@ struct Inner {
     instance: std::sync::Weak<dyn std::any::Any + Send + Sync>,
     /// The TLS peer information of an `ssl` or `wss` connection.
     ssl: Option<crate::transport::SslConnectionInfo>,
+    /// The HTTP headers of the WebSocket upgrade an accepted `ws` or `wss` connection began with.
+    ws_headers: Option<Vec<(String, String)>>,
     /// For the connection of a datagram received by an adapter: the socket it came in on and
     /// the sender, to send datagrams back to.
     datagram: Option<DatagramPeer>,
@@ -464,9 +466,17 @@ impl Connection {
                 heartbeat_callback: parking_lot::Mutex::new(None),
                 instance,
                 ssl: None,
+                ws_headers: None,
                 datagram: Some(DatagramPeer { socket, peer }),
             }),
         })
+    }
+
+    /// The HTTP headers (name and value, in arrival order) of the WebSocket upgrade that an
+    /// accepted `ws` or `wss` connection began with, as Ice's `WSConnectionInfo::headers`;
+    /// `None` for other connections.
+    pub fn ws_headers(&self) -> Option<&[(String, String)]> {
+        self.inner.ws_headers.as_deref()
     }
 
     /// Whether this is the connection of a datagram ([`Connection::datagram`]).
@@ -764,6 +774,7 @@ pub(crate) async fn connect(
                     local,
                     remote,
                     ssl: Some(info),
+                    ws_headers: None,
                 };
                 match leftover {
                     Some(leftover) => {
@@ -833,6 +844,8 @@ struct Peer {
     local: SocketAddr,
     remote: SocketAddr,
     ssl: Option<crate::transport::SslConnectionInfo>,
+    /// The HTTP headers of an accepted WebSocket upgrade.
+    ws_headers: Option<Vec<(String, String)>>,
 }
 
 impl Peer {
@@ -841,6 +854,7 @@ impl Peer {
             local,
             remote,
             ssl: None,
+            ws_headers: None,
         }
     }
 }
@@ -868,7 +882,7 @@ pub(crate) async fn accept_ws(
     let remote = stream
         .peer_addr()
         .map_err(|e| Error::ConnectionLost(e.to_string()))?;
-    let leftover = tokio::time::timeout(
+    let (leftover, headers) = tokio::time::timeout(
         config.close_timeout,
         crate::transport::ws::accept(&mut stream),
     )
@@ -880,7 +894,10 @@ pub(crate) async fn accept_ws(
     Ok(start_on(
         r,
         w,
-        Peer::plain(local, remote),
+        Peer {
+            ws_headers: Some(headers),
+            ..Peer::plain(local, remote)
+        },
         config,
         Some(handler),
         true,
@@ -913,14 +930,19 @@ pub(crate) async fn accept_ssl(
         };
         Ok::<_, Error>((tls, info, leftover))
     };
-    let (tls, info, leftover) = tokio::time::timeout(config.close_timeout, handshake)
+    let (tls, info, upgrade) = tokio::time::timeout(config.close_timeout, handshake)
         .await
         .map_err(|_| Error::ConnectTimeout(format!("ssl handshake from {remote}")))??;
     let (r, w) = tokio::io::split(tls);
+    let (leftover, ws_headers) = match upgrade {
+        Some((leftover, headers)) => (Some(leftover), Some(headers)),
+        None => (None, None),
+    };
     let peer = Peer {
         local,
         remote,
         ssl: Some(info),
+        ws_headers,
     };
     Ok(match leftover {
         Some(leftover) => start_on(
@@ -988,6 +1010,7 @@ where
             heartbeat_callback: parking_lot::Mutex::new(None),
             instance: config.instance.clone(),
             ssl: peer.ssl,
+            ws_headers: peer.ws_headers,
             datagram: None,
         }),
     };

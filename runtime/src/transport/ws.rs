@@ -61,8 +61,11 @@ fn accept_key(key: &str) -> String {
     base64_encode(&sha1(format!("{key}{GUID}").as_bytes()))
 }
 
-/// Server side of the upgrade. Returns the bytes that followed the request.
-pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Result<BytesMut> {
+/// Server side of the upgrade. Returns the bytes that followed the request, and the request's
+/// HTTP headers (name and value, in order), which Ice shows as `WSConnectionInfo::headers`.
+pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+) -> Result<(BytesMut, Vec<(String, String)>)> {
     let (head, rest) = read_head(s).await?;
     let request_line = head.lines().next().unwrap_or("");
     if !request_line.starts_with("GET ") || !request_line.ends_with("HTTP/1.1") {
@@ -94,7 +97,15 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Resu
     s.write_all(response.as_bytes())
         .await
         .map_err(|e| ws_error(e.to_string()))?;
-    Ok(rest)
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    Ok((rest, headers))
 }
 
 /// Client side of the upgrade. Returns the bytes that followed the response.

@@ -339,12 +339,6 @@ const TESTS: &[TestCase] = &[
         serial: true,
         // scripts/tests/Ice/info.py: compress (and ipv6) false only.
         compress: false,
-        gap: Some((
-            &["ws", "wss"],
-            "Floe's Connection does not give the HTTP headers of the WebSocket upgrade \
-             (Ice's WSConnectionInfo::headers, cpp/src/Ice/WSTransceiver.cpp getInfo), which \
-             getConnectionInfoAsContext returns as ws.<header> (cpp/test/Ice/info/TestI.cpp)",
-        )),
         ..TestCase::new("info", 60)
     },
     TestCase {
@@ -391,13 +385,6 @@ const TESTS: &[TestCase] = &[
     // objects listen on `Ice.Admin.Endpoints` the client gives (`tcp -h 127.0.0.1`, a port the
     // system picks), not above the base port.
     TestCase {
-        gap: Some((
-            &[],
-            "Floe's Properties admin facet calls the update callbacks only when setProperties \
-             changed something; Ice calls them after every setProperties (with the empty \
-             changes too: cpp/src/Ice/PropertiesAdminI.cpp, PropertiesAdminI::setProperties), \
-             and the client's second getChanges waits for that call",
-        )),
         ..TestCase::new("admin", 30)
     },
 ];

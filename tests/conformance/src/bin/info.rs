@@ -73,6 +73,9 @@ impl test::TestIntf for TestI {
             con.remote_address().ip().to_string(),
         );
         ctx.insert("remotePort".into(), con.remote_address().port().to_string());
+        for (name, value) in con.ws_headers().unwrap_or_default() {
+            ctx.insert(format!("ws.{name}"), value.clone());
+        }
         Ok(ctx)
     }
 }
