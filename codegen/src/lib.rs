@@ -21,6 +21,7 @@
 //! reported, not just the first.
 
 pub mod ast;
+pub mod checksum;
 pub mod cli;
 pub mod diag;
 pub mod generate;
