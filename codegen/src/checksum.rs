@@ -24,6 +24,18 @@ pub fn checksums(ast: &Ast) -> BTreeMap<String, String> {
     out
 }
 
+/// The Rust items that register the checksums of the top-level file with the runtime
+/// (`floe::slice_checksums()`), appended to the generated code by `slice2rs --checksum`.
+pub fn rust_items(ast: &Ast) -> String {
+    let mut out = String::from("\n// Slice checksums (`--checksum`).\n");
+    for (type_id, checksum) in checksums(ast) {
+        out.push_str(&format!(
+            "::floe::codegen::inventory::submit! {{ ::floe::codegen::SliceChecksum {{ type_id: {type_id:?}, checksum: {checksum:?} }} }}\n"
+        ));
+    }
+    out
+}
+
 /// Each byte of the MD5 digest as `%x`: lowercase hex, no leading zero.
 fn digest_hex(text: &[u8]) -> String {
     Md5::digest(text).iter().map(|b| format!("{b:x}")).collect()

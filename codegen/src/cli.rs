@@ -17,6 +17,7 @@ Options:
 -E                       Print preprocessor output on stdout.
 --output-dir DIR         Create files in the directory DIR.
 --depend                 Generate Makefile dependencies.
+--checksum               Generate checksums for Slice definitions (floe::slice_checksums()).
 --diagnostic-format FMT  Print diagnostics as `human' (default) or `json' (one object per line).
 ";
 
@@ -27,6 +28,7 @@ struct Args {
     preprocess_only: bool,
     depend: bool,
     json: bool,
+    checksum: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
@@ -37,6 +39,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
         preprocess_only: false,
         depend: false,
         json: false,
+        checksum: false,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -56,6 +59,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
             }
             "-E" => out.preprocess_only = true,
             "--depend" => out.depend = true,
+            "--checksum" => out.checksum = true,
             a if a.starts_with("--output-dir") => {
                 out.output_dir = Some(PathBuf::from(value(
                     "--output-dir",
@@ -159,7 +163,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
             continue;
         }
         match crate::generate::generate(&checked, file) {
-            Ok(code) => {
+            Ok(mut code) => {
+                if args.checksum {
+                    code.push_str(&crate::checksum::rust_items(&checked.ast));
+                }
                 let target = output_path(file, args.output_dir.as_deref());
                 if let Err(e) = std::fs::write(&target, code) {
                     eprintln!("slice2rs: error: cannot write `{}`: {e}", target.display());

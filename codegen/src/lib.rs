@@ -134,6 +134,7 @@ impl std::error::Error for CompileError {}
 pub struct Builder {
     options: Options,
     out_dir: Option<PathBuf>,
+    checksum: bool,
 }
 
 impl Builder {
@@ -153,6 +154,13 @@ impl Builder {
         self.options
             .defines
             .push((name.into(), value.map(str::to_string)));
+        self
+    }
+
+    /// Also generates the Slice checksums of each file's definitions (`slice2rs --checksum`),
+    /// which the program then finds in `floe::slice_checksums()`.
+    pub fn checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
         self
     }
 
@@ -191,10 +199,13 @@ impl Builder {
                 failed.extend(checked.diagnostics);
                 continue;
             }
-            let code = generate::generate(&checked, file).map_err(|m| CompileError {
+            let mut code = generate::generate(&checked, file).map_err(|m| CompileError {
                 diagnostics: Vec::new(),
                 message: Some(m),
             })?;
+            if self.checksum {
+                code.push_str(&checksum::rust_items(&checked.ast));
+            }
             let stem = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

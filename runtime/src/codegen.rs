@@ -3,6 +3,7 @@
 
 pub use futures_util::future::BoxFuture;
 
+pub use crate::checksums::SliceChecksum;
 pub use crate::dispatch::{
     Current, Dispatcher, IncomingRequest, OutgoingResponse, dispatch_builtin,
 };

@@ -39,6 +39,7 @@
 
 pub mod adapter;
 pub mod admin;
+pub mod checksums;
 pub mod codegen;
 pub mod communicator;
 pub mod connection;
@@ -56,6 +57,7 @@ pub mod transport;
 pub use adapter::{dispatch, servant_locator};
 
 pub use adapter::ObjectAdapter;
+pub use checksums::slice_checksums;
 pub use communicator::{Communicator, initialize};
 pub use connection::{Connection, HeartbeatCallback};
 pub use dispatch::{
