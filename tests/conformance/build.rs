@@ -3,7 +3,8 @@
 //! and sets the variable). The server of test `Ice/<name>` is built from the Slice files its
 //! ZeroC server loads (`Test.ice`, and for some tests `Forward.ice`, `ServerPrivate.ice`): a
 //! file `OUT_DIR/<name>/Server.ice` includes them all, so their modules merge into one
-//! generated `OUT_DIR/<name>/Server.rs` (slashes of nested tests become `_`).
+//! generated `OUT_DIR/<name>/Server.rs` (slashes of nested tests become `_`). A test ZeroC has
+//! no Python client for (Ice/udp) takes its Slice from its C++ folder, `cpp/test/Ice/<name>`.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,9 @@ const TESTS: &[(&str, &[&str])] = &[
     ("admin", &["Test.ice"]),
 ];
 
+/// The tests whose only client is ZeroC's C++ one: their Slice is in `cpp/test/Ice/<name>`.
+const CPP_TESTS: &[(&str, &[&str])] = &[("udp", &["Test.ice"])];
+
 fn main() {
     println!("cargo:rerun-if-env-changed=FLOE_ICE_SOURCE");
     let source = match std::env::var_os("FLOE_ICE_SOURCE") {
@@ -48,12 +52,13 @@ fn main() {
              The crate is not a default member: plain `cargo build` / `cargo test` skip it.\n"
         ),
     };
-    let tests_dir = source.join("python/test/Ice");
-    if !tests_dir.is_dir() {
-        panic!(
-            "FLOE_ICE_SOURCE={} has no python/test/Ice: point it at an unpacked zeroc-ice 3.7.8 source tree",
-            source.display()
-        );
+    for mapping in ["python", "cpp"] {
+        if !source.join(mapping).join("test/Ice").is_dir() {
+            panic!(
+                "FLOE_ICE_SOURCE={} has no {mapping}/test/Ice: point it at an unpacked zeroc-ice 3.7.8 source tree",
+                source.display()
+            );
+        }
     }
     let ice_slice = Path::new("/usr/share/ice/slice");
     if !ice_slice.join("Ice/Current.ice").is_file() {
@@ -62,8 +67,10 @@ fn main() {
         );
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for (test, files) in TESTS {
-        let dir = tests_dir.join(test);
+    let python = TESTS.iter().map(|t| ("python", t));
+    let cpp = CPP_TESTS.iter().map(|t| ("cpp", t));
+    for (mapping, (test, files)) in python.chain(cpp) {
+        let dir = source.join(mapping).join("test/Ice").join(test);
         let target = out.join(test.replace('/', "_"));
         std::fs::create_dir_all(&target)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));

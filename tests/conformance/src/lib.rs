@@ -7,7 +7,7 @@
 //! --Test.BasePort=<port> ...`), serves the identities the client expects on the ports the
 //! client expects, prints `<test> ready` once every adapter is active, and exits when the
 //! client calls `shutdown`. The runner (`tests/zeroc.rs`) starts each server and runs ZeroC's
-//! Python client against it.
+//! Python client against it, or its C++ one (Ice/location also, Ice/udp only).
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -79,6 +79,12 @@ impl TestHelper {
         let protocol = self
             .properties()
             .get_property_with_default("Ice.Default.Protocol", "tcp");
+        format!("{protocol} -p {}", self.port(num))
+    }
+
+    /// The endpoint ZeroC's `getTestEndpoint(num, protocol)` gives: `<protocol> -p <BasePort +
+    /// num>`, whatever `Ice.Default.Protocol` says.
+    pub fn endpoint_for(&self, num: i32, protocol: &str) -> String {
         format!("{protocol} -p {}", self.port(num))
     }
 
