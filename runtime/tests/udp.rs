@@ -159,10 +159,11 @@ async fn multicast_datagrams_reach_every_floe_and_zeroc_member_of_the_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_larger_than_the_buffers_fail_to_send_and_are_dropped_on_receipt() {
     require_zeroc();
-    // The receiver carries datagrams of at most 8192 - 28 bytes.
+    // Asked for 4096 bytes, Linux reports 8192: the receiver carries at most 8192 - 28 bytes,
+    // as a ZeroC server with the same setting does.
     let server = start_floe_server_on(
         "tcp -h 127.0.0.1 -p 0:udp -h 127.0.0.1 -p 0",
-        &[("Ice.UDP.RcvSize", "8192")],
+        &[("Ice.UDP.RcvSize", "4096")],
     )
     .await;
     let proxy = server.proxy.to_string();
@@ -177,21 +178,21 @@ async fn datagrams_larger_than_the_buffers_fail_to_send_and_are_dropped_on_recei
     );
 
     // The sender refuses a message over its own limit, and sends one under it.
-    let comm = client_communicator(&[("Ice.UDP.SndSize", "8192")]);
+    let comm = client_communicator(&[("Ice.UDP.SndSize", "4096")]);
     let hello = HelloPrx(
         comm.string_to_proxy(&proxy)
             .unwrap()
             .unwrap()
             .ice_datagram(),
     );
-    match hello.notify(&"x".repeat(9000)).await {
+    match hello.notify(&"x".repeat(12000)).await {
         Err(Error::DatagramLimit { size, limit }) => {
-            assert_eq!(limit, 8192 - 28);
-            assert!(size > 9000, "{size}");
+            assert!((4096 - 28..12000).contains(&limit), "limit {limit}");
+            assert!(size > 12000, "{size}");
         }
-        other => panic!("a 9000-byte datagram gave {other:?}"),
+        other => panic!("a 12000-byte datagram gave {other:?}"),
     }
-    hello.notify(&"x".repeat(4000)).await.unwrap();
+    hello.notify(&"x".repeat(3000)).await.unwrap();
     assert_eq!(wait_count(3, || notifications(&server)).await, 3);
 }
 

@@ -3,8 +3,8 @@
 //! and the largest datagram each side carries.
 //!
 //! Ice's rule for sizes: a socket carries datagrams of at most `min(65507, buffer - 28)` bytes
-//! (28 for the IP and UDP headers), where `buffer` is the size the kernel actually gave the
-//! socket's buffer. A sender refuses a larger message with an error; a receiver drops a larger
+//! (28 for the IP and UDP headers), where `buffer` is the size the kernel reports for the
+//! socket's buffer (on Linux, twice the size asked for). A sender refuses a larger message with an error; a receiver drops a larger
 //! datagram (it arrives truncated).
 
 use std::io;
@@ -34,8 +34,10 @@ fn payload_limit(buffer: usize) -> usize {
     MAX_PACKET.min(buffer.saturating_sub(UDP_OVERHEAD))
 }
 
-/// Applies `Ice.UDP.RcvSize`/`Ice.UDP.SndSize` (when set) and returns the sizes the kernel gave:
-/// (receive, send).
+/// Applies `Ice.UDP.RcvSize`/`Ice.UDP.SndSize` (when set) and returns the sizes the kernel
+/// reports back: (receive, send). As in ZeroC, the limits follow what the kernel reports, which
+/// on Linux is twice what was asked (it counts its bookkeeping), so that Floe and ZeroC peers
+/// with the same settings carry the same datagrams.
 fn set_buffers(socket: &Socket, props: &Properties) -> io::Result<(usize, usize)> {
     let wanted = |key: &str| {
         let v = props.get_property_as_int_with_default(key, -1);
@@ -47,17 +49,7 @@ fn set_buffers(socket: &Socket, props: &Properties) -> io::Result<(usize, usize)
     if let Some(n) = wanted("Ice.UDP.SndSize") {
         socket.set_send_buffer_size(n)?;
     }
-    let rcv = match (wanted("Ice.UDP.RcvSize"), socket.recv_buffer_size()?) {
-        // Linux reports twice what was asked (it counts its bookkeeping); Ice takes the asked
-        // size when the kernel gave at least that much.
-        (Some(n), got) if got >= n => n,
-        (_, got) => got,
-    };
-    let snd = match (wanted("Ice.UDP.SndSize"), socket.send_buffer_size()?) {
-        (Some(n), got) if got >= n => n,
-        (_, got) => got,
-    };
-    Ok((rcv, snd))
+    Ok((socket.recv_buffer_size()?, socket.send_buffer_size()?))
 }
 
 fn socket_for(addr: &SocketAddr) -> io::Result<Socket> {
