@@ -91,4 +91,19 @@ fn main() {
             panic!("the Slice files {files:?} of Ice/{test} do not compile:\n{e}");
         }
     }
+    // Ice/checksum: as `slice2py --checksum Test.ice STypes.ice`, each file with the checksums
+    // of its own definitions, which the server hands to the client.
+    let dir = source.join("python/test/Ice/checksum");
+    let target = out.join("checksum");
+    std::fs::create_dir_all(&target)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
+    if let Err(e) = floe_slice::Builder::new()
+        .include(ice_slice)
+        .include(&dir)
+        .out_dir(&target)
+        .checksum(true)
+        .compile(&[dir.join("Test.ice"), dir.join("STypes.ice")])
+    {
+        panic!("the Slice files of Ice/checksum do not compile:\n{e}");
+    }
 }

@@ -430,6 +430,8 @@ const TESTS: &[TestCase] = &[
     TestCase {
         ..TestCase::new("admin", 30)
     },
+    // No script of ZeroC's narrows Ice/checksum: every configuration of the driver.
+    TestCase::new("checksum", 60),
     // Issue 13: ZeroC has no Python Ice/udp client, so its C++ one runs. Five servers, started
     // with 0 … 4, as scripts/tests/Ice/udp.py starts them, the client with 5. Each server's
     // `control` is at the base port + its number on tcp (`getTestEndpoint(num, "tcp")` names
