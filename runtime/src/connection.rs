@@ -734,12 +734,8 @@ pub(crate) async fn connect(
 ) -> Result<Connection> {
     let attempt = async {
         let mut stream = crate::transport::tcp::dial(addr).await?;
-        let local = stream
-            .local_addr()
-            .map_err(|e| Error::ConnectFailed(e.to_string()))?;
-        let remote = stream
-            .peer_addr()
-            .map_err(|e| Error::ConnectFailed(e.to_string()))?;
+        let (local, remote) =
+            addresses(&stream).map_err(|e| Error::ConnectFailed(e.to_string()))?;
         match dial {
             Dial::Tcp => {
                 read_validation(&mut stream, addr).await?;
@@ -869,6 +865,11 @@ pub(crate) fn accept(
     start(stream, config, Some(handler), true)
 }
 
+/// A TCP stream's local and remote addresses.
+fn addresses(stream: &TcpStream) -> std::io::Result<(SocketAddr, SocketAddr)> {
+    Ok((stream.local_addr()?, stream.peer_addr()?))
+}
+
 /// Upgrades an accepted connection to WebSocket, then starts its actor.
 pub(crate) async fn accept_ws(
     mut stream: TcpStream,
@@ -876,12 +877,7 @@ pub(crate) async fn accept_ws(
     handler: Arc<dyn RequestHandler>,
 ) -> Result<Connection> {
     let _ = stream.set_nodelay(true);
-    let local = stream
-        .local_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
-    let remote = stream
-        .peer_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let (local, remote) = addresses(&stream).map_err(|e| Error::ConnectionLost(e.to_string()))?;
     let (leftover, headers) = tokio::time::timeout(
         config.close_timeout,
         crate::transport::ws::accept(&mut stream),
@@ -914,12 +910,7 @@ pub(crate) async fn accept_ssl(
     handler: Arc<dyn RequestHandler>,
 ) -> Result<Connection> {
     let _ = stream.set_nodelay(true);
-    let local = stream
-        .local_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
-    let remote = stream
-        .peer_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let (local, remote) = addresses(&stream).map_err(|e| Error::ConnectionLost(e.to_string()))?;
     let adapter = handler.adapter_name();
     let handshake = async {
         let (mut tls, info) = engine.accept(stream, &adapter, &remote.to_string()).await?;
@@ -963,12 +954,7 @@ fn start(
     handler: Option<Arc<dyn RequestHandler>>,
     server: bool,
 ) -> Result<Connection> {
-    let local = stream
-        .local_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
-    let remote = stream
-        .peer_addr()
-        .map_err(|e| Error::ConnectionLost(e.to_string()))?;
+    let (local, remote) = addresses(&stream).map_err(|e| Error::ConnectionLost(e.to_string()))?;
     let (reader, writer) = stream.into_split();
     Ok(start_on(
         reader,
