@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::Checked;
 use crate::ast::{Ast, Builtin, ConstValue, Mode, NodeId, NodeKind, Type};
+use crate::doc;
 
 const RT: &str = "::floe::codegen";
 const STRING: &str = "::std::string::String";
@@ -69,6 +70,8 @@ struct ModuleTree {
     items: Vec<NodeId>,
     children: BTreeMap<String, ModuleTree>,
     order: Vec<String>,
+    /// The first definition of the module with a doc comment.
+    documented: Option<NodeId>,
 }
 
 impl ModuleTree {
@@ -90,6 +93,11 @@ impl ModuleTree {
                 self.order.push(node.name.clone());
             }
             let child = self.children.entry(node.name.clone()).or_default();
+            if child.documented.is_none()
+                && node.doc.as_deref().is_some_and(|d| !d.trim().is_empty())
+            {
+                child.documented = Some(id);
+            }
             for &c in &node.contents {
                 child.add(ast, c);
             }
@@ -181,14 +189,45 @@ pub fn snake_case(name: &str) -> String {
     out
 }
 
-fn doc_attrs(doc: &Option<String>) -> String {
-    match doc {
-        Some(d) if !d.trim().is_empty() => d
-            .lines()
-            .map(|l| format!("#[doc = {:?}]\n", format!(" {l}")))
-            .collect(),
-        _ => String::new(),
+/// Doc attributes holding Markdown text, outer (`#[doc]`) or inner (`#![doc]`).
+fn doc_lines(markdown: &str, inner: bool) -> String {
+    let bang = if inner { "!" } else { "" };
+    markdown
+        .lines()
+        .map(|l| {
+            let l = if l.is_empty() {
+                String::new()
+            } else {
+                format!(" {l}")
+            };
+            format!("#{bang}[doc = {l:?}]\n")
+        })
+        .collect()
+}
+
+/// A path without raw identifiers (`Keyword::r#type` as `Keyword::type`): rustdoc reads `#` in
+/// a link as the start of a fragment, and resolves keywords as names.
+fn unraw(path: &str) -> String {
+    path.split("::")
+        .map(|segment| segment.strip_prefix("r#").unwrap_or(segment))
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// The path from module `origin` to `item` in module `module` (both from the generated root).
+fn relative_path(origin: &[String], module: &[String], item: &str) -> String {
+    let common = origin
+        .iter()
+        .zip(module)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut s = "super::".repeat(origin.len() - common);
+    for m in &module[common..] {
+        s.push_str(m);
+        s.push_str("::");
     }
+    s.push_str(item);
+    s
 }
 
 fn format_attr(metadata: &[String]) -> String {
@@ -220,9 +259,13 @@ impl<'a> Gen<'a> {
         if self.path.is_empty() {
             self.line("#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, unused_imports, unused_variables, clippy::all)]");
         }
-        // Doc comment of the first definition of the module.
         self.line(&format!("pub mod {rust} {{"));
         self.path.push(rust);
+        if let Some(id) = tree.documented {
+            let origin = self.path.clone();
+            let text = self.doc_text(id, &origin);
+            self.line(&doc_lines(&text, true));
+        }
         for &id in &tree.items {
             self.item(id);
         }
@@ -239,7 +282,7 @@ impl<'a> Gen<'a> {
             NodeKind::Struct => self.struct_def(id),
             NodeKind::Enum { .. } => self.enum_def(id),
             NodeKind::Sequence { element, .. } => {
-                let doc = doc_attrs(&node.doc);
+                let doc = self.doc_attrs(id);
                 let t = self.rust_type(*element);
                 self.line(&format!(
                     "{doc}pub type {} = {VEC}<{t}>;",
@@ -247,7 +290,7 @@ impl<'a> Gen<'a> {
                 ));
             }
             NodeKind::Dictionary { key, value } => {
-                let doc = doc_attrs(&node.doc);
+                let doc = self.doc_attrs(id);
                 let k = self.rust_type(*key);
                 let v = self.rust_type(*value);
                 self.line(&format!(
@@ -268,6 +311,268 @@ impl<'a> Gen<'a> {
             } => self.bare_proxy(id),
             _ => {}
         }
+    }
+
+    // ------------------------------------------------------------------ doc comments
+
+    /// The doc attributes of a definition generated in the module being generated.
+    fn doc_attrs(&self, id: NodeId) -> String {
+        let text = self.doc_text(id, &self.path);
+        doc_lines(&text, false)
+    }
+
+    /// The rustdoc of a definition's doc comment, its links written from module `origin`.
+    fn doc_text(&self, id: NodeId, origin: &[String]) -> String {
+        match self.ast.node(id).doc.as_deref() {
+            Some(raw) if !raw.trim().is_empty() => {
+                let params = self.doc_params(id);
+                let resolve = |r: &str| self.resolve_doc_link(id, r, origin);
+                doc::rustdoc(
+                    raw,
+                    &doc::Context {
+                        resolve: &resolve,
+                        params: &params,
+                    },
+                )
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The parameters of an operation, as its doc comment's `@param` tags name them.
+    fn doc_params(&self, id: NodeId) -> Vec<doc::Param> {
+        if !matches!(self.ast.node(id).kind, NodeKind::Operation { .. }) {
+            return Vec::new();
+        }
+        self.ast
+            .params(id)
+            .into_iter()
+            .map(|p| doc::Param {
+                slice: self.ast.node(p).name.clone(),
+                rust: self.field_name(p),
+                out: matches!(self.ast.node(p).kind, NodeKind::Param { out: true, .. }),
+            })
+            .collect()
+    }
+
+    /// Whether a definition has generated Rust: neither it nor a definition around it is local
+    /// or only a placeholder after an error.
+    fn is_generated(&self, id: NodeId) -> bool {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let node = self.ast.node(c);
+            if node.local || node.dummy {
+                return false;
+            }
+            cur = node.container;
+        }
+        true
+    }
+
+    /// The definitions with scoped name `scoped`, best first: generated, then spelled as
+    /// written, then definitions before declarations.
+    fn doc_candidates(&self, scoped: &str) -> Option<NodeId> {
+        let mut found = self.ast.find_contents(scoped);
+        found.retain(|&n| !self.ast.node(n).dummy);
+        found.sort_by_key(|&n| {
+            (
+                !self.is_generated(n),
+                self.ast.node(n).scoped != scoped,
+                matches!(self.ast.node(n).kind, NodeKind::ClassDecl { .. }),
+            )
+        });
+        found.first().copied()
+    }
+
+    /// The definition a doc comment's reference names, looked up from the commented definition
+    /// outwards, as Slice looks names up.
+    fn doc_lookup(&self, from: NodeId, name: &str) -> Option<NodeId> {
+        if name.starts_with("::") {
+            return self.doc_candidates(name);
+        }
+        let mut scope = Some(from);
+        while let Some(s) = scope {
+            let node = self.ast.node(s);
+            let is_scope = matches!(
+                node.kind,
+                NodeKind::Module
+                    | NodeKind::ClassDef { .. }
+                    | NodeKind::Struct
+                    | NodeKind::Exception { .. }
+                    | NodeKind::Enum { .. }
+            );
+            if is_scope {
+                if let Some(n) = self.doc_candidates(&format!("{}::{name}", node.scoped)) {
+                    return Some(n);
+                }
+            }
+            scope = node.container;
+        }
+        self.doc_candidates(&format!("::{name}"))
+    }
+
+    /// The definition of a class or interface named by a declaration, if there is one.
+    fn class_definition(&self, id: NodeId) -> NodeId {
+        if !matches!(self.ast.node(id).kind, NodeKind::ClassDecl { .. }) {
+            return id;
+        }
+        self.ast
+            .find_contents(&self.ast.node(id).scoped)
+            .into_iter()
+            .find(|&d| {
+                matches!(self.ast.node(d).kind, NodeKind::ClassDef { .. }) && self.is_generated(d)
+            })
+            .unwrap_or(id)
+    }
+
+    /// A member (operation, data member or enumerator) of `owner` named `name`.
+    fn doc_member(&self, owner: NodeId, name: &str) -> Option<NodeId> {
+        let members = match self.ast.node(owner).kind {
+            NodeKind::ClassDef { .. } => {
+                let mut m = self.ast.all_operations(owner);
+                m.extend(self.ast.all_data_members(owner));
+                m
+            }
+            NodeKind::Struct => self.ast.data_members(owner),
+            NodeKind::Exception { .. } => {
+                let mut m = self.ast.data_members(owner);
+                for b in self.ast.exception_bases(owner) {
+                    m.extend(self.ast.data_members(b));
+                }
+                m
+            }
+            NodeKind::Enum { .. } => self.ast.enumerators(owner),
+            _ => Vec::new(),
+        };
+        members
+            .iter()
+            .find(|&&m| self.ast.node(m).name == name)
+            .or_else(|| {
+                members
+                    .iter()
+                    .find(|&&m| self.ast.node(m).name.eq_ignore_ascii_case(name))
+            })
+            .copied()
+    }
+
+    /// The generated Rust item of a definition: its module and its name there (`Prx` for an
+    /// interface, `Type::member` for a member of `owner`).
+    fn doc_item(&self, id: NodeId, owner: Option<NodeId>) -> Option<(Vec<String>, String)> {
+        let id = self.class_definition(id);
+        if !self.is_generated(id) {
+            return None;
+        }
+        let node = self.ast.node(id);
+        let module = self.module_path(id);
+        let item = match &node.kind {
+            NodeKind::Module => escape(&snake_case(&node.name)),
+            NodeKind::Struct
+            | NodeKind::Enum { .. }
+            | NodeKind::Exception { .. }
+            | NodeKind::Sequence { .. }
+            | NodeKind::Dictionary { .. }
+            | NodeKind::Const { .. }
+            | NodeKind::ClassDef {
+                interface: false, ..
+            } => escape(&node.name),
+            NodeKind::ClassDef {
+                interface: true, ..
+            }
+            | NodeKind::ClassDecl { .. } => escape(&format!("{}Prx", node.name)),
+            NodeKind::Operation { .. } => {
+                let owner = self.class_definition(owner.or(node.container)?);
+                if !self.is_generated(owner)
+                    || !matches!(self.ast.node(owner).kind, NodeKind::ClassDef { .. })
+                {
+                    return None;
+                }
+                let prx = escape(&format!("{}Prx", self.ast.node(owner).name));
+                return Some((
+                    self.module_path(owner),
+                    format!("{prx}::{}", op_method_name(&node.name)),
+                ));
+            }
+            NodeKind::DataMember { .. } => {
+                let owner = self.class_definition(owner.or(node.container)?);
+                if !self.is_generated(owner) {
+                    return None;
+                }
+                let record = escape(&self.ast.node(owner).name);
+                return Some((
+                    self.module_path(owner),
+                    format!("{record}::{}", self.field_name(id)),
+                ));
+            }
+            NodeKind::Enumerator { .. } => {
+                let en = node.container?;
+                return Some((
+                    self.module_path(en),
+                    format!(
+                        "{}::{}",
+                        escape(&self.ast.node(en).name),
+                        escape(&node.name)
+                    ),
+                ));
+            }
+            NodeKind::Param { .. } => return None,
+        };
+        Some((module, item))
+    }
+
+    /// Resolves a reference (`X`, `A::X`, `X#member`, `#member`) in the doc comment of `from` to
+    /// a generated item, as a path from module `origin`.
+    fn resolve_doc_link(
+        &self,
+        from: NodeId,
+        reference: &str,
+        origin: &[String],
+    ) -> Option<doc::Target> {
+        let (ty, member) = match reference.split_once('#') {
+            Some((t, m)) => (t.trim(), Some(m.trim())),
+            None => (reference.trim(), None),
+        };
+        let written = ty.trim_start_matches("::");
+        let (id, owner, text) = match member {
+            None => (self.doc_lookup(from, ty)?, None, written.to_string()),
+            Some(member) => {
+                let owner = if ty.is_empty() {
+                    // `#member`: a member of the commented type, or of the type around it.
+                    let mut cur = Some(from);
+                    loop {
+                        let c = cur?;
+                        if matches!(
+                            self.ast.node(c).kind,
+                            NodeKind::ClassDef { .. }
+                                | NodeKind::Struct
+                                | NodeKind::Exception { .. }
+                                | NodeKind::Enum { .. }
+                        ) {
+                            break c;
+                        }
+                        cur = self.ast.node(c).container;
+                    }
+                } else {
+                    self.class_definition(self.doc_lookup(from, ty)?)
+                };
+                let id = self.doc_member(owner, member)?;
+                let rust = match self.ast.node(id).kind {
+                    NodeKind::Operation { .. } => op_method_name(&self.ast.node(id).name),
+                    NodeKind::DataMember { .. } => self.field_name(id),
+                    _ => escape(&self.ast.node(id).name),
+                };
+                let text = if written.is_empty() {
+                    rust
+                } else {
+                    format!("{written}::{rust}")
+                };
+                (id, Some(owner), text)
+            }
+        };
+        let (module, item) = self.doc_item(id, owner)?;
+        Some(doc::Target {
+            path: unraw(&relative_path(origin, &module, &item)),
+            text: unraw(&text),
+        })
     }
 
     // ------------------------------------------------------------------ paths and types
@@ -511,7 +816,7 @@ impl<'a> Gen<'a> {
 
     fn const_def(&mut self, id: NodeId, ty: Type, value: &ConstValue) {
         let node = self.ast.node(id);
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         let rust_ty = match ty {
             Type::Builtin(Builtin::String) => "&str".to_string(),
             t => self.rust_type(t),
@@ -543,7 +848,7 @@ impl<'a> Gen<'a> {
                 self.rust_type(*ty)
             };
             let name = self.field_name(m);
-            let _ = writeln!(decls, "{}pub {name}: {t},", doc_attrs(&node.doc));
+            let _ = writeln!(decls, "{}pub {name}: {t},", self.doc_attrs(m));
             match default {
                 Some(v) => {
                     any_default = true;
@@ -663,7 +968,7 @@ impl<'a> Gen<'a> {
         let node = self.ast.node(id);
         let name = escape(&node.name);
         let members = self.ast.data_members(id);
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         let hashable = members
             .iter()
             .all(|m| self.member_type(*m).is_some_and(|t| self.is_hashable(t)));
@@ -719,7 +1024,7 @@ impl<'a> Gen<'a> {
     fn enum_def(&mut self, id: NodeId) {
         let node = self.ast.node(id);
         let name = escape(&node.name);
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         let enumerators = self.ast.enumerators(id);
         let mut variants = String::new();
         let mut arms = String::new();
@@ -733,7 +1038,7 @@ impl<'a> Gen<'a> {
             max = max.max(value);
             let v = escape(&en.name);
             first.get_or_insert(v.clone());
-            let _ = writeln!(variants, "{}{v} = {value},", doc_attrs(&en.doc));
+            let _ = writeln!(variants, "{}{v} = {value},", self.doc_attrs(e));
             let _ = writeln!(arms, "{value} => ::std::result::Result::Ok(Self::{v}),");
         }
         let first = first.unwrap_or_default();
@@ -806,7 +1111,7 @@ impl<'a> Gen<'a> {
     fn exception_def(&mut self, id: NodeId) {
         let node = self.ast.node(id);
         let name = escape(&node.name);
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         let mut chain = vec![id];
         chain.extend(self.ast.exception_bases(id));
         let mut members = Vec::new();
@@ -874,7 +1179,7 @@ impl<'a> Gen<'a> {
     fn class_def(&mut self, id: NodeId) {
         let node = self.ast.node(id);
         let name = escape(&node.name);
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         // The class chain: this class, then its base classes (interfaces excluded).
         let mut chain = vec![id];
         let mut cur = id;
@@ -974,7 +1279,7 @@ impl<'a> Gen<'a> {
     fn proxy_type(&mut self, id: NodeId, ops: &[NodeId]) {
         let node = self.ast.node(id);
         let prx = escape(&format!("{}Prx", node.name));
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         let scoped = &node.scoped;
         let mut methods = String::new();
         for &op in ops {
@@ -1056,7 +1361,7 @@ impl<'a> Gen<'a> {
         for &op in &own_ops {
             trait_methods.push_str(&self.servant_method(op));
         }
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(id);
         self.line(&format!(
             "{doc}pub trait {trait_ident}: {} {{ {trait_methods} }}",
             supertraits.join(" + ")
@@ -1206,6 +1511,18 @@ impl<'a> Gen<'a> {
         let outs = self.outs(op);
         let opname = &self.ast.node(op).name;
         if !outs.is_empty() {
+            // The fields say what the operation's `@return` and `@param` say; their links are
+            // written from the interface's per-operation module.
+            let mut origin = self.path.clone();
+            if let Some(owner) = self.ast.node(op).container {
+                origin.push(ops_module_name(&self.ast.node(owner).name));
+            }
+            let raw = self.ast.node(op).doc.as_deref().unwrap_or_default();
+            let resolve = |r: &str| self.resolve_doc_link(op, r, &origin);
+            let cx = doc::Context {
+                resolve: &resolve,
+                params: &[],
+            };
             let mut fields = String::new();
             if let Some(t) = ret {
                 let ty = if ret_optional {
@@ -1213,7 +1530,8 @@ impl<'a> Gen<'a> {
                 } else {
                     self.rust_type_at(t, 1)
                 };
-                let _ = writeln!(fields, "/// The return value.\npub return_value: {ty},");
+                let text = doc::returns(raw, &cx).unwrap_or_else(|| "The return value.".into());
+                let _ = writeln!(fields, "{}pub return_value: {ty},", doc_lines(&text, false));
             }
             for &p in &outs {
                 let NodeKind::Param { ty, optional, .. } = self.ast.node(p).kind else {
@@ -1224,10 +1542,13 @@ impl<'a> Gen<'a> {
                 } else {
                     self.rust_type_at(ty, 1)
                 };
+                let name = &self.ast.node(p).name;
+                let text = doc::param(raw, name, &cx)
+                    .unwrap_or_else(|| format!("Out-parameter `{name}`."));
                 let _ = writeln!(
                     fields,
-                    "/// Out-parameter `{}`.\npub {}: {t},",
-                    self.ast.node(p).name,
+                    "{}pub {}: {t},",
+                    doc_lines(&text, false),
                     self.field_name(p)
                 );
             }
@@ -1457,7 +1778,7 @@ impl<'a> Gen<'a> {
             Mode::Normal => "Normal",
             Mode::Idempotent => "Idempotent",
         };
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(op);
         let format = self.op_format(op);
         format!(
             "{doc}pub async fn {method}(&self{args}) -> {RESULT}<{}, {}> {{
@@ -1491,7 +1812,7 @@ impl<'a> Gen<'a> {
             };
             let _ = write!(args, ", {}: {t}", self.field_name(p));
         }
-        let doc = doc_attrs(&node.doc);
+        let doc = self.doc_attrs(op);
         format!(
             "{doc}fn {method}(&self{args}, current: &{RT}::Current) -> impl ::std::future::Future<Output = {RESULT}<{}, {}>> + ::std::marker::Send;\n",
             self.op_return_type(op),

@@ -217,6 +217,15 @@ fn lex_segment(seg: &Segment, tokens: &mut Vec<Token>, errors: &mut Vec<LexError
 }
 
 fn clean_block_doc(body: &str) -> String {
+    // A comment closed with `**/` leaves a lone `*` at its end (`/** Text. **/`).
+    let trimmed = body.trim_end();
+    let stars = trimmed.len() - trimmed.trim_end_matches('*').len();
+    let before = &trimmed[..trimmed.len() - stars];
+    let body = if stars > 0 && (before.is_empty() || before.ends_with(char::is_whitespace)) {
+        before
+    } else {
+        body
+    };
     let lines: Vec<&str> = body
         .lines()
         .map(|l| {
@@ -653,5 +662,22 @@ mod tests {
         let (tokens, _) = lex(&[seg]);
         assert_eq!(tokens[0].doc.as_deref(), Some("Hello\nworld"));
         assert_eq!(tokens[0].span.line, 3);
+    }
+
+    #[test]
+    fn doc_comments_closed_with_two_stars_keep_no_star() {
+        for (text, doc) in [
+            ("/** A sequence of bools. **/ x", "A sequence of bools."),
+            ("/**\n * Text.\n **/ x", "Text."),
+            ("/** Matches Ice.Trace.* */ x", "Matches Ice.Trace.*"),
+        ] {
+            let seg = Segment {
+                file: 0,
+                first_line: 1,
+                text: text.into(),
+            };
+            let (tokens, _) = lex(&[seg]);
+            assert_eq!(tokens[0].doc.as_deref(), Some(doc), "{text:?}");
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod ast;
 pub mod checksum;
 pub mod cli;
 pub mod diag;
+pub mod doc;
 pub mod generate;
 pub mod lexer;
 pub mod parser;

@@ -1293,8 +1293,10 @@ impl Parser {
             }
             return Ok(());
         }
+        // A doc comment may come before the metadata or after it, next to the definition.
+        let doc_before = self.peek().doc.clone();
         let metadata = self.metadata()?;
-        let doc = self.peek().doc.clone();
+        let doc = self.peek().doc.clone().or(doc_before);
         let defined = self.definition()?;
         if let Some(id) = defined {
             let node = self.ast.node_mut(id);
@@ -1865,8 +1867,9 @@ impl Parser {
                 _ => {}
             }
             let result = (|| -> PResult<()> {
+                let doc_before = self.peek().doc.clone();
                 let metadata = self.metadata()?;
-                let doc = self.peek().doc.clone();
+                let doc = self.peek().doc.clone().or(doc_before);
                 let item = match kind {
                     Exports::Interface => self.operation()?,
                     Exports::Class => {
@@ -3313,6 +3316,7 @@ impl Parser {
         loop {
             match self.peek_tok() {
                 Tok::Ident(name) => {
+                    let doc = self.peek().doc.clone();
                     self.bump();
                     if self.is_punct('=') {
                         self.bump();
@@ -3339,13 +3343,13 @@ impl Parser {
                                         at,
                                     );
                                 }
-                            } else if self.create_enumerator(&name, Some(v)) {
+                            } else if self.create_enumerator(&name, Some(v), doc) {
                                 count += 1;
                             }
                         }
                     } else {
                         self.peek();
-                        if self.create_enumerator(&name, None) {
+                        if self.create_enumerator(&name, None, doc) {
                             count += 1;
                         }
                     }
@@ -3391,7 +3395,12 @@ impl Parser {
     }
 
     /// Creates an enumerator (Slice's `validateEnumerator` and `newEnumerator`).
-    fn create_enumerator(&mut self, name: &str, explicit: Option<i64>) -> bool {
+    fn create_enumerator(
+        &mut self,
+        name: &str,
+        explicit: Option<i64>,
+        doc: Option<String>,
+    ) -> bool {
         let Some(en) = self.current() else {
             return false;
         };
@@ -3479,12 +3488,13 @@ impl Parser {
             *ma = max_value;
             *lv = last_value;
         }
-        self.add_node(
+        let id = self.add_node(
             Some(en),
             NodeKind::Enumerator { value: last_value },
             name,
             false,
         );
+        self.ast.node_mut(id).doc = doc;
         true
     }
 

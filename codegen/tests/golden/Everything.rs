@@ -10,10 +10,12 @@
     clippy::all
 )]
 pub mod everything {
+    //! Constructs of every kind, from [`Color`] to [`Relay`](RelayPrx).
     /// A color.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
     #[repr(i32)]
     pub enum Color {
+        /// Like *blood*; see [`Blue`](Color::Blue).
         Red = 0,
         Green = 5,
         Blue = 6,
@@ -60,9 +62,15 @@ pub mod everything {
     pub const Pi: f64 = 3.14159f64;
     pub const Greeting: &str = "hello \"world\"\n";
     pub const Favorite: super::everything::Color = super::everything::Color::Blue;
-    /// A point.
+    /// A point, as [`Person::where`] holds it; **never** a `sequence<int>`.
+    ///
+    /// # See also
+    ///
+    /// * [`Color::Green`]
+    /// * [`Points`]
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct Point {
+        /// Across, in `pixels` \[0, 100\].
         pub x: i32,
         pub y: i32,
     }
@@ -158,6 +166,13 @@ pub mod everything {
     pub type Strings = ::std::vec::Vec<::std::string::String>;
     pub type Ages = ::std::collections::HashMap<::std::string::String, i32>;
     pub type PointsById = ::std::collections::HashMap<i32, super::everything::Point>;
+    /// Lists of points, written in Markdown: `a` and `b` are
+    /// - first,
+    /// - second.
+    ///
+    /// ```text
+    /// let x = [1, 2];
+    /// ```
     pub type PointsList = ::std::vec::Vec<::std::vec::Vec<super::everything::Point>>;
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct BaseError {
@@ -713,6 +728,18 @@ pub mod everything {
         }
     }
     /// Operations of every shape.
+    ///
+    /// **Note:** Derives from [`Base`](BasePrx) and [`Other`](OtherPrx), and is used by
+    /// [`Nested::UsesOuter`](nested::UsesOuterPrx):
+    ///
+    /// - [`echo`](DerivedPrx::echo) echoes,
+    /// - [`Other::count`](OtherPrx::count) counts, unlike `Logger::print`.
+    ///
+    /// Details at <https://doc.zeroc.com/ice/3.7/>.
+    ///
+    /// # See also
+    ///
+    /// * [`Relay::pass`](RelayPrx::pass)
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct DerivedPrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for DerivedPrx {
@@ -747,6 +774,19 @@ pub mod everything {
         pub fn unchecked_cast(__prx: ::floe::codegen::ObjectPrx) -> Self {
             Self(__prx)
         }
+        /// Echoes a string.
+        ///
+        /// # Arguments
+        ///
+        /// * `s` - The string, e.g. `"a<b"`.
+        ///
+        /// # Returns
+        ///
+        /// The same string.
+        ///
+        /// # Errors
+        ///
+        /// * [`BaseError`] - When [`Point::x`] is negative.
         pub async fn echo(
             &self,
             s: &str,
@@ -796,6 +836,16 @@ pub mod everything {
                 )
                 .await
         }
+        /// Splits a number.
+        ///
+        /// # Arguments
+        ///
+        /// * `a` - The number.
+        ///
+        /// # Returns
+        ///
+        /// * `b` - Set to its first half.
+        /// * `c` - Set to the rest, as [`Strings`] would hold it.
         pub async fn outs(
             &self,
             a: i32,
@@ -825,6 +875,16 @@ pub mod everything {
                 )
                 .await
         }
+        /// Mixes colors.
+        ///
+        /// # Arguments
+        ///
+        /// * `c` - The color to mix.
+        ///
+        /// # Returns
+        ///
+        /// * `return_value` - The mix.
+        /// * `d` - Set to its complement.
         pub async fn colors(
             &self,
             c: super::everything::Color,
@@ -885,6 +945,7 @@ pub mod everything {
                 )
                 .await
         }
+        /// Returns itself ([`self_`](DerivedPrx::self_)): a map&lt;K, V> or a &lt;T> \[in brackets\] stays text.
         pub async fn self_(
             &self,
         ) -> ::std::result::Result<
@@ -966,6 +1027,22 @@ pub mod everything {
                 )
                 .await
         }
+        /// Fails, always.
+        ///
+        /// ```text
+        /// if (code < 0)
+        ///     throw DerivedError;
+        /// ```
+        ///
+        /// **Deprecated:** Use [`echo`](DerivedPrx::echo) instead.
+        ///
+        /// # Arguments
+        ///
+        /// * `code` - The code of the [`DerivedError`] thrown.
+        ///
+        /// # Errors
+        ///
+        /// * [`DerivedError`] - Always.
         pub async fn fail(
             &self,
             code: i32,
@@ -1215,17 +1292,17 @@ pub mod everything {
         /// The results of `outs`.
         #[derive(Debug, Clone, PartialEq, Default)]
         pub struct OutsResult {
-            /// Out-parameter `b`.
+            /// Set to its first half.
             pub b: i32,
-            /// Out-parameter `c`.
+            /// Set to the rest, as [`Strings`](super::Strings) would hold it.
             pub c: ::std::string::String,
         }
         /// The results of `colors`.
         #[derive(Debug, Clone, PartialEq, Default)]
         pub struct ColorsResult {
-            /// The return value.
+            /// The mix.
             pub return_value: super::super::everything::Color,
-            /// Out-parameter `d`.
+            /// Set to its complement.
             pub d: super::super::everything::Color,
         }
         /// The results of `optionals`.
@@ -1301,7 +1378,32 @@ pub mod everything {
         }
     }
     /// Operations of every shape.
+    ///
+    /// **Note:** Derives from [`Base`](BasePrx) and [`Other`](OtherPrx), and is used by
+    /// [`Nested::UsesOuter`](nested::UsesOuterPrx):
+    ///
+    /// - [`echo`](DerivedPrx::echo) echoes,
+    /// - [`Other::count`](OtherPrx::count) counts, unlike `Logger::print`.
+    ///
+    /// Details at <https://doc.zeroc.com/ice/3.7/>.
+    ///
+    /// # See also
+    ///
+    /// * [`Relay::pass`](RelayPrx::pass)
     pub trait Derived: super::everything::Base + super::everything::Other + ::std::marker::Send + ::std::marker::Sync + 'static {
+        /// Echoes a string.
+        ///
+        /// # Arguments
+        ///
+        /// * `s` - The string, e.g. `"a<b"`.
+        ///
+        /// # Returns
+        ///
+        /// The same string.
+        ///
+        /// # Errors
+        ///
+        /// * [`BaseError`] - When [`Point::x`] is negative.
         fn echo(
             &self,
             s: ::std::string::String,
@@ -1320,6 +1422,16 @@ pub mod everything {
         ) -> impl ::std::future::Future<
             Output = ::std::result::Result<i32, ::floe::codegen::Error>,
         > + ::std::marker::Send;
+        /// Splits a number.
+        ///
+        /// # Arguments
+        ///
+        /// * `a` - The number.
+        ///
+        /// # Returns
+        ///
+        /// * `b` - Set to its first half.
+        /// * `c` - Set to the rest, as [`Strings`] would hold it.
         fn outs(
             &self,
             a: i32,
@@ -1330,6 +1442,16 @@ pub mod everything {
                 ::floe::codegen::Error,
             >,
         > + ::std::marker::Send;
+        /// Mixes colors.
+        ///
+        /// # Arguments
+        ///
+        /// * `c` - The color to mix.
+        ///
+        /// # Returns
+        ///
+        /// * `return_value` - The mix.
+        /// * `d` - Set to its complement.
         fn colors(
             &self,
             c: super::everything::Color,
@@ -1351,6 +1473,7 @@ pub mod everything {
                 ::floe::codegen::Error,
             >,
         > + ::std::marker::Send;
+        /// Returns itself ([`self_`](DerivedPrx::self_)): a map&lt;K, V> or a &lt;T> \[in brackets\] stays text.
         fn self_(
             &self,
             current: &::floe::codegen::Current,
@@ -1380,6 +1503,22 @@ pub mod everything {
                 ::floe::codegen::Error,
             >,
         > + ::std::marker::Send;
+        /// Fails, always.
+        ///
+        /// ```text
+        /// if (code < 0)
+        ///     throw DerivedError;
+        /// ```
+        ///
+        /// **Deprecated:** Use [`echo`](DerivedPrx::echo) instead.
+        ///
+        /// # Arguments
+        ///
+        /// * `code` - The code of the [`DerivedError`] thrown.
+        ///
+        /// # Errors
+        ///
+        /// * [`DerivedError`] - Always.
         fn fail(
             &self,
             code: i32,
@@ -1840,6 +1979,7 @@ pub mod everything {
             })
         }
     }
+    /// Keeps the slices of unknown derived classes (`ice_sliced_data`).
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct Keeper {
         pub k: ::std::string::String,
@@ -1901,6 +2041,7 @@ pub mod everything {
     ::floe::codegen::inventory::submit! {
         __FLOE_VALUE_KEEPER
     }
+    /// Keeps the slices of unknown derived classes (`ice_sliced_data`).
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct KeeperPrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for KeeperPrx {
@@ -2045,6 +2186,7 @@ pub mod everything {
             Self(__prx)
         }
     }
+    /// Keeps the slices of unknown derived exceptions.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct KeptError {
         pub code: i32,
@@ -2107,6 +2249,7 @@ pub mod everything {
     ::floe::codegen::inventory::submit! {
         __FLOE_EXCEPTION_KEPT_ERROR
     }
+    /// Every operation writes its classes and exceptions in the sliced format.
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct RelayPrx(::floe::codegen::ObjectPrx);
     impl ::floe::codegen::Proxy for RelayPrx {
@@ -2221,6 +2364,7 @@ pub mod everything {
             }
         }
     }
+    /// Every operation writes its classes and exceptions in the sliced format.
     pub trait Relay: ::std::marker::Send + ::std::marker::Sync + 'static {
         fn pass(
             &self,
@@ -2292,6 +2436,32 @@ pub mod everything {
         }
     }
     pub mod nested {
+        //! Definitions one level down, using [`Point`](super::Point) of the enclosing module.
+        /// Has a field named like a Rust keyword: [`type`](Keyword::type).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+        pub struct Keyword {
+            pub r#type: i32,
+        }
+        impl ::floe::codegen::SliceType for Keyword {
+            const MIN_WIRE_SIZE: usize = <i32 as ::floe::codegen::SliceType>::MIN_WIRE_SIZE;
+            const FIXED_SIZE: ::std::option::Option<usize> = ::std::option::Option::Some(
+                4,
+            );
+            fn dictionary_key_order(&self, __other: &Self) -> ::std::cmp::Ordering {
+                ::floe::codegen::SliceType::dictionary_key_order(
+                    &self.r#type,
+                    &__other.r#type,
+                )
+            }
+            fn encode(&self, __os: &mut ::floe::codegen::OutputStream) {
+                __os.write(&self.r#type);
+            }
+            fn decode(
+                __is: &mut ::floe::codegen::InputStream<'_>,
+            ) -> ::std::result::Result<Self, ::floe::codegen::Error> {
+                ::std::result::Result::Ok(Self { r#type: __is.read()? })
+            }
+        }
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct Wrapper {
             pub p: super::super::everything::Point,
