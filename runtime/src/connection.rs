@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -174,6 +174,8 @@ pub const DEFAULT_DECOMPRESSED_BYTES_PER_SECOND: usize = 16 << 20;
 pub const DEFAULT_IDLE_TIMEOUT_MS: i32 = 300_000;
 /// Default of `Ice.Connection.MaxIncompleteBytes`.
 pub const DEFAULT_MAX_INCOMPLETE_BYTES: usize = 128 << 20;
+/// Default of `Ice.Connection.MaxQueuedOnewayBytes`.
+pub const DEFAULT_MAX_QUEUED_ONEWAY_BYTES: usize = 1 << 20;
 
 /// Compressed messages that inflate to more than this are decompressed on the blocking pool,
 /// not on the task of their connection.
@@ -205,6 +207,11 @@ pub(crate) struct Limits {
     /// Incoming connections idle for this long are closed (`Ice.Connection.IdleTimeout`);
     /// `None`: kept as long as ACM keeps them.
     pub idle_timeout: Option<Duration>,
+    /// A oneway call returns as soon as its request is queued on the connection while the
+    /// requests so queued and not yet written hold at most this many bytes; past it, and when
+    /// this is 0, a oneway call returns once its request is written, as in Ice
+    /// (`Ice.Connection.MaxQueuedOnewayBytes`).
+    pub max_queued_oneway_bytes: usize,
 }
 
 impl Default for Limits {
@@ -259,6 +266,11 @@ impl Limits {
             )
             .map(IncompletePool::new),
             idle_timeout: (idle > 0).then(|| Duration::from_millis(idle as u64)),
+            max_queued_oneway_bytes: bytes(
+                "Ice.Connection.MaxQueuedOnewayBytes",
+                DEFAULT_MAX_QUEUED_ONEWAY_BYTES,
+            )
+            .unwrap_or(0),
         }
     }
 }
@@ -316,6 +328,14 @@ pub(crate) trait RequestHandler: Send + Sync + 'static {
     fn adapter_name(&self) -> String {
         String::new()
     }
+
+    /// Whether decoding the parameters of `request` may take long for their size (they may
+    /// hold class graphs): a dispatch whose parameters are large and may take long starts on
+    /// the blocking pool. Those that cannot (byte sequences, strings, structs, raw requests)
+    /// are dispatched in place whatever their size.
+    fn may_decode_slowly(&self, _request: &RequestData) -> bool {
+        true
+    }
 }
 
 /// Why a request failed on a connection, and whether it may have reached the peer.
@@ -331,11 +351,13 @@ type ReplySender = oneshot::Sender<std::result::Result<Option<ReplyData>, Invoke
 type RawDone = Box<dyn FnOnce(Result<()>) + Send + Sync + 'static>;
 
 enum Command {
+    /// A Request message whose request id the connection sets. Without `reply`, a oneway
+    /// request whose caller did not wait (its bytes are counted in `Inner::queued_oneways`).
     Request {
-        body: BytesMut,
+        message: Bytes,
         compress: bool,
         twoway: bool,
-        reply: ReplySender,
+        reply: Option<ReplySender>,
     },
     Raw {
         message: Bytes,
@@ -359,6 +381,10 @@ struct Inner {
     /// still being dispatched is dropped, as Ice drops it).
     forced: std::sync::atomic::AtomicBool,
     tx: mpsc::UnboundedSender<Command>,
+    /// Bytes of oneway requests queued without their callers waiting, not yet written.
+    queued_oneways: AtomicUsize,
+    /// The bound on `queued_oneways` (`Ice.Connection.MaxQueuedOnewayBytes`).
+    max_queued_oneways: usize,
     closed: watch::Receiver<Option<Error>>,
     local: SocketAddr,
     remote: SocketAddr,
@@ -457,6 +483,8 @@ impl Connection {
                 active: std::sync::atomic::AtomicBool::new(true),
                 forced: std::sync::atomic::AtomicBool::new(false),
                 tx,
+                queued_oneways: AtomicUsize::new(0),
+                max_queued_oneways: 0,
                 closed,
                 local,
                 remote: peer,
@@ -602,23 +630,50 @@ impl Connection {
         let _ = self.inner.tx.send(Command::Heartbeat);
     }
 
-    /// Sends a request. `body` is a Request body whose first four bytes are a placeholder for the
-    /// request id. Resolves with the reply (twoway) or once written (oneway).
+    /// Sends a request. `message` is a whole Request message whose request id (four bytes after
+    /// the header) the connection sets. Resolves with the reply (twoway); a oneway resolves once
+    /// its request is queued while the oneways queued so and not yet written hold at most
+    /// `Ice.Connection.MaxQueuedOnewayBytes`, and once it is written otherwise.
     pub(crate) async fn send_request(
         &self,
-        body: BytesMut,
+        message: Bytes,
         compress: bool,
         twoway: bool,
     ) -> std::result::Result<Option<ReplyData>, InvokeFailure> {
+        let inner = &self.inner;
+        if !twoway && inner.active.load(Ordering::Acquire) {
+            // A connection that stopped taking requests takes the path below, which fails
+            // the request as not sent, so that the caller retries it on another connection.
+            let n = message.len();
+            let queued = inner.queued_oneways.fetch_add(n, Ordering::AcqRel) + n;
+            if queued <= inner.max_queued_oneways {
+                let cmd = Command::Request {
+                    message,
+                    compress,
+                    twoway,
+                    reply: None,
+                };
+                return match inner.tx.send(cmd) {
+                    Ok(()) => Ok(None),
+                    Err(_) => {
+                        inner.queued_oneways.fetch_sub(n, Ordering::AcqRel);
+                        Err(InvokeFailure {
+                            error: self.closed_error(),
+                            sent: false,
+                        })
+                    }
+                };
+            }
+            inner.queued_oneways.fetch_sub(n, Ordering::AcqRel);
+        }
         let (tx, rx) = oneshot::channel();
-        if self
-            .inner
+        if inner
             .tx
             .send(Command::Request {
-                body,
+                message,
                 compress,
                 twoway,
-                reply: tx,
+                reply: Some(tx),
             })
             .is_err()
         {
@@ -987,6 +1042,8 @@ where
             active: std::sync::atomic::AtomicBool::new(true),
             forced: std::sync::atomic::AtomicBool::new(false),
             tx,
+            queued_oneways: AtomicUsize::new(0),
+            max_queued_oneways: config.limits.max_queued_oneway_bytes,
             closed: closed_rx,
             local: peer.local,
             remote: peer.remote,
@@ -1054,6 +1111,8 @@ struct Outgoing {
 
 enum Done {
     Oneway(ReplySender),
+    /// A oneway request whose caller did not wait: its bytes leave `Inner::queued_oneways`.
+    Queued(usize),
     Raw(RawDone),
 }
 
@@ -1187,6 +1246,8 @@ enum End {
     Graceful(Error),
     /// Closed because of an error.
     Failed(Error),
+    /// Closed forcefully ([`Connection::close`]).
+    Forced,
 }
 
 impl<R, W> Actor<R, W>
@@ -1214,7 +1275,11 @@ where
     }
 
     async fn run(mut self) {
-        let end = self.run_loop().await;
+        let mut end = self.run_loop().await;
+        if let End::Forced = end {
+            self.write_queued_oneways().await;
+            end = End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
+        }
         self.conn.inner.active.store(false, Ordering::Release);
         // Requests read before the end are still dispatched, in order (their replies are lost).
         if !self.serial.is_empty() {
@@ -1227,6 +1292,7 @@ where
         }
         let (reason, graceful) = match end {
             End::Graceful(e) => (e, true),
+            End::Forced => (Error::ConnectionClosed("closed forcefully".into()), true),
             End::Failed(e) => (e, false),
         };
         let net = self.config.trace_network;
@@ -1271,7 +1337,7 @@ where
                 sent: p.sent,
             }));
         }
-        for out in self.queue.drain(..) {
+        for out in std::mem::take(&mut self.queue) {
             match out.done {
                 Some(Done::Oneway(tx)) => {
                     let _ = tx.send(Err(InvokeFailure {
@@ -1279,6 +1345,7 @@ where
                         sent: false,
                     }));
                 }
+                Some(Done::Queued(n)) => self.lost_oneway(n, &reason),
                 Some(Done::Raw(done)) => done(Err(reason.clone())),
                 None => {}
             }
@@ -1288,16 +1355,67 @@ where
         self.rx.close();
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
-                Command::Request { reply, .. } => {
+                Command::Request {
+                    reply: Some(reply), ..
+                } => {
                     let _ = reply.send(Err(InvokeFailure {
                         error: reason.clone(),
                         sent: false,
                     }));
                 }
+                Command::Request {
+                    reply: None,
+                    message,
+                    ..
+                } => self.lost_oneway(message.len(), &reason),
                 Command::Raw { done, .. } => {
                     done(Err(Error::ConnectionLost("connection closed".into())));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Before a forceful close: writes the oneway requests whose callers did not wait for them
+    /// (their calls returned as if written), and what is queued ahead of them, within the close
+    /// timeout. Other requests not yet queued fail unsent.
+    async fn write_queued_oneways(&mut self) {
+        if self.conn.inner.queued_oneways.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Request {
+                    message,
+                    compress,
+                    reply: None,
+                    ..
+                } => {
+                    let size = message.len();
+                    let mut frames = request_frames(message, 0, compress).peekable();
+                    while let Some((bytes, _)) = frames.next() {
+                        let done = frames.peek().is_none().then_some(Done::Queued(size));
+                        self.push(bytes, None, done);
+                    }
+                }
+                Command::Request {
+                    reply: Some(reply), ..
+                } => {
+                    let _ = reply.send(Err(InvokeFailure {
+                        error: Error::CloseConnection,
+                        sent: false,
+                    }));
+                }
+                Command::Raw { done, .. } => done(Err(Error::CloseConnection)),
+                Command::Heartbeat | Command::Close { .. } | Command::Abort(_) => {}
+            }
+        }
+        let deadline = Instant::now() + self.config.close_timeout;
+        while self.conn.inner.queued_oneways.load(Ordering::Acquire) > 0 && !self.queue.is_empty() {
+            let write = write_some(&mut self.writer, &self.queue, self.offset);
+            match tokio::time::timeout_at(deadline, write).await {
+                Ok(Ok(n)) => self.on_written(n),
+                _ => break,
             }
         }
     }
@@ -1330,7 +1448,7 @@ where
             // A forceful close wins over whatever became ready at the same time (a reply
             // finished by the dispatch that asked for the close, for instance).
             if self.conn.inner.forced.load(Ordering::Acquire) {
-                return End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
+                return End::Forced;
             }
             self.update_backpressure();
             let writing = !self.queue.is_empty();
@@ -1549,6 +1667,21 @@ where
         }
     }
 
+    /// A oneway request queued without its caller waiting cannot be written any more.
+    fn lost_oneway(&self, size: usize, why: &Error) {
+        self.conn
+            .inner
+            .queued_oneways
+            .fetch_sub(size, Ordering::AcqRel);
+        if self.config.trace_network >= 1 {
+            tracing::info!(
+                target: "floe::network",
+                "a queued oneway request ({size} bytes) was not sent: {why}\n{}",
+                self.conn
+            );
+        }
+    }
+
     fn trace_sent(&self, t: MessageType, detail: impl fmt::Display) {
         if self.config.trace_protocol >= 1 {
             tracing::info!(target: "floe::protocol", "sending {t}{detail}\n{}", self.conn);
@@ -1576,16 +1709,28 @@ where
     fn on_command(&mut self, cmd: Command) -> Option<End> {
         match cmd {
             Command::Request {
-                mut body,
+                message,
                 compress,
                 twoway,
                 reply,
             } => {
-                if self.state != State::Active {
-                    let _ = reply.send(Err(InvokeFailure {
-                        error: Error::CloseConnection,
-                        sent: false,
-                    }));
+                // A oneway whose caller did not wait was queued while the connection was
+                // active: it still goes out ahead of CloseConnection while the connection
+                // closes.
+                let late = match &reply {
+                    None => self.state == State::CloseSent,
+                    Some(_) => self.state != State::Active,
+                };
+                if late {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(InvokeFailure {
+                                error: Error::CloseConnection,
+                                sent: false,
+                            }));
+                        }
+                        None => self.lost_oneway(message.len(), &Error::CloseConnection),
+                    }
                     return None;
                 }
                 let id = if twoway {
@@ -1599,17 +1744,26 @@ where
                 } else {
                     0
                 };
-                body[0..4].copy_from_slice(&id.to_le_bytes());
-                let msg = build_message(MessageType::Request, &body, compress);
+                let size = message.len();
                 self.trace_sent(
                     MessageType::Request,
-                    format_args!(" (request id {id}, {} bytes)", msg.len()),
+                    format_args!(" (request id {id}, {size} bytes)"),
                 );
-                if twoway {
+                let (done, pending) = match reply {
+                    None => (Some(Done::Queued(size)), None),
+                    Some(reply) if twoway => (None, Some(reply)),
+                    Some(reply) => (Some(Done::Oneway(reply)), None),
+                };
+                if let Some(reply) = pending {
                     self.pending.insert(id, Pending { reply, sent: false });
-                    self.push(msg, Some(id), None);
-                } else {
-                    self.push(msg, None, Some(Done::Oneway(reply)));
+                }
+                let request_id = twoway.then_some(id);
+                for (bytes, last) in request_frames(message, id, compress) {
+                    if last {
+                        self.push(bytes, request_id, done);
+                        break;
+                    }
+                    self.push(bytes, None, None);
                 }
             }
             Command::Raw { message, done } => {
@@ -1638,9 +1792,7 @@ where
             }
             Command::Close { graceful } => {
                 if !graceful {
-                    return Some(End::Graceful(Error::ConnectionClosed(
-                        "closed forcefully".into(),
-                    )));
+                    return Some(End::Forced);
                 }
                 if self.state == State::Active {
                     self.state = State::Closing;
@@ -1674,6 +1826,12 @@ where
             match out.done {
                 Some(Done::Oneway(tx)) => {
                     let _ = tx.send(Ok(None));
+                }
+                Some(Done::Queued(n)) => {
+                    self.conn
+                        .inner
+                        .queued_oneways
+                        .fetch_sub(n, Ordering::AcqRel);
                 }
                 Some(Done::Raw(done)) => done(Ok(())),
                 None => {}
@@ -1894,6 +2052,10 @@ where
         self.input.dispatch_bytes += held;
         let handler = self.conn.inner.handler.read().clone();
         let params: usize = reqs.iter().map(|r| r.params.len()).sum();
+        let heavy = params > INLINE_DISPATCH_MAX
+            && handler
+                .as_ref()
+                .is_some_and(|h| reqs.iter().any(|r| h.may_decode_slowly(r)));
         let last_id = reqs.last().map_or(0, |r| r.request_id);
         let mut dispatch: DispatchFuture = Box::pin(dispatch_all(
             handler,
@@ -1904,7 +2066,7 @@ where
         ));
         // Large parameters may take long to decode (class graphs): the start of such a
         // dispatch runs on the blocking pool, off the threads serving connections.
-        if params > INLINE_DISPATCH_MAX {
+        if heavy {
             dispatch = Box::pin(start_elsewhere(dispatch, held, last_id, compress));
         }
         // A serialized connection queues a request behind those still being dispatched; with
@@ -2148,6 +2310,43 @@ fn describe(msg: &Message) -> String {
     }
 }
 
+/// The frames that carry Request `message` with request id `id`: the header and id in a small
+/// buffer of their own and the rest as it is, shared with the caller (which keeps it to retry),
+/// so that large parameters are not copied; a message to compress, as one compressed frame.
+fn request_frames(message: Bytes, id: i32, compress: bool) -> impl Iterator<Item = (Bytes, bool)> {
+    let id_end = crate::protocol::REQUEST_ID_OFFSET + 4;
+    let mut frames: [Option<Bytes>; 2] = [None, None];
+    if message.len() < id_end {
+        frames[0] = Some(message);
+    } else if compress && message.len() >= crate::protocol::COMPRESSION_THRESHOLD {
+        let mut body = BytesMut::from(&message[HEADER_SIZE..]);
+        body[..4].copy_from_slice(&id.to_le_bytes());
+        frames[0] = Some(build_message(MessageType::Request, &body, true));
+    } else if message.len() <= SMALL_MESSAGE {
+        let mut whole = BytesMut::from(&message[..]);
+        whole[9] = u8::from(compress);
+        whole[crate::protocol::REQUEST_ID_OFFSET..id_end].copy_from_slice(&id.to_le_bytes());
+        frames[0] = Some(whole.freeze());
+    } else {
+        let mut head = BytesMut::with_capacity(id_end);
+        head.extend_from_slice(&message[..HEADER_SIZE]);
+        head[9] = u8::from(compress);
+        head.extend_from_slice(&id.to_le_bytes());
+        frames[0] = Some(head.freeze());
+        frames[1] = Some(message.slice(id_end..));
+    }
+    let count = frames.iter().flatten().count();
+    frames
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(move |(i, f)| (f, i + 1 == count))
+}
+
+/// Requests up to this size are copied whole with their request id rather than sent as two
+/// frames.
+const SMALL_MESSAGE: usize = 1024;
+
 /// Most queued messages handed to one (vectored) write.
 const WRITE_BATCH: usize = 64;
 
@@ -2339,11 +2538,10 @@ mod tests {
             ..acm
         };
         let (conn, mut r, _w) = pipe(false, acm, None);
-        let mut body = BytesMut::new();
-        body.extend_from_slice(&ping_request(0)[HEADER_SIZE..]);
+        let message = ping_request(0);
         let call = tokio::spawn({
             let conn = conn.clone();
-            async move { conn.send_request(body, false, true).await }
+            async move { conn.send_request(message, false, true).await }
         });
         assert_eq!(read_msg(&mut r).await.unwrap().0, MessageType::Request);
         let failure = call.await.unwrap().unwrap_err();
@@ -2433,6 +2631,108 @@ mod tests {
         ) -> std::task::Poll<std::io::Result<()>> {
             std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
         }
+    }
+
+    /// A oneway Request message of `size` bytes in all, its parameters filled with `fill`.
+    fn oneway_request(size: usize, fill: u8) -> Bytes {
+        let mut m = BytesMut::from(&ping_request(0)[..]);
+        m.resize(size, fill);
+        crate::protocol::finish_request_message(&mut m).unwrap();
+        m.freeze()
+    }
+
+    #[tokio::test]
+    async fn oneways_return_once_queued_up_to_the_bound_then_once_written() {
+        let acm = AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(false)
+        };
+        let mut cfg = config(acm);
+        cfg.limits.max_queued_oneway_bytes = 100 << 10;
+        let (conn, mut r, _w) = pipe_with(false, cfg, None);
+        // Nothing is written before this task yields (the runtime has one thread): two
+        // requests of 50 KiB fill the bound and return at once.
+        for i in 0..2 {
+            let sent = futures_util::FutureExt::now_or_never(conn.send_request(
+                oneway_request(50 << 10, i),
+                false,
+                false,
+            ));
+            assert!(
+                matches!(sent, Some(Ok(None))),
+                "oneway {i} should return once queued"
+            );
+        }
+        let third = conn.send_request(oneway_request(50 << 10, 2), false, false);
+        tokio::pin!(third);
+        assert!(futures_util::FutureExt::now_or_never(third.as_mut()).is_none());
+        // The pipe takes 64 KiB and the peer reads nothing: the third stays unwritten.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            futures_util::FutureExt::now_or_never(third.as_mut()).is_none(),
+            "past the bound a oneway returns only once written"
+        );
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let (t, body) = read_msg(&mut r).await.unwrap();
+                assert_eq!(t, MessageType::Request);
+                assert_eq!(body.len(), (50 << 10) - HEADER_SIZE);
+                assert_eq!(&body[..4], &[0; 4], "oneway request id");
+                seen.push(body[body.len() - 1]);
+            }
+            seen
+        });
+        assert!(matches!(third.await, Ok(None)));
+        assert_eq!(reader.await.unwrap(), vec![0, 1, 2], "requests in order");
+        assert_eq!(conn.inner.queued_oneways.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_queued_oneway_goes_out_before_close_connection() {
+        let acm = AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(false)
+        };
+        let (conn, mut r, _w) = pipe(false, acm, None);
+        // Queued while the connection is active, handled after the close began.
+        conn.send_request(oneway_request(100, 1), false, false)
+            .await
+            .unwrap();
+        conn.close(true);
+        assert_eq!(read_msg(&mut r).await.unwrap().0, MessageType::Request);
+        assert_eq!(
+            read_msg(&mut r).await.unwrap().0,
+            MessageType::CloseConnection
+        );
+        // Once the connection no longer takes requests, a oneway fails unsent (to be retried).
+        let failure = conn
+            .send_request(oneway_request(100, 2), false, false)
+            .await
+            .unwrap_err();
+        assert!(!failure.sent);
+    }
+
+    #[tokio::test]
+    async fn a_large_request_keeps_its_parameters_and_gets_its_id() {
+        let acm = AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(false)
+        };
+        let (conn, mut r, _w) = pipe(false, acm, None);
+        let message = oneway_request(200 << 10, 9);
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            let message = message.clone();
+            async move { conn.send_request(message, false, true).await }
+        });
+        let (t, body) = read_msg(&mut r).await.unwrap();
+        assert_eq!(t, MessageType::Request);
+        assert_eq!(&body[..4], &1i32.to_le_bytes(), "first request id");
+        assert_eq!(&body[4..], &message[HEADER_SIZE + 4..]);
+        // The caller's message is untouched (it resends it on a retry).
+        assert_eq!(&message[HEADER_SIZE..HEADER_SIZE + 4], &[0; 4]);
+        call.abort();
     }
 
     #[tokio::test]

@@ -369,6 +369,54 @@ pub fn close_connection_message() -> Bytes {
     out.freeze()
 }
 
+/// The fields of a request that say where it goes and what it calls, borrowed from the proxy.
+pub(crate) struct RequestHead<'a> {
+    pub name: &'a str,
+    pub category: &'a str,
+    pub facet: &'a str,
+    pub operation: &'a str,
+    pub mode: OperationMode,
+    pub context: &'a Context,
+}
+
+/// Offset of the request id in a Request message.
+pub(crate) const REQUEST_ID_OFFSET: usize = HEADER_SIZE;
+
+impl RequestHead<'_> {
+    /// Starts a Request message: its header (with a size [`finish_request_message`] sets), four
+    /// bytes for the request id (the connection sets them when it sends the message) and the
+    /// fields up to the parameters, which the caller appends.
+    pub fn start_message(&self, out: &mut BytesMut) {
+        Header {
+            message_type: MessageType::Request,
+            compression: 0,
+            size: 0,
+        }
+        .write(out);
+        out.put_i32_le(0);
+        put_string(out, self.name);
+        put_string(out, self.category);
+        if self.facet.is_empty() {
+            put_size(out, 0);
+        } else {
+            put_size(out, 1);
+            put_string(out, self.facet);
+        }
+        put_string(out, self.operation);
+        out.put_u8(self.mode as u8);
+        put_context(out, self.context);
+    }
+}
+
+/// Sets the size in the header of a message built in place (see [`RequestHead::start_message`]);
+/// fails when it does not fit the protocol's int32.
+pub(crate) fn finish_request_message(message: &mut [u8]) -> Result<()> {
+    let size = i32::try_from(message.len())
+        .map_err(|_| Error::MemoryLimit(format!("a request of {} bytes", message.len())))?;
+    message[10..14].copy_from_slice(&size.to_le_bytes());
+    Ok(())
+}
+
 /// The fields of one request, as in a Request message or one entry of a BatchRequest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestData {

@@ -684,6 +684,26 @@ impl ObjectPrx {
         in_encaps: Bytes,
         ctx: Option<&Context>,
     ) -> Result<(bool, Bytes)> {
+        if self.r.mode.is_batch() || self.r.mode == InvocationMode::Datagram {
+            return self
+                .queue_or_send_datagram(operation, mode, in_encaps, ctx)
+                .await;
+        }
+        let mut message = BytesMut::with_capacity(64 + in_encaps.len());
+        self.head(operation, mode, ctx).start_message(&mut message);
+        message.extend_from_slice(&in_encaps);
+        crate::protocol::finish_request_message(&mut message)?;
+        self.send_message(message.freeze(), operation, mode).await
+    }
+
+    /// [`ObjectPrx::ice_invoke`] on a batch proxy (the request is queued) or a datagram one.
+    async fn queue_or_send_datagram(
+        &self,
+        operation: &str,
+        mode: OperationMode,
+        in_encaps: Bytes,
+        ctx: Option<&Context>,
+    ) -> Result<(bool, Bytes)> {
         let request = RequestData {
             request_id: 0,
             name: self.r.identity.name.clone(),
@@ -710,26 +730,55 @@ impl ObjectPrx {
             }
             return Ok((true, Bytes::new()));
         }
-        if self.r.mode == InvocationMode::Datagram {
-            let message = build_message(
-                MessageType::Request,
-                &request.request_body(),
-                self.compress(),
-            );
-            self.send_datagram(message).await?;
-            return Ok((true, Bytes::new()));
+        let message = build_message(
+            MessageType::Request,
+            &request.request_body(),
+            self.compress(),
+        );
+        self.send_datagram(message).await?;
+        Ok((true, Bytes::new()))
+    }
+
+    /// The fields of a request for `operation` through this proxy; `ctx` overrides the proxy's
+    /// context.
+    fn head<'a>(
+        &'a self,
+        operation: &'a str,
+        mode: OperationMode,
+        ctx: Option<&'a Context>,
+    ) -> crate::protocol::RequestHead<'a> {
+        static EMPTY: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+        crate::protocol::RequestHead {
+            name: &self.r.identity.name,
+            category: &self.r.identity.category,
+            facet: &self.r.facet,
+            operation,
+            mode,
+            context: ctx
+                .or(self.r.context.as_ref())
+                .unwrap_or_else(|| EMPTY.get_or_init(Context::default)),
         }
+    }
+
+    /// Sends a whole Request message (see [`crate::protocol::RequestHead::start_message`]) on a
+    /// twoway or oneway proxy, with retries, and returns `(ok, out_encapsulation)`.
+    async fn send_message(
+        &self,
+        message: Bytes,
+        operation: &str,
+        mode: OperationMode,
+    ) -> Result<(bool, Bytes)> {
         // The invocation timeout covers the whole call: connecting, sending, retries, the reply.
         let t = self.r.invocation_timeout;
         let reply = if t > 0 && self.r.mode.is_twoway() {
             tokio::time::timeout(
                 Duration::from_millis(t as u64),
-                self.send_with_retries(request),
+                self.send_with_retries(&message, operation, mode),
             )
             .await
             .map_err(|_| Error::InvocationTimeout(t as u64))??
         } else {
-            self.send_with_retries(request).await?
+            self.send_with_retries(&message, operation, mode).await?
         };
         match reply {
             None => Ok((true, Bytes::new())),
@@ -929,14 +978,18 @@ impl ObjectPrx {
         Ok(eps)
     }
 
-    async fn send_with_retries(&self, request: RequestData) -> Result<Option<ReplyBody>> {
+    async fn send_with_retries(
+        &self,
+        message: &Bytes,
+        operation: &str,
+        mode: OperationMode,
+    ) -> Result<Option<ReplyBody>> {
         let instance = &self.r.instance;
         let twoway = self.r.mode.is_twoway();
-        let mode = request.mode;
         let mut attempt = 0usize;
         loop {
             instance.check_not_destroyed()?;
-            let result = self.send_once(&request, twoway).await;
+            let result = self.send_once(message, twoway).await;
             let retry = match &result {
                 Ok(Some(reply)) => match &reply.body {
                     ReplyBody::UnknownLocalException(_)
@@ -971,8 +1024,7 @@ impl ObjectPrx {
                 };
                 tracing::info!(
                     target: "floe::retry",
-                    "retrying operation call `{}` (attempt {attempt}) because of: {why}",
-                    request.operation,
+                    "retrying operation call `{operation}` (attempt {attempt}) because of: {why}",
                 );
             }
             if delay > 0 {
@@ -983,15 +1035,16 @@ impl ObjectPrx {
 
     async fn send_once(
         &self,
-        request: &RequestData,
+        message: &Bytes,
         twoway: bool,
     ) -> std::result::Result<Option<crate::protocol::ReplyData>, InvokeFailure> {
         let conn = self
             .get_connection()
             .await
             .map_err(|error| InvokeFailure { error, sent: false })?;
-        let body = request.request_body();
-        let result = conn.send_request(body, self.compress(), twoway).await;
+        let result = conn
+            .send_request(message.clone(), self.compress(), twoway)
+            .await;
         if let Err(f) = &result {
             if matches!(
                 f.error,
@@ -1321,15 +1374,29 @@ impl ObjectPrx {
             return Err(E::from(Error::TwowayOnly(op.to_string())));
         }
         let enc = self.r.encoding;
-        let mut os = OutputStream::new(EncodingVersion::V1_0);
-        os.start_encapsulation(enc, format.unwrap_or(self.r.instance.default_format));
-        encode(&mut os);
-        os.end_encapsulation();
-        let params = Bytes::from(os.finish().map_err(E::from)?);
-        let (ok, out) = self
-            .ice_invoke(op, mode, params, None)
-            .await
-            .map_err(E::from)?;
+        let format = format.unwrap_or(self.r.instance.default_format);
+        let (ok, out) = if self.r.mode.is_batch() || self.r.mode == InvocationMode::Datagram {
+            let mut os = OutputStream::new(EncodingVersion::V1_0);
+            os.start_encapsulation(enc, format);
+            encode(&mut os);
+            os.end_encapsulation();
+            let params = Bytes::from(os.finish().map_err(E::from)?);
+            self.queue_or_send_datagram(op, mode, params, None).await
+        } else {
+            // The parameters are encoded straight into the message, behind its header and
+            // fields: no copy of them between the caller's values and the socket.
+            let mut head = BytesMut::with_capacity(64);
+            self.head(op, mode, None).start_message(&mut head);
+            let mut os = OutputStream::new(EncodingVersion::V1_0);
+            os.write_bytes(&head);
+            os.start_encapsulation(enc, format);
+            encode(&mut os);
+            os.end_encapsulation();
+            let mut message = os.finish().map_err(E::from)?;
+            crate::protocol::finish_request_message(&mut message).map_err(E::from)?;
+            self.send_message(Bytes::from(message), op, mode).await
+        }
+        .map_err(E::from)?;
         let out = if twoway {
             out
         } else {
