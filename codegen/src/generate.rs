@@ -1372,6 +1372,7 @@ impl<'a> Gen<'a> {
         for &op in &ops {
             arms.push_str(&self.dispatch_arm(op));
         }
+        let may_decode_slowly = self.may_decode_slowly(&ops);
         self.line(&format!(
             "/// Dispatches requests for `{scoped}` to a servant.
             pub struct {disp}<T>(pub ::std::sync::Arc<T>);
@@ -1388,9 +1389,34 @@ impl<'a> Gen<'a> {
                         }}
                     }})
                 }}
+                {may_decode_slowly}
             }}",
             disp.trim_start_matches("r#")
         ));
+    }
+
+    /// The dispatcher's `may_decode_slowly`: true for the operations whose in-parameters,
+    /// optional ones included, may hold classes (decoding a graph of many small instances takes
+    /// long for its size), false for the others and for unknown names.
+    fn may_decode_slowly(&self, ops: &[NodeId]) -> String {
+        let slow: Vec<String> = ops
+            .iter()
+            .filter(|&&op| {
+                self.ins(op).iter().any(|p| {
+                    self.member_type(*p)
+                        .is_some_and(|t| self.uses_classes(t, &mut Vec::new()))
+                })
+            })
+            .map(|&op| format!("{:?}", self.ast.node(op).name))
+            .collect();
+        if slow.is_empty() {
+            "fn may_decode_slowly(&self, _operation: &str) -> bool { false }".to_string()
+        } else {
+            format!(
+                "fn may_decode_slowly(&self, __operation: &str) -> bool {{ ::std::matches!(__operation, {}) }}",
+                slow.join(" | ")
+            )
+        }
     }
 
     /// The interface module an operation's types live in, as a path from the current module.

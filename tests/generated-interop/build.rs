@@ -1,7 +1,9 @@
-//! Generates the Rust code for `slice/Interop.ice` with the Builder, as a user's crate would.
+//! Generates the Rust code for `slice/Interop.ice` and `slice/Decoding.ice` with the Builder, as a
+//! user's crate would.
 
 fn main() {
-    if let Err(e) = floe_slice::Builder::new().compile(&["slice/Interop.ice"]) {
-        panic!("slice/Interop.ice does not compile:\n{e}");
+    if let Err(e) = floe_slice::Builder::new().compile(&["slice/Interop.ice", "slice/Decoding.ice"])
+    {
+        panic!("the Slice files do not compile:\n{e}");
     }
 }

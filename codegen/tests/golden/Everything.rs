@@ -604,6 +604,9 @@ pub mod everything {
                 }
             })
         }
+        fn may_decode_slowly(&self, _operation: &str) -> bool {
+            false
+        }
     }
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]
     pub struct OtherPrx(::floe::codegen::ObjectPrx);
@@ -725,6 +728,9 @@ pub mod everything {
                     }
                 }
             })
+        }
+        fn may_decode_slowly(&self, _operation: &str) -> bool {
+            false
         }
     }
     /// Operations of every shape.
@@ -1978,6 +1984,9 @@ pub mod everything {
                 }
             })
         }
+        fn may_decode_slowly(&self, __operation: &str) -> bool {
+            ::std::matches!(__operation, "reshape" | "nullables")
+        }
     }
     /// Keeps the slices of unknown derived classes (`ice_sliced_data`).
     #[derive(Debug, Clone, PartialEq, Default)]
@@ -2434,6 +2443,9 @@ pub mod everything {
                 }
             })
         }
+        fn may_decode_slowly(&self, _operation: &str) -> bool {
+            false
+        }
     }
     pub mod nested {
         //! Definitions one level down, using [`Point`](super::Point) of the enclosing module.
@@ -2720,6 +2732,9 @@ pub mod everything {
                         }
                     }
                 })
+            }
+            fn may_decode_slowly(&self, _operation: &str) -> bool {
+                false
             }
         }
     }

@@ -222,6 +222,19 @@ pub trait Dispatcher: Send + Sync + 'static {
         &'a self,
         request: &'a mut IncomingRequest,
     ) -> BoxFuture<'a, Result<OutgoingResponse>>;
+
+    /// Whether decoding the parameters of the operation of this name may take long for their
+    /// size, because they may hold classes (a graph of many small instances). A connection starts
+    /// the dispatch of a request whose parameters are large (over 64 KiB) on the blocking pool
+    /// when this says so, and in place otherwise, sparing a thread hop to operations that take
+    /// large byte sequences, strings or structs.
+    ///
+    /// The default is `true`, the safe answer for a dispatcher written by hand; generated
+    /// dispatchers answer from the operations' parameter types, and `ice_ping`, `ice_isA`,
+    /// `ice_id` and `ice_ids` are never asked about.
+    fn may_decode_slowly(&self, _operation: &str) -> bool {
+        true
+    }
 }
 
 /// Answers `ice_ping`, `ice_isA`, `ice_id` and `ice_ids` for a servant whose most-derived type id
@@ -319,6 +332,11 @@ impl<T: Blobject> Dispatcher for BlobjectDispatcher<T> {
                 OutgoingResponse::user_exception(encaps)
             })
         })
+    }
+
+    /// A Blobject receives the parameters as bytes: nothing is decoded.
+    fn may_decode_slowly(&self, _operation: &str) -> bool {
+        false
     }
 }
 

@@ -1061,6 +1061,28 @@ impl RequestHandler for AdapterHandler {
         self.0.inner.name.clone()
     }
 
+    /// Asks the servant `handle` would dispatch to. The built-in operations decode at most a
+    /// string; a request for an object with neither servant nor locator is answered
+    /// ObjectNotExist (or FacetNotExist) without decoding anything; one that a servant locator
+    /// will place could reach any servant.
+    fn may_decode_slowly(&self, request: &RequestData) -> bool {
+        if matches!(
+            request.operation.as_str(),
+            "ice_ping" | "ice_isA" | "ice_id" | "ice_ids"
+        ) {
+            return false;
+        }
+        // Only asked for large requests: two short strings copied are nothing beside them.
+        let id = Identity {
+            name: request.name.clone(),
+            category: request.category.clone(),
+        };
+        match self.0.lookup(&id, &request.facet) {
+            Ok(servant) => servant.may_decode_slowly(&request.operation),
+            Err(_) => self.0.locator_for(&id.category).is_some(),
+        }
+    }
+
     fn handle(
         &self,
         request: RequestData,
