@@ -2633,6 +2633,14 @@ mod tests {
         }
     }
 
+    /// ACM off on a client connection: nothing but what a test sends.
+    fn no_acm() -> AcmConfig {
+        AcmConfig {
+            timeout: Duration::ZERO,
+            ..AcmConfig::default_for(false)
+        }
+    }
+
     /// A oneway Request message of `size` bytes in all, its parameters filled with `fill`.
     fn oneway_request(size: usize, fill: u8) -> Bytes {
         let mut m = BytesMut::from(&ping_request(0)[..]);
@@ -2643,11 +2651,7 @@ mod tests {
 
     #[tokio::test]
     async fn oneways_return_once_queued_up_to_the_bound_then_once_written() {
-        let acm = AcmConfig {
-            timeout: Duration::ZERO,
-            ..AcmConfig::default_for(false)
-        };
-        let mut cfg = config(acm);
+        let mut cfg = config(no_acm());
         cfg.limits.max_queued_oneway_bytes = 100 << 10;
         let (conn, mut r, _w) = pipe_with(false, cfg, None);
         // Nothing is written before this task yields (the runtime has one thread): two
@@ -2690,11 +2694,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queued_oneway_goes_out_before_close_connection() {
-        let acm = AcmConfig {
-            timeout: Duration::ZERO,
-            ..AcmConfig::default_for(false)
-        };
-        let (conn, mut r, _w) = pipe(false, acm, None);
+        let (conn, mut r, _w) = pipe(false, no_acm(), None);
         // Queued while the connection is active, handled after the close began.
         conn.send_request(oneway_request(100, 1), false, false)
             .await
@@ -2715,11 +2715,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_request_keeps_its_parameters_and_gets_its_id() {
-        let acm = AcmConfig {
-            timeout: Duration::ZERO,
-            ..AcmConfig::default_for(false)
-        };
-        let (conn, mut r, _w) = pipe(false, acm, None);
+        let (conn, mut r, _w) = pipe(false, no_acm(), None);
         let message = oneway_request(200 << 10, 9);
         let call = tokio::spawn({
             let conn = conn.clone();
@@ -2733,6 +2729,25 @@ mod tests {
         // The caller's message is untouched (it resends it on a retry).
         assert_eq!(&message[HEADER_SIZE..HEADER_SIZE + 4], &[0; 4]);
         call.abort();
+    }
+
+    #[tokio::test]
+    async fn with_no_room_for_queued_oneways_a_oneway_returns_once_written() {
+        let mut cfg = config(no_acm());
+        cfg.limits.max_queued_oneway_bytes = 0;
+        let (conn, mut r, _w) = pipe_with(false, cfg, None);
+        // Larger than the pipe: it cannot be all written before the peer reads.
+        let call = conn.send_request(oneway_request(100 << 10, 1), false, false);
+        tokio::pin!(call);
+        assert!(futures_util::FutureExt::now_or_never(call.as_mut()).is_none());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            futures_util::FutureExt::now_or_never(call.as_mut()).is_none(),
+            "a oneway returns once written, as in Ice"
+        );
+        let reader = tokio::spawn(async move { read_msg(&mut r).await.unwrap().0 });
+        assert!(matches!(call.await, Ok(None)));
+        assert_eq!(reader.await.unwrap(), MessageType::Request);
     }
 
     #[tokio::test]
