@@ -706,7 +706,7 @@ impl Node {
         let mut source = source.to_path_buf();
         if placement.contains(&me) {
             if !self.inner.replicas.has(id) {
-                let staged = self.inner.config.data_dir.join("staging").join(id);
+                let staged = self.inner.replicas.scratch(id);
                 let r = self.inner.replicas.clone();
                 let (idc, from) = (id.to_string(), source.clone());
                 tokio::task::spawn_blocking(move || -> Result<(), NodeError> {

@@ -98,6 +98,13 @@ impl Replicas {
         Ok(r)
     }
 
+    /// A staging path for a copy of `id` made on this node (the local replica of an upload),
+    /// used by nothing else: `staging/<id>` belongs to the replica a peer pushes or this node
+    /// pulls, which may be under way for the same content at the same time.
+    pub fn scratch(&self, id: &str) -> PathBuf {
+        self.staging.join(format!("{id}.{}.local", unique()))
+    }
+
     /// Where the verified replica of `id` is.
     pub fn path(&self, id: &str) -> PathBuf {
         self.files.join(id)
@@ -227,7 +234,9 @@ impl Replicas {
             )));
         }
         f.sync_all()?;
-        let sums_tmp = self.files.join(format!("{id}.sums.tmp"));
+        // Two copies of the same content may be adopted at once (a local upload and a peer's
+        // push): each writes its own sums, and the renames leave one verified replica.
+        let sums_tmp = self.files.join(format!("{id}.sums.{}.tmp", unique()));
         let mut s = File::create(&sums_tmp)?;
         s.write_all(&sums)?;
         s.sync_all()?;
@@ -306,6 +315,12 @@ impl Replicas {
 }
 
 /// Removes the files of `dir` not modified for `age`; returns how many.
+/// A number no other call in this process returns, for temporary file names.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn collect_older(dir: &Path, age: Duration) -> usize {
     let mut n = 0;
     let Ok(entries) = fs::read_dir(dir) else {
@@ -345,6 +360,35 @@ mod tests {
         let data: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
         let id = hex(&Sha256::digest(&data));
         (data, id)
+    }
+
+    #[test]
+    fn a_local_copy_and_a_pushed_replica_of_the_same_content_do_not_share_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replicas::open(dir.path(), 10 << 20).unwrap();
+        let (data, id) = content(CHUNK + 10);
+        // A peer starts pushing the content while this node copies its own upload of it.
+        assert_eq!(r.begin(&id, data.len() as u64).unwrap(), 0);
+        let local = r.scratch(&id);
+        assert_ne!(local, r.scratch(&id), "each local copy has its own file");
+        std::fs::write(&local, &data).unwrap();
+        // The push starting over (as `begin` does for a new transfer) leaves the copy whole.
+        std::fs::remove_file(dir.path().join("staging").join(&id)).unwrap();
+        assert_eq!(r.begin(&id, data.len() as u64).unwrap(), 0);
+        // Both adopt: the local copy now, the pushed replica once complete; one replica stays.
+        r.adopt(&id, &local).unwrap();
+        r.put(
+            &id,
+            0,
+            &data,
+            &hex(&Sha256::digest(&data)),
+            data.len() as u64,
+        )
+        .unwrap();
+        r.commit(&id).unwrap();
+        assert!(r.has(&id));
+        assert_eq!(r.read(&id, 0, data.len()).unwrap(), data);
+        assert_eq!(r.inventory().unwrap(), vec![id]);
     }
 
     #[test]
