@@ -1264,6 +1264,19 @@ where
         });
     }
 
+    /// Queues Request `message` with request id `id` (0: oneway); its last frame carries the
+    /// id for the reply and `done`.
+    fn push_request(&mut self, message: Bytes, id: i32, compress: bool, done: Option<Done>) {
+        let request_id = (id != 0).then_some(id);
+        match request_frames(message, id, compress) {
+            (whole, None) => self.push(whole, request_id, done),
+            (head, Some(tail)) => {
+                self.push(head, None, None);
+                self.push(tail, request_id, done);
+            }
+        }
+    }
+
     fn push_outgoing(&mut self, out: Outgoing) {
         if self.queue.is_empty() {
             self.write_progress = Instant::now();
@@ -1392,11 +1405,7 @@ where
                     ..
                 } => {
                     let size = message.len();
-                    let mut frames = request_frames(message, 0, compress).peekable();
-                    while let Some((bytes, _)) = frames.next() {
-                        let done = frames.peek().is_none().then_some(Done::Queued(size));
-                        self.push(bytes, None, done);
-                    }
+                    self.push_request(message, 0, compress, Some(Done::Queued(size)));
                 }
                 Command::Request {
                     reply: Some(reply), ..
@@ -1757,14 +1766,7 @@ where
                 if let Some(reply) = pending {
                     self.pending.insert(id, Pending { reply, sent: false });
                 }
-                let request_id = twoway.then_some(id);
-                for (bytes, last) in request_frames(message, id, compress) {
-                    if last {
-                        self.push(bytes, request_id, done);
-                        break;
-                    }
-                    self.push(bytes, None, None);
-                }
+                self.push_request(message, id, compress, done);
             }
             Command::Raw { message, done } => {
                 if self.state != State::Active {
@@ -2312,35 +2314,27 @@ fn describe(msg: &Message) -> String {
 
 /// The frames that carry Request `message` with request id `id`: the header and id in a small
 /// buffer of their own and the rest as it is, shared with the caller (which keeps it to retry),
-/// so that large parameters are not copied; a message to compress, as one compressed frame.
-fn request_frames(message: Bytes, id: i32, compress: bool) -> impl Iterator<Item = (Bytes, bool)> {
+/// so that large parameters are not copied; a small message, or one to compress, as one frame.
+fn request_frames(message: Bytes, id: i32, compress: bool) -> (Bytes, Option<Bytes>) {
     let id_end = crate::protocol::REQUEST_ID_OFFSET + 4;
-    let mut frames: [Option<Bytes>; 2] = [None, None];
     if message.len() < id_end {
-        frames[0] = Some(message);
-    } else if compress && message.len() >= crate::protocol::COMPRESSION_THRESHOLD {
+        return (message, None);
+    }
+    if compress && message.len() >= crate::protocol::COMPRESSION_THRESHOLD {
         let mut body = BytesMut::from(&message[HEADER_SIZE..]);
         body[..4].copy_from_slice(&id.to_le_bytes());
-        frames[0] = Some(build_message(MessageType::Request, &body, true));
-    } else if message.len() <= SMALL_MESSAGE {
-        let mut whole = BytesMut::from(&message[..]);
-        whole[9] = u8::from(compress);
-        whole[crate::protocol::REQUEST_ID_OFFSET..id_end].copy_from_slice(&id.to_le_bytes());
-        frames[0] = Some(whole.freeze());
-    } else {
-        let mut head = BytesMut::with_capacity(id_end);
-        head.extend_from_slice(&message[..HEADER_SIZE]);
-        head[9] = u8::from(compress);
-        head.extend_from_slice(&id.to_le_bytes());
-        frames[0] = Some(head.freeze());
-        frames[1] = Some(message.slice(id_end..));
+        return (build_message(MessageType::Request, &body, true), None);
     }
-    let count = frames.iter().flatten().count();
-    frames
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(move |(i, f)| (f, i + 1 == count))
+    let split = if message.len() <= SMALL_MESSAGE {
+        message.len()
+    } else {
+        id_end
+    };
+    let mut head = BytesMut::from(&message[..split]);
+    head[9] = u8::from(compress);
+    head[crate::protocol::REQUEST_ID_OFFSET..id_end].copy_from_slice(&id.to_le_bytes());
+    let tail = (split < message.len()).then(|| message.slice(split..));
+    (head.freeze(), tail)
 }
 
 /// Requests up to this size are copied whole with their request id rather than sent as two

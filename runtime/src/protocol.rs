@@ -394,6 +394,11 @@ impl RequestHead<'_> {
         }
         .write(out);
         out.put_i32_le(0);
+        self.write_fields(out);
+    }
+
+    /// Writes the fields that follow the request id, up to the parameters.
+    pub fn write_fields(&self, out: &mut BytesMut) {
         put_string(out, self.name);
         put_string(out, self.category);
         if self.facet.is_empty() {
@@ -441,17 +446,15 @@ pub struct RequestData {
 impl RequestData {
     /// Writes this request's fields (without the request id) and parameters.
     pub fn write_fields(&self, out: &mut BytesMut) {
-        put_string(out, &self.name);
-        put_string(out, &self.category);
-        if self.facet.is_empty() {
-            put_size(out, 0);
-        } else {
-            put_size(out, 1);
-            put_string(out, &self.facet);
+        RequestHead {
+            name: &self.name,
+            category: &self.category,
+            facet: &self.facet,
+            operation: &self.operation,
+            mode: self.mode,
+            context: &self.context,
         }
-        put_string(out, &self.operation);
-        out.put_u8(self.mode as u8);
-        put_context(out, &self.context);
+        .write_fields(out);
         out.put_slice(&self.params);
     }
 

@@ -1375,26 +1375,26 @@ impl ObjectPrx {
         }
         let enc = self.r.encoding;
         let format = format.unwrap_or(self.r.instance.default_format);
-        let (ok, out) = if self.r.mode.is_batch() || self.r.mode == InvocationMode::Datagram {
-            let mut os = OutputStream::new(EncodingVersion::V1_0);
-            os.start_encapsulation(enc, format);
-            encode(&mut os);
-            os.end_encapsulation();
-            let params = Bytes::from(os.finish().map_err(E::from)?);
-            self.queue_or_send_datagram(op, mode, params, None).await
-        } else {
-            // The parameters are encoded straight into the message, behind its header and
-            // fields: no copy of them between the caller's values and the socket.
+        // A request sent now is encoded whole, the parameters straight behind its header and
+        // fields: no copy of them between the caller's values and the socket. Batched and
+        // datagram requests take the parameters alone.
+        let whole = !self.r.mode.is_batch() && self.r.mode != InvocationMode::Datagram;
+        let mut os = OutputStream::new(EncodingVersion::V1_0);
+        if whole {
             let mut head = BytesMut::with_capacity(64);
             self.head(op, mode, None).start_message(&mut head);
-            let mut os = OutputStream::new(EncodingVersion::V1_0);
             os.write_bytes(&head);
-            os.start_encapsulation(enc, format);
-            encode(&mut os);
-            os.end_encapsulation();
-            let mut message = os.finish().map_err(E::from)?;
-            crate::protocol::finish_request_message(&mut message).map_err(E::from)?;
-            self.send_message(Bytes::from(message), op, mode).await
+        }
+        os.start_encapsulation(enc, format);
+        encode(&mut os);
+        os.end_encapsulation();
+        let mut encoded = os.finish().map_err(E::from)?;
+        let (ok, out) = if whole {
+            crate::protocol::finish_request_message(&mut encoded).map_err(E::from)?;
+            self.send_message(Bytes::from(encoded), op, mode).await
+        } else {
+            self.queue_or_send_datagram(op, mode, Bytes::from(encoded), None)
+                .await
         }
         .map_err(E::from)?;
         let out = if twoway {
