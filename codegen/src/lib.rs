@@ -23,6 +23,7 @@
 pub mod ast;
 pub mod checksum;
 pub mod cli;
+pub mod corpus;
 pub mod diag;
 pub mod doc;
 pub mod generate;

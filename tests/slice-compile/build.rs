@@ -3,32 +3,9 @@
 //! that includes each generated file in a module of its own.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn ice_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            ice_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "ice") {
-            out.push(path);
-        }
-    }
-}
-
-fn module_name(group: &str, file: &Path, root: &Path) -> String {
-    let rel = file.strip_prefix(root).unwrap_or(file).with_extension("");
-    let mut name = group.to_string();
-    for part in rel.iter() {
-        name.push('_');
-        name.push_str(&part.to_string_lossy().to_lowercase());
-    }
-    name.replace(['-', '.'], "_")
-}
+use floe_slice::corpus::{ice_files, module_name};
 
 fn main() {
     let manifest =
