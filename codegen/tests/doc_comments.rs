@@ -6,25 +6,15 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
 use floe_slice::doc::{Context, Param, Target, rustdoc};
 
 fn generate(slice: &str) -> String {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let file = dir.path().join("Docs.ice");
     std::fs::write(&file, slice).expect("write Docs.ice");
-    let checked = floe_slice::check(&file, &floe_slice::Options::default());
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.render())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "Docs.ice must be valid:\n{}",
-        errors.join("")
-    );
-    floe_slice::generate::generate(&checked, &file).expect("generation succeeds")
+    common::generate_valid(&file)
 }
 
 #[test]

@@ -4,23 +4,13 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 #[test]
 fn everything_matches_the_golden_output() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let ice = dir.join("Everything.ice");
-    let checked = floe_slice::check(&ice, &floe_slice::Options::default());
-    let errors: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.render())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "Everything.ice must be valid:\n{}",
-        errors.join("")
-    );
-    let generated = floe_slice::generate::generate(&checked, &ice).expect("generation succeeds");
+    let generated = common::generate_valid(&ice);
     let golden_path = dir.join("Everything.rs");
     if std::env::var_os("FLOE_UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden_path, &generated).expect("write golden file");

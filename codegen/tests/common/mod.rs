@@ -15,6 +15,24 @@ use floe_slice::{Diagnostic, Options, Severity, check_file};
 /// Where Debian's `zeroc-ice-slice` package installs Ice's own Slice files.
 pub const ICE_SLICE_DIR: &str = "/usr/share/ice/slice";
 
+/// The Rust generated from `file`, which must hold no error (the test fails naming them).
+pub fn generate_valid(file: &Path) -> String {
+    let checked = floe_slice::check(file, &Options::default());
+    let errors: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.render())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} must be valid:\n{}",
+        file.display(),
+        errors.join("")
+    );
+    floe_slice::generate::generate(&checked, file).expect("generation succeeds")
+}
+
 /// The directory of this crate (`codegen/`).
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
