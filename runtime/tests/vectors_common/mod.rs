@@ -12,18 +12,20 @@ use floe::encoding::{
     UserException, Value, ValueFactory, ValueRef,
 };
 
-/// `shared/ice/vectors/out/<name>`, found beside the repository root.
+/// `shared/ice/vectors/out/<name>`, found beside the repository root, or `$FLOE_VECTORS/<name>`.
 pub fn fixture(name: &str) -> serde_json::Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root
-        .parent()
-        .expect("runtime/ has a parent")
-        .join("../shared/ice/vectors/out")
-        .join(name);
+    let dir = match std::env::var_os("FLOE_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("runtime/ has a parent")
+            .join("../shared/ice/vectors/out"),
+    };
+    let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "fixture {} is missing ({e}): the captured Ice vectors must be at ../shared/ice/vectors \
-             relative to the repository root",
+             relative to the repository root, or in the directory FLOE_VECTORS names",
             path.display()
         )
     });
