@@ -222,7 +222,7 @@ impl Dispatcher for AdminObject {
                 return Err(Error::ObjectNotExist(Box::new(failed())));
             }
             if let Some(allowed) = allowed_facets(&communicator) {
-                if !allowed.iter().any(|f| *f == current.facet) {
+                if !allowed.contains(&current.facet) {
                     return Err(Error::FacetNotExist(Box::new(failed())));
                 }
             }

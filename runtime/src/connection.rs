@@ -26,6 +26,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+mod direct;
+
 use crate::error::{Error, RequestFailed, Result};
 use crate::properties::Properties;
 use crate::protocol::{
@@ -369,6 +371,37 @@ enum Command {
     },
     /// Fails every request still waiting for a reply with this error, then closes gracefully.
     Abort(Error),
+    /// A caller left part of its request with the gate: write it.
+    Flush,
+}
+
+/// The twoway requests of a connection that wait for their replies, by request id.
+struct Requests {
+    waiting: HashMap<i32, Pending>,
+    next_id: i32,
+}
+
+impl Requests {
+    fn new() -> Self {
+        Requests {
+            waiting: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Registers `reply` under a new request id, and returns that id.
+    fn add(&mut self, reply: ReplySender) -> i32 {
+        let id = self.next_id;
+        self.next_id = if id == i32::MAX { 1 } else { id + 1 };
+        self.waiting.insert(id, Pending { reply, sent: false });
+        id
+    }
+
+    fn mark_sent(&mut self, id: i32) {
+        if let Some(p) = self.waiting.get_mut(&id) {
+            p.sent = true;
+        }
+    }
 }
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -381,6 +414,10 @@ struct Inner {
     /// still being dispatched is dropped, as Ice drops it).
     forced: std::sync::atomic::AtomicBool,
     tx: mpsc::UnboundedSender<Command>,
+    /// The twoway requests waiting for their replies.
+    requests: parking_lot::Mutex<Requests>,
+    /// On an outgoing plain-TCP connection: lets callers write their requests themselves.
+    gate: Option<direct::Gate>,
     /// Bytes of oneway requests queued without their callers waiting, not yet written.
     queued_oneways: AtomicUsize,
     /// The bound on `queued_oneways` (`Ice.Connection.MaxQueuedOnewayBytes`).
@@ -483,6 +520,8 @@ impl Connection {
                 active: std::sync::atomic::AtomicBool::new(true),
                 forced: std::sync::atomic::AtomicBool::new(false),
                 tx,
+                requests: parking_lot::Mutex::new(Requests::new()),
+                gate: None,
                 queued_oneways: AtomicUsize::new(0),
                 max_queued_oneways: 0,
                 closed,
@@ -641,6 +680,13 @@ impl Connection {
         twoway: bool,
     ) -> std::result::Result<Option<ReplyData>, InvokeFailure> {
         let inner = &self.inner;
+        let message = match &inner.gate {
+            Some(gate) if !compress => match self.write_directly(gate, message, twoway).await {
+                Ok(result) => return result,
+                Err(message) => message,
+            },
+            _ => message,
+        };
         if !twoway && inner.active.load(Ordering::Acquire) {
             // A connection that stopped taking requests takes the path below, which fails
             // the request as not sent, so that the caller retries it on another connection.
@@ -653,7 +699,7 @@ impl Connection {
                     twoway,
                     reply: None,
                 };
-                return match inner.tx.send(cmd) {
+                return match self.enqueue(cmd) {
                     Ok(()) => Ok(None),
                     Err(_) => {
                         inner.queued_oneways.fetch_sub(n, Ordering::AcqRel);
@@ -667,9 +713,8 @@ impl Connection {
             inner.queued_oneways.fetch_sub(n, Ordering::AcqRel);
         }
         let (tx, rx) = oneshot::channel();
-        if inner
-            .tx
-            .send(Command::Request {
+        if self
+            .enqueue(Command::Request {
                 message,
                 compress,
                 twoway,
@@ -716,14 +761,89 @@ impl Connection {
         message: Bytes,
         done: impl FnOnce(Result<()>) + Send + Sync + 'static,
     ) {
-        if let Err(mpsc::error::SendError(Command::Raw { done, .. })) =
-            self.inner.tx.send(Command::Raw {
-                message,
-                done: Box::new(done),
-            })
-        {
+        if let Err(Command::Raw { done, .. }) = self.enqueue(Command::Raw {
+            message,
+            done: Box::new(done),
+        }) {
             done(Err(self.closed_error()));
         }
+    }
+
+    /// Sends a request or raw message to the connection's task; gives it back if the task is
+    /// gone. While it waits in the channel, callers do not write to the socket themselves.
+    fn enqueue(&self, cmd: Command) -> std::result::Result<(), Command> {
+        let gate = self.inner.gate.as_ref();
+        if let Some(gate) = gate {
+            gate.queued();
+        }
+        self.inner
+            .tx
+            .send(cmd)
+            .map_err(|mpsc::error::SendError(cmd)| {
+                if let Some(gate) = gate {
+                    gate.unqueued();
+                }
+                cmd
+            })
+    }
+
+    /// Writes request `message` to the socket from the calling task when the connection's task
+    /// has nothing to write ([`direct`]); gives `message` back otherwise.
+    async fn write_directly(
+        &self,
+        gate: &direct::Gate,
+        message: Bytes,
+        twoway: bool,
+    ) -> std::result::Result<std::result::Result<Option<ReplyData>, InvokeFailure>, Bytes> {
+        let inner = &self.inner;
+        let mut reply = None;
+        let mut written = None;
+        let mut id = 0;
+        let attempt = gate.try_write(
+            message,
+            || inner.active.load(Ordering::Acquire) && !inner.forced.load(Ordering::Acquire),
+            || {
+                if twoway {
+                    let (tx, rx) = oneshot::channel();
+                    reply = Some(rx);
+                    id = inner.requests.lock().add(tx);
+                }
+                id
+            },
+            |message, id| request_frames(message, id, false),
+            || {
+                if twoway {
+                    return None;
+                }
+                let (tx, rx) = oneshot::channel();
+                written = Some(rx);
+                Some(Done::Oneway(tx))
+            },
+        );
+        let rx = match attempt {
+            direct::Attempt::Busy(message) => return Err(message),
+            direct::Attempt::Written => match reply {
+                Some(rx) => {
+                    inner.requests.lock().mark_sent(id);
+                    rx
+                }
+                None => return Ok(Ok(None)),
+            },
+            direct::Attempt::Partly => {
+                let _ = inner.tx.send(Command::Flush);
+                match (reply, written) {
+                    (Some(rx), _) | (None, Some(rx)) => rx,
+                    (None, None) => return Ok(Ok(None)),
+                }
+            }
+        };
+        Ok(match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(InvokeFailure {
+                error: self.closed_error(),
+                sent: false,
+            }),
+        })
     }
 
     fn closed_error(&self) -> Error {
@@ -854,6 +974,19 @@ pub(crate) async fn connect(
     };
     let trace = config.trace_network;
     let conn = match transport {
+        // Callers write their requests themselves, unless every message sent is traced.
+        Transport::Tcp(r, w, local, remote) if config.trace_protocol < 1 => {
+            let w = Arc::new(w);
+            start_with(
+                r,
+                direct::SharedWrite(w.clone()),
+                Peer::plain(local, remote),
+                config,
+                handler,
+                false,
+                Some(direct::Gate::new(w)),
+            )
+        }
         Transport::Tcp(r, w, local, remote) => {
             start_on(r, w, Peer::plain(local, remote), config, handler, false)
         }
@@ -1034,6 +1167,23 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    start_with(reader, writer, peer, config, handler, server, None)
+}
+
+/// [`start_on`], with the gate through which callers write to `writer` themselves.
+fn start_with<R, W>(
+    reader: R,
+    writer: W,
+    peer: Peer,
+    config: ConnectionConfig,
+    handler: Option<Arc<dyn RequestHandler>>,
+    server: bool,
+    gate: Option<direct::Gate>,
+) -> Connection
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     let (closed_tx, closed_rx) = watch::channel(None);
     let conn = Connection {
@@ -1042,6 +1192,8 @@ where
             active: std::sync::atomic::AtomicBool::new(true),
             forced: std::sync::atomic::AtomicBool::new(false),
             tx,
+            requests: parking_lot::Mutex::new(Requests::new()),
+            gate,
             queued_oneways: AtomicUsize::new(0),
             max_queued_oneways: config.limits.max_queued_oneway_bytes,
             closed: closed_rx,
@@ -1068,8 +1220,7 @@ where
         input: Input::new(),
         queue: VecDeque::new(),
         offset: 0,
-        pending: HashMap::new(),
-        next_id: 1,
+        claimed: false,
         dispatches: 0,
         done_tx,
         done_rx,
@@ -1149,8 +1300,8 @@ struct Actor<R, W> {
     input: Input,
     queue: VecDeque<Outgoing>,
     offset: usize,
-    pending: HashMap<i32, Pending>,
-    next_id: i32,
+    /// This task holds the gate's claim ([`direct::Gate::claim`]).
+    claimed: bool,
     dispatches: usize,
     done_tx: mpsc::UnboundedSender<Finished>,
     done_rx: mpsc::UnboundedReceiver<Finished>,
@@ -1281,10 +1432,73 @@ where
         if self.queue.is_empty() {
             self.write_progress = Instant::now();
         }
+        if !self.claimed {
+            self.claim();
+        }
         if out.reply {
             self.input.reply_bytes += out.bytes.len();
         }
         self.queue.push_back(out);
+    }
+
+    /// Claims the gate, if the connection has one: callers stop writing to the socket
+    /// themselves, and what one of them left over is queued first.
+    fn claim(&mut self) {
+        let Some(gate) = &self.conn.inner.gate else {
+            return;
+        };
+        self.claimed = true;
+        if let Some(leftover) = gate.claim() {
+            self.push_leftover(leftover);
+        }
+    }
+
+    /// Queues the rest of a request a caller wrote in part: it goes out before anything else.
+    fn push_leftover(&mut self, leftover: direct::Leftover) {
+        if self.queue.is_empty() {
+            self.write_progress = Instant::now();
+        }
+        let direct::Leftover {
+            frames,
+            request_id,
+            mut done,
+        } = leftover;
+        let last = frames.len().saturating_sub(1);
+        for (i, bytes) in frames.into_iter().enumerate() {
+            let end = i == last;
+            self.queue.push_back(Outgoing {
+                bytes,
+                request_id: if end { request_id } else { None },
+                done: if end { done.take() } else { None },
+                reply: false,
+            });
+        }
+    }
+
+    /// Once the queue is empty, lets callers write to the socket themselves again.
+    fn release(&mut self) {
+        let Some(gate) = &self.conn.inner.gate else {
+            return;
+        };
+        match gate.release() {
+            direct::Release::Released => self.claimed = false,
+            direct::Release::Kept => {}
+            direct::Release::Leftover(leftover) => self.push_leftover(leftover),
+        }
+    }
+
+    /// A request or raw message was taken from the channel: the gate stays claimed while it
+    /// is handled.
+    fn took_from_channel(&mut self) {
+        if self.conn.inner.gate.is_none() {
+            return;
+        }
+        if !self.claimed {
+            self.claim();
+        }
+        if let Some(gate) = &self.conn.inner.gate {
+            gate.unqueued();
+        }
     }
 
     async fn run(mut self) {
@@ -1294,6 +1508,10 @@ where
             end = End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
         }
         self.conn.inner.active.store(false, Ordering::Release);
+        // Callers stop writing; what one of them left over fails with the rest of the queue.
+        if let Some(leftover) = self.conn.inner.gate.as_ref().and_then(direct::Gate::shut) {
+            self.push_leftover(leftover);
+        }
         // Requests read before the end are still dispatched, in order (their replies are lost).
         if !self.serial.is_empty() {
             let serial = std::mem::take(&mut self.serial);
@@ -1344,7 +1562,8 @@ where
         let _ = self.writer.shutdown().await;
         // Whether a request reached the peer is in its `sent` flag (false: safe to retry); the
         // error is why the connection ended either way.
-        for (_, p) in self.pending.drain() {
+        let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
+        for (_, p) in waiting {
             let _ = p.reply.send(Err(InvokeFailure {
                 error: reason.clone(),
                 sent: p.sent,
@@ -1396,7 +1615,11 @@ where
         if self.conn.inner.queued_oneways.load(Ordering::Acquire) == 0 {
             return;
         }
+        self.claim();
         while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Request { .. } | Command::Raw { .. } = cmd {
+                self.took_from_channel();
+            }
             match cmd {
                 Command::Request {
                     message,
@@ -1416,7 +1639,8 @@ where
                     }));
                 }
                 Command::Raw { done, .. } => done(Err(Error::CloseConnection)),
-                Command::Heartbeat | Command::Close { .. } | Command::Abort(_) => {}
+                Command::Heartbeat | Command::Close { .. } | Command::Abort(_) | Command::Flush => {
+                }
             }
         }
         let deadline = Instant::now() + self.config.close_timeout;
@@ -1458,6 +1682,9 @@ where
             // finished by the dispatch that asked for the close, for instance).
             if self.conn.inner.forced.load(Ordering::Acquire) {
                 return End::Forced;
+            }
+            if self.claimed && self.queue.is_empty() && self.state == State::Active {
+                self.release();
             }
             self.update_backpressure();
             let writing = !self.queue.is_empty();
@@ -1575,7 +1802,14 @@ where
                     return graceful_close("peer did not close in time after CloseConnection");
                 }
             }
-            if self.state == State::Closing && self.pending.is_empty() && self.dispatches == 0 {
+            // The gate is claimed before the requests are counted: a caller writes its request
+            // either before (and is counted) or not at all.
+            if self.state == State::Closing && self.dispatches == 0 && {
+                if !self.claimed {
+                    self.claim();
+                }
+                self.conn.inner.requests.lock().waiting.is_empty()
+            } {
                 self.push(close_connection_message(), None, None);
                 self.trace_sent(MessageType::CloseConnection, "");
                 self.state = State::CloseSent;
@@ -1716,6 +1950,9 @@ where
     }
 
     fn on_command(&mut self, cmd: Command) -> Option<End> {
+        if let Command::Request { .. } | Command::Raw { .. } = cmd {
+            self.took_from_channel();
+        }
         match cmd {
             Command::Request {
                 message,
@@ -1742,30 +1979,16 @@ where
                     }
                     return None;
                 }
-                let id = if twoway {
-                    let id = self.next_id;
-                    self.next_id = if self.next_id == i32::MAX {
-                        1
-                    } else {
-                        self.next_id + 1
-                    };
-                    id
-                } else {
-                    0
-                };
                 let size = message.len();
+                let (id, done) = match reply {
+                    None => (0, Some(Done::Queued(size))),
+                    Some(reply) if twoway => (self.conn.inner.requests.lock().add(reply), None),
+                    Some(reply) => (0, Some(Done::Oneway(reply))),
+                };
                 self.trace_sent(
                     MessageType::Request,
                     format_args!(" (request id {id}, {size} bytes)"),
                 );
-                let (done, pending) = match reply {
-                    None => (Some(Done::Queued(size)), None),
-                    Some(reply) if twoway => (None, Some(reply)),
-                    Some(reply) => (Some(Done::Oneway(reply)), None),
-                };
-                if let Some(reply) = pending {
-                    self.pending.insert(id, Pending { reply, sent: false });
-                }
                 self.push_request(message, id, compress, done);
             }
             Command::Raw { message, done } => {
@@ -1780,8 +2003,14 @@ where
                     self.push(validate_connection_message(), None, None);
                 }
             }
+            Command::Flush => {
+                if !self.claimed {
+                    self.claim();
+                }
+            }
             Command::Abort(error) => {
-                for (_, p) in self.pending.drain() {
+                let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
+                for (_, p) in waiting {
                     let _ = p.reply.send(Err(InvokeFailure {
                         error: error.clone(),
                         sent: p.sent,
@@ -1821,9 +2050,7 @@ where
                 self.input.reply_bytes -= out.bytes.len();
             }
             if let Some(id) = out.request_id {
-                if let Some(p) = self.pending.get_mut(&id) {
-                    p.sent = true;
-                }
+                self.conn.inner.requests.lock().mark_sent(id);
             }
             match out.done {
                 Some(Done::Oneway(tx)) => {
@@ -2021,7 +2248,14 @@ where
                 });
             }
             Message::Reply(reply) => {
-                if let Some(p) = self.pending.remove(&reply.request_id) {
+                let waiting = self
+                    .conn
+                    .inner
+                    .requests
+                    .lock()
+                    .waiting
+                    .remove(&reply.request_id);
+                if let Some(p) = waiting {
                     let _ = p.reply.send(Ok(Some(reply)));
                 }
             }
@@ -2134,6 +2368,11 @@ where
         }
     }
 
+    /// How many twoway requests wait for their replies.
+    fn waiting(&self) -> usize {
+        self.conn.inner.requests.lock().waiting.len()
+    }
+
     /// Whether the connection's adapter holds: nothing is read and ACM is suspended.
     fn holding(&self) -> bool {
         self.config.hold.as_ref().is_some_and(|h| *h.borrow())
@@ -2144,7 +2383,7 @@ where
             if self.state == State::Active
                 && !self.holding()
                 && self.dispatches == 0
-                && self.pending.is_empty()
+                && self.waiting() == 0
                 && self.queue.is_empty()
                 && self.rbuf.is_empty()
                 && Instant::now().saturating_duration_since(self.read_progress) >= limit
@@ -2162,8 +2401,22 @@ where
         if acm.timeout.is_zero() || self.state != State::Active || self.holding() {
             return None;
         }
-        self.pending.retain(|_, p| !p.reply.is_closed());
+        let waiting = {
+            let mut requests = self.conn.inner.requests.lock();
+            requests.waiting.retain(|_, p| !p.reply.is_closed());
+            requests.waiting.len()
+        };
         let now = Instant::now();
+        // Requests callers wrote themselves are activity too.
+        if self
+            .conn
+            .inner
+            .gate
+            .as_ref()
+            .is_some_and(direct::Gate::take_wrote)
+        {
+            self.last_activity = now;
+        }
         let idle = now.saturating_duration_since(self.last_activity);
         let wants_heartbeat = acm.heartbeat == AcmHeartbeat::Always
             || (acm.heartbeat != AcmHeartbeat::Off
@@ -2180,13 +2433,10 @@ where
         }
         if acm.close != AcmClose::Off && idle >= acm.timeout {
             if acm.close == AcmClose::OnIdleForceful
-                || (acm.close != AcmClose::OnIdle && !self.pending.is_empty())
+                || (acm.close != AcmClose::OnIdle && waiting > 0)
             {
                 return Some(End::Failed(Error::ConnectionTimeout));
-            } else if acm.close != AcmClose::OnInvocation
-                && self.dispatches == 0
-                && self.pending.is_empty()
-            {
+            } else if acm.close != AcmClose::OnInvocation && self.dispatches == 0 && waiting == 0 {
                 self.state = State::Closing;
             }
         }
@@ -2860,5 +3110,228 @@ mod tests {
             );
             assert!((start.elapsed().as_secs_f64() - i as f64).abs() < 0.1);
         }
+    }
+
+    /// A client connection over real TCP whose callers write to the socket themselves, and
+    /// the other end as a bare socket. `buffers`: the socket buffer sizes of both ends.
+    async fn tcp_client(buffers: Option<usize>) -> (Connection, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (client, peer) = (client.unwrap(), accepted.unwrap().0);
+        if let Some(size) = buffers {
+            socket2::SockRef::from(&client)
+                .set_send_buffer_size(size)
+                .unwrap();
+            socket2::SockRef::from(&peer)
+                .set_recv_buffer_size(size)
+                .unwrap();
+        }
+        let (r, w) = client.into_split();
+        let w = Arc::new(w);
+        let conn = start_with(
+            r,
+            direct::SharedWrite(w.clone()),
+            Peer::plain(addr, addr),
+            config(no_acm()),
+            None,
+            false,
+            Some(direct::Gate::new(w)),
+        );
+        (conn, peer)
+    }
+
+    /// Reads one message of up to 16 MiB from `r`: its type, and its body.
+    async fn read_any<R: AsyncRead + Unpin>(r: &mut R) -> (MessageType, Vec<u8>) {
+        let mut h = [0u8; HEADER_SIZE];
+        r.read_exact(&mut h).await.unwrap();
+        let header = Header::parse(&h, 16 << 20).unwrap();
+        let mut body = vec![0u8; header.size - HEADER_SIZE];
+        r.read_exact(&mut body).await.unwrap();
+        (header.message_type, body)
+    }
+
+    fn reply_message(id: i32) -> Bytes {
+        let body = ReplyData {
+            request_id: id,
+            body: ReplyBody::Ok(empty_encapsulation(1, 1)),
+        }
+        .to_body();
+        build_message(MessageType::Reply, &body, false)
+    }
+
+    fn gate(conn: &Connection) -> &direct::Gate {
+        conn.inner
+            .gate
+            .as_ref()
+            .expect("a client TCP connection has a gate")
+    }
+
+    #[tokio::test]
+    async fn an_idle_connections_caller_writes_its_request_itself() {
+        let (conn, mut peer) = tcp_client(None).await;
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.send_request(ping_request(0), false, true).await }
+        });
+        let (t, body) = read_any(&mut peer).await;
+        assert_eq!(t, MessageType::Request);
+        assert_eq!(&body[..4], &1i32.to_le_bytes());
+        assert!(gate(&conn).take_wrote(), "the caller wrote the request");
+        assert!(!gate(&conn).is_claimed());
+        peer.write_all(&reply_message(1)).await.unwrap();
+        let reply = call.await.unwrap().unwrap().unwrap();
+        assert_eq!(reply.request_id, 1);
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_did_not_take_from_a_caller_goes_out_before_anything_else() {
+        let (conn, mut peer) = tcp_client(Some(32 << 10)).await;
+        let big = oneway_request(4 << 20, 7);
+        let first = tokio::spawn({
+            let conn = conn.clone();
+            let big = big.clone();
+            async move { conn.send_request(big, false, false).await }
+        });
+        // The peer reads nothing yet: the socket takes part of the 4 MiB, the task the rest.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !gate(&conn).take_wrote() && !gate(&conn).is_claimed() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            gate(&conn).is_claimed(),
+            "the caller left part of its request to the task"
+        );
+        let later = tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                conn.send_request(oneway_request(100, 3), false, false)
+                    .await?;
+                conn.send_request(ping_request(0), false, true).await
+            }
+        });
+        let (t, body) = read_any(&mut peer).await;
+        assert_eq!(t, MessageType::Request);
+        assert_eq!(
+            &body[..],
+            &big[HEADER_SIZE..],
+            "the large request arrives whole"
+        );
+        first.await.unwrap().unwrap();
+        let (_, body) = read_any(&mut peer).await;
+        assert_eq!(body.len(), 100 - HEADER_SIZE);
+        assert_eq!(body.last(), Some(&3));
+        let (_, body) = read_any(&mut peer).await;
+        assert_eq!(
+            &body[..4],
+            &1i32.to_le_bytes(),
+            "the twoway request comes last"
+        );
+        peer.write_all(&reply_message(1)).await.unwrap();
+        later.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_left_to_the_task_is_not_overtaken_by_the_callers_next_request() {
+        let (conn, mut peer) = tcp_client(None).await;
+        // A raw message always goes through the task; the request after it finds the socket
+        // free, but must not be written ahead of it.
+        conn.send_raw_then(oneway_request(100, 1), |r| r.unwrap());
+        conn.send_request(oneway_request(100, 2), false, false)
+            .await
+            .unwrap();
+        for fill in [1, 2] {
+            let (_, body) = read_any(&mut peer).await;
+            assert_eq!(body.last(), Some(&fill), "message {fill} in its place");
+        }
+        // Once the task wrote what it had, the next request is the caller's to write.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while gate(&conn).is_claimed() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        gate(&conn).take_wrote();
+        conn.send_request(oneway_request(100, 3), false, false)
+            .await
+            .unwrap();
+        assert!(gate(&conn).take_wrote());
+        assert_eq!(read_any(&mut peer).await.1.last(), Some(&3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_callers_requests_keep_their_order_whoever_writes_them() {
+        let (conn, peer) = tcp_client(Some(64 << 10)).await;
+        let (mut pr, mut pw) = peer.into_split();
+        const SENDERS: usize = 4;
+        const ONEWAYS: usize = 300;
+        // Sender k's oneway i has size SIZES[i % 4] + k (so the size tells the sender) and its
+        // bytes are i.
+        const SIZES: [usize; 4] = [40, 3000, 20 << 10, 100 << 10];
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|k| {
+                let conn = conn.clone();
+                let messages: Vec<Bytes> = (0..ONEWAYS)
+                    .map(|i| oneway_request(SIZES[i % SIZES.len()] + k, i as u8))
+                    .collect();
+                tokio::spawn(async move {
+                    for message in messages {
+                        conn.send_request(message, false, false).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let caller = tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                let mut calls = 0;
+                while senders.iter().any(|s| !s.is_finished()) {
+                    conn.send_request(ping_request(0), false, true)
+                        .await
+                        .unwrap();
+                    calls += 1;
+                }
+                calls
+            }
+        });
+        let mut next = [0usize; SENDERS];
+        let mut replies = 0;
+        while next.iter().any(|&n| n < ONEWAYS) {
+            let (t, body) = read_any(&mut pr).await;
+            assert_eq!(t, MessageType::Request);
+            let id = i32::from_le_bytes(body[..4].try_into().unwrap());
+            if id != 0 {
+                pw.write_all(&reply_message(id)).await.unwrap();
+                replies += 1;
+                continue;
+            }
+            let size = body.len() + HEADER_SIZE;
+            let k = size % 4;
+            let i = next[k];
+            assert_eq!(size, SIZES[i % SIZES.len()] + k, "sender {k}'s oneway {i}");
+            assert!(
+                body[body.len().min(60)..].iter().all(|&b| b == i as u8),
+                "sender {k}'s oneway {i} arrives whole and in order"
+            );
+            next[k] += 1;
+        }
+        // The last twoway call may still wait for its reply.
+        let last = tokio::spawn(async move {
+            loop {
+                let (_, body) = read_any(&mut pr).await;
+                let id = i32::from_le_bytes(body[..4].try_into().unwrap());
+                pw.write_all(&reply_message(id)).await.unwrap();
+            }
+        });
+        let calls = caller.await.unwrap();
+        last.abort();
+        assert!(
+            calls >= replies && calls > 0,
+            "{calls} calls, {replies} replies"
+        );
     }
 }

@@ -1,0 +1,259 @@
+//! Requests written by the calling task itself.
+//!
+//! On an outgoing plain-TCP connection whose task has nothing to write, a caller writes its
+//! request to the socket at once, as Ice's own clients do, instead of handing it to the
+//! connection's task and waiting for that task to be scheduled: one wake-up (often one thread
+//! switch) less per call. The connection's task still reads every reply.
+//!
+//! The [`Gate`] keeps the messages whole and in order:
+//! - a caller writes only while it holds the gate's lock (taken with `try_lock`: a caller never
+//!   waits for it), the task has claimed nothing, and no request or raw message waits in the
+//!   task's channel (what one caller queued there is never overtaken by its next request);
+//! - the task claims the gate before it queues anything to write, and releases it once its
+//!   queue is empty and its channel holds no request;
+//! - a caller whose message the socket did not take whole leaves the rest with the gate
+//!   (claimed on the task's behalf), and the task writes that rest before anything else.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+
+use super::Done;
+
+/// The write half of a TCP connection, shared by its task (through this `AsyncWrite`) and the
+/// callers that write to it directly (through the [`Gate`]).
+pub(super) struct SharedWrite(pub(super) Arc<OwnedWriteHalf>);
+
+impl SharedWrite {
+    fn stream(&self) -> &TcpStream {
+        (*self.0).as_ref()
+    }
+}
+
+impl AsyncWrite for SharedWrite {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let stream = self.stream();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let stream = self.stream();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let sock = socket2::SockRef::from(self.stream());
+        Poll::Ready(sock.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// Who may write to a connection's socket now: a caller, or only the connection's task.
+pub(super) struct Gate {
+    state: parking_lot::Mutex<GateState>,
+    /// Requests and raw messages sent to the task's channel and not yet taken by the task.
+    in_channel: AtomicUsize,
+    /// Set by every request a caller wrote; the task counts it as activity (ACM).
+    wrote: AtomicBool,
+}
+
+struct GateState {
+    /// The socket; `None` once the connection's task has ended.
+    socket: Option<Arc<OwnedWriteHalf>>,
+    /// The task has claimed the socket: it has something to write, or will have.
+    claimed: bool,
+    /// What a caller's write left over, for the task to write first.
+    leftover: Option<Leftover>,
+}
+
+/// The part of a request the socket did not take from its caller.
+pub(super) struct Leftover {
+    pub frames: Vec<Bytes>,
+    pub request_id: Option<i32>,
+    pub done: Option<Done>,
+}
+
+/// What [`Gate::release`] did.
+pub(super) enum Release {
+    Released,
+    /// Kept: a request waits in the channel.
+    Kept,
+    /// Kept: a caller left this over in the meantime, for the task to write.
+    Leftover(Leftover),
+}
+
+/// What became of a caller's attempt to write.
+pub(super) enum Attempt {
+    /// Written whole.
+    Written,
+    /// Written in part: the connection's task writes the rest (`Leftover`), and the caller is
+    /// told through its reply or `Done`.
+    Partly,
+    /// Not written: the task owns the socket (or the connection is closing); `message` goes the
+    /// usual way.
+    Busy(Bytes),
+}
+
+impl Gate {
+    pub(super) fn new(socket: Arc<OwnedWriteHalf>) -> Gate {
+        Gate {
+            state: parking_lot::Mutex::new(GateState {
+                socket: Some(socket),
+                claimed: false,
+                leftover: None,
+            }),
+            in_channel: AtomicUsize::new(0),
+            wrote: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes `message` if the socket is free. `open` says whether the connection still takes
+    /// requests (asked while the gate is held, so that a closing task sees every request
+    /// written before it closes). `register` runs once the socket is known to be free, before
+    /// the write, and returns the request id (0 for a oneway); `frames` makes the frames to
+    /// write with that id; `partly` what tells the caller once the task wrote a leftover.
+    pub(super) fn try_write(
+        &self,
+        message: Bytes,
+        open: impl FnOnce() -> bool,
+        register: impl FnOnce() -> i32,
+        frames: impl FnOnce(Bytes, i32) -> (Bytes, Option<Bytes>),
+        partly: impl FnOnce() -> Option<Done>,
+    ) -> Attempt {
+        let Some(mut state) = self.state.try_lock() else {
+            return Attempt::Busy(message);
+        };
+        if state.claimed || self.in_channel.load(Ordering::Acquire) != 0 || !open() {
+            return Attempt::Busy(message);
+        }
+        let Some(socket) = state.socket.as_ref() else {
+            return Attempt::Busy(message);
+        };
+        let stream: &TcpStream = (**socket).as_ref();
+        let id = register();
+        let (head, tail) = frames(message, id);
+        let total = head.len() + tail.as_ref().map_or(0, Bytes::len);
+        let mut written = 0;
+        while written < total {
+            let r = match &tail {
+                Some(tail) if written < head.len() => {
+                    stream.try_write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(tail)])
+                }
+                Some(tail) => stream.try_write(&tail[written - head.len()..]),
+                None => stream.try_write(&head[written..]),
+            };
+            match r {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Full, or failed: the task's own write finds out which, and the connection's
+                // end fails the request if need be.
+                Err(_) => break,
+            }
+        }
+        if written == total {
+            self.wrote.store(true, Ordering::Relaxed);
+            return Attempt::Written;
+        }
+        let mut frames = Vec::with_capacity(2);
+        if written < head.len() {
+            frames.push(head.slice(written..));
+            frames.extend(tail);
+        } else if let Some(tail) = tail {
+            frames.push(tail.slice(written - head.len()..));
+        }
+        state.claimed = true;
+        state.leftover = Some(Leftover {
+            frames,
+            request_id: (id != 0).then_some(id),
+            done: partly(),
+        });
+        Attempt::Partly
+    }
+
+    /// A request or raw message goes to the task's channel: until the task takes it, no
+    /// caller writes directly. Undone with [`Gate::unqueued`] if the send fails.
+    pub(super) fn queued(&self) {
+        self.in_channel.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The task took a request or raw message from its channel (after claiming the gate), or
+    /// a send to the channel failed.
+    pub(super) fn unqueued(&self) {
+        self.in_channel.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The task claims the socket, and takes what a caller left over.
+    pub(super) fn claim(&self) -> Option<Leftover> {
+        let mut state = self.state.lock();
+        state.claimed = true;
+        state.leftover.take()
+    }
+
+    /// The task's queue is empty: callers may write again unless a request waits in the
+    /// channel.
+    pub(super) fn release(&self) -> Release {
+        let mut state = self.state.lock();
+        if let Some(leftover) = state.leftover.take() {
+            return Release::Leftover(leftover);
+        }
+        if self.in_channel.load(Ordering::Acquire) != 0 {
+            return Release::Kept;
+        }
+        state.claimed = false;
+        Release::Released
+    }
+
+    /// The task ends: no caller writes from now on. Returns a caller's leftover, if any.
+    pub(super) fn shut(&self) -> Option<Leftover> {
+        let mut state = self.state.lock();
+        state.claimed = true;
+        state.socket = None;
+        state.leftover.take()
+    }
+
+    /// Whether the task (or a caller's leftover) holds the socket.
+    #[cfg(test)]
+    pub(super) fn is_claimed(&self) -> bool {
+        self.state.lock().claimed
+    }
+
+    /// Whether a caller wrote a request since the last call.
+    pub(super) fn take_wrote(&self) -> bool {
+        self.wrote.swap(false, Ordering::Relaxed)
+    }
+}
