@@ -595,49 +595,72 @@ impl Subscriber {
     /// [`ONEWAY_WRITE_MAX`] bytes) to `conn` as consecutive oneway Requests in one write,
     /// counting them outstanding and the write in flight; `g` is released before the write.
     /// When it completes, the events queued meanwhile follow in the next
-    /// ([`Subscriber::written`]).
-    fn write_next(
-        self: &Arc<Self>,
-        mut g: MutexGuard<'_, Inner>,
+    /// ([`Subscriber::written`]). A write the connection takes at once (its task had nothing
+    /// to write) is followed by the next right here.
+    fn write_next<'a>(
+        self: &'a Arc<Self>,
+        mut g: MutexGuard<'a, Inner>,
         conn: Connection,
-        writes: Option<Arc<Writes>>,
+        mut writes: Option<Arc<Writes>>,
     ) {
-        let mut bytes = 0;
-        let mut n = 0;
-        for e in g.events.iter().take(ONEWAY_BATCH_MAX) {
-            if n > 0 && bytes + e.tail.len() > ONEWAY_WRITE_MAX {
-                break;
+        loop {
+            let mut bytes = 0;
+            let mut n = 0;
+            for e in g.events.iter().take(ONEWAY_BATCH_MAX) {
+                if n > 0 && bytes + e.tail.len() > ONEWAY_WRITE_MAX {
+                    break;
+                }
+                bytes += e.tail.len();
+                n += 1;
             }
-            bytes += e.tail.len();
-            n += 1;
-        }
-        g.outstanding += n;
-        g.writing = true;
-        let events = g.events.take_front(n);
-        drop(g);
-        let mut buf = BytesMut::with_capacity(n * (HEADER_SIZE + self.prefix.len()) + bytes);
-        for e in &events {
-            Header {
-                message_type: MessageType::Request,
-                compression: 0,
-                size: HEADER_SIZE + self.prefix.len() + e.tail.len(),
+            g.outstanding += n;
+            g.writing = true;
+            let events = g.events.take_front(n);
+            drop(g);
+            let mut buf = BytesMut::with_capacity(n * (HEADER_SIZE + self.prefix.len()) + bytes);
+            for e in &events {
+                Header {
+                    message_type: MessageType::Request,
+                    compression: 0,
+                    size: HEADER_SIZE + self.prefix.len() + e.tail.len(),
+                }
+                .write(&mut buf);
+                buf.extend_from_slice(&self.prefix);
+                buf.extend_from_slice(&e.tail);
             }
-            .write(&mut buf);
-            buf.extend_from_slice(&self.prefix);
-            buf.extend_from_slice(&e.tail);
-        }
-        drop(events);
-        let me = self.clone();
-        let next = conn.clone();
-        if let Some(w) = &writes {
-            w.started();
-        }
-        conn.send_raw_then(buf.freeze(), move |result| {
-            me.written(next, n, result);
-            if let Some(w) = writes {
+            drop(events);
+            let me = self.clone();
+            let next = conn.clone();
+            let later = writes.take();
+            if let Some(w) = &later {
+                w.started();
+            }
+            let now = later.clone();
+            let written_now = conn.send_raw_now_or_then(buf.freeze(), move |result| {
+                me.written(next, n, result);
+                if let Some(w) = later {
+                    w.finished();
+                }
+            });
+            if !written_now {
+                return;
+            }
+            if let Some(w) = now {
                 w.finished();
             }
-        });
+            g = self.inner.lock();
+            g.outstanding = g.outstanding.saturating_sub(n);
+            g.current_retry = 0;
+            if g.state != State::Online || g.events.is_empty() || !conn.is_active() {
+                g.writing = false;
+                let more = g.state == State::Online && !g.events.is_empty();
+                drop(g);
+                if more {
+                    self.wake.notify_one();
+                }
+                return;
+            }
+        }
     }
 
     /// A oneway write completed (or failed).

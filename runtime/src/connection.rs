@@ -769,6 +769,42 @@ impl Connection {
         }
     }
 
+    /// [`Connection::send_raw_then`], except that on an outgoing plain-TCP connection whose task
+    /// has nothing to write, `message` is written from the calling task before this returns:
+    /// then `done` is dropped uncalled and this returns true. Otherwise it returns false, and
+    /// `done` is called as `send_raw_then` calls it. A forwarder loops on true instead of
+    /// continuing from `done`, which would nest one call in another for every message.
+    pub fn send_raw_now_or_then(
+        &self,
+        message: Bytes,
+        done: impl FnOnce(Result<()>) + Send + Sync + 'static,
+    ) -> bool {
+        let inner = &self.inner;
+        let mut done: Option<RawDone> = Some(Box::new(done));
+        let Some(gate) = &inner.gate else {
+            self.send_raw_then(message, done.take().expect("done is still here"));
+            return false;
+        };
+        let attempt = gate.try_write(
+            message,
+            || inner.active.load(Ordering::Acquire) && !inner.forced.load(Ordering::Acquire),
+            || 0,
+            |message, _| (message, None),
+            || done.take().map(Done::Raw),
+        );
+        match attempt {
+            direct::Attempt::Written => true,
+            direct::Attempt::Partly => {
+                let _ = inner.tx.send(Command::Flush);
+                false
+            }
+            direct::Attempt::Busy(message) => {
+                self.send_raw_then(message, done.take().expect("done is still here"));
+                false
+            }
+        }
+    }
+
     /// Sends a request or raw message to the connection's task; gives it back if the task is
     /// gone. While it waits in the channel, callers do not write to the socket themselves.
     fn enqueue(&self, cmd: Command) -> std::result::Result<(), Command> {
@@ -3261,6 +3297,26 @@ mod tests {
             .unwrap();
         assert!(gate(&conn).take_wrote());
         assert_eq!(read_any(&mut peer).await.1.last(), Some(&3));
+    }
+
+    #[tokio::test]
+    async fn a_raw_message_is_written_at_once_only_when_the_task_has_nothing_to_write() {
+        let (conn, mut peer) = tcp_client(None).await;
+        let now = conn.send_raw_now_or_then(oneway_request(100, 1), |_| {
+            panic!("a message written at once is not reported later")
+        });
+        assert!(now, "written at once on an idle connection");
+        assert_eq!(read_any(&mut peer).await.1.last(), Some(&1));
+        let (tx, rx) = oneshot::channel();
+        conn.send_raw_then(oneway_request(100, 2), |r| r.unwrap());
+        let now = conn.send_raw_now_or_then(oneway_request(100, 3), move |r| {
+            let _ = tx.send(r);
+        });
+        assert!(!now, "queued behind the message the task has to write");
+        rx.await.unwrap().unwrap();
+        for fill in [2, 3] {
+            assert_eq!(read_any(&mut peer).await.1.last(), Some(&fill));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
