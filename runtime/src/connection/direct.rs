@@ -5,6 +5,11 @@
 //! connection's task and waiting for that task to be scheduled: one wake-up (often one thread
 //! switch) less per call. The connection's task still reads every reply.
 //!
+//! Only a message that follows the connection's previous write by at least [`DIRECT_GAP`] is
+//! written this way: messages that come faster (a burst of oneways, events forwarded under
+//! load) go to the task, which writes all those queued meanwhile in one system call and one
+//! TCP segment, instead of one each.
+//!
 //! The [`Gate`] keeps the messages whole and in order:
 //! - a caller writes only while it holds the gate's lock (taken with `try_lock`: a caller never
 //!   waits for it), the task has claimed nothing, and no request or raw message waits in the
@@ -17,8 +22,9 @@
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -82,6 +88,16 @@ impl AsyncWrite for SharedWrite {
     }
 }
 
+/// How long after the connection's previous write a caller may write a message itself.
+pub(super) const DIRECT_GAP: Duration = Duration::from_micros(20);
+
+/// Nanoseconds since the first call, on a monotonic clock.
+fn now_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Who may write to a connection's socket now: a caller, or only the connection's task.
 pub(super) struct Gate {
     state: parking_lot::Mutex<GateState>,
@@ -89,6 +105,8 @@ pub(super) struct Gate {
     in_channel: AtomicUsize,
     /// Set by every request a caller wrote; the task counts it as activity (ACM).
     wrote: AtomicBool,
+    /// When the socket was last written to ([`now_ns`]), by a caller or the task.
+    last_write: AtomicU64,
 }
 
 struct GateState {
@@ -138,6 +156,7 @@ impl Gate {
             }),
             in_channel: AtomicUsize::new(0),
             wrote: AtomicBool::new(false),
+            last_write: AtomicU64::new(0),
         }
     }
 
@@ -154,6 +173,10 @@ impl Gate {
         frames: impl FnOnce(Bytes, i32) -> (Bytes, Option<Bytes>),
         partly: impl FnOnce() -> Option<Done>,
     ) -> Attempt {
+        let gap = now_ns().saturating_sub(self.last_write.load(Ordering::Relaxed));
+        if gap < DIRECT_GAP.as_nanos() as u64 {
+            return Attempt::Busy(message);
+        }
         let Some(mut state) = self.state.try_lock() else {
             return Attempt::Busy(message);
         };
@@ -184,6 +207,9 @@ impl Gate {
                 // end fails the request if need be.
                 Err(_) => break,
             }
+        }
+        if written > 0 {
+            self.note_write();
         }
         if written == total {
             self.wrote.store(true, Ordering::Relaxed);
@@ -250,6 +276,11 @@ impl Gate {
     #[cfg(test)]
     pub(super) fn is_claimed(&self) -> bool {
         self.state.lock().claimed
+    }
+
+    /// The task wrote to the socket.
+    pub(super) fn note_write(&self) {
+        self.last_write.store(now_ns(), Ordering::Relaxed);
     }
 
     /// Whether a caller wrote a request since the last call.
