@@ -1,5 +1,6 @@
 //! Connections: one task (the actor) owns each socket; [`Connection`] handles talk to it over a
-//! channel, and replies find their caller by request id.
+//! channel, and replies find their caller by request id. On an outgoing plain-TCP connection a
+//! caller may write its request itself while the actor has nothing to write (`direct`).
 //!
 //! The actor validates the connection (a server sends ValidateConnection at once; a client waits
 //! for it), reads and splits messages, dispatches requests concurrently through the object
