@@ -349,6 +349,7 @@ pub(crate) struct InvokeFailure {
 }
 
 type ReplySender = oneshot::Sender<std::result::Result<Option<ReplyData>, InvokeFailure>>;
+type ReplyReceiver = oneshot::Receiver<std::result::Result<Option<ReplyData>, InvokeFailure>>;
 
 /// Learns the fate of a raw message: written (`Ok`) or not.
 type RawDone = Box<dyn FnOnce(Result<()>) + Send + Sync + 'static>;
@@ -781,29 +782,35 @@ impl Connection {
         done: impl FnOnce(Result<()>) + Send + Sync + 'static,
     ) -> bool {
         let inner = &self.inner;
-        let mut done: Option<RawDone> = Some(Box::new(done));
-        let Some(gate) = &inner.gate else {
-            self.send_raw_then(message, done.take().expect("done is still here"));
+        let free = inner
+            .gate
+            .as_ref()
+            .and_then(|gate| gate.free(|| self.takes_requests()));
+        let Some(mut free) = free else {
+            self.send_raw_then(message, done);
             return false;
         };
-        let attempt = gate.try_write(
-            message,
-            || inner.active.load(Ordering::Acquire) && !inner.forced.load(Ordering::Acquire),
-            || 0,
-            |message, _| (message, None),
-            || done.take().map(Done::Raw),
-        );
-        match attempt {
-            direct::Attempt::Written => true,
-            direct::Attempt::Partly => {
-                let _ = inner.tx.send(Command::Flush);
-                false
-            }
-            direct::Attempt::Busy(message) => {
-                self.send_raw_then(message, done.take().expect("done is still here"));
-                false
-            }
+        let written = free.write(&message, &[]);
+        if written == message.len() {
+            return true;
         }
+        if written == 0 {
+            drop(free);
+            self.send_raw_then(message, done);
+            return false;
+        }
+        free.leave(direct::Leftover {
+            frames: vec![message.slice(written..)],
+            request_id: None,
+            done: Some(Done::Raw(Box::new(done))),
+        });
+        let _ = inner.tx.send(Command::Flush);
+        false
+    }
+
+    /// Whether the connection still takes requests (not closing, not closed forcefully).
+    fn takes_requests(&self) -> bool {
+        self.inner.active.load(Ordering::Acquire) && !self.inner.forced.load(Ordering::Acquire)
     }
 
     /// Sends a request or raw message to the connection's task; gives it back if the task is
@@ -832,47 +839,8 @@ impl Connection {
         message: Bytes,
         twoway: bool,
     ) -> std::result::Result<std::result::Result<Option<ReplyData>, InvokeFailure>, Bytes> {
-        let inner = &self.inner;
-        let mut reply = None;
-        let mut written = None;
-        let mut id = 0;
-        let attempt = gate.try_write(
-            message,
-            || inner.active.load(Ordering::Acquire) && !inner.forced.load(Ordering::Acquire),
-            || {
-                if twoway {
-                    let (tx, rx) = oneshot::channel();
-                    reply = Some(rx);
-                    id = inner.requests.lock().add(tx);
-                }
-                id
-            },
-            |message, id| request_frames(message, id, false),
-            || {
-                if twoway {
-                    return None;
-                }
-                let (tx, rx) = oneshot::channel();
-                written = Some(rx);
-                Some(Done::Oneway(tx))
-            },
-        );
-        let rx = match attempt {
-            direct::Attempt::Busy(message) => return Err(message),
-            direct::Attempt::Written => match reply {
-                Some(rx) => {
-                    inner.requests.lock().mark_sent(id);
-                    rx
-                }
-                None => return Ok(Ok(None)),
-            },
-            direct::Attempt::Partly => {
-                let _ = inner.tx.send(Command::Flush);
-                match (reply, written) {
-                    (Some(rx), _) | (None, Some(rx)) => rx,
-                    (None, None) => return Ok(Ok(None)),
-                }
-            }
+        let Some(rx) = self.write_now(gate, message, twoway)? else {
+            return Ok(Ok(None));
         };
         Ok(match rx.await {
             Ok(r) => r,
@@ -881,6 +849,75 @@ impl Connection {
                 sent: false,
             }),
         })
+    }
+
+    /// The writing part of [`Connection::write_directly`]: what to wait for, if anything.
+    fn write_now(
+        &self,
+        gate: &direct::Gate,
+        message: Bytes,
+        twoway: bool,
+    ) -> std::result::Result<Option<ReplyReceiver>, Bytes> {
+        let inner = &self.inner;
+        let Some(mut free) = gate.free(|| self.takes_requests()) else {
+            return Err(message);
+        };
+        // Registered before the write: the reply may come before this task runs again.
+        let (id, reply) = if twoway {
+            let (tx, rx) = oneshot::channel();
+            (inner.requests.lock().add(tx), Some(rx))
+        } else {
+            (0, None)
+        };
+        let (head, tail) = request_frames(message.clone(), id, false);
+        let tail = tail.unwrap_or_default();
+        let written = free.write(&head, &tail);
+        let total = head.len() + tail.len();
+        if written == 0 {
+            drop(free);
+            if twoway {
+                inner.requests.lock().waiting.remove(&id);
+            }
+            return Err(message);
+        }
+        if written == total {
+            if twoway {
+                // Marked while the socket is held: a connection that fails from now on knows
+                // the request reached it.
+                inner.requests.lock().mark_sent(id);
+            }
+            return Ok(reply);
+        }
+        let mut frames = Vec::with_capacity(2);
+        if written < head.len() {
+            frames.push(head.slice(written..));
+        }
+        if !tail.is_empty() {
+            frames.push(tail.slice(written.saturating_sub(head.len())..));
+        }
+        // A oneway returns once queued, within the bound on queued oneways, as through the
+        // connection's task; past the bound, once written.
+        let (done, rx) = match reply {
+            Some(rx) => (None, Some(rx)),
+            None => {
+                let n = total - written;
+                let queued = inner.queued_oneways.fetch_add(n, Ordering::AcqRel) + n;
+                if queued <= inner.max_queued_oneways {
+                    (Some(Done::Queued(n)), None)
+                } else {
+                    inner.queued_oneways.fetch_sub(n, Ordering::AcqRel);
+                    let (tx, rx) = oneshot::channel();
+                    (Some(Done::Oneway(tx)), Some(rx))
+                }
+            }
+        };
+        free.leave(direct::Leftover {
+            frames,
+            request_id: twoway.then_some(id),
+            done,
+        });
+        let _ = inner.tx.send(Command::Flush);
+        Ok(rx)
     }
 
     fn closed_error(&self) -> Error {
@@ -983,6 +1020,7 @@ pub(crate) async fn connect(
                     remote,
                     ssl: Some(info),
                     ws_headers: None,
+                    gate: None,
                 };
                 match leftover {
                     Some(leftover) => {
@@ -1014,15 +1052,11 @@ pub(crate) async fn connect(
         // Callers write their requests themselves, unless every message sent is traced.
         Transport::Tcp(r, w, local, remote) if config.trace_protocol < 1 => {
             let w = Arc::new(w);
-            start_with(
-                r,
-                direct::SharedWrite(w.clone()),
-                Peer::plain(local, remote),
-                config,
-                handler,
-                false,
-                Some(direct::Gate::new(w)),
-            )
+            let peer = Peer {
+                gate: Some(direct::Gate::new(w.clone())),
+                ..Peer::plain(local, remote)
+            };
+            start_on(r, direct::SharedWrite(w), peer, config, handler, false)
         }
         Transport::Tcp(r, w, local, remote) => {
             start_on(r, w, Peer::plain(local, remote), config, handler, false)
@@ -1067,6 +1101,9 @@ struct Peer {
     ssl: Option<crate::transport::SslConnectionInfo>,
     /// The HTTP headers of an accepted WebSocket upgrade.
     ws_headers: Option<Vec<(String, String)>>,
+    /// On an outgoing plain-TCP connection: the gate through which callers write to the socket
+    /// themselves.
+    gate: Option<direct::Gate>,
 }
 
 impl Peer {
@@ -1076,6 +1113,7 @@ impl Peer {
             remote,
             ssl: None,
             ws_headers: None,
+            gate: None,
         }
     }
 }
@@ -1159,6 +1197,7 @@ pub(crate) async fn accept_ssl(
         remote,
         ssl: Some(info),
         ws_headers,
+        gate: None,
     };
     Ok(match leftover {
         Some(leftover) => start_on(
@@ -1204,23 +1243,6 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    start_with(reader, writer, peer, config, handler, server, None)
-}
-
-/// [`start_on`], with the gate through which callers write to `writer` themselves.
-fn start_with<R, W>(
-    reader: R,
-    writer: W,
-    peer: Peer,
-    config: ConnectionConfig,
-    handler: Option<Arc<dyn RequestHandler>>,
-    server: bool,
-    gate: Option<direct::Gate>,
-) -> Connection
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
     let (tx, rx) = mpsc::unbounded_channel();
     let (closed_tx, closed_rx) = watch::channel(None);
     let conn = Connection {
@@ -1230,7 +1252,7 @@ where
             forced: std::sync::atomic::AtomicBool::new(false),
             tx,
             requests: parking_lot::Mutex::new(Requests::new()),
-            gate,
+            gate: peer.gate,
             queued_oneways: AtomicUsize::new(0),
             max_queued_oneways: config.limits.max_queued_oneway_bytes,
             closed: closed_rx,
@@ -1490,37 +1512,13 @@ where
         }
     }
 
-    /// Queues the rest of a request a caller wrote in part: it goes out before anything else.
-    fn push_leftover(&mut self, leftover: direct::Leftover) {
-        if self.queue.is_empty() {
-            self.write_progress = Instant::now();
-        }
-        let direct::Leftover {
-            frames,
-            request_id,
-            mut done,
-        } = leftover;
-        let last = frames.len().saturating_sub(1);
-        for (i, bytes) in frames.into_iter().enumerate() {
-            let end = i == last;
-            self.queue.push_back(Outgoing {
-                bytes,
-                request_id: if end { request_id } else { None },
-                done: if end { done.take() } else { None },
-                reply: false,
-            });
-        }
-    }
-
     /// Once the queue is empty, lets callers write to the socket themselves again.
     fn release(&mut self) {
         let Some(gate) = &self.conn.inner.gate else {
             return;
         };
-        match gate.release() {
-            direct::Release::Released => self.claimed = false,
-            direct::Release::Kept => {}
-            direct::Release::Leftover(leftover) => self.push_leftover(leftover),
+        if gate.release() {
+            self.claimed = false;
         }
     }
 
@@ -1545,10 +1543,6 @@ where
             end = End::Graceful(Error::ConnectionClosed("closed forcefully".into()));
         }
         self.conn.inner.active.store(false, Ordering::Release);
-        // Callers stop writing; what one of them left over fails with the rest of the queue.
-        if let Some(leftover) = self.conn.inner.gate.as_ref().and_then(direct::Gate::shut) {
-            self.push_leftover(leftover);
-        }
         // Requests read before the end are still dispatched, in order (their replies are lost).
         if !self.serial.is_empty() {
             let serial = std::mem::take(&mut self.serial);
@@ -1597,28 +1591,7 @@ where
             }
         }
         let _ = self.writer.shutdown().await;
-        // Whether a request reached the peer is in its `sent` flag (false: safe to retry); the
-        // error is why the connection ended either way.
-        let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
-        for (_, p) in waiting {
-            let _ = p.reply.send(Err(InvokeFailure {
-                error: reason.clone(),
-                sent: p.sent,
-            }));
-        }
-        for out in std::mem::take(&mut self.queue) {
-            match out.done {
-                Some(Done::Oneway(tx)) => {
-                    let _ = tx.send(Err(InvokeFailure {
-                        error: reason.clone(),
-                        sent: false,
-                    }));
-                }
-                Some(Done::Queued(n)) => self.lost_oneway(n, &reason),
-                Some(Done::Raw(done)) => done(Err(reason.clone())),
-                None => {}
-            }
-        }
+        self.fail_all(&reason);
         let _ = self.closed_tx.send(Some(reason.clone()));
         // Fail whatever is still queued in the command channel.
         self.rx.close();
@@ -1947,21 +1920,6 @@ where
         }
     }
 
-    /// A oneway request queued without its caller waiting cannot be written any more.
-    fn lost_oneway(&self, size: usize, why: &Error) {
-        self.conn
-            .inner
-            .queued_oneways
-            .fetch_sub(size, Ordering::AcqRel);
-        if self.config.trace_network >= 1 {
-            tracing::info!(
-                target: "floe::network",
-                "a queued oneway request ({size} bytes) was not sent: {why}\n{}",
-                self.conn
-            );
-        }
-    }
-
     fn trace_sent(&self, t: MessageType, detail: impl fmt::Display) {
         if self.config.trace_protocol >= 1 {
             tracing::info!(target: "floe::protocol", "sending {t}{detail}\n{}", self.conn);
@@ -2046,6 +2004,11 @@ where
                 }
             }
             Command::Abort(error) => {
+                // Claimed first: a request a caller is writing now is counted below, and no
+                // caller writes after.
+                if !self.claimed {
+                    self.claim();
+                }
                 let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
                 for (_, p) in waiting {
                     let _ = p.reply.send(Err(InvokeFailure {
@@ -2481,6 +2444,84 @@ where
             }
         }
         None
+    }
+}
+
+/// What an actor does whatever its reader and writer.
+impl<R, W> Actor<R, W> {
+    /// Queues the rest of a request a caller wrote in part: it goes out before anything else.
+    fn push_leftover(&mut self, leftover: direct::Leftover) {
+        if self.queue.is_empty() {
+            self.write_progress = Instant::now();
+        }
+        let direct::Leftover {
+            frames,
+            request_id,
+            mut done,
+        } = leftover;
+        let last = frames.len().saturating_sub(1);
+        for (i, bytes) in frames.into_iter().enumerate() {
+            let end = i == last;
+            self.queue.push_back(Outgoing {
+                bytes,
+                request_id: if end { request_id } else { None },
+                done: if end { done.take() } else { None },
+                reply: false,
+            });
+        }
+    }
+
+    /// The connection ended with `reason`: callers stop writing to the socket, and every request
+    /// waiting for its reply and every message not yet written fails. Whether a request reached
+    /// the peer is in its `sent` flag (false: safe to retry).
+    fn fail_all(&mut self, reason: &Error) {
+        self.conn.inner.active.store(false, Ordering::Release);
+        if let Some(leftover) = self.conn.inner.gate.as_ref().and_then(direct::Gate::shut) {
+            self.push_leftover(leftover);
+        }
+        let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
+        for (_, p) in waiting {
+            let _ = p.reply.send(Err(InvokeFailure {
+                error: reason.clone(),
+                sent: p.sent,
+            }));
+        }
+        for out in std::mem::take(&mut self.queue) {
+            match out.done {
+                Some(Done::Oneway(tx)) => {
+                    let _ = tx.send(Err(InvokeFailure {
+                        error: reason.clone(),
+                        sent: false,
+                    }));
+                }
+                Some(Done::Queued(n)) => self.lost_oneway(n, reason),
+                Some(Done::Raw(done)) => done(Err(reason.clone())),
+                None => {}
+            }
+        }
+    }
+
+    /// A oneway request queued without its caller waiting cannot be written any more.
+    fn lost_oneway(&self, size: usize, why: &Error) {
+        self.conn
+            .inner
+            .queued_oneways
+            .fetch_sub(size, Ordering::AcqRel);
+        if self.config.trace_network >= 1 {
+            tracing::info!(
+                target: "floe::network",
+                "a queued oneway request ({size} bytes) was not sent: {why}\n{}",
+                self.conn
+            );
+        }
+    }
+}
+
+impl<R, W> Drop for Actor<R, W> {
+    /// A task dropped before its end (its runtime shut down, or it panicked) still fails what
+    /// waits on it; after a normal end there is nothing left to fail.
+    fn drop(&mut self) {
+        self.fail_all(&Error::ConnectionLost("the connection's task ended".into()));
     }
 }
 
@@ -3158,27 +3199,30 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let (client, peer) = (client.unwrap(), accepted.unwrap().0);
+        let (client, other) = (client.unwrap(), accepted.unwrap().0);
         if let Some(size) = buffers {
             socket2::SockRef::from(&client)
                 .set_send_buffer_size(size)
                 .unwrap();
-            socket2::SockRef::from(&peer)
+            socket2::SockRef::from(&other)
                 .set_recv_buffer_size(size)
                 .unwrap();
         }
         let (r, w) = client.into_split();
         let w = Arc::new(w);
-        let conn = start_with(
+        let peer = Peer {
+            gate: Some(direct::Gate::new(w.clone())),
+            ..Peer::plain(addr, addr)
+        };
+        let conn = start_on(
             r,
-            direct::SharedWrite(w.clone()),
-            Peer::plain(addr, addr),
+            direct::SharedWrite(w),
+            peer,
             config(no_acm()),
             None,
             false,
-            Some(direct::Gate::new(w)),
         );
-        (conn, peer)
+        (conn, other)
     }
 
     /// Reads one message of up to 16 MiB from `r`: its type, and its body.
@@ -3343,6 +3387,66 @@ mod tests {
         for i in 0..BURST {
             assert_eq!(read_any(&mut peer).await.1.last(), Some(&(i as u8)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_oneway_the_socket_took_in_part_returns_once_queued() {
+        let (conn, mut peer) = tcp_client(Some(32 << 10)).await;
+        let message = oneway_request(300 << 10, 5);
+        // The peer reads nothing: the rest waits for the task, within the bound on queued
+        // oneways, and the call returns at once.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            conn.send_request(message.clone(), false, false),
+        )
+        .await
+        .expect("the call returns before the peer reads")
+        .unwrap();
+        assert!(gate(&conn).take_wrote(), "the caller wrote part of it");
+        let queued = conn.inner.queued_oneways.load(Ordering::Acquire);
+        assert!(
+            queued > 0 && queued < message.len(),
+            "{queued} bytes left to the task"
+        );
+        let (_, body) = read_any(&mut peer).await;
+        assert_eq!(&body[..], &message[HEADER_SIZE..]);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while conn.inner.queued_oneways.load(Ordering::Acquire) > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_reply_fails_when_the_connections_runtime_goes_away() {
+        let home = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (conn, mut peer) = home.block_on(tcp_client(None));
+        let callers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let call = callers.spawn({
+            let conn = conn.clone();
+            async move { conn.send_request(ping_request(0), false, true).await }
+        });
+        let (t, _) = home.block_on(read_any(&mut peer));
+        assert_eq!(t, MessageType::Request);
+        // The connection's task is dropped with its runtime, before any reply.
+        drop(home);
+        let result = callers
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await })
+            .expect("the caller is not left waiting")
+            .unwrap();
+        let failure = result.expect_err("no reply can come any more");
+        assert!(failure.sent, "the request was written");
+        assert!(!conn.is_active());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,11 +91,13 @@ impl AsyncWrite for SharedWrite {
 /// How long after the connection's previous write a caller may write a message itself.
 pub(super) const DIRECT_GAP: Duration = Duration::from_micros(20);
 
-/// Nanoseconds since the first call, on a monotonic clock.
+/// Nanoseconds since the first call, plus one (0 stands for never), on a monotonic clock.
 fn now_ns() -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
 }
 
 /// Who may write to a connection's socket now: a caller, or only the connection's task.
@@ -105,7 +107,7 @@ pub(super) struct Gate {
     in_channel: AtomicUsize,
     /// Set by every request a caller wrote; the task counts it as activity (ACM).
     wrote: AtomicBool,
-    /// When the socket was last written to ([`now_ns`]), by a caller or the task.
+    /// When the socket was last written to ([`now_ns`]; 0: never), by a caller or the task.
     last_write: AtomicU64,
 }
 
@@ -125,25 +127,46 @@ pub(super) struct Leftover {
     pub done: Option<Done>,
 }
 
-/// What [`Gate::release`] did.
-pub(super) enum Release {
-    Released,
-    /// Kept: a request waits in the channel.
-    Kept,
-    /// Kept: a caller left this over in the meantime, for the task to write.
-    Leftover(Leftover),
+/// The socket, held by a caller that may write to it: while it lives, nobody else writes.
+pub(super) struct Free<'a> {
+    gate: &'a Gate,
+    state: parking_lot::MutexGuard<'a, GateState>,
 }
 
-/// What became of a caller's attempt to write.
-pub(super) enum Attempt {
-    /// Written whole.
-    Written,
-    /// Written in part: the connection's task writes the rest (`Leftover`), and the caller is
-    /// told through its reply or `Done`.
-    Partly,
-    /// Not written: the task owns the socket (or the connection is closing); `message` goes the
-    /// usual way.
-    Busy(Bytes),
+impl Free<'_> {
+    /// Writes as much of `head` and `tail` as the socket takes at once, without waiting;
+    /// returns how many bytes it took (0 when it took none or failed: the task's own write
+    /// finds out which).
+    pub(super) fn write(&mut self, head: &[u8], tail: &[u8]) -> usize {
+        let Some(socket) = self.state.socket.as_ref() else {
+            return 0;
+        };
+        let stream: &TcpStream = (**socket).as_ref();
+        let written = loop {
+            let r = if tail.is_empty() {
+                stream.try_write(head)
+            } else {
+                stream.try_write_vectored(&[IoSlice::new(head), IoSlice::new(tail)])
+            };
+            match r {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break 0,
+            }
+        };
+        if written > 0 {
+            self.gate.note_write();
+            self.gate.wrote.store(true, Ordering::Relaxed);
+        }
+        written
+    }
+
+    /// Leaves the rest of a message to the connection's task, which writes it before anything
+    /// else; the caller then wakes the task ([`super::Command::Flush`]).
+    pub(super) fn leave(mut self, leftover: Leftover) {
+        self.state.claimed = true;
+        self.state.leftover = Some(leftover);
+    }
 }
 
 impl Gate {
@@ -160,75 +183,25 @@ impl Gate {
         }
     }
 
-    /// Writes `message` if the socket is free. `open` says whether the connection still takes
-    /// requests (asked while the gate is held, so that a closing task sees every request
-    /// written before it closes). `register` runs once the socket is known to be free, before
-    /// the write, and returns the request id (0 for a oneway); `frames` makes the frames to
-    /// write with that id; `partly` what tells the caller once the task wrote a leftover.
-    pub(super) fn try_write(
-        &self,
-        message: Bytes,
-        open: impl FnOnce() -> bool,
-        register: impl FnOnce() -> i32,
-        frames: impl FnOnce(Bytes, i32) -> (Bytes, Option<Bytes>),
-        partly: impl FnOnce() -> Option<Done>,
-    ) -> Attempt {
-        let gap = now_ns().saturating_sub(self.last_write.load(Ordering::Relaxed));
-        if gap < DIRECT_GAP.as_nanos() as u64 {
-            return Attempt::Busy(message);
+    /// The socket, if a caller may write to it now: the connection's previous write was at
+    /// least [`DIRECT_GAP`] ago, nobody else holds it, the task has claimed nothing, no request
+    /// waits in the task's channel, and `open` (asked while the socket is held, so that a
+    /// closing task sees every request written before it decides) says the connection still
+    /// takes requests.
+    pub(super) fn free(&self, open: impl FnOnce() -> bool) -> Option<Free<'_>> {
+        let last = self.last_write.load(Ordering::Relaxed);
+        if last != 0 && now_ns().saturating_sub(last) < DIRECT_GAP.as_nanos() as u64 {
+            return None;
         }
-        let Some(mut state) = self.state.try_lock() else {
-            return Attempt::Busy(message);
-        };
-        if state.claimed || self.in_channel.load(Ordering::Acquire) != 0 || !open() {
-            return Attempt::Busy(message);
+        let state = self.state.try_lock()?;
+        if state.claimed
+            || state.socket.is_none()
+            || self.in_channel.load(Ordering::Acquire) != 0
+            || !open()
+        {
+            return None;
         }
-        let Some(socket) = state.socket.as_ref() else {
-            return Attempt::Busy(message);
-        };
-        let stream: &TcpStream = (**socket).as_ref();
-        let id = register();
-        let (head, tail) = frames(message, id);
-        let total = head.len() + tail.as_ref().map_or(0, Bytes::len);
-        let mut written = 0;
-        while written < total {
-            let r = match &tail {
-                Some(tail) if written < head.len() => {
-                    stream.try_write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(tail)])
-                }
-                Some(tail) => stream.try_write(&tail[written - head.len()..]),
-                None => stream.try_write(&head[written..]),
-            };
-            match r {
-                Ok(0) => break,
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // Full, or failed: the task's own write finds out which, and the connection's
-                // end fails the request if need be.
-                Err(_) => break,
-            }
-        }
-        if written > 0 {
-            self.note_write();
-        }
-        if written == total {
-            self.wrote.store(true, Ordering::Relaxed);
-            return Attempt::Written;
-        }
-        let mut frames = Vec::with_capacity(2);
-        if written < head.len() {
-            frames.push(head.slice(written..));
-            frames.extend(tail);
-        } else if let Some(tail) = tail {
-            frames.push(tail.slice(written - head.len()..));
-        }
-        state.claimed = true;
-        state.leftover = Some(Leftover {
-            frames,
-            request_id: (id != 0).then_some(id),
-            done: partly(),
-        });
-        Attempt::Partly
+        Some(Free { gate: self, state })
     }
 
     /// A request or raw message goes to the task's channel: until the task takes it, no
@@ -251,17 +224,16 @@ impl Gate {
     }
 
     /// The task's queue is empty: callers may write again unless a request waits in the
-    /// channel.
-    pub(super) fn release(&self) -> Release {
+    /// channel. Returns whether the claim was released.
+    pub(super) fn release(&self) -> bool {
         let mut state = self.state.lock();
-        if let Some(leftover) = state.leftover.take() {
-            return Release::Leftover(leftover);
-        }
+        // A caller leaves something over only while the socket is not claimed.
+        debug_assert!(state.leftover.is_none());
         if self.in_channel.load(Ordering::Acquire) != 0 {
-            return Release::Kept;
+            return false;
         }
         state.claimed = false;
-        Release::Released
+        true
     }
 
     /// The task ends: no caller writes from now on. Returns a caller's leftover, if any.
