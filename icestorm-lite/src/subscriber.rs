@@ -648,40 +648,47 @@ impl Subscriber {
             if let Some(w) = now {
                 w.finished();
             }
-            g = self.inner.lock();
-            g.outstanding = g.outstanding.saturating_sub(n);
-            g.current_retry = 0;
-            if g.state != State::Online || g.events.is_empty() || !conn.is_active() {
-                g.writing = false;
-                let more = g.state == State::Online && !g.events.is_empty();
-                drop(g);
-                if more {
-                    self.wake.notify_one();
-                }
-                return;
+            match self.wrote(self.inner.lock(), n, &conn) {
+                Some(next) => g = next,
+                None => return,
             }
         }
+    }
+
+    /// A write of `n` events succeeded: the guard back if more events are queued for `conn`,
+    /// to write next; otherwise the subscriber stops writing (its delivery task takes over
+    /// what comes later).
+    fn wrote<'a>(
+        &self,
+        mut g: MutexGuard<'a, Inner>,
+        n: usize,
+        conn: &Connection,
+    ) -> Option<MutexGuard<'a, Inner>> {
+        g.outstanding = g.outstanding.saturating_sub(n);
+        g.current_retry = 0;
+        if g.state == State::Online && !g.events.is_empty() && conn.is_active() {
+            return Some(g);
+        }
+        g.writing = false;
+        let more = g.state == State::Online && !g.events.is_empty();
+        drop(g);
+        if more {
+            self.wake.notify_one();
+        }
+        None
     }
 
     /// A oneway write completed (or failed).
     fn written(self: &Arc<Self>, conn: Connection, n: usize, result: floe::Result<()>) {
         let mut g = self.inner.lock();
-        g.outstanding = g.outstanding.saturating_sub(n);
         match result {
             Ok(()) => {
-                g.current_retry = 0;
-                if g.state == State::Online && !g.events.is_empty() && conn.is_active() {
+                if let Some(g) = self.wrote(g, n, &conn) {
                     self.write_next(g, conn, None);
-                    return;
-                }
-                g.writing = false;
-                let more = g.state == State::Online && !g.events.is_empty();
-                drop(g);
-                if more {
-                    self.wake.notify_one();
                 }
             }
             Err(e) => {
+                g.outstanding = g.outstanding.saturating_sub(n);
                 g.writing = false;
                 drop(g);
                 self.fail(&e);
