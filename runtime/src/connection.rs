@@ -799,13 +799,22 @@ impl Connection {
             self.send_raw_then(message, done);
             return false;
         }
-        free.leave(direct::Leftover {
-            frames: vec![message.slice(written..)],
-            request_id: None,
-            done: Some(Done::Raw(Box::new(done))),
-        });
-        let _ = inner.tx.send(Command::Flush);
+        self.leave_to_task(
+            free,
+            direct::Leftover {
+                frames: vec![message.slice(written..)],
+                request_id: None,
+                done: Some(Done::Raw(Box::new(done))),
+            },
+        );
         false
+    }
+
+    /// Leaves what the socket did not take from a caller to the connection's task, and wakes
+    /// the task to write it.
+    fn leave_to_task(&self, free: direct::Free<'_>, leftover: direct::Leftover) {
+        free.leave(leftover);
+        let _ = self.inner.tx.send(Command::Flush);
     }
 
     /// Whether the connection still takes requests (not closing, not closed forcefully).
@@ -911,12 +920,14 @@ impl Connection {
                 }
             }
         };
-        free.leave(direct::Leftover {
-            frames,
-            request_id: twoway.then_some(id),
-            done,
-        });
-        let _ = inner.tx.send(Command::Flush);
+        self.leave_to_task(
+            free,
+            direct::Leftover {
+                frames,
+                request_id: twoway.then_some(id),
+                done,
+            },
+        );
         Ok(rx)
     }
 
@@ -1491,21 +1502,23 @@ where
         if self.queue.is_empty() {
             self.write_progress = Instant::now();
         }
-        if !self.claimed {
-            self.claim();
-        }
+        self.claim();
         if out.reply {
             self.input.reply_bytes += out.bytes.len();
         }
         self.queue.push_back(out);
     }
 
-    /// Claims the gate, if the connection has one: callers stop writing to the socket
-    /// themselves, and what one of them left over is queued first.
+    /// Claims the gate, if the connection has one and this task does not hold it already:
+    /// callers stop writing to the socket themselves, and what one of them left over is queued
+    /// first.
     fn claim(&mut self) {
         let Some(gate) = &self.conn.inner.gate else {
             return;
         };
+        if self.claimed {
+            return;
+        }
         self.claimed = true;
         if let Some(leftover) = gate.claim() {
             self.push_leftover(leftover);
@@ -1525,12 +1538,7 @@ where
     /// A request or raw message was taken from the channel: the gate stays claimed while it
     /// is handled.
     fn took_from_channel(&mut self) {
-        if self.conn.inner.gate.is_none() {
-            return;
-        }
-        if !self.claimed {
-            self.claim();
-        }
+        self.claim();
         if let Some(gate) = &self.conn.inner.gate {
             gate.unqueued();
         }
@@ -1815,9 +1823,7 @@ where
             // The gate is claimed before the requests are counted: a caller writes its request
             // either before (and is counted) or not at all.
             if self.state == State::Closing && self.dispatches == 0 && {
-                if !self.claimed {
-                    self.claim();
-                }
+                self.claim();
                 self.conn.inner.requests.lock().waiting.is_empty()
             } {
                 self.push(close_connection_message(), None, None);
@@ -1998,17 +2004,11 @@ where
                     self.push(validate_connection_message(), None, None);
                 }
             }
-            Command::Flush => {
-                if !self.claimed {
-                    self.claim();
-                }
-            }
+            Command::Flush => self.claim(),
             Command::Abort(error) => {
                 // Claimed first: a request a caller is writing now is counted below, and no
                 // caller writes after.
-                if !self.claimed {
-                    self.claim();
-                }
+                self.claim();
                 let waiting = std::mem::take(&mut self.conn.inner.requests.lock().waiting);
                 for (_, p) in waiting {
                     let _ = p.reply.send(Err(InvokeFailure {
