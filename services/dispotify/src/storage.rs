@@ -314,13 +314,13 @@ impl Replicas {
     }
 }
 
-/// Removes the files of `dir` not modified for `age`; returns how many.
 /// A number no other call in this process returns, for temporary file names.
 fn unique() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Removes the files of `dir` not modified for `age`; returns how many.
 pub fn collect_older(dir: &Path, age: Duration) -> usize {
     let mut n = 0;
     let Ok(entries) = fs::read_dir(dir) else {
